@@ -1,0 +1,100 @@
+"""Frozen configuration dataclasses, one per concern.
+
+A run is fully reproduced by (ModelConfig, TrainConfig, seed, data source). Each config
+round-trips through JSON so it can be stored next to the safetensors checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+C = TypeVar("C")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of the Discrete Transformer (DESIGN §3).
+
+    The residual stream starts with the input channels, `pos` and `one`; every head and MLP
+    appends exactly one variable. Layer l has `n_heads` attention heads, then `n_mlps` MLPs
+    that also see this layer's heads.
+    """
+
+    n_layers: int = 2
+    n_heads: int = 2
+    n_mlps: int = 2
+    mlp_arity: int = 2
+    mlp_hidden: int = 24  # ReLU units per MLP
+    mlp_bilinear: int = 4  # multiplicative units (u·a)(u·b) per MLP: exact products/squares
+
+    def __post_init__(self) -> None:
+        for name in ("n_layers", "n_heads", "n_mlps", "mlp_arity"):
+            _check(getattr(self, name) >= 1, f"ModelConfig.{name} must be >= 1")
+        _check(self.mlp_hidden >= 0 and self.mlp_bilinear >= 0, "MLP widths must be >= 0")
+        _check(self.mlp_hidden + self.mlp_bilinear >= 1, "an MLP needs at least one hidden unit")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How the discrete search and the hardening phase are run (DESIGN §3, Annealing)."""
+
+    steps: int = 3000  # total steps per restart: search + hardening
+    harden_fraction: float = 0.35  # last fraction of steps: selectors frozen at argmax
+    population: int = 16  # independent models trained in lockstep (vectorised) per restart
+    restarts: int = 2  # independent seeds, run in parallel processes
+    batch_size: int = 64
+    lr: float = 1e-2  # continuous weights (Adam)
+    lr_selector: float = 3e-2  # selector logits (Adam)
+    tau_start: float = 2.0  # selector Gumbel-softmax temperature, exponential anneal
+    tau_end: float = 0.05
+    tau_attn_start: float = 1.0  # attention softmax temperature
+    tau_attn_end: float = 0.02
+    straight_through: bool = False
+    sample_per_example: bool = True  # a Gumbel sample per sequence (lower-variance gradients)
+    estimator: Literal["gumbel", "reinforce"] = "gumbel"
+    eval_every: int = 100
+    val_size: int = 2000  # validation sequences carved from the training split
+    time_limit: float | None = None  # seconds per restart; None = no limit
+    stop_on_exact: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, f"steps must be a positive integer, got {self.steps}")
+        _check(0.0 <= self.harden_fraction < 1.0, "harden_fraction must be in [0, 1)")
+        _check(self.population >= 1, "population must be >= 1")
+        _check(self.restarts >= 1, f"restarts must be >= 1, got {self.restarts}")
+        _check(self.batch_size >= 1, "batch_size must be >= 1")
+        _check(self.tau_start > 0 and self.tau_end > 0, "temperatures must be > 0")
+        _check(self.tau_attn_start > 0 and self.tau_attn_end > 0, "temperatures must be > 0")
+        _check(self.estimator in ("gumbel", "reinforce"), "estimator must be gumbel|reinforce")
+
+    @property
+    def search_steps(self) -> int:
+        return max(1, int(round(self.steps * (1.0 - self.harden_fraction))))
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Build a config from a dict, rejecting unknown keys (a typo must not be silently ignored)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
+    return cls(**data)
+
+
+def dumps(**configs: Any) -> str:
+    return json.dumps({k: to_dict(v) for k, v in configs.items()}, indent=2, sort_keys=True)
+
+
+__all__ = ["ModelConfig", "TrainConfig", "to_dict", "from_dict", "dumps", "field"]

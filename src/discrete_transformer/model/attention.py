@@ -1,0 +1,96 @@
+"""Numerical Attention: heads that only route values between positions.
+
+Each head picks a query `q`, key `k` and value `v` variable with selectors. Scores use a small,
+interpretable family on RMS-normalised q̂, k̂ (DESIGN §3):
+
+    s[i, j] = w_qk·q̂_i·k̂_j + w_k·k̂_j + w_kk·k̂_j²
+
+which covers "k equals q" (match), "k = q − c" (shifts, with q = k = pos), argmax/argmin of k and
+uniform averaging (k constant). The mask is causal (j ≤ i) and the BOS slot j = 0 is always
+visible. Weights are `softmax(s / tau_attn)`; exactly tied scores share weight equally, which is
+RASP's select/aggregate averaging. The output `Σ_j a[i, j]·v_j` is a convex combination of
+existing values: no new arithmetic value is ever produced here.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .functional import softmax
+from .selector import SelectMode, Selector
+
+Q, K, V = 0, 1, 2
+
+
+class AttentionLayer(nn.Module):
+    """All `H` heads of one layer, for a population of `P` models."""
+
+    def __init__(self, population: int, n_heads: int, n_avail: int, generator: torch.Generator) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.n_avail = n_avail
+        self.selector = Selector(population, (n_heads, 3), n_avail)
+        # w_score[..., 0] = w_qk, [..., 1] = w_k, [..., 2] = w_kk
+        self.w_score = nn.Parameter(torch.randn(population, n_heads, 3, generator=generator) * 0.5)
+
+    def forward(
+        self,
+        stream: torch.Tensor,
+        stream_n: torch.Tensor,
+        mode: SelectMode,
+        tau_attn: float,
+        cache: dict[str, torch.Tensor] | None = None,
+        prefix: str = "",
+    ) -> torch.Tensor:
+        """stream, stream_n: (P, B, T1, V) raw and RMS-normalised. Returns (P, B, T1, H)."""
+        P, B, T1, _ = stream.shape
+        w = self.selector.weights(mode)  # (P, H, 3, n) or (P, B, H, 3, n)
+        qk = select(stream_n[..., : self.n_avail], w[..., :2, :], mode.batched)
+        v = select(stream[..., : self.n_avail], w[..., 2, :], mode.batched)
+        q = qk[..., 0].transpose(2, 3)  # (P, B, H, T1)
+        k = qk[..., 1].transpose(2, 3)
+        ws = self.w_score.view(P, 1, self.n_heads, 1, 3) / tau_attn
+        # s[i, j] = k_j·(w_qk·q_i + w_k) + w_kk·k_j², built as one fused outer product.
+        row = (ws[..., 0] * q + ws[..., 1]).unsqueeze(-1)  # (P, B, H, T1, 1)
+        col = (ws[..., 2] * k * k).unsqueeze(-2) + causal_bias(T1, k.dtype)  # (P, B, H, T1, T1)
+        scores = torch.addcmul(col, row, k.unsqueeze(-2))
+        pattern = softmax(scores)
+        # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
+        # thousands of tiny batched mat-vecs on CPU.
+        out = (pattern * v.transpose(2, 3).unsqueeze(-2)).sum(-1).transpose(2, 3)  # (P, B, T1, H)
+        out = out * bos_mask(T1, out.dtype).view(1, 1, T1, 1)
+        if cache is not None:
+            for h in range(self.n_heads):
+                name = f"{prefix}H{h}"
+                cache[f"{name}.q"] = qk[..., h, 0]
+                cache[f"{name}.k"] = qk[..., h, 1]
+                cache[f"{name}.v"] = v[..., h]
+                cache[f"{name}.pattern"] = pattern[:, :, h]
+                cache[f"{name}.out"] = out[..., h]
+        return out
+
+
+def causal_bias(T1: int, dtype: torch.dtype) -> torch.Tensor:
+    """(T1, T1) additive mask: 0 where j <= i, -inf above the diagonal."""
+    return torch.full((T1, T1), float("-inf"), dtype=dtype).triu(1)
+
+
+def bos_mask(T1: int, dtype: torch.dtype) -> torch.Tensor:
+    """1 at sequence positions, 0 at the BOS slot: every derived variable reads 0 at BOS."""
+    m = torch.ones(T1, dtype=dtype)
+    m[0] = 0.0
+    return m
+
+
+def select(stream: torch.Tensor, w: torch.Tensor, per_example: bool) -> torch.Tensor:
+    """Read `stream` (P, B, T1, n) through weights w: (P, *roles, n), or (P, B, *roles, n) when
+    `per_example`. Returns (P, B, T1, *roles)."""
+    P, B, T1, n = stream.shape
+    if per_example:
+        roles = w.shape[2:-1]
+        out = torch.einsum("pbtv,pbrv->pbtr", stream, w.reshape(P, B, -1, n))
+    else:
+        roles = w.shape[1:-1]
+        out = torch.einsum("pbtv,prv->pbtr", stream, w.reshape(P, -1, n))
+    return out.reshape(P, B, T1, *roles)

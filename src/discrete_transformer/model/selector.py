@@ -1,0 +1,104 @@
+"""The Selector: the one discrete primitive of the Discrete Transformer.
+
+A selector holds logits `theta` over the variables a module may read. In training it returns
+Gumbel-softmax weights `softmax((theta + g) / tau)`; once frozen (hardening) or in evaluation
+it returns the one-hot `argmax theta`. Reading a variable is then `R @ w`.
+
+All selectors of one kind in a layer are stored in one tensor with a leading population axis
+`P` (independent models trained in lockstep): logits have shape `(P, *roles, n_options)`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .functional import softmax
+
+
+@dataclass(frozen=True)
+class SelectMode:
+    """How selectors produce their weights for one forward pass."""
+
+    tau: float = 1.0
+    hard: bool = False  # one-hot argmax (evaluation / extraction)
+    straight_through: bool = False  # forward one-hot sample, backward soft
+    per_example: bool = False  # one Gumbel sample per sequence instead of per model
+    generator: torch.Generator | None = None
+    batch: int = 1
+    # REINFORCE: sample one-hot choices; log-probabilities are collected by the caller.
+    sample_discrete: bool = False
+
+    @property
+    def batched(self) -> bool:
+        """True when selector weights carry a batch axis: (P, B, *roles, n)."""
+        return self.per_example and not self.hard
+
+
+def gumbel_like(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
+    u = torch.rand(shape, generator=generator).clamp_(1e-9, 1.0 - 1e-9)
+    return -torch.log(-torch.log(u))
+
+
+class Selector(nn.Module):
+    """A bank of categorical choices; `theta`: (P, *roles, n_options)."""
+
+    def __init__(self, population: int, roles: tuple[int, ...], n_options: int) -> None:
+        super().__init__()
+        self.n_options = n_options
+        self.theta = nn.Parameter(torch.zeros(population, *roles, n_options))
+        # frozen[p, *roles] -> the choice is fixed at its argmax (hardening)
+        self.register_buffer("frozen", torch.zeros(population, *roles, dtype=torch.bool))
+        self.last_log_prob: torch.Tensor | None = None
+
+    def argmax(self) -> torch.Tensor:
+        """(P, *roles) long: the choice each selector makes at evaluation."""
+        return self.theta.argmax(dim=-1)
+
+    def probs(self) -> torch.Tensor:
+        return torch.softmax(self.theta, dim=-1)
+
+    def entropy(self) -> torch.Tensor:
+        """Normalised entropy in [0, 1] of each selector's distribution: (P, *roles)."""
+        if self.n_options == 1:
+            return torch.zeros(self.theta.shape[:-1])
+        logp = torch.log_softmax(self.theta, dim=-1)
+        h = -(logp.exp() * logp).sum(-1)
+        return h / math.log(self.n_options)
+
+    def freeze(self) -> None:
+        self.frozen.fill_(True)
+
+    def weights(self, mode: SelectMode) -> torch.Tensor:
+        """Selection weights: (P, *roles, n), or (P, B, *roles, n) when `mode.batched`."""
+        theta = self.theta
+        hard = nn.functional.one_hot(theta.argmax(-1), self.n_options).to(theta.dtype)
+        if mode.hard:
+            return hard
+        if mode.per_example:
+            theta = theta.unsqueeze(1).expand(theta.shape[0], mode.batch, *theta.shape[1:])
+            hard = hard.unsqueeze(1).expand_as(theta)
+            frozen = self.frozen.unsqueeze(1).expand(theta.shape[:-1])
+        else:
+            frozen = self.frozen
+        if mode.sample_discrete:
+            # Score-function estimator: draw a one-hot choice, remember log p(choice).
+            logp = torch.log_softmax(theta, dim=-1)
+            idx = torch.multinomial(
+                logp.detach().exp().reshape(-1, self.n_options), 1, generator=mode.generator
+            ).reshape(theta.shape[:-1])
+            idx = torch.where(frozen, theta.argmax(-1), idx)
+            w = nn.functional.one_hot(idx, self.n_options).to(theta.dtype)
+            self.last_log_prob = (logp.gather(-1, idx.unsqueeze(-1)).squeeze(-1) * (~frozen)).reshape(
+                logp.shape[0], -1
+            ).sum(-1)
+            return w
+        g = gumbel_like(tuple(theta.shape), mode.generator)
+        soft = softmax((theta + g) / mode.tau)
+        if mode.straight_through:
+            sample = nn.functional.one_hot(soft.argmax(-1), self.n_options).to(theta.dtype)
+            soft = sample + soft - soft.detach()
+        return torch.where(frozen.unsqueeze(-1), hard, soft)

@@ -1,0 +1,177 @@
+"""The Discrete Transformer: a residual stream of named scalar variables.
+
+Stream `R`: (P, B, T+1, V). Position 0 is the BOS slot, positions 1..T the sequence. The
+initial variables are the input channels (0 at BOS), `pos` (−1 at BOS, then 0..T−1) and `one`
+(1 at every sequence position, 0 at BOS, so that a head keyed on `one` can exclude BOS and
+average exactly over the prefix). Each head and MLP appends one variable, 0 at BOS; nothing is
+overwritten. The prediction for output channel c is one variable, chosen by a readout selector.
+
+`P` is the population axis: P independent models (own parameters, own Gumbel noise) that see the
+same batches. Training them in one vectorised pass costs little more than training one on a CPU,
+which is where discrete-search restarts become cheap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from .attention import AttentionLayer, select
+from .mlp import MLPLayer
+from .selector import SelectMode, Selector
+
+STATS_MOMENTUM = 0.1
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What the model needs to know about the data: channel names and scales."""
+
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    input_rms: tuple[float, ...]
+    target_rms: float
+    T: int
+
+    @property
+    def n_in(self) -> int:
+        return len(self.input_names)
+
+    @property
+    def n_out(self) -> int:
+        return len(self.output_names)
+
+
+class DiscreteTransformer(nn.Module):
+    def __init__(self, config: ModelConfig, data: DataSpec, population: int = 1, seed: int = 0) -> None:
+        super().__init__()
+        self.config, self.data, self.population = config, data, population
+        gen = torch.Generator().manual_seed(seed)
+        self.n_base = data.n_in + 2
+        names = [*data.input_names, "pos", "one"]
+        layers: list[nn.ModuleDict] = []
+        for layer in range(config.n_layers):
+            n_avail = len(names)
+            attn = AttentionLayer(population, config.n_heads, n_avail, gen)
+            names += [f"L{layer}.H{h}" for h in range(config.n_heads)]
+            mlp = MLPLayer(
+                population,
+                config.n_mlps,
+                config.mlp_arity,
+                len(names),
+                config.mlp_hidden,
+                config.mlp_bilinear,
+                max(data.target_rms, 1e-3),
+                gen,
+            )
+            names += [f"L{layer}.M{m}" for m in range(config.n_mlps)]
+            layers.append(nn.ModuleDict({"attn": attn, "mlp": mlp}))
+        self.layers = nn.ModuleList(layers)
+        self.variable_names: tuple[str, ...] = tuple(names)
+        self.readout = Selector(population, (data.n_out,), len(names))
+        # Running mean square of every variable over sequence positions, per population member.
+        ms = torch.ones(population, len(names))
+        pos_ms = sum(t * t for t in range(data.T)) / data.T
+        ms[:, : data.n_in] = torch.tensor([max(r, 1e-6) ** 2 for r in data.input_rms])
+        ms[:, data.n_in] = pos_ms
+        self.register_buffer("ms", ms)
+        self.register_buffer("ms_seen", torch.zeros(len(names), dtype=torch.bool))
+        self.ms_seen[: self.n_base] = True
+        self.register_buffer("stats_frozen", torch.zeros((), dtype=torch.bool))
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def n_vars(self) -> int:
+        return len(self.variable_names)
+
+    def selectors(self) -> dict[str, Selector]:
+        out: dict[str, Selector] = {}
+        for l, layer in enumerate(self.layers):
+            out[f"L{l}.attn"] = layer["attn"].selector
+            out[f"L{l}.mlp"] = layer["mlp"].selector
+        out["readout"] = self.readout
+        return out
+
+    def selector_parameters(self) -> list[nn.Parameter]:
+        return [s.theta for s in self.selectors().values()]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        ids = {id(p) for p in self.selector_parameters()}
+        return [p for p in self.parameters() if id(p) not in ids]
+
+    def freeze_selectors(self) -> None:
+        for s in self.selectors().values():
+            s.freeze()
+
+    def base_stream(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, T, C_in) -> (B, T+1, n_base) with BOS row."""
+        B, T, C = x.shape
+        bos = torch.zeros(B, 1, C, dtype=x.dtype)
+        xs = torch.cat([bos, x], dim=1)
+        pos = torch.arange(-1, T, dtype=x.dtype).view(1, T + 1, 1).expand(B, T + 1, 1)
+        one = torch.ones(B, T + 1, 1, dtype=x.dtype)
+        one[:, 0] = 0.0
+        return torch.cat([xs, pos, one], dim=-1)
+
+    def _normalise(self, new: torch.Tensor, start: int) -> torch.Tensor:
+        """Update running stats of variables [start, start+k) from `new` (P, B, T1, k) when
+        training, then return new / rms."""
+        k = new.shape[-1]
+        if self.training and not bool(self.stats_frozen):
+            with torch.no_grad():
+                batch_ms = new[:, :, 1:].pow(2).mean(dim=(1, 2))  # (P, k)
+                seen = self.ms_seen[start : start + k]
+                old = self.ms[:, start : start + k]
+                upd = torch.where(seen, (1 - STATS_MOMENTUM) * old + STATS_MOMENTUM * batch_ms, batch_ms)
+                self.ms[:, start : start + k] = upd
+                self.ms_seen[start : start + k] = True
+        rms = (self.ms[:, start : start + k] + 1e-12).sqrt()
+        return new / rms.view(rms.shape[0], 1, 1, k)
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        x: torch.Tensor,
+        mode: SelectMode,
+        tau_attn: float,
+        cache: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """x: (B, T, C_in). Returns predictions (P, B, T, C_out).
+
+        With `cache` (a dict), every intermediate is recorded TransformerLens-style:
+        `resid` (P, B, T1, V) raw stream, `L{l}.H{h}.pattern` (P, B, T1, T1), `.q/.k/.v/.out`,
+        `L{l}.M{m}.in` (P, B, T1, arity) normalised inputs, `.out`, and `readout.w`.
+        """
+        P = self.population
+        base = self.base_stream(x)
+        B, T1, _ = base.shape
+        stream = base.unsqueeze(0).expand(P, B, T1, self.n_base)
+        stream_n = stream / (self.ms[:, : self.n_base] + 1e-12).sqrt().view(P, 1, 1, self.n_base)
+        for l, layer in enumerate(self.layers):
+            heads = layer["attn"](stream, stream_n, mode, tau_attn, cache, prefix=f"L{l}.")
+            start = stream.shape[-1]
+            stream = torch.cat([stream, heads], dim=-1)
+            stream_n = torch.cat([stream_n, self._normalise(heads, start)], dim=-1)
+            mlps = layer["mlp"](stream_n, mode, cache, prefix=f"L{l}.")
+            start = stream.shape[-1]
+            stream = torch.cat([stream, mlps], dim=-1)
+            stream_n = torch.cat([stream_n, self._normalise(mlps, start)], dim=-1)
+        w = self.readout.weights(mode)  # (P, C_out, V) or (P, B, C_out, V)
+        y = select(stream, w, mode.batched)  # (P, B, T1, C_out)
+        if cache is not None:
+            cache["resid"] = stream
+            cache["readout.w"] = w
+        return y[:, :, 1:]
+
+    @torch.no_grad()
+    def choices(self) -> dict[str, torch.Tensor]:
+        """Every selector's argmax: name -> (P, *roles) long. What extraction reads."""
+        return {name: s.argmax() for name, s in self.selectors().items()}
+
+    def selector_entropy(self) -> torch.Tensor:
+        """Mean normalised selector entropy per population member: (P,)."""
+        parts = [s.entropy().reshape(self.population, -1) for s in self.selectors().values()]
+        return torch.cat(parts, dim=1).mean(dim=1)

@@ -1,0 +1,49 @@
+"""Annealing and learning-rate schedules: pure functions of the step.
+
+The run has two phases. *Search* (steps [0, S)): selectors sample with Gumbel-softmax at a
+temperature annealed exponentially from `tau_start` to `tau_end`, attention temperature likewise.
+*Hardening* (steps [S, steps)): every selector is frozen at its argmax and only continuous
+weights train, with a cosine learning-rate decay so the MLPs settle to full precision.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from ..config import TrainConfig
+
+
+def exponential(step: int, total: int, start: float, end: float) -> float:
+    """start → end geometrically over `total` steps, then constant."""
+    frac = min(max(step / max(total, 1), 0.0), 1.0)
+    return start * (end / start) ** frac
+
+
+def phase(cfg: TrainConfig, step: int) -> Literal["search", "harden"]:
+    return "search" if step < cfg.search_steps else "harden"
+
+
+def tau(cfg: TrainConfig, step: int) -> float:
+    """Selector Gumbel-softmax temperature."""
+    return exponential(step, cfg.search_steps, cfg.tau_start, cfg.tau_end)
+
+
+def tau_attn(cfg: TrainConfig, step: int) -> float:
+    """Attention softmax temperature; reaches its floor when the search ends."""
+    return exponential(step, cfg.search_steps, cfg.tau_attn_start, cfg.tau_attn_end)
+
+
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """Multiplier on the continuous-weight learning rate: 1 in search, cosine to ~0 in hardening."""
+    if step < cfg.search_steps:
+        return 1.0
+    n = max(cfg.steps - cfg.search_steps, 1)
+    frac = min((step - cfg.search_steps) / n, 1.0)
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def freeze_stats(cfg: TrainConfig, step: int) -> bool:
+    """Normalisation statistics stop updating halfway through hardening, so that the function
+    trained last is exactly the function evaluated."""
+    return step >= cfg.search_steps + (cfg.steps - cfg.search_steps) // 2
