@@ -60,6 +60,10 @@ class TrainConfig:
     straight_through: bool = False
     sample_per_example: bool = True  # a Gumbel sample per sequence (lower-variance gradients)
     estimator: Literal["gumbel", "reinforce"] = "gumbel"
+    harden_top: int = 4  # members kept (best discretised validation) when the search ends
+    harden_batch_size: int = 64
+    polish_iters: int = 300  # float64 L-BFGS iterations per surviving member (0 = off)
+    polish_size: int = 1024  # training sequences in the full-batch polish
     eval_every: int = 100
     val_size: int = 2000  # validation sequences carved from the training split
     time_limit: float | None = None  # seconds per restart; None = no limit
@@ -73,6 +77,8 @@ class TrainConfig:
         _check(self.batch_size >= 1, "batch_size must be >= 1")
         _check(self.tau_start > 0 and self.tau_end > 0, "temperatures must be > 0")
         _check(self.tau_attn_start > 0 and self.tau_attn_end > 0, "temperatures must be > 0")
+        _check(self.harden_top >= 1, "harden_top must be >= 1")
+        _check(self.polish_iters >= 0 and self.polish_size >= 1, "polish_iters >= 0, polish_size >= 1")
         _check(self.estimator in ("gumbel", "reinforce"), "estimator must be gumbel|reinforce")
 
     @property

@@ -14,6 +14,8 @@ existing values: no new arithmetic value is ever produced here.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -55,7 +57,7 @@ class AttentionLayer(nn.Module):
         row = (ws[..., 0] * q + ws[..., 1]).unsqueeze(-1)  # (P, B, H, T1, 1)
         col = (ws[..., 2] * k * k).unsqueeze(-2) + causal_bias(T1, k.dtype)  # (P, B, H, T1, T1)
         scores = torch.addcmul(col, row, k.unsqueeze(-2))
-        pattern = softmax(scores)
+        pattern = hard_pattern(scores) if mode.hard_attention else softmax(scores)
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
         # thousands of tiny batched mat-vecs on CPU.
         out = (pattern * v.transpose(2, 3).unsqueeze(-2)).sum(-1).transpose(2, 3)  # (P, B, T1, H)
@@ -69,6 +71,20 @@ class AttentionLayer(nn.Module):
                 cache[f"{name}.pattern"] = pattern[:, :, h]
                 cache[f"{name}.out"] = out[..., h]
         return out
+
+
+TIE_MARGIN = math.log(2.0)
+
+
+def hard_pattern(scores: torch.Tensor) -> torch.Tensor:
+    """The soft pattern rounded to a select/aggregate pattern: attend uniformly to every key whose
+    softmax weight is at least half the largest one. `scores` are already divided by the final
+    attention temperature, so this is the row's set of (near-)ties as the search left it; exact
+    ties (keys with equal values) are always included. This is what a hardened head computes
+    and what extraction reads."""
+    top = scores.amax(-1, keepdim=True)
+    sel = (scores >= top - TIE_MARGIN).to(scores.dtype)
+    return sel / sel.sum(-1, keepdim=True)
 
 
 def causal_bias(T1: int, dtype: torch.dtype) -> torch.Tensor:

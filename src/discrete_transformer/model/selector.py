@@ -31,6 +31,8 @@ class SelectMode:
     batch: int = 1
     # REINFORCE: sample one-hot choices; log-probabilities are collected by the caller.
     sample_discrete: bool = False
+    # Attention as a program: argmax over keys, exactly tied scores averaged (RASP semantics).
+    hard_attention: bool = False
 
     @property
     def batched(self) -> bool:

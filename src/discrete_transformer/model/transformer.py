@@ -175,3 +175,24 @@ class DiscreteTransformer(nn.Module):
         """Mean normalised selector entropy per population member: (P,)."""
         parts = [s.entropy().reshape(self.population, -1) for s in self.selectors().values()]
         return torch.cat(parts, dim=1).mean(dim=1)
+
+    @torch.no_grad()
+    def describe(self, member: int = 0) -> str:
+        """One line per module of population member `member`: what each selector reads."""
+        names = self.variable_names
+        ch = self.choices()
+        lines = []
+        for l, layer in enumerate(self.layers):
+            attn = ch[f"L{l}.attn"][member]  # (H, 3)
+            ws = layer["attn"].w_score[member]
+            for h in range(attn.shape[0]):
+                q, k, v = (names[int(i)] for i in attn[h])
+                w = ", ".join(f"{x:+.2f}" for x in ws[h].tolist())
+                lines.append(f"L{l}.H{h} = attend(q={q}, k={k}, v={v})  w_qk,w_k,w_kk=({w})")
+            mlp = ch[f"L{l}.mlp"][member]  # (M, arity)
+            for m in range(mlp.shape[0]):
+                args = ", ".join(names[int(i)] for i in mlp[m])
+                lines.append(f"L{l}.M{m} = mlp({args})")
+        outs = ", ".join(names[int(i)] for i in ch["readout"][member])
+        lines.append(f"readout -> {outs}")
+        return "\n".join(lines)

@@ -34,16 +34,7 @@ def tau_attn(cfg: TrainConfig, step: int) -> float:
     return exponential(step, cfg.search_steps, cfg.tau_attn_start, cfg.tau_attn_end)
 
 
-def lr_factor(cfg: TrainConfig, step: int) -> float:
-    """Multiplier on the continuous-weight learning rate: 1 in search, cosine to ~0 in hardening."""
-    if step < cfg.search_steps:
-        return 1.0
-    n = max(cfg.steps - cfg.search_steps, 1)
-    frac = min((step - cfg.search_steps) / n, 1.0)
-    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * frac))
-
-
-def freeze_stats(cfg: TrainConfig, step: int) -> bool:
-    """Normalisation statistics stop updating halfway through hardening, so that the function
-    trained last is exactly the function evaluated."""
-    return step >= cfg.search_steps + (cfg.steps - cfg.search_steps) // 2
+def cosine(k: int, n: int, floor: float = 0.01) -> float:
+    """Learning-rate multiplier for step k of an n-step hardening phase: 1 → floor."""
+    frac = min(max(k / max(n, 1), 0.0), 1.0)
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * frac))

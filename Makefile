@@ -1,0 +1,29 @@
+# Set-up and the two README commands.  `make demo` trains on a built-in task; `make test` runs
+# the test suite.  Both create .venv on first use (torch==2.13.0 first, CPU build, so that the
+# project's `torch>=…` requirement never pulls a CUDA build), then install this project with its
+# dev extras.  The stamp file makes repeated runs skip the install until pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.dtx-installed
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install "torch==2.13.0"
+	$(PY) -m pip install -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/dtx train sum_last2 --out runs/sum_last2 --force
+
+# pyproject's addopts already has -q; a second -q would hide pytest's "N passed" line.
+test: setup
+	$(PY) -m pytest -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

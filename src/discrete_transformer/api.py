@@ -1,0 +1,385 @@
+"""The public, estimator-like API: ``train(source) -> TrainResult`` and ``load_run(dir)``.
+
+```python
+from discrete_transformer import train
+result = train("sum_last2", out="runs/sum_last2", seed=0)
+result.test  # {"exact": ..., "nmse": ..., "n": ...}
+```
+
+A run directory holds:
+
+- ``config.json`` — ``{"format": "dtx-run", ...}``: source, kind, seed, model and train configs,
+  versions of Python, torch, NumPy and this package. Written before training starts, so an
+  interrupted run is still recognisable as a run directory.
+- ``metrics.jsonl`` — one row per evaluation of every restart (each row has ``seed``).
+- ``model.safetensors`` + ``model.json`` — the best model (see :mod:`.training.checkpoint`).
+- ``result.json`` — validation and test metrics, wall time, steps, best seed, every restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from .config import ModelConfig, TrainConfig, to_dict
+from .model import DataSpec, DiscreteTransformer
+from .tasks import Dataset, infer_kind, load_source
+from .training.checkpoint import CheckpointError, atomic_write_json, load_checkpoint, save_run_checkpoint
+from .training.loop import HARD, RestartResult, Split, data_spec, evaluate
+from .training.restarts import CONTINUOUS_TOL, run_restarts
+
+RUN_FORMAT = "dtx-run"
+RUN_VERSION = 1
+CONFIG_FILE = "config.json"
+RESULT_FILE = "result.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+class RunDirError(ValueError):
+    """An output directory that cannot be used (or a run directory that cannot be read)."""
+
+
+@dataclass
+class TrainResult:
+    """Everything a finished run produced. ``model`` is the best restart's model, in eval mode."""
+
+    dataset: Dataset | None
+    model: DiscreteTransformer
+    model_config: ModelConfig
+    train_config: TrainConfig
+    spec: DataSpec
+    best: RestartResult
+    restarts: list[RestartResult] = field(repr=False)
+    test: dict[str, float]
+    seconds: float
+    run_dir: Path | None
+    source: str = ""
+    kind: str = ""
+    seed: int = 0
+
+    @property
+    def val(self) -> dict[str, float]:
+        """Validation metrics of the best restart."""
+        return self.best.val
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions of the discretised model for inputs ``(n, T)`` or ``(n, T, C_in)``."""
+        a = np.asarray(x, dtype=np.float64)
+        if a.ndim == 2:
+            a = a[:, :, None]
+        dtype = next(self.model.parameters()).dtype
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(np.array(a)).to(dtype), HARD, self.train_config.tau_attn_end)
+        return out[0].double().numpy()
+
+
+def versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "discrete_transformer": __version__,
+    }
+
+
+# ----------------------------------------------------------------------------- run directories
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    """True when `path` is a directory holding a ``config.json`` written by :func:`train`."""
+    p = Path(path) / CONFIG_FILE
+    if not p.is_file():
+        return False
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == RUN_FORMAT
+
+
+def check_out_dir(out: str | os.PathLike, force: bool = False) -> Path:
+    """Refuse an output path that would clobber something; writes nothing."""
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise RunDirError(f"--out {p}: exists and is not a directory")
+    if p.is_dir() and any(p.iterdir()):
+        if not is_run_dir(p):
+            raise RunDirError(f"--out {p}: directory is not empty and is not a run directory; choose a new directory")
+        if not force:
+            raise RunDirError(f"--out {p}: already holds a run; choose a new directory or pass --force to overwrite it")
+    return p
+
+
+def _clear_run_dir(p: Path) -> None:
+    """Empty a previous run directory (only called after :func:`is_run_dir` said it is one)."""
+    for child in p.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _restart_summary(r: RestartResult) -> dict[str, Any]:
+    return {
+        "seed": r.seed,
+        "best_member": r.best_member,
+        "val": dict(r.val),
+        "steps_run": r.steps_run,
+        "seconds": r.seconds,
+        "stopped_early": r.stopped_early,
+    }
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def train(
+    source: str | os.PathLike | Dataset,
+    out: str | os.PathLike | None = None,
+    seed: int = 0,
+    model: ModelConfig | None = None,
+    training: TrainConfig | None = None,
+    restarts: int | None = None,
+    steps: int | None = None,
+    progress: bool = True,
+    kind: str | None = None,
+    force: bool = False,
+    data_seed: int = 0,
+) -> TrainResult:
+    """Train a Discrete Transformer on a built-in task, a data file or a :class:`Dataset`.
+
+    The validation set is carved from the training split; the test split is used only for the
+    final report, never for selection. ``restarts`` / ``steps`` override ``training``.
+    ``data_seed`` generates built-in task data (fixed at 0 by default, so that different training
+    seeds see the same data). With ``out``, the run directory is written (see the module doc);
+    an existing run directory is overwritten only with ``force=True``.
+    """
+    return _execute(_prepare(source, out, seed, model, training, restarts, steps, kind, force, data_seed), progress)
+
+
+@dataclass
+class _Plan:
+    """A validated run, nothing written yet: what :func:`_prepare` hands to :func:`_execute`."""
+
+    ds: Dataset
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    run_dir: Path | None
+    seed: int
+    data_seed: int
+    t0: float
+
+
+def _prepare(
+    source: str | os.PathLike | Dataset,
+    out: str | os.PathLike | None,
+    seed: int,
+    model: ModelConfig | None,
+    training: TrainConfig | None,
+    restarts: int | None,
+    steps: int | None,
+    kind: str | None,
+    force: bool,
+    data_seed: int,
+) -> _Plan:
+    """Validate options, load the data and check `out`. Raises ValueError subclasses only
+    (UnknownTaskError, DataFileError, RunDirError, config errors); writes nothing."""
+    t0 = time.perf_counter()
+    model_cfg = model if model is not None else ModelConfig()
+    train_cfg = training if training is not None else TrainConfig()
+    overrides = {k: v for k, v in (("restarts", restarts), ("steps", steps)) if v is not None}
+    if overrides:
+        train_cfg = dataclasses.replace(train_cfg, **overrides)  # validated by __post_init__
+    if kind is not None and kind not in ("discrete", "continuous"):
+        raise ValueError(f"invalid kind {kind!r}; expected 'discrete' or 'continuous'")
+    run_dir = check_out_dir(out, force) if out is not None else None
+    if isinstance(source, Dataset):
+        if kind == "discrete" and "continuous" in (infer_kind(source.y_train), infer_kind(source.y_test)):
+            raise ValueError(f"dataset {source.name}: targets are not all integers; it cannot be 'discrete'")
+        ds = source if kind is None or kind == source.kind else dataclasses.replace(source, kind=kind)
+    else:
+        ds = load_source(source, seed=data_seed, kind=kind)
+    return _Plan(ds, model_cfg, train_cfg, run_dir, seed, data_seed, t0)
+
+
+def _execute(plan: _Plan, progress: bool = True) -> TrainResult:
+    """Train, evaluate on the test split and (with a run directory) write the run."""
+    ds, model_cfg, train_cfg, run_dir, seed = plan.ds, plan.model_cfg, plan.train_cfg, plan.run_dir, plan.seed
+    split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, train_cfg.val_size, seed)
+    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+
+    if run_dir is not None:
+        if run_dir.is_dir() and is_run_dir(run_dir):
+            _clear_run_dir(run_dir)  # check_out_dir allowed it: a previous run, with force
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(
+            run_dir / CONFIG_FILE,
+            {
+                "format": RUN_FORMAT,
+                "version": RUN_VERSION,
+                "source": ds.source,
+                "dataset": ds.name,
+                "kind": ds.kind,
+                "seed": seed,
+                "data_seed": plan.data_seed,
+                "model": to_dict(model_cfg),
+                "train": to_dict(train_cfg),
+                "versions": versions(),
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+
+    best, results = run_restarts(model_cfg, train_cfg, split, spec, seed, out_dir=run_dir, progress=progress)
+
+    net = DiscreteTransformer(model_cfg, spec, population=1, seed=0)
+    dtype = next(iter(v for v in best.state.values() if v.is_floating_point())).dtype
+    net = net.to(dtype)
+    net.load_state_dict(best.state)
+    net.eval()
+    x_test = torch.from_numpy(np.array(ds.x_test, dtype=np.float64)).to(dtype)  # a writable copy
+    y_test = torch.from_numpy(np.array(ds.y_test, dtype=np.float64)).to(dtype)
+    # nMSE normalised by the training targets' variance, as for validation.
+    m = evaluate(net, x_test, y_test, ds.kind, split.var_y, train_cfg.tau_attn_end)
+    test = {"exact": float(m["exact"][0]), "nmse": float(m["nmse"][0]), "n": int(ds.n_test)}
+    seconds = time.perf_counter() - plan.t0
+
+    result = TrainResult(
+        dataset=ds,
+        model=net,
+        model_config=model_cfg,
+        train_config=train_cfg,
+        spec=spec,
+        best=best,
+        restarts=results,
+        test=test,
+        seconds=seconds,
+        run_dir=run_dir,
+        source=ds.source,
+        kind=ds.kind,
+        seed=seed,
+    )
+    if run_dir is not None:
+        meta = {"source": ds.source, "kind": ds.kind, "seed": best.seed, "val": dict(best.val), "test": test}
+        save_run_checkpoint(run_dir, net, model_cfg, train_cfg, spec, meta)
+        atomic_write_json(run_dir / RESULT_FILE, _result_doc(result))
+    return result
+
+
+def _result_doc(r: TrainResult) -> dict[str, Any]:
+    return {
+        "format": RUN_FORMAT,
+        "version": RUN_VERSION,
+        "source": r.source,
+        "kind": r.kind,
+        "seed": r.seed,
+        "best_seed": r.best.seed,
+        "val": dict(r.best.val),
+        "test": dict(r.test),
+        "solved_val": bool(_solved(r.kind, r.best.val)),
+        "steps": r.best.steps_run,
+        "seconds": r.seconds,
+        "restarts": [_restart_summary(x) for x in r.restarts],
+    }
+
+
+def _solved(kind: str, val: dict[str, float]) -> bool:
+    return val["exact"] >= 1.0 if kind == "discrete" else val["nmse"] <= CONTINUOUS_TOL
+
+
+# ----------------------------------------------------------------------------- load_run
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise RunDirError(f"{path}: file not found")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise RunDirError(f"{path}: corrupt JSON ({str(e).splitlines()[0]})") from None
+    if not isinstance(doc, dict) or doc.get("format") != RUN_FORMAT:
+        raise RunDirError(f"{path}: not a discrete-transformer run file")
+    if doc.get("version") != RUN_VERSION:
+        raise RunDirError(f"{path}: unsupported run version {doc.get('version')!r} (this package reads {RUN_VERSION})")
+    return doc
+
+
+def load_run(dir: str | os.PathLike) -> TrainResult:
+    """Reopen a run directory written by :func:`train`.
+
+    The dataset is not reloaded (``dataset`` is None: the source may be a file that has moved);
+    ``best.state`` is the checkpoint's state, other restarts carry their summaries only, and
+    ``best.history`` holds the best seed's rows of ``metrics.jsonl``.
+    """
+    d = Path(dir)
+    if not d.is_dir():
+        raise RunDirError(f"{d}: run directory not found")
+    cfg = _read_json(d / CONFIG_FILE)
+    res = _read_json(d / RESULT_FILE)
+    net, model_cfg, train_cfg, spec, _meta = load_checkpoint(d)
+    history: dict[int, list[dict]] = {}
+    metrics = d / METRICS_FILE
+    if metrics.is_file():
+        for line in metrics.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                history.setdefault(int(row.get("seed", -1)), []).append(row)
+    restarts = []
+    best = None
+    for s in res.get("restarts", []):
+        r = RestartResult(
+            seed=int(s["seed"]),
+            best_member=int(s["best_member"]),
+            val=dict(s["val"]),
+            steps_run=int(s["steps_run"]),
+            seconds=float(s["seconds"]),
+            stopped_early=bool(s["stopped_early"]),
+            state={},
+            history=history.get(int(s["seed"]), []),
+        )
+        if r.seed == res["best_seed"]:
+            r.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            best = r
+        restarts.append(r)
+    if best is None:
+        raise RunDirError(f"{d / RESULT_FILE}: best seed {res.get('best_seed')!r} is not among its restarts")
+    return TrainResult(
+        dataset=None,
+        model=net,
+        model_config=model_cfg,
+        train_config=train_cfg,
+        spec=spec,
+        best=best,
+        restarts=restarts,
+        test=dict(res["test"]),
+        seconds=float(res["seconds"]),
+        run_dir=d,
+        source=str(cfg.get("source", "")),
+        kind=str(cfg.get("kind", "")),
+        seed=int(cfg.get("seed", 0)),
+    )
+
+
+__all__ = [
+    "CheckpointError",
+    "RunDirError",
+    "TrainResult",
+    "check_out_dir",
+    "is_run_dir",
+    "load_run",
+    "train",
+]

@@ -1,0 +1,128 @@
+"""The ``dtx`` command line.
+
+Commands: ``dtx tasks`` (the built-in task suite) and ``dtx train SOURCE --out DIR`` (train,
+evaluate on the test split, write a run directory). ``extract``, ``run``, ``bench`` and
+``report`` are later work.
+
+Expected failures (unknown task, bad data file, bad option value, unusable ``--out``) print one
+red line ``error: ...`` on stderr and exit with code 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NoReturn, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+app = typer.Typer(
+    name="dtx",
+    help="Discrete Transformer: learn an algorithm from examples (extraction to a program is upcoming).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _fail(message: str) -> NoReturn:
+    """One red line on stderr, exit code 2."""
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    first = str(message).strip().splitlines()[0] if str(message).strip() else "unknown error"
+    err.print(f"[bold red]error:[/bold red] {escape(first)}")
+    raise typer.Exit(EXIT_USAGE)
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    """Discrete Transformer command line."""
+    if version:
+        from . import __version__
+
+        typer.echo(f"dtx {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command("tasks")
+def tasks_cmd() -> None:
+    """List the built-in tasks: name, family, kind, input channels, T and the rule."""
+    from .tasks import TASKS
+
+    table = Table(title=f"{len(TASKS)} built-in tasks", show_lines=False)
+    table.add_column("name", no_wrap=True, style="bold")
+    table.add_column("family", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("channels", no_wrap=True)
+    table.add_column("T", justify="right", no_wrap=True)
+    table.add_column("rule", overflow="fold")
+    for t in TASKS:
+        table.add_row(t.name, t.family, t.kind, ", ".join(t.input_names), str(t.T), escape(t.description))
+    Console().print(table)
+
+
+@app.command("train")
+def train_cmd(
+    source: str = typer.Argument(..., help="Built-in task name (e.g. sum_last2, Sum_Last2) or a .npz/.csv/.jsonl file."),
+    out: Path = typer.Option(..., "--out", help="Run directory to write (new, empty, or a previous run with --force)."),
+    seed: int = typer.Option(0, "--seed", help="First training seed; restarts use seed, seed+1, ..."),
+    restarts: Optional[int] = typer.Option(None, "--restarts", help="Number of restarts (parallel seeds)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per restart."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
+) -> None:
+    """Train on SOURCE, report test metrics and write the run directory."""
+    if steps is not None and steps < 1:
+        _fail(f"--steps must be a positive integer, got {steps}")
+    if restarts is not None and restarts < 1:
+        _fail(f"--restarts must be a positive integer, got {restarts}")
+    if kind is not None:
+        kind = kind.strip().lower()
+        if kind not in ("discrete", "continuous"):
+            _fail(f"--kind must be 'discrete' or 'continuous', got {kind!r}")
+
+    from .api import RunDirError, _execute, _prepare
+    from .training.checkpoint import CheckpointError
+
+    try:  # options, data and --out are all checked before anything is written
+        plan = _prepare(source, out, seed, None, None, restarts, steps, kind, force, 0)
+    except ValueError as e:  # UnknownTaskError, DataFileError, RunDirError, bad config values
+        _fail(str(e))
+    try:
+        result = _execute(plan, progress=True)
+    except (CheckpointError, RunDirError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted[/yellow]")
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+    table = Table(title="dtx train", show_header=False)
+    table.add_column("", style="bold", no_wrap=True)
+    table.add_column("")
+    t, v = result.test, result.best.val
+    if result.kind == "discrete":
+        test_line = f"{100 * t['exact']:.2f}% exact match (nMSE {t['nmse']:.3g})"
+        val_line = f"{100 * v['exact']:.2f}% exact match (nMSE {v['nmse']:.3g})"
+    else:
+        test_line = f"normalised MSE {t['nmse']:.3g}"
+        val_line = f"normalised MSE {v['nmse']:.3g}"
+    table.add_row("source", escape(result.source))
+    table.add_row("kind", result.kind)
+    table.add_row("test", test_line)
+    table.add_row("n test", str(t["n"]))
+    table.add_row("val", val_line)
+    table.add_row("best seed", f"{result.best.seed} (of {len(result.restarts)} restart(s) run)")
+    table.add_row("steps", f"{result.best.steps_run} of {result.train_config.steps}")
+    table.add_row("wall time", f"{result.seconds:.1f} s")
+    table.add_row("run dir", escape(str(result.run_dir)))
+    Console().print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,370 @@
+"""Training loop for one restart: a population of P models searched, then hardened.
+
+The loss of each member is MSE normalised by the target variance (per output channel), so that
+tasks of any scale share one set of hyperparameters. Members are independent: the summed loss
+gives each its own gradient, and Adam's per-parameter statistics keep them apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig, TrainConfig
+from ..model import DataSpec, DiscreteTransformer, SelectMode
+from . import schedules
+
+Progress = Callable[[int, dict], None]
+
+# The discretised model: argmax selectors and hard attention. What is evaluated and extracted.
+HARD = SelectMode(hard=True, hard_attention=True)
+
+
+@dataclass
+class Split:
+    """Training/validation tensors for one run (float32)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    kind: str
+    var_y: torch.Tensor  # (C_out,) target variance, for the normalised loss
+
+    @staticmethod
+    def from_arrays(x: np.ndarray, y: np.ndarray, kind: str, val_size: int, seed: int) -> "Split":
+        """Carve a validation set out of the training split (the test set is never touched)."""
+        n = x.shape[0]
+        rng = np.random.default_rng(seed + 7919)
+        perm = rng.permutation(n)
+        n_val = min(val_size, max(1, n // 5)) if n > 1 else 0
+        val, tr = perm[:n_val], perm[n_val:] if n_val < n else perm
+        to = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
+        y_tr = to(y[tr])
+        var = y_tr.reshape(-1, y_tr.shape[-1]).var(dim=0, unbiased=False).clamp_min(1e-12)
+        return Split(to(x[tr]), y_tr, to(x[val]), to(y[val]), kind, var)
+
+
+def data_spec(x: np.ndarray, y: np.ndarray, input_names: tuple[str, ...], output_names: tuple[str, ...]) -> DataSpec:
+    rms_in = tuple(float(np.sqrt(np.mean(np.square(x[..., c])))) for c in range(x.shape[-1]))
+    return DataSpec(
+        input_names=tuple(input_names),
+        output_names=tuple(output_names),
+        input_rms=rms_in,
+        target_rms=float(np.sqrt(np.mean(np.square(y)))),
+        T=int(x.shape[1]),
+    )
+
+
+def per_member_loss(pred: torch.Tensor, y: torch.Tensor, var_y: torch.Tensor) -> torch.Tensor:
+    """pred (P, B, T, C), y (B, T, C) -> (P,) normalised MSE."""
+    return ((pred - y.unsqueeze(0)).pow(2) / var_y).mean(dim=(1, 2, 3))
+
+
+@torch.no_grad()
+def evaluate(
+    model: DiscreteTransformer, x: torch.Tensor, y: torch.Tensor, kind: str, var_y: torch.Tensor, tau_attn: float
+) -> dict[str, np.ndarray]:
+    """Evaluation of every member's discretised model (argmax selectors, hard attention):
+    exact-match fraction per sequence and normalised MSE, each (P,)."""
+    was = model.training
+    model.eval()
+    preds = []
+    dtype = next(model.parameters()).dtype
+    for i in range(0, x.shape[0], 1024):
+        preds.append(model(x[i : i + 1024].to(dtype), HARD, tau_attn))
+    model.train(was)
+    pred = torch.cat(preds, dim=1).double()
+    y, var_y = y.double(), var_y.double()
+    nmse = ((pred - y.unsqueeze(0)).pow(2) / var_y).mean(dim=(1, 2, 3))
+    exact = (pred.round() == y.round().unsqueeze(0)).all(dim=-1).all(dim=-1).float().mean(dim=1)
+    return {"nmse": nmse.double().numpy(), "exact": exact.double().numpy()}
+
+
+def member_score(kind: str, metrics: dict[str, np.ndarray]) -> np.ndarray:
+    """Lower is better: discrete ranks by exact match then nMSE; continuous by nMSE."""
+    if kind == "discrete":
+        return (1.0 - metrics["exact"]) + np.minimum(metrics["nmse"], 1.0) * 1e-3
+    return metrics["nmse"]
+
+
+def solved(kind: str, metrics: dict[str, np.ndarray], tol: float) -> np.ndarray:
+    if kind == "discrete":
+        return metrics["exact"] >= 1.0
+    return metrics["nmse"] <= tol
+
+
+@torch.no_grad()
+def attention_entropy(model: DiscreteTransformer, x: torch.Tensor, mode: SelectMode, tau_attn: float) -> float:
+    """Mean normalised entropy of attention rows (rows with ≥ 2 visible keys)."""
+    cache: dict[str, torch.Tensor] = {}
+    was = model.training
+    model.eval()  # do not let this probe move the running statistics
+    model(x, dataclasses.replace(mode, batch=x.shape[0]), tau_attn, cache)
+    model.train(was)
+    vals = []
+    for name, a in cache.items():
+        if not name.endswith(".pattern"):
+            continue
+        T1 = a.shape[-1]
+        h = -(a.clamp_min(1e-12).log() * a).sum(-1)[..., 1:]  # rows 1..T, (P, B, T)
+        norm = torch.log(torch.arange(2, T1 + 1, dtype=a.dtype))  # row i sees i+1 keys
+        vals.append((h / norm).mean().item())
+    return float(np.mean(vals)) if vals else 0.0
+
+
+@dataclass
+class RestartResult:
+    seed: int
+    best_member: int
+    val: dict[str, float]
+    steps_run: int
+    seconds: float
+    stopped_early: bool
+    state: dict[str, torch.Tensor] = field(repr=False)  # population-1 state dict of the best
+    history: list[dict] = field(default_factory=list, repr=False)
+
+
+
+class _Logger:
+    """Metrics rows → JSONL file, progress callback and in-memory history."""
+
+    def __init__(self, path: Path | None, progress: Progress | None, seed: int, t0: float) -> None:
+        self.file = open(path, "a") if path else None
+        self.progress, self.seed, self.t0 = progress, seed, t0
+        self.history: list[dict] = []
+
+    def __call__(self, row: dict) -> None:
+        row = {**row, "seconds": round(time.perf_counter() - self.t0, 3), "seed": self.seed}
+        self.history.append(row)
+        if self.file:
+            self.file.write(json.dumps(row) + "\n")
+            self.file.flush()
+        if self.progress:
+            self.progress(int(row["step"]), row)
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+
+
+def train_restart(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    split: Split,
+    spec: DataSpec,
+    seed: int,
+    log_path: Path | None = None,
+    progress: Progress | None = None,
+    continuous_tol: float = 1e-7,
+    should_stop: Callable[[], bool] | None = None,
+) -> RestartResult:
+    """Search, hardening and polishing for one seed; returns the best population member.
+
+    1. *Search*: P members with Gumbel-softmax selectors, annealed temperatures.
+    2. *Hardening*: keep the `harden_top` members whose discretised model (argmax selectors,
+       hard attention) validates best, freeze them, and fine-tune the continuous weights.
+    3. *Polish*: float64 L-BFGS on each survivor's MLP and score weights, full batch, which is
+       where continuous tasks reach 1e-9 normalised MSE.
+
+    `progress(step, row)` is called at every evaluation; `should_stop()` is polled there too
+    (another restart already solved the task, or the user interrupted) and ends the run early.
+    """
+    torch.manual_seed(seed)  # only for ops without an explicit generator; all sampling uses `gen`
+    gen = torch.Generator().manual_seed(seed)
+    t0 = time.perf_counter()
+    log = _Logger(log_path, progress, seed, t0)
+    out_of_time = lambda: train_cfg.time_limit is not None and time.perf_counter() - t0 > train_cfg.time_limit  # noqa: E731
+    stop = lambda: (should_stop is not None and should_stop()) or out_of_time()  # noqa: E731
+    model = DiscreteTransformer(model_cfg, spec, population=train_cfg.population, seed=seed)
+    try:
+        step, solved_idx = _search(model, train_cfg, split, gen, log, stop, continuous_tol)
+        stopped_early = solved_idx is not None
+        if solved_idx is None and not stop():
+            model, step, solved_idx = _harden(model, train_cfg, split, gen, log, stop, continuous_tol, step)
+        if solved_idx is None and not stop() and train_cfg.polish_iters > 0:
+            model = _polish(model, train_cfg, split, gen, log, continuous_tol, step)
+    finally:
+        log.close()
+    metrics = evaluate(model, split.x_val, split.y_val, split.kind, split.var_y, train_cfg.tau_attn_end)
+    score = member_score(split.kind, metrics)
+    i = int(np.argmin(score)) if solved_idx is None else solved_idx
+    return RestartResult(
+        seed=seed,
+        best_member=i,
+        val={"nmse": float(metrics["nmse"][i]), "exact": float(metrics["exact"][i]), "score": float(score[i])},
+        steps_run=step + 1,
+        seconds=time.perf_counter() - t0,
+        stopped_early=stopped_early,
+        state=member_state(model, [i]),
+        history=log.history,
+    )
+
+
+def _batch(split: Split, gen: torch.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    idx = torch.randint(0, split.x_train.shape[0], (min(size, split.x_train.shape[0]),), generator=gen)
+    return split.x_train[idx], split.y_train[idx]
+
+
+def _eval_row(model: DiscreteTransformer, split: Split, tol: float, cfg: TrainConfig) -> tuple[dict, dict[str, np.ndarray]]:
+    metrics = evaluate(model, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)
+    score = member_score(split.kind, metrics)
+    i = int(np.argmin(score))
+    row = {
+        "val_nmse": float(metrics["nmse"][i]),
+        "val_exact": float(metrics["exact"][i]),
+        "val_solved": int(solved(split.kind, metrics, tol).sum()),
+        "selector_entropy": float(model.selector_entropy().detach().mean()),
+    }
+    return row, metrics
+
+
+def _first_solved(kind: str, metrics: dict[str, np.ndarray], tol: float) -> int | None:
+    ok = solved(kind, metrics, tol)
+    if not ok.any():
+        return None
+    return int(np.argmin(np.where(ok, member_score(kind, metrics), np.inf)))
+
+
+def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple[int, int | None]:
+    """Phase 1. Returns (last step, index of a member already solved or None)."""
+    model.train()
+    opt_w = torch.optim.Adam(model.weight_parameters(), lr=cfg.lr)
+    opt_s = torch.optim.Adam(model.selector_parameters(), lr=cfg.lr_selector)
+    step = 0
+    for step in range(cfg.search_steps):
+        tau, tau_a = schedules.tau(cfg, step), schedules.tau_attn(cfg, step)
+        xb, yb = _batch(split, gen, cfg.batch_size)
+        mode = SelectMode(
+            tau=tau, straight_through=cfg.straight_through, per_example=cfg.sample_per_example,
+            generator=gen, batch=xb.shape[0],
+        )
+        loss = per_member_loss(model(xb, mode, tau_a), yb, split.var_y)
+        opt_w.zero_grad(set_to_none=True)
+        opt_s.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        opt_w.step()
+        opt_s.step()
+        if step % cfg.eval_every == 0 or step == cfg.search_steps - 1:
+            row, metrics = _eval_row(model, split, tol, cfg)
+            row.update(step=step, phase="search", tau=tau, tau_attn=tau_a, loss=float(loss.detach().mean()),
+                       loss_min=float(loss.detach().min()),
+                       attention_entropy=attention_entropy(model, xb[:16], mode, tau_a))
+            log(row)
+            done = _first_solved(split.kind, metrics, tol)
+            if cfg.stop_on_exact and done is not None:
+                return step, done
+            if stop():
+                break
+    return step, None
+
+
+def _harden(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, step0: int):
+    """Phase 2: keep the best `harden_top` discretised members, freeze them, fine-tune."""
+    metrics = evaluate(model, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)
+    keep = np.argsort(member_score(split.kind, metrics), kind="stable")[: cfg.harden_top].tolist()
+    model = subset(model, keep)
+    model.freeze_selectors()
+    model.train()
+    opt = torch.optim.Adam(model.weight_parameters(), lr=cfg.lr)
+    n = max(cfg.steps - cfg.search_steps, 1)
+    step = step0
+    for k in range(n):
+        step = step0 + 1 + k
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * schedules.cosine(k, n)
+        if k == n // 2:
+            model.stats_frozen.fill_(True)
+        xb, yb = _batch(split, gen, cfg.harden_batch_size)
+        loss = per_member_loss(model(xb, HARD, cfg.tau_attn_end), yb, split.var_y)
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        opt.step()
+        if k % cfg.eval_every == 0 or k == n - 1:
+            row, metrics = _eval_row(model, split, tol, cfg)
+            row.update(step=step, phase="harden", tau=0.0, tau_attn=0.0, loss=float(loss.detach().mean()),
+                       loss_min=float(loss.detach().min()), attention_entropy=0.0)
+            log(row)
+            done = _first_solved(split.kind, metrics, tol)
+            if cfg.stop_on_exact and done is not None:
+                return model, step, done
+            if stop():
+                break
+    model.stats_frozen.fill_(True)
+    return model, step, None
+
+
+def _polish(model, cfg: TrainConfig, split: Split, gen, log, tol, step: int):
+    """Phase 3: float64 full-batch L-BFGS of the best member's continuous weights (selectors and
+    attention patterns are fixed by now, so this is a small smooth least-squares problem)."""
+    metrics = evaluate(model, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)
+    best = int(np.argmin(member_score(split.kind, metrics)))
+    idx = torch.randperm(split.x_train.shape[0], generator=gen)[: cfg.polish_size]
+    xb, yb, var = split.x_train[idx].double(), split.y_train[idx].double(), split.var_y.double()
+    member = subset(model, [best]).double()
+    member.stats_frozen.fill_(True)
+    params = member.weight_parameters()
+    before = [p.detach().clone() for p in params]
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.polish_iters, history_size=50,
+                            tolerance_grad=1e-14, tolerance_change=1e-16, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss = per_member_loss(member(xb, HARD, cfg.tau_attn_end), yb, var).sum()
+        loss.backward()
+        return loss
+
+    start = float(closure().detach())
+    opt.step(closure)
+    end = float(closure().detach())
+    if not np.isfinite(end) or end > start:  # never let the polish make things worse
+        with torch.no_grad():
+            for p, b in zip(params, before):
+                p.copy_(b)
+    states = [member_state(model, [i]) for i in range(model.population)]
+    states[best] = member.float().state_dict()
+    model.load_state_dict(stack_states(states, model))
+    row, _ = _eval_row(model, split, tol, cfg)
+    row.update(step=step, phase="polish", tau=0.0, tau_attn=0.0, loss=end, loss_min=end, attention_entropy=0.0)
+    log(row)
+    return model
+
+
+NON_POPULATION_BUFFERS = ("ms_seen", "stats_frozen")
+
+
+def _is_population(name: str) -> bool:
+    return name.split(".")[-1] not in NON_POPULATION_BUFFERS
+
+
+def member_state(model: DiscreteTransformer, members: list[int]) -> dict[str, torch.Tensor]:
+    """State dict of the given population members, as a population-len(members) model."""
+    idx = torch.tensor(members)
+    return {
+        name: (t.index_select(0, idx) if _is_population(name) else t).detach().clone()
+        for name, t in model.state_dict().items()
+    }
+
+
+def subset(model: DiscreteTransformer, members: list[int]) -> DiscreteTransformer:
+    """A new model holding only `members` of `model`'s population (same config and data spec)."""
+    out = DiscreteTransformer(model.config, model.data, population=len(members), seed=0)
+    out.load_state_dict(member_state(model, members))
+    out.train(model.training)
+    return out
+
+
+def stack_states(states: list[dict[str, torch.Tensor]], like: DiscreteTransformer) -> dict[str, torch.Tensor]:
+    """Concatenate population-1 state dicts back into one population state dict."""
+    return {
+        name: torch.cat([s[name] for s in states], 0) if _is_population(name) else states[0][name]
+        for name in like.state_dict()
+    }

@@ -1,0 +1,434 @@
+"""Restarts: K seeds of :func:`train_restart`, run in parallel processes; keep the best.
+
+- Seeds ``seed, seed+1, …, seed+K-1``, one restart each, in a ``spawn`` process pool of
+  ``min(K, os.cpu_count())`` workers, each with ``torch.set_num_threads(1)`` (two processes with
+  one thread each beat one process with two threads on these small models, and several processes
+  with several threads each oversubscribe the cores badly). With K == 1 (or ``parallel=False``)
+  restarts run in this process, one after another: simplest to test and debug.
+- Early stop across processes: a ``Manager().Event()`` is set as soon as one restart is solved
+  (exact on validation for discrete tasks, nMSE ≤ ``continuous_tol`` for continuous ones, only
+  when ``train_cfg.stop_on_exact``); every other restart polls it at each evaluation and ends,
+  and restarts not yet started are cancelled.
+- Metrics: restart N appends its rows to ``out_dir/metrics_seed{N}.jsonl`` while it runs (so a
+  live run can be followed with ``tail -f``); when all have finished (or on Ctrl-C) the files are
+  concatenated, in seed order, into ``out_dir/metrics.jsonl`` and removed. Each row has ``seed``.
+- Progress: a Rich progress bar, one line per restart (step/steps, τ, best validation so far),
+  fed from the workers' ``progress`` callbacks through a Manager queue. With ``progress=False``
+  nothing is printed; when stdout is not a terminal, one plain line per finished restart.
+- Ctrl-C: workers and the Manager ignore SIGINT (so they print no tracebacks); the parent sets
+  the stop event, cancels what has not started, terminates what is still running after a short
+  grace period, and re-raises ``KeyboardInterrupt``.
+
+Best = lowest ``val["score"]``, ties broken by the lower seed.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue as queue_mod
+import signal
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing.managers import SyncManager
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..config import ModelConfig, TrainConfig
+from ..model import DataSpec
+from .loop import RestartResult, Split, train_restart
+
+CONTINUOUS_TOL = 1e-7
+INTERRUPT_GRACE_SECONDS = 3.0
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def is_solved(kind: str, val: dict[str, float], continuous_tol: float = CONTINUOUS_TOL) -> bool:
+    """The criterion of :func:`train_restart`: exact on validation, or nMSE within tolerance."""
+    if kind == "discrete":
+        return val["exact"] >= 1.0
+    return val["nmse"] <= continuous_tol
+
+
+def seed_log_path(out_dir: Path, seed: int) -> Path:
+    return out_dir / f"metrics_seed{seed}.jsonl"
+
+
+def _split_to_numpy(split: Split) -> dict[str, Any]:
+    """Plain arrays for the trip to a worker (no torch shared-memory handles)."""
+    return {
+        "x_train": split.x_train.numpy(),
+        "y_train": split.y_train.numpy(),
+        "x_val": split.x_val.numpy(),
+        "y_val": split.y_val.numpy(),
+        "kind": split.kind,
+        "var_y": split.var_y.numpy(),
+    }
+
+
+def _split_from_numpy(d: dict[str, Any]) -> Split:
+    t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in d.items() if k != "kind"}
+    return Split(kind=d["kind"], **t)
+
+
+def _state_to_numpy(result: RestartResult) -> RestartResult:
+    result.state = {k: v.detach().cpu().numpy() for k, v in result.state.items()}
+    return result
+
+
+def _state_to_torch(result: RestartResult) -> RestartResult:
+    result.state = {k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v for k, v in result.state.items()}
+    return result
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _worker_init() -> None:
+    _ignore_sigint()
+    torch.set_num_threads(1)
+
+
+def _run_one(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    split_np: dict[str, Any],
+    spec: DataSpec,
+    seed: int,
+    log_path: str | None,
+    stop_event: Any,
+    rows: Any,
+    continuous_tol: float,
+    train_fn: Callable[..., RestartResult],
+) -> RestartResult | None:
+    """One restart in a pool worker. Returns None when the run was already solved elsewhere."""
+    if stop_event.is_set():
+        return None
+    split = _split_from_numpy(split_np)
+
+    def progress(step: int, row: dict) -> None:
+        if rows is not None:
+            rows.put(("row", seed, row))
+
+    result = train_fn(
+        model_cfg,
+        train_cfg,
+        split,
+        spec,
+        seed,
+        log_path=Path(log_path) if log_path else None,
+        progress=progress,
+        continuous_tol=continuous_tol,
+        should_stop=stop_event.is_set,
+    )
+    if train_cfg.stop_on_exact and is_solved(split.kind, result.val, continuous_tol):
+        stop_event.set()
+    return _state_to_numpy(result)
+
+
+def merge_metrics(out_dir: Path, seeds: list[int]) -> Path:
+    """Concatenate the per-seed logs (seed order) into metrics.jsonl, atomically; remove them."""
+    from .checkpoint import atomic_write_text
+
+    target = out_dir / "metrics.jsonl"
+    parts = []
+    for s in sorted(seeds):
+        p = seed_log_path(out_dir, s)
+        if p.exists():
+            text = p.read_text(encoding="utf-8")
+            if text and not text.endswith("\n"):
+                text += "\n"
+            parts.append(text)
+    atomic_write_text(target, "".join(parts))
+    for s in seeds:
+        p = seed_log_path(out_dir, s)
+        if p.exists():
+            p.unlink()
+    return target
+
+
+# ----------------------------------------------------------------------------- display
+
+
+class _Display:
+    """Rich progress bar (terminal), plain end-of-restart lines (not a terminal), or nothing."""
+
+    def __init__(self, seeds: list[int], train_cfg: TrainConfig, kind: str, enabled: bool) -> None:
+        from rich.console import Console
+
+        self.console = Console()
+        self.kind = kind
+        self.steps = train_cfg.steps
+        self.mode = "off" if not enabled else ("rich" if self.console.is_terminal else "plain")
+        self.best: dict[int, float] = {}
+        self.progress = None
+        self.tasks: dict[int, Any] = {}
+        if self.mode == "rich":
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                TextColumn("seed {task.fields[seed]:>3}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("τ {task.fields[tau]}"),
+                TextColumn("best val {task.fields[best]}"),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                console=self.console,
+            )
+            for s in seeds:
+                self.tasks[s] = self.progress.add_task(
+                    "", total=self.steps, seed=s, tau="  -  ", best="-", status=""
+                )
+
+    def _fmt_best(self, seed: int) -> str:
+        v = self.best.get(seed)
+        if v is None:
+            return "-"
+        return f"exact {100 * v:6.2f}%" if self.kind == "discrete" else f"nMSE {v:.2e}"
+
+    def __enter__(self) -> "_Display":
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def row(self, seed: int, row: dict) -> None:
+        if self.kind == "discrete":
+            v = float(row.get("val_exact", 0.0))
+            self.best[seed] = max(self.best.get(seed, -1.0), v)
+        else:
+            v = float(row.get("val_nmse", float("inf")))
+            self.best[seed] = min(self.best.get(seed, float("inf")), v)
+        if self.progress is not None:
+            self.progress.update(
+                self.tasks[seed],
+                completed=int(row["step"]) + 1,
+                tau=f"{float(row['tau']):.3f}",
+                best=self._fmt_best(seed),
+            )
+
+    def done(self, result: RestartResult, solved: bool) -> None:
+        status = "solved" if solved else ("stopped" if result.steps_run < self.steps else "done")
+        if self.progress is not None:
+            self.progress.update(
+                self.tasks[result.seed], completed=self.steps if solved or status == "done" else result.steps_run,
+                status=status,
+            )
+        elif self.mode == "plain":
+            v = result.val
+            score = f"val exact {100 * v['exact']:.2f}% (nMSE {v['nmse']:.2e})" if self.kind == "discrete" else f"val nMSE {v['nmse']:.2e}"
+            print(
+                f"restart seed {result.seed}: {score}, {result.steps_run} steps, {result.seconds:.1f} s, {status}",
+                flush=True,
+            )
+
+    def cancelled(self, seed: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.tasks[seed], status="skipped")
+
+
+# ----------------------------------------------------------------------------- main entry
+
+
+def run_restarts(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    split: Split,
+    spec: DataSpec,
+    seed: int,
+    out_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    continuous_tol: float = CONTINUOUS_TOL,
+    parallel: bool = True,
+    max_workers: int | None = None,
+    train_fn: Callable[..., RestartResult] | None = None,
+) -> tuple[RestartResult, list[RestartResult]]:
+    """Run ``train_cfg.restarts`` seeds and return ``(best, all finished restarts by seed)``.
+
+    ``max_workers`` defaults to ``min(K, os.cpu_count())``. Restarts skipped because another one
+    had already solved the task are not in the list. ``train_fn`` replaces :func:`train_restart`
+    (same signature; a module-level function, so that pool workers can import it): a seam for
+    tests and experiments.
+    """
+    K = train_cfg.restarts
+    seeds = [seed + i for i in range(K)]
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for s in seeds:  # train_restart appends: start every log empty
+            p = seed_log_path(out, s)
+            if p.exists():
+                p.unlink()
+    fn = train_fn if train_fn is not None else train_restart
+    display = _Display(seeds, train_cfg, split.kind, progress)
+    try:
+        with display:
+            if K == 1 or not parallel:
+                results = _run_in_process(model_cfg, train_cfg, split, spec, seeds, out, display, continuous_tol, fn)
+            else:
+                workers = max_workers if max_workers is not None else (os.cpu_count() or 1)
+                workers = max(1, min(K, workers))
+                results = _run_in_pool(
+                    model_cfg, train_cfg, split, spec, seeds, out, display, continuous_tol, workers, fn
+                )
+    finally:
+        if out is not None:
+            merge_metrics(out, seeds)
+    if not results:  # cannot happen: the first restart always runs
+        raise RuntimeError("no restart finished")
+    results.sort(key=lambda r: r.seed)
+    best = min(results, key=lambda r: (r.val["score"], r.seed))
+    return best, results
+
+
+def _run_in_process(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    split: Split,
+    spec: DataSpec,
+    seeds: list[int],
+    out: Path | None,
+    display: _Display,
+    continuous_tol: float,
+    train_fn: Callable[..., RestartResult],
+) -> list[RestartResult]:
+    results: list[RestartResult] = []
+    for s in seeds:
+        if results and train_cfg.stop_on_exact and any(is_solved(split.kind, r.val, continuous_tol) for r in results):
+            display.cancelled(s)
+            continue
+        on_row: Callable[[int, dict], None] = lambda step, row, s=s: display.row(s, row)  # noqa: E731
+        r = train_fn(
+            model_cfg,
+            train_cfg,
+            split,
+            spec,
+            s,
+            log_path=seed_log_path(out, s) if out is not None else None,
+            progress=on_row,
+            continuous_tol=continuous_tol,
+        )
+        display.done(r, is_solved(split.kind, r.val, continuous_tol))
+        results.append(r)
+    return results
+
+
+def _drain(rows: Any, display: _Display) -> None:
+    while True:
+        try:
+            msg = rows.get_nowait()
+        except queue_mod.Empty:
+            return
+        except (EOFError, OSError, BrokenPipeError):
+            return
+        if msg[0] == "row":
+            display.row(msg[1], msg[2])
+
+
+def _run_in_pool(
+    model_cfg: ModelConfig,
+    train_cfg: TrainConfig,
+    split: Split,
+    spec: DataSpec,
+    seeds: list[int],
+    out: Path | None,
+    display: _Display,
+    continuous_tol: float,
+    workers: int,
+    train_fn: Callable[..., RestartResult],
+) -> list[RestartResult]:
+    ctx = mp.get_context("spawn")
+    manager = SyncManager(ctx=ctx)
+    manager.start(_ignore_sigint)
+    executor: ProcessPoolExecutor | None = None
+    stop_event: Any = None
+    futures: dict[Future, int] = {}
+    results: list[RestartResult] = []
+    try:
+        stop_event = manager.Event()
+        rows = manager.Queue() if display.mode != "off" else None
+        executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+        split_np = _split_to_numpy(split)
+        for s in seeds:
+            log = str(seed_log_path(out, s)) if out is not None else None
+            f = executor.submit(
+                _run_one, model_cfg, train_cfg, split_np, spec, s, log, stop_event, rows, continuous_tol, train_fn
+            )
+            futures[f] = s
+        pending = set(futures)
+        while pending:
+            if rows is not None:
+                _drain(rows, display)
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            for f in done:
+                if f.cancelled():
+                    display.cancelled(futures[f])
+                    continue
+                r = f.result()  # re-raises a worker's exception here
+                if r is None:
+                    display.cancelled(futures[f])
+                    continue
+                r = _state_to_torch(r)
+                results.append(r)
+                if rows is not None:
+                    _drain(rows, display)
+                display.done(r, is_solved(split.kind, r.val, continuous_tol))
+            if stop_event.is_set():
+                for f in pending:
+                    f.cancel()  # only succeeds for restarts that have not started
+        if rows is not None:
+            _drain(rows, display)
+        return results
+    except BaseException:
+        # Ctrl-C or a failed worker: stop the others, give them a moment, then terminate.
+        _stop_pool(executor, futures, stop_event)
+        raise
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        manager.shutdown()
+
+
+def _stop_pool(executor: ProcessPoolExecutor | None, futures: dict[Future, int], stop_event: Any) -> None:
+    """Cancel what has not started, ask running restarts to stop (they ignore SIGINT and poll the
+    event at each evaluation), wait a short grace period, then terminate what is still running."""
+    try:
+        for f in futures:
+            f.cancel()
+        grace = 0.0
+        if stop_event is not None:
+            stop_event.set()
+            grace = INTERRUPT_GRACE_SECONDS
+        running = [f for f in futures if not f.done()]
+        if running and grace > 0:
+            wait(running, timeout=grace)
+    except BaseException:  # a second Ctrl-C, or the Manager already gone: terminate at once
+        pass
+    if executor is None:
+        return
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    for p in procs:
+        try:
+            if p.is_alive():
+                p.terminate()
+        except Exception:
+            pass
+    for p in procs:
+        try:
+            p.join(timeout=2)
+        except Exception:
+            pass
+
+
+__all__ = ["CONTINUOUS_TOL", "is_solved", "merge_metrics", "run_restarts", "seed_log_path"]
