@@ -1,0 +1,254 @@
+"""Unit tests of the model primitives, with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from discrete_transformer.config import ModelConfig, TrainConfig
+from discrete_transformer.model import DataSpec, DiscreteTransformer, SelectMode, Selector
+from discrete_transformer.model.attention import hard_pattern
+from discrete_transformer.model.functional import softmax
+from discrete_transformer.training import schedules
+from discrete_transformer.training.loop import HARD, Split, data_spec, member_state, subset, train_restart
+
+SPEC = DataSpec(input_names=("x",), output_names=("y",), input_rms=(50.0,), target_rms=50.0, T=6)
+
+
+def _model(population: int = 3, seed: int = 0, **kw) -> DiscreteTransformer:
+    return DiscreteTransformer(ModelConfig(**kw), SPEC, population=population, seed=seed)
+
+
+def _set_choice(selector: Selector, role: tuple[int, ...], option: int) -> None:
+    with torch.no_grad():
+        selector.theta[(slice(None), *role)] = 0.0
+        selector.theta[(slice(None), *role, option)] = 10.0
+
+
+@pytest.mark.parametrize("mode", [SelectMode(hard=True, hard_attention=True), SelectMode(hard=True)])
+def test_causal_mask_no_future_leak(mode: SelectMode) -> None:
+    """Changing x[j] must not change any variable at positions i < j, in any module."""
+    torch.manual_seed(0)
+    model = _model(population=4).eval()
+    x = torch.randint(0, 100, (8, 6, 1)).float()
+    for j in range(6):
+        x2 = x.clone()
+        x2[:, j] += torch.randint(1, 50, (8, 1)).float()
+        c1: dict[str, torch.Tensor] = {}
+        c2: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            y1 = model(x, mode, 0.5, c1)
+            y2 = model(x2, mode, 0.5, c2)
+        # stream position j + 1 holds sequence index j (position 0 is BOS)
+        assert torch.equal(c1["resid"][:, :, : j + 1], c2["resid"][:, :, : j + 1])
+        assert torch.equal(y1[:, :, :j], y2[:, :, :j])
+
+
+def test_soft_attention_is_causal() -> None:
+    model = _model(population=2).eval()
+    cache: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        model(torch.rand(4, 6, 1) * 99, SelectMode(hard=True), 0.7, cache)
+    for name, a in cache.items():
+        if name.endswith(".pattern"):
+            assert torch.all(a.triu(1) == 0), name
+            assert torch.allclose(a.sum(-1), torch.ones(a.shape[:-1]))
+
+
+def test_bos_semantics_shift_reads_zero_at_start() -> None:
+    """A head with q = k = pos and the score of shift(2) reads x[i-2], and 0 for i < 2."""
+    model = _model(population=1)
+    names = model.variable_names
+    attn = model.layers[0]["attn"]
+    pos = names.index("pos")
+    _set_choice(attn.selector, (0, 0), pos)
+    _set_choice(attn.selector, (0, 1), pos)
+    _set_choice(attn.selector, (0, 2), names.index("x"))
+    rms = math.sqrt(float(model.ms[0, pos]))
+    c = 2.0 / rms  # shift by 2 in normalised units: s = -(k - (q - c))^2 = 2qk - 2ck - k^2 + const
+    with torch.no_grad():
+        attn.w_score[0, 0] = torch.tensor([2.0, -2.0 * c, -1.0]) * 10.0
+    x = torch.tensor([[[5.0], [7.0], [11.0], [13.0], [17.0], [19.0]]])
+    cache: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        model.eval()(x, HARD, 0.02, cache)
+    out = cache["L0.H0.out"][0, 0]  # (T1,) including BOS
+    assert out.tolist() == [0.0, 0.0, 0.0, 5.0, 7.0, 11.0, 13.0]
+
+
+def test_every_variable_is_zero_at_bos_except_pos() -> None:
+    model = _model(population=3).eval()
+    cache: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        model(torch.rand(5, 6, 1) * 99, HARD, 0.02, cache)
+    bos = cache["resid"][:, :, 0]  # (P, B, V)
+    pos = model.variable_names.index("pos")
+    assert torch.all(bos[..., pos] == -1)
+    others = [i for i in range(model.n_vars) if i != pos]
+    assert torch.all(bos[..., others] == 0)
+
+
+def test_prefix_mean_keyed_on_one_excludes_bos() -> None:
+    model = _model(population=1)
+    names = model.variable_names
+    attn = model.layers[0]["attn"]
+    for role, name in ((0, "one"), (1, "one"), (2, "x")):
+        _set_choice(attn.selector, (0, role), names.index(name))
+    with torch.no_grad():
+        attn.w_score[0, 0] = torch.tensor([0.0, 1.0, 0.0])
+    x = torch.tensor([[[2.0], [4.0], [9.0], [1.0], [0.0], [8.0]]])
+    cache: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        model.eval()(x, HARD, 0.02, cache)
+    expect = np.cumsum(x[0, :, 0].numpy()) / np.arange(1, 7)
+    np.testing.assert_allclose(cache["L0.H0.out"][0, 0, 1:].numpy(), expect, rtol=1e-6)
+
+
+def test_selector_becomes_one_hot_as_tau_goes_to_zero() -> None:
+    sel = Selector(population=16, roles=(4,), n_options=5)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        sel.theta.copy_(torch.randn(sel.theta.shape, generator=gen))
+    mean_max = []
+    for tau in (2.0, 0.5, 0.1, 0.01, 0.001):
+        w = sel.weights(SelectMode(tau=tau, generator=gen)).detach()
+        assert torch.allclose(w.sum(-1), torch.ones(16, 4))
+        mean_max.append(float(w.max(-1).values.mean()))
+    assert all(a < b for a, b in zip(mean_max, mean_max[1:]))
+    assert mean_max[0] < 0.6
+    assert mean_max[-1] > 0.99
+
+
+def test_selector_hard_mode_is_argmax() -> None:
+    sel = Selector(population=2, roles=(2,), n_options=4)
+    with torch.no_grad():
+        sel.theta.copy_(torch.tensor([[[0, 3, 1, 0], [5, 0, 0, 1]], [[0, 0, 0, 2], [1, 2, 3, 4]]]).float())
+    w = sel.weights(SelectMode(hard=True))
+    assert torch.equal(w.argmax(-1), torch.tensor([[1, 0], [3, 3]]))
+    assert torch.equal(w.sum(-1), torch.ones(2, 2))
+
+
+def test_frozen_selector_returns_its_argmax_even_when_sampling() -> None:
+    sel = Selector(population=3, roles=(2,), n_options=6)
+    with torch.no_grad():
+        sel.theta.normal_()
+    sel.freeze()
+    gen = torch.Generator().manual_seed(1)
+    for per_example in (False, True):
+        w = sel.weights(SelectMode(tau=5.0, generator=gen, per_example=per_example, batch=7))
+        expect = sel.argmax()
+        got = w.argmax(-1) if not per_example else w.argmax(-1)[:, 0]
+        assert torch.equal(got, expect)
+        assert torch.all((w == 0) | (w == 1))
+
+
+def test_hardening_keeps_the_argmaxes() -> None:
+    """After the search, the choices the hardened model makes are the argmaxes it had."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 100, (600, 6, 1)).astype(float)
+    y = x.copy()
+    y[:, 1:] += x[:, :-1]
+    cfg = TrainConfig(steps=60, harden_fraction=0.5, population=4, harden_top=2, polish_iters=3,
+                      eval_every=1000, batch_size=8, val_size=100, stop_on_exact=False)
+    split = Split.from_arrays(x, y, "discrete", cfg.val_size, 0)
+    spec = data_spec(x, y, ("x",), ("y",))
+    seen: dict[str, torch.Tensor] = {}
+
+    import discrete_transformer.training.loop as loop
+
+    original = loop._harden
+
+    def spy(model, *args, **kwargs):
+        seen.update({k: v.clone() for k, v in model.choices().items()})
+        out_model, step, solved = original(model, *args, **kwargs)
+        seen["kept"] = torch.tensor(np.argsort(loop.member_score(split.kind, loop.evaluate(
+            model, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)), kind="stable")[: cfg.harden_top].tolist())
+        seen["after"] = out_model.choices()
+        return out_model, step, solved
+
+    loop._harden = spy
+    try:
+        train_restart(ModelConfig(), cfg, split, spec, seed=0)
+    finally:
+        loop._harden = original
+    kept = seen["kept"]
+    for name, after in seen["after"].items():
+        assert torch.equal(after, seen[name][kept]), name
+
+
+def test_same_seed_same_model_different_seed_different() -> None:
+    a, b, c = _model(seed=3), _model(seed=3), _model(seed=4)
+    for (n1, t1), (_, t2), (_, t3) in zip(a.state_dict().items(), b.state_dict().items(), c.state_dict().items()):
+        assert torch.equal(t1, t2), n1
+    assert any(not torch.equal(t1, t3) for t1, t3 in zip(a.parameters(), c.parameters()))
+
+
+def test_same_seed_same_training_run() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 10, (300, 6, 1)).astype(float)
+    y = np.maximum.accumulate(x, axis=1)
+    cfg = TrainConfig(steps=30, population=2, harden_top=1, polish_iters=2, eval_every=10,
+                      batch_size=8, val_size=50, stop_on_exact=False)
+    split = Split.from_arrays(x, y, "discrete", cfg.val_size, 0)
+    spec = data_spec(x, y, ("x",), ("y",))
+    r1 = train_restart(ModelConfig(), cfg, split, spec, seed=5)
+    r2 = train_restart(ModelConfig(), cfg, split, spec, seed=5)
+    for name in r1.state:
+        assert torch.equal(r1.state[name], r2.state[name]), name
+
+
+def test_population_members_are_independent() -> None:
+    """Member 0 of a population trains exactly like... itself: its gradients do not depend on
+    the other members (the summed loss separates)."""
+    model = _model(population=3)
+    x = torch.rand(4, 6, 1) * 99
+    y = torch.rand(4, 6, 1) * 99
+    mode = SelectMode(tau=1.0, generator=torch.Generator().manual_seed(0))
+    pred = model(x, mode, 0.5)
+    loss = ((pred - y) ** 2).mean(dim=(1, 2, 3))
+    loss[0].backward()
+    for p in model.parameters():
+        if p.grad is not None and p.dim() > 0 and p.shape[0] == 3:
+            assert torch.all(p.grad[1:] == 0)
+
+
+def test_subset_round_trip() -> None:
+    model = _model(population=4, seed=2)
+    one = subset(model, [2])
+    st = member_state(model, [2])
+    for name, t in one.state_dict().items():
+        assert torch.equal(t, st[name])
+    x = torch.rand(3, 6, 1) * 99
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x, HARD, 0.02)[2], one.eval()(x, HARD, 0.02)[0])
+
+
+def test_hard_pattern_ties_average_and_near_ties_merge() -> None:
+    s = torch.tensor([[0.0, 3.0, 3.0, -10.0], [0.0, 5.0, 5.0 - math.log(2) + 1e-6, 4.0]])
+    p = hard_pattern(s)
+    assert p[0].tolist() == [0.0, 0.5, 0.5, 0.0]
+    assert p[1].tolist() == [0.0, 0.5, 0.5, 0.0]
+
+
+def test_fast_softmax_matches_torch() -> None:
+    x = torch.randn(5, 7, 11, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    g = torch.randn(5, 7, 11, dtype=torch.float64)
+    (softmax(x) * g).sum().backward()
+    (torch.softmax(x2, -1) * g).sum().backward()
+    assert torch.allclose(softmax(x), torch.softmax(x2, -1))
+    assert torch.allclose(x.grad, x2.grad)
+
+
+def test_schedules_are_pure_and_monotone() -> None:
+    cfg = TrainConfig(steps=1000)
+    taus = [schedules.tau(cfg, s) for s in range(0, 1000, 50)]
+    assert taus[0] == pytest.approx(cfg.tau_start)
+    assert all(a >= b for a, b in zip(taus, taus[1:]))
+    assert schedules.tau(cfg, cfg.search_steps) == pytest.approx(cfg.tau_end)
+    assert schedules.tau(cfg, 10) == schedules.tau(cfg, 10)
+    assert schedules.cosine(0, 100) == pytest.approx(1.0)
+    assert schedules.cosine(100, 100) == pytest.approx(0.01)
