@@ -46,11 +46,11 @@ class ModelConfig:
 class TrainConfig:
     """How the discrete search and the hardening phase are run (DESIGN §3, Annealing)."""
 
-    steps: int = 3000  # total steps per restart: search + hardening
+    steps: int = 2000  # total steps per restart: search + hardening
     harden_fraction: float = 0.35  # last fraction of steps: selectors frozen at argmax
     population: int = 16  # independent models trained in lockstep (vectorised) per restart
     restarts: int = 2  # independent seeds, run in parallel processes
-    batch_size: int = 64
+    batch_size: int = 16  # per population member, during the search
     lr: float = 1e-2  # continuous weights (Adam)
     lr_selector: float = 3e-2  # selector logits (Adam)
     tau_start: float = 2.0  # selector Gumbel-softmax temperature, exponential anneal
@@ -65,7 +65,7 @@ class TrainConfig:
     polish_iters: int = 300  # float64 L-BFGS iterations per surviving member (0 = off)
     polish_size: int = 1024  # training sequences in the full-batch polish
     eval_every: int = 100
-    val_size: int = 2000  # validation sequences carved from the training split
+    val_size: int = 1000  # validation sequences carved from the training split
     time_limit: float | None = None  # seconds per restart; None = no limit
     stop_on_exact: bool = True
 
