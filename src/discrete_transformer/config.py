@@ -60,6 +60,9 @@ class TrainConfig:
     straight_through: bool = False
     sample_per_example: bool = True  # a Gumbel sample per sequence (lower-variance gradients)
     estimator: Literal["gumbel", "reinforce"] = "gumbel"
+    rebirth_every: int = 0  # search steps between rebirths of the worst members (0 = off; see docs)
+    rebirth_fraction: float = 0.25  # share of the population reborn each time
+    rebirth_until: float = 0.5  # rebirths only in this first fraction of the search
     harden_top: int = 4  # members kept (best discretised validation) when the search ends
     harden_batch_size: int = 64
     polish_iters: int = 300  # float64 L-BFGS iterations per surviving member (0 = off)
@@ -77,6 +80,7 @@ class TrainConfig:
         _check(self.batch_size >= 1, "batch_size must be >= 1")
         _check(self.tau_start > 0 and self.tau_end > 0, "temperatures must be > 0")
         _check(self.tau_attn_start > 0 and self.tau_attn_end > 0, "temperatures must be > 0")
+        _check(self.rebirth_every >= 0 and 0.0 <= self.rebirth_fraction < 1.0, "bad rebirth settings")
         _check(self.harden_top >= 1, "harden_top must be >= 1")
         _check(self.polish_iters >= 0 and self.polish_size >= 1, "polish_iters >= 0, polish_size >= 1")
         _check(self.estimator in ("gumbel", "reinforce"), "estimator must be gumbel|reinforce")

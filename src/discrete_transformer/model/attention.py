@@ -41,7 +41,7 @@ class AttentionLayer(nn.Module):
         stream: torch.Tensor,
         stream_n: torch.Tensor,
         mode: SelectMode,
-        tau_attn: float,
+        tau_attn: float | torch.Tensor,
         cache: dict[str, torch.Tensor] | None = None,
         prefix: str = "",
     ) -> torch.Tensor:
@@ -52,6 +52,8 @@ class AttentionLayer(nn.Module):
         v = select(stream[..., : self.n_avail], w[..., 2, :], mode.batched)
         q = qk[..., 0].transpose(2, 3)  # (P, B, H, T1)
         k = qk[..., 1].transpose(2, 3)
+        if isinstance(tau_attn, torch.Tensor):  # (P,): one temperature per member
+            tau_attn = tau_attn.view(P, 1, 1, 1, 1)
         ws = self.w_score.view(P, 1, self.n_heads, 1, 3) / tau_attn
         # s[i, j] = k_j·(w_qk·q_i + w_k) + w_kk·k_j², built as one fused outer product.
         row = (ws[..., 0] * q + ws[..., 1]).unsqueeze(-1)  # (P, B, H, T1, 1)

@@ -23,7 +23,7 @@ from .functional import softmax
 class SelectMode:
     """How selectors produce their weights for one forward pass."""
 
-    tau: float = 1.0
+    tau: float | torch.Tensor = 1.0  # scalar, or (P,): one temperature per population member
     hard: bool = False  # one-hot argmax (evaluation / extraction)
     straight_through: bool = False  # forward one-hot sample, backward soft
     per_example: bool = False  # one Gumbel sample per sequence instead of per model
@@ -99,7 +99,10 @@ class Selector(nn.Module):
             ).sum(-1)
             return w
         g = gumbel_like(tuple(theta.shape), mode.generator)
-        soft = softmax((theta + g) / mode.tau)
+        tau = mode.tau
+        if isinstance(tau, torch.Tensor):
+            tau = tau.view(-1, *([1] * (theta.dim() - 1)))
+        soft = softmax((theta + g) / tau)
         if mode.straight_through:
             sample = nn.functional.one_hot(soft.argmax(-1), self.n_options).to(theta.dtype)
             soft = sample + soft - soft.detach()

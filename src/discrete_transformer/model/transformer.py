@@ -136,7 +136,7 @@ class DiscreteTransformer(nn.Module):
         self,
         x: torch.Tensor,
         mode: SelectMode,
-        tau_attn: float,
+        tau_attn: float | torch.Tensor,
         cache: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """x: (B, T, C_in). Returns predictions (P, B, T, C_out).

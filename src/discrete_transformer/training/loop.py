@@ -235,13 +235,23 @@ def _first_solved(kind: str, metrics: dict[str, np.ndarray], tol: float) -> int 
 
 
 def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple[int, int | None]:
-    """Phase 1. Returns (last step, index of a member already solved or None)."""
+    """Phase 1. Returns (last step, index of a member already solved or None).
+
+    Every member anneals over its own life (see `schedules.member_temperatures`). Every
+    `rebirth_every` steps during the first `rebirth_until` of the search, the members with the
+    worst smoothed training loss are re-initialised (`rebirth`): the population keeps its good
+    basins and spends the rest of its compute on fresh tries.
+    """
     model.train()
+    P = model.population
     opt_w = torch.optim.Adam(model.weight_parameters(), lr=cfg.lr)
     opt_s = torch.optim.Adam(model.selector_parameters(), lr=cfg.lr_selector)
+    birth = torch.zeros(P)
+    loss_ema: torch.Tensor | None = None
+    n_reborn = 0
     step = 0
     for step in range(cfg.search_steps):
-        tau, tau_a = schedules.tau(cfg, step), schedules.tau_attn(cfg, step)
+        tau, tau_a = schedules.member_temperatures(cfg, step, birth)
         xb, yb = _batch(split, gen, cfg.batch_size)
         mode = SelectMode(
             tau=tau, straight_through=cfg.straight_through, per_example=cfg.sample_per_example,
@@ -253,11 +263,27 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
         loss.sum().backward()
         opt_w.step()
         opt_s.step()
+        with torch.no_grad():
+            l = loss.detach().clamp_max(10.0)
+            loss_ema = l if loss_ema is None else 0.95 * loss_ema + 0.05 * l
+        if (
+            cfg.rebirth_every > 0 and P > 1 and step > 0 and step % cfg.rebirth_every == 0
+            and step < cfg.rebirth_until * cfg.search_steps
+        ):
+            n = max(1, int(round(cfg.rebirth_fraction * P)))
+            mature = (step - birth) >= cfg.rebirth_every
+            ranked = torch.where(mature, loss_ema, torch.full_like(loss_ema, -1.0))
+            worst = [int(i) for i in torch.argsort(ranked, descending=True)[:n] if mature[i]]
+            if worst:
+                rebirth(model, worst, (opt_w, opt_s), int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+                birth[worst] = float(step)
+                loss_ema[worst] = loss_ema.median()
+                n_reborn += len(worst)
         if step % cfg.eval_every == 0 or step == cfg.search_steps - 1:
             row, metrics = _eval_row(model, split, tol, cfg)
-            row.update(step=step, phase="search", tau=tau, tau_attn=tau_a, loss=float(loss.detach().mean()),
-                       loss_min=float(loss.detach().min()),
-                       attention_entropy=attention_entropy(model, xb[:16], mode, tau_a))
+            row.update(step=step, phase="search", tau=float(tau.median()), tau_attn=float(tau_a.median()),
+                       loss=float(loss.detach().mean()), loss_min=float(loss.detach().min()),
+                       attention_entropy=attention_entropy(model, xb[:16], mode, tau_a), reborn=n_reborn)
             log(row)
             done = _first_solved(split.kind, metrics, tol)
             if cfg.stop_on_exact and done is not None:
@@ -265,6 +291,24 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
             if stop():
                 break
     return step, None
+
+
+@torch.no_grad()
+def rebirth(model: DiscreteTransformer, members: list[int], optimizers, seed: int) -> None:
+    """Re-initialise the given population members in place (fresh weights from `seed`, uniform
+    selector logits) and clear their Adam moments; the other members are untouched."""
+    fresh = DiscreteTransformer(model.config, model.data, population=model.population, seed=seed)
+    idx = torch.tensor(members)
+    fresh_params = dict(fresh.named_parameters())
+    for name, p in model.named_parameters():
+        p[idx] = fresh_params[name][idx]
+    for opt in optimizers:
+        for group in opt.param_groups:
+            for p in group["params"]:
+                state = opt.state.get(p)
+                if state:
+                    state["exp_avg"][idx] = 0.0
+                    state["exp_avg_sq"][idx] = 0.0
 
 
 def _harden(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, step0: int):

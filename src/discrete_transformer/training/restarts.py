@@ -91,9 +91,34 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _term_as_interrupt() -> Any:
+    """Treat SIGTERM like Ctrl-C while restarts run (workers are stopped, logs merged); returns
+    the previous handler, or None when not in the main thread (handlers cannot be set there)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """Daemon thread body: a worker whose parent died (killed, not interrupted) exits at once
+    instead of training on, unseen, to the end of its restart."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
 def _worker_init() -> None:
+    import threading
+
     _ignore_sigint()
     torch.set_num_threads(1)
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
 
 
 def _run_one(
@@ -272,6 +297,7 @@ def run_restarts(
                 p.unlink()
     fn = train_fn if train_fn is not None else train_restart
     display = _Display(seeds, train_cfg, split.kind, progress)
+    previous_term = _term_as_interrupt()
     try:
         with display:
             if K == 1 or not parallel:
@@ -283,6 +309,8 @@ def run_restarts(
                     model_cfg, train_cfg, split, spec, seeds, out, display, continuous_tol, workers, fn
                 )
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         if out is not None:
             merge_metrics(out, seeds)
     if not results:  # cannot happen: the first restart always runs

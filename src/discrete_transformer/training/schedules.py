@@ -9,6 +9,8 @@ weights train, with a cosine learning-rate decay so the MLPs settle to full prec
 from __future__ import annotations
 
 import math
+
+import torch
 from typing import Literal
 
 from ..config import TrainConfig
@@ -18,6 +20,16 @@ def exponential(step: int, total: int, start: float, end: float) -> float:
     """start → end geometrically over `total` steps, then constant."""
     frac = min(max(step / max(total, 1), 0.0), 1.0)
     return start * (end / start) ** frac
+
+
+def member_temperatures(cfg: TrainConfig, step: int, birth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tau, tau_attn), each (P,): every member anneals over its own life, from its birth step
+    (0, or the step it was reborn) to the end of the search, on the same exponential curve."""
+    life = (cfg.search_steps - birth).clamp_min(1.0)
+    frac = ((step - birth) / life).clamp(0.0, 1.0)
+    tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** frac
+    tau_a = cfg.tau_attn_start * (cfg.tau_attn_end / cfg.tau_attn_start) ** frac
+    return tau, tau_a
 
 
 def phase(cfg: TrainConfig, step: int) -> Literal["search", "harden"]:
