@@ -2,9 +2,11 @@
 
 Public API::
 
-    from discrete_transformer import train
-    result = train("sum_last2", out="runs/sum_last2", seed=0)
+    import discrete_transformer as dtx
+    result = dtx.train("sum_last2", out="runs/sum_last2", seed=0)
     result.test  # {"exact": ..., "nmse": ..., "n": ...}
+    program = dtx.extract(result)  # a verified, self-contained Python program
+    print(program.source)
 
 The pipeline reads like the folder layout: ``tasks`` (data) → ``model`` → ``training``
 (search, hardening, polish, restarts) → ``extract`` → ``bench``.
@@ -14,5 +16,6 @@ __version__ = "0.1.0"
 
 from .config import ModelConfig, TrainConfig  # noqa: E402
 from .api import TrainResult, load_run, train  # noqa: E402
+from . import extract  # noqa: E402  # the subpackage is callable: dtx.extract(result) -> Program
 
-__all__ = ["ModelConfig", "TrainConfig", "TrainResult", "__version__", "load_run", "train"]
+__all__ = ["ModelConfig", "TrainConfig", "TrainResult", "__version__", "extract", "load_run", "train"]

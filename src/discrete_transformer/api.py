@@ -1,9 +1,13 @@
-"""The public, estimator-like API: ``train(source) -> TrainResult`` and ``load_run(dir)``.
+"""The public, estimator-like API: ``train(source) -> TrainResult``, ``load_run(dir)`` and
+``extract(result_or_run_dir) -> Program``.
 
 ```python
-from discrete_transformer import train
-result = train("sum_last2", out="runs/sum_last2", seed=0)
+import discrete_transformer as dtx
+result = dtx.train("sum_last2", out="runs/sum_last2", seed=0)
 result.test  # {"exact": ..., "nmse": ..., "n": ...}
+program = dtx.extract(result)
+print(program.source)
+program.verify()  # Verification(verified=True, ...)
 ```
 
 A run directory holds:
@@ -374,11 +378,37 @@ def load_run(dir: str | os.PathLike) -> TrainResult:
     )
 
 
+# ----------------------------------------------------------------------------- extract
+
+
+def extract(
+    result_or_run_dir: "TrainResult | str | os.PathLike",
+    dataset: Dataset | None = None,
+    config: Any = None,
+    progress: Any = None,
+) -> Any:
+    """Extract the program of a trained model and verify it (DESIGN §4).
+
+    ``result_or_run_dir`` is a :class:`TrainResult` or a run directory written by :func:`train`;
+    the run's data is reloaded from its source unless ``dataset`` is given (needed when a data
+    file has moved). ``config`` is an :class:`~.extract.pipeline.ExtractConfig`; ``progress`` an
+    optional callable receiving one line of text per step. Returns a
+    :class:`~.extract.pipeline.Program`: ``.source``, ``.run(*channels)``, ``.run_batch(X)``,
+    ``.verify(dataset=None)``, ``.verification``, ``.ir``, ``.sr_tables``, ``.save(dir)``.
+    Raises :class:`RunDirError` for a path that is not a run directory and
+    :class:`~.extract.pipeline.ExtractionError` when the data cannot be found.
+    """
+    from .extract.pipeline import extract as _extract
+
+    return _extract(result_or_run_dir, dataset=dataset, config=config, progress=progress)
+
+
 __all__ = [
     "CheckpointError",
     "RunDirError",
     "TrainResult",
     "check_out_dir",
+    "extract",
     "is_run_dir",
     "load_run",
     "train",

@@ -1,8 +1,9 @@
 """The ``dtx`` command line.
 
-Commands: ``dtx tasks`` (the built-in task suite) and ``dtx train SOURCE --out DIR`` (train,
-evaluate on the test split, write a run directory). ``extract``, ``run``, ``bench`` and
-``report`` are later work.
+Commands: ``dtx tasks`` (the built-in task suite), ``dtx train SOURCE --out DIR`` (train,
+evaluate on the test split, write a run directory), ``dtx extract DIR`` (turn a run's model into
+``DIR/program.py`` and verify it: ``DIR/verification.json``) and ``dtx run SOURCE --out DIR``
+(train + extract + verify). ``bench`` and ``report`` are later work.
 
 Expected failures (unknown task, bad data file, bad option value, unusable ``--out``) print one
 red line ``error: ...`` on stderr and exit with code 2, before anything is written.
@@ -23,7 +24,7 @@ EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
     name="dtx",
-    help="Discrete Transformer: learn an algorithm from examples (extraction to a program is upcoming).",
+    help="Discrete Transformer: learn an algorithm from examples and extract it as a verified Python program.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -102,7 +103,11 @@ def train_cmd(
         Console(stderr=True).print("[yellow]interrupted[/yellow]")
         raise typer.Exit(EXIT_INTERRUPTED)
 
-    table = Table(title="dtx train", show_header=False)
+    Console().print(_train_table(result, "dtx train"))
+
+
+def _train_table(result, title: str) -> Table:
+    table = Table(title=title, show_header=False)
     table.add_column("", style="bold", no_wrap=True)
     table.add_column("")
     t, v = result.test, result.best.val
@@ -121,7 +126,125 @@ def train_cmd(
     table.add_row("steps", f"{result.best.steps_run} of {result.train_config.steps}")
     table.add_row("wall time", f"{result.seconds:.1f} s")
     table.add_row("run dir", escape(str(result.run_dir)))
-    Console().print(table)
+    return table
+
+
+# ----------------------------------------------------------------------------- extract / run
+
+
+def _extract_quietly(target, console: Console):
+    """extract() with a spinner on a terminal; expected failures become one red line."""
+    from .api import RunDirError, extract
+    from .extract.pipeline import ExtractionError
+    from .training.checkpoint import CheckpointError
+
+    try:
+        if console.is_terminal:
+            with console.status("extracting: hypothesis tests, symbolic regression, verification ..."):
+                return extract(target)
+        return extract(target)
+    except (RunDirError, CheckpointError, ExtractionError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted[/yellow]")
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _show_program(program, run_dir: Path, console: Console) -> None:
+    from rich.syntax import Syntax
+
+    console.print(Syntax(program.source, "python", theme="ansi_dark", word_wrap=False), soft_wrap=True)
+    v = program.verification
+    table = Table(title="verdict", show_header=False)
+    table.add_column("", style="bold", no_wrap=True)
+    table.add_column("")
+    verdict = "[bold green]VERIFIED[/bold green]" if v.verified else "[bold red]NOT VERIFIED[/bold red]"
+    table.add_row("program", verdict)
+    rule = "100% exact match after rounding" if v.kind == "discrete" else "normalised MSE <= 1e-6"
+    table.add_row("rule", f"{v.kind}: {rule}")
+    table.add_row("test", escape(v.test.describe()))
+    if v.longer is not None:
+        tag = "[green]passes[/green]" if v.longer.passed else "[red]fails[/red]"
+        table.add_row("longer sequences", f"{escape(v.longer.describe())} {tag}")
+    else:
+        table.add_row("longer sequences", f"not available ({escape(v.longer_note)})")
+    agree = "agree" if v.python_agrees else "[red]DISAGREE[/red]"
+    table.add_row("program / run_batch", f"{agree} on {v.python_checked} test sequences")
+    m = program.model_score
+    if v.kind == "discrete" and "exact" in m:
+        table.add_row("model (test)", f"{100 * m['exact']:.2f}% exact match (n={m['n']})")
+    else:
+        table.add_row("model (test)", f"normalised MSE {m.get('nmse', float('nan')):.3g} (n={m.get('n')})")
+    n_mod = len([n for n in program.ir.nodes if not n.is_alias])
+    table.add_row("size", f"{n_mod} module line(s), {len(program.source.splitlines())} lines in all")
+    table.add_row("extraction time", f"{program.seconds:.1f} s")
+    table.add_row("written", escape(f"{run_dir / 'program.py'}, {run_dir / 'verification.json'}"))
+    console.print(table)
+
+
+def _save(program, run_dir: Path) -> None:
+    try:
+        program.save(run_dir)
+    except OSError as e:
+        _fail(f"{run_dir}: cannot write the program: {e.strerror or e}")
+
+
+@app.command("extract")
+def extract_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `dtx train` (or `dtx run`)."),
+) -> None:
+    """Extract RUN_DIR's model as a Python program, verify it, write program.py and verification.json."""
+    from .api import is_run_dir
+
+    if not run_dir.is_dir():
+        _fail(f"{run_dir}: run directory not found")
+    if not is_run_dir(run_dir):
+        _fail(f"{run_dir}: not a run directory (no config.json written by `dtx train`)")
+    console = Console()
+    program = _extract_quietly(run_dir, console)
+    _save(program, run_dir)
+    _show_program(program, run_dir, console)
+
+
+@app.command("run")
+def run_cmd(
+    source: str = typer.Argument(..., help="Built-in task name (e.g. sum_last2) or a .npz/.csv/.jsonl file."),
+    out: Path = typer.Option(..., "--out", help="Run directory to write (new, empty, or a previous run with --force)."),
+    seed: int = typer.Option(0, "--seed", help="First training seed; restarts use seed, seed+1, ..."),
+    restarts: Optional[int] = typer.Option(None, "--restarts", help="Number of restarts (parallel seeds)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per restart."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
+) -> None:
+    """Train on SOURCE, extract the program, verify it; print the program and the verdict."""
+    if steps is not None and steps < 1:
+        _fail(f"--steps must be a positive integer, got {steps}")
+    if restarts is not None and restarts < 1:
+        _fail(f"--restarts must be a positive integer, got {restarts}")
+    if kind is not None:
+        kind = kind.strip().lower()
+        if kind not in ("discrete", "continuous"):
+            _fail(f"--kind must be 'discrete' or 'continuous', got {kind!r}")
+
+    from .api import RunDirError, _execute, _prepare
+    from .training.checkpoint import CheckpointError
+
+    try:  # options, data and --out are all checked before anything is written
+        plan = _prepare(source, out, seed, None, None, restarts, steps, kind, force, 0)
+    except ValueError as e:
+        _fail(str(e))
+    try:
+        result = _execute(plan, progress=True)
+    except (CheckpointError, RunDirError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted[/yellow]")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    console = Console()
+    console.print(_train_table(result, "dtx run: training"))
+    program = _extract_quietly(result, console)
+    _save(program, Path(result.run_dir))
+    _show_program(program, Path(result.run_dir), console)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,452 @@
+"""Extraction (DESIGN §4) without training: the IR and its names, rendering, verification rules,
+and the whole pipeline on a hand-built model whose program is known (Sum_Last2 = x + shift(x, 1))."""
+
+from __future__ import annotations
+
+import ast
+import json
+import keyword
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import discrete_transformer as dtx
+from discrete_transformer.api import RunDirError, TrainResult
+from discrete_transformer.config import ModelConfig, TrainConfig
+from discrete_transformer.extract import codegen, pipeline
+from discrete_transformer.extract.graph import (
+    RESERVED_NAMES,
+    AttentionNode,
+    MLPNode,
+    OutputNode,
+    ProgramIR,
+    Provenance,
+    Variable,
+    eliminate_dead_code,
+    read_graph,
+    rename_names,
+    sanitize,
+    source_names,
+    unique_name,
+)
+from discrete_transformer.extract.hypotheses import make_hypothesis
+from discrete_transformer.extract.pipeline import ExtractConfig, Program, load_module, trace
+from discrete_transformer.extract.verify import CONTINUOUS_NMSE, score, verify_program
+from discrete_transformer.model import DiscreteTransformer
+from discrete_transformer.tasks import Dataset, make_dataset
+from discrete_transformer.training.loop import RestartResult, data_spec
+
+HOSTILE = ['x"""; import os #', "class", "0day", "é\u2028名", "", "__import__", "pos", "a b\nc", "np", "shift"]
+
+
+# ============================================================================ names
+
+
+@pytest.mark.parametrize("raw", HOSTILE + ["x", "prev1_x", "ΔT", "'quoted'", "\\x00"])
+def test_sanitize_gives_safe_identifiers(raw: str) -> None:
+    name = sanitize(raw)
+    assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name), name
+    assert not keyword.iskeyword(name) and not keyword.issoftkeyword(name)
+    assert name not in RESERVED_NAMES
+
+
+def test_unique_names_and_renaming() -> None:
+    taken: set[str] = {"x"}
+    assert [unique_name("x", taken), unique_name("x", taken), unique_name("y", taken)] == ["x_2", "x_3", "y"]
+    src = "math.floor(u0 / 2) + (u1 if u0 >= 1 else max(u0, 2))"
+    assert source_names(src) == {"math", "u0", "u1", "max"}
+    assert rename_names(src, {"u0": "prev1_x", "u1": "x", "floor": "no"}) == (
+        "math.floor(prev1_x / 2) + (x if prev1_x >= 1 else max(prev1_x, 2))"
+    )
+
+
+def test_escape_text_cannot_break_out_of_a_docstring() -> None:
+    for raw in HOSTILE:
+        esc = codegen.escape_text(raw)
+        assert '"' not in esc[1:-1] and "'" not in esc[1:-1] and "\n" not in esc
+        assert all(32 <= ord(ch) < 127 for ch in esc)
+        assert ast.literal_eval(esc) == raw  # repr-like: it reads back as the original text
+
+
+# ============================================================================ a hand-written IR
+
+
+def _ir(input_name: str = "x", output_name: str = "y", source: str = "task:Sum_Last2") -> ProgramIR:
+    """x -> prev1_x = shift(x, 1) -> y = x + prev1_x, plus a dead MLP."""
+    x = Variable("x", 0, "input", sanitize(input_name, "x"))
+    prev = Variable("L0.H0", 3, "attn", "prev1_x")
+    pos = Variable("pos", 1, "pos", "pos", -1.0)
+    y = Variable("L0.M0", 5, "mlp", sanitize(output_name, "y"))
+    dead = Variable("L0.M1", 6, "mlp", "unused")
+    head = AttentionNode("L0.H0", prev, pos, pos, x, make_hypothesis("shift", c=1), 1.0, 0.9994, 5000, 1.0, True)
+    mlp = MLPNode("L0.M0", y, (x, prev), f"{x.name} + prev1_x", f"{x.name} + prev1_x", "x + prev1_x",
+                  3, 0.0, 1e-7, True, 1e-6, True, "mlp", 100)
+    junk = MLPNode("L0.M1", dead, (x,), f"{x.name} * 2", f"{x.name} * 2", "2*x", 3, 0.0, 0.0, True, 1e-6, False, "mlp", 10)
+    nodes = eliminate_dead_code([head, mlp, junk], [y])
+    pv = Provenance(source, "Sum_Last2", "discrete", 0, 0, 10, (input_name,), (output_name,),
+                    {"n_layers": 1}, {"steps": 5, "estimator": "gumbel"}, "0.1.0", {"exact": 1.0})
+    return ProgramIR((x,), nodes, (OutputNode(0, y.name, y),), pv)
+
+
+def _imports(source: str) -> set[str]:
+    mods = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            mods.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            mods.add((node.module or "").split(".")[0])
+    return mods
+
+
+def test_dead_code_elimination_follows_what_nodes_read() -> None:
+    ir = _ir()
+    assert [n.key for n in ir.nodes] == ["L0.H0", "L0.M0"]
+    head = ir.nodes[0]
+    assert [v.name for v in head.reads] == ["x"]  # a shift reads neither its query nor its key
+
+
+def test_render_runs_and_matches_run_batch() -> None:
+    src = codegen.render(_ir(), ["verified: yes -- test: 100.00%"])
+    compile(src, "program.py", "exec")
+    assert _imports(src) <= {"math", "numpy"}
+    assert "discrete_transformer" not in src.split('"""', 2)[2]  # only the docstring names the package
+    mod = load_module(src)
+    assert mod.program([3, 1, 4, 1, 5]) == [3, 4, 5, 5, 6]
+    X = np.random.default_rng(0).integers(0, 100, (50, 12, 1)).astype(float)
+    want = X[:, :, 0] + np.concatenate([np.zeros((50, 1)), X[:, :-1, 0]], axis=1)
+    np.testing.assert_array_equal(mod.run_batch(X)[:, :, 0], want)
+    assert [mod.program(list(r)) for r in X[:3, :, 0]] == [list(w) for w in want[:3]]
+    body = src[src.index("def program"):]
+    assert "prev1_x = shift(x, 1)" in body and "# attention L0.H0: shift(1), agreement 100.0%" in body
+    assert "y = [a + b for a, b in zip(x, prev1_x)]" in body and "# MLP L0.M0: x + prev1_x" in body
+    assert "def shift(" in src and "def np_shift(" in src
+    assert "def match(" not in src and "unused" not in src  # only the helpers and lines it uses
+    assert codegen.render(_ir(), ["verified: yes -- test: 100.00%"]) == src  # deterministic
+
+
+def test_hostile_names_are_sanitised_in_code_and_escaped_in_the_docstring() -> None:
+    bad_in, bad_out, bad_src = 'x"""\nimport os', "class\u2028", "data/\"\"\"evil\n.npz"
+    src = codegen.render(_ir(bad_in, bad_out, bad_src))
+    mod = load_module(src)
+    assert mod.program([1, 2]) == [1, 3]
+    tree = ast.parse(src)
+    assert ast.get_docstring(tree, clean=False) == mod.__doc__
+    assert codegen.escape_text(bad_src) in mod.__doc__ and codegen.escape_text(bad_in) in mod.__doc__
+    assert mod.__doc__.count("\n") == src.split('"""')[1].count("\n")  # no line was injected
+    assert _imports(src) <= {"math", "numpy"}
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "program")
+    assert [a.arg for a in fn.args.args] == ["x_import_os"]
+    code = src.split('"""', 2)[2]  # everything after the module docstring
+    assert "import os" not in code.replace("x_import_os", "") and not re.search(r"\bclass\b", code)
+
+
+# ============================================================================ verification rules
+
+
+def test_score_rules() -> None:
+    y = np.arange(24, dtype=float).reshape(2, 4, 3)
+    s = score(y + 0.4, y, "discrete")
+    assert s.passed and s.exact == 1.0
+    bad = y.copy()
+    bad[1, 2, 0] += 1
+    s = score(bad, y, "discrete")
+    assert not s.passed and s.exact == 0.5
+    noise = np.sqrt(CONTINUOUS_NMSE) * 0.5 * y.reshape(-1, 3).std(axis=0)
+    assert score(y + noise, y, "continuous").passed
+    assert not score(y + 10 * noise, y, "continuous").passed
+    assert not score(np.full_like(y, np.nan), y, "continuous").passed
+    assert score(y[:, :2], y, "discrete").error is not None
+
+
+def test_verify_program_reports_failures_without_raising() -> None:
+    x = np.zeros((5, 4, 1))
+    y = np.zeros((5, 4, 1))
+
+    def boom(X):
+        raise ZeroDivisionError("float division by zero")
+
+    v = verify_program(lambda xs: list(xs), boom, x, y, "discrete")
+    assert not v.verified and "ZeroDivisionError" in v.test.error
+    v = verify_program(lambda xs: [1.0] * len(xs), lambda X: np.zeros_like(X), x, y, "discrete",
+                       longer_note="data file")
+    assert v.test.passed and not v.python_agrees and not v.verified
+    assert v.to_dict()["longer"] == {"available": False, "note": "data file"}
+
+
+# ============================================================================ the pipeline on a hand-built model
+
+
+def sum_last2_model(ds: Dataset) -> tuple[DiscreteTransformer, ModelConfig, object]:
+    """A 1-layer model set by hand: L0.H0 = shift(x, 1) (q = k = pos), L0.M0 = x + L0.H0
+    (linear part of the MLP only), readout L0.M0."""
+    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    cfg = ModelConfig(n_layers=1, n_heads=1, n_mlps=2, mlp_arity=2, mlp_hidden=4, mlp_bilinear=1)
+    m = DiscreteTransformer(cfg, spec, population=1, seed=0)
+    ix = {n: i for i, n in enumerate(m.variable_names)}  # x, pos, one, L0.H0, L0.M0, L0.M1
+    with torch.no_grad():
+        for p in m.parameters():
+            p.zero_()
+        attn, mlp = m.layers[0]["attn"], m.layers[0]["mlp"]
+        for role, var in enumerate(("pos", "pos", "x")):
+            attn.selector.theta[0, 0, role, ix[var]] = 10.0
+        r, s = float(m.ms[0, ix["pos"]].sqrt()), 10.0
+        attn.w_score[0, 0] = torch.tensor([2 * s, -2 * s / r, -s])  # -s (k - q + 1)^2, normalised
+        for role, var in enumerate(("x", "L0.H0")):
+            mlp.selector.theta[0, 0, role, ix[var]] = 10.0
+            mlp.selector.theta[0, 1, role, ix["one"]] = 10.0  # L0.M1: dead code
+        mlp.d[0, 0] = torch.stack([m.ms[0, ix["x"]].sqrt(), m.ms[0, ix["L0.H0"]].sqrt()])
+        m.readout.theta[0, 0, ix["L0.M0"]] = 10.0
+    return m.eval(), cfg, spec
+
+
+@pytest.fixture(scope="module")
+def hand_result() -> TrainResult:
+    ds = make_dataset("Sum_Last2", seed=0, n_test=1000)
+    model, cfg, spec = sum_last2_model(ds)
+    best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})
+    return TrainResult(dataset=ds, model=model, model_config=cfg, train_config=TrainConfig(steps=1, restarts=1),
+                       spec=spec, best=best, restarts=[best], test={}, seconds=0.0, run_dir=None,
+                       source=ds.source, kind=ds.kind, seed=0)
+
+
+@pytest.fixture(scope="module")
+def hand_program(hand_result: TrainResult) -> Program:
+    return dtx.extract(hand_result)
+
+
+def test_graph_reads_the_selectors(hand_result: TrainResult) -> None:
+    g = read_graph(hand_result.model)
+    assert g.variable_names == ("x", "pos", "one", "L0.H0", "L0.M0", "L0.M1")
+    assert [(m.key, m.reads) for m in g.modules] == [("L0.H0", (1, 1, 0)), ("L0.M0", (0, 3)), ("L0.M1", (2, 2))]
+    assert g.readout == (4,)
+    assert [m.key for m in g.live()] == ["L0.H0", "L0.M0"]
+
+
+def test_hand_built_model_extracts_to_the_known_program(hand_program: Program, hand_result: TrainResult) -> None:
+    p = hand_program
+    assert p.verified, p.verification.lines()
+    body = p.source[p.source.index("def program"):]
+    assert "prev1_x = shift(x, 1)" in body
+    assert "y = [a + b for a, b in zip(x, prev1_x)]" in body
+    assert [n.key for n in p.ir.nodes] == ["L0.H0", "L0.M0"]
+    head, mlp = p.ir.nodes
+    assert head.hypothesis == make_hypothesis("shift", c=1) and head.accepted and head.n_queries >= 5000
+    assert mlp.source == "x + prev1_x" and mlp.exact and mlp.max_error < 1e-4
+    assert p.verification.test.n == 1000 and p.verification.longer.T == 20 and p.verification.longer.passed
+    assert p.run([5, 7, 1]) == [5, 12, 8]
+    x = hand_result.dataset.x_test[:64]
+    np.testing.assert_allclose(p.run_batch(x), hand_result.predict(x), atol=1e-3)
+    assert "L0.M0 (grid)" in p.sr_tables
+    assert p.verify().verified
+    # A different dataset: its test split, and (a file) no longer sequences.
+    ds = hand_result.dataset
+    other = Dataset("mine", "discrete", ds.x_train[:5], ds.y_train[:5], ds.x_test[:50], ds.y_test[:50], ("x",), ("y",), "f.npz")
+    v = p.verify(other)
+    assert v.verified and v.test.n == 50 and v.longer is None and "data file" in v.longer_note
+
+
+def test_extraction_is_deterministic(hand_result: TrainResult, hand_program: Program) -> None:
+    assert dtx.extract(hand_result).source == hand_program.source
+
+
+def test_program_runs_standalone_without_the_package(hand_program: Program, tmp_path: Path) -> None:
+    path, vpath = hand_program.save(tmp_path)
+    doc = json.loads(vpath.read_text())
+    assert doc["verified"] is True and doc["kind"] == "discrete" and doc["test"]["n"] == 1000
+    assert doc["longer"]["available"] and doc["longer"]["T"] == 20
+    code = (
+        "import runpy, sys\n"
+        f"m = runpy.run_path({str(path)!r})\n"
+        "print(m['program']([1, 2, 3]))\n"
+        "assert not any(k.startswith('discrete_transformer') for k in sys.modules)\n"
+        "assert 'numpy' not in sys.modules\n"
+        "import numpy as np\n"
+        "print(m['run_batch'](np.array([[[1.0], [2.0], [3.0]]])).ravel().tolist())\n"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["[1, 3, 5]", "[1.0, 3.0, 5.0]"]
+
+
+def test_trace_gives_every_live_variable(hand_program: Program) -> None:
+    X = np.array([[[1.0], [2.0], [4.0]]])
+    env = trace(hand_program.ir, X)
+    np.testing.assert_array_equal(env[3], [[0.0, 1.0, 2.0]])  # prev1_x
+    np.testing.assert_array_equal(env[4], [[1.0, 3.0, 6.0]])  # y
+
+
+def test_search_recovers_from_a_wrong_first_candidate(hand_result: TrainResult, monkeypatch) -> None:
+    """The first MLP candidate is wrong while the model is exact: the search swaps in the next
+    one (scored on training sequences) and the program verifies."""
+    original = pipeline._Extractor.mlp_alternatives
+
+    def sabotaged(self, m, full=False):
+        alts = original(self, m, full)
+        if not getattr(self, "_sabotaged", False):
+            self._sabotaged = True
+            a = alts[0]
+            alts.insert(0, pipeline._MLPAlt(a.inputs, "u0", "u0", "u0", 1, 1.0, 99.0, True, a.tolerance,
+                                            a.integer_target, "mlp", a.n_samples, "sabotage"))
+        return alts
+
+    monkeypatch.setattr(pipeline._Extractor, "mlp_alternatives", sabotaged)
+    p = dtx.extract(hand_result, config=ExtractConfig(search_budget=30))
+    assert p.verified, p.search_log
+    assert p.search_log[0]["try"] == "first candidates" and not p.search_log[0]["verified"]
+    assert any("L0.M0 alternative" in row["try"] for row in p.search_log[1:])
+    assert "x + prev1_x" in p.source
+
+
+def test_truth_fit_regresses_the_readout_against_the_targets(hand_result: TrainResult) -> None:
+    ex = pipeline._Extractor(hand_result, hand_result.dataset, ExtractConfig(), 0, lambda _m: None)
+    ex.model_scores()
+    ir = ex.build({})
+    mlp = ex.graph.module_at(4)
+    alt = ex.truth_fit(mlp, ir, 0)
+    assert alt is not None and alt.fitted_to == "targets" and alt.exact and alt.source == "u0 + u1"
+
+
+def test_extract_rejects_what_is_not_a_run(tmp_path: Path) -> None:
+    with pytest.raises(RunDirError, match="run directory not found"):
+        dtx.extract(tmp_path / "missing")
+    with pytest.raises(RunDirError, match="not a run directory"):
+        dtx.extract(tmp_path)
+    with pytest.raises(TypeError):
+        dtx.extract(42)
+
+
+# ============================================================================ helpers vs hypothesis semantics
+
+
+def _one_head_ir(h, q: Variable, k: Variable, v: Variable) -> ProgramIR:
+    x = Variable("x", 0, "input", "x")
+    out = Variable("L0.H0", 3, "attn", "routed")
+    head = AttentionNode("L0.H0", out, q, k, v, h, 1.0, 0.999, 1000, 1.0, True)
+    pv = Provenance("task:test", "test", "discrete", 0, 0, 6, ("x",), ("y",))
+    return ProgramIR((x,), (head,), (OutputNode(0, "y", out),), pv)
+
+
+@pytest.mark.parametrize("h", [
+    make_hypothesis("self"), make_hypothesis("shift", c=2), make_hypothesis("first"),
+    make_hypothesis("prefix_mean", include_bos=False), make_hypothesis("prefix_mean", include_bos=True),
+    make_hypothesis("window_mean", c=2, include_bos=True), make_hypothesis("window_mean", c=1),
+    make_hypothesis("prefix_argmax", tie="average", include_bos=True),
+    make_hypothesis("prefix_argmin", tie="latest", include_bos=False),
+    make_hypothesis("prefix_argmax", tie="earliest", include_bos=True),
+    make_hypothesis("match", tie="latest"), make_hypothesis("match", tie="earliest"), make_hypothesis("match_all"),
+    make_hypothesis("lookup", table=[[0.0, 1, 1], [1.0, 2, "bos"], [2.0, 4, 3]], default=0),
+], ids=str)
+@pytest.mark.parametrize("value", ["x", "pos"])
+@pytest.mark.parametrize("key", ["x", "pos"])
+def test_rendered_helpers_route_like_the_hypothesis(h, value: str, key: str) -> None:
+    """program() and run_batch() compute Σ_j P[i, j]·v[j] with the hypothesis's own pattern P over
+    the stream (BOS slot: x = 0, pos = -1), for values and keys with either BOS value."""
+    x = Variable("x", 0, "input", "x")
+    pos = Variable("pos", 1, "pos", "pos", -1.0)
+    var = {"x": x, "pos": pos}
+    src = codegen.render(_one_head_ir(h, x, var[key], var[value]))
+    mod = load_module(src)
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 3, (40, 6, 1)).astype(float)
+    n, T = X.shape[:2]
+    xs = np.concatenate([np.zeros((n, 1)), X[:, :, 0]], axis=1)  # stream rows, BOS first
+    ps = np.broadcast_to(np.arange(-1, T, dtype=float), (n, T + 1))
+    stream = {"x": xs, "pos": ps}
+    if h.name == "self":
+        want = stream[value][:, 1:]
+    else:
+        P = h.pattern(xs, stream[key], T + 1)
+        want = np.einsum("nij,nj->ni", P, stream[value])[:, 1:]
+    got = mod.run_batch(X)[:, :, 0]
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    py = np.array([mod.program(list(r)) for r in X[:, :, 0]], dtype=float)
+    np.testing.assert_allclose(py, want, atol=1e-12)
+
+
+def test_constant_and_position_expressions_render() -> None:
+    x = Variable("x", 0, "input", "x")
+    pos = Variable("pos", 1, "pos", "pos", -1.0)
+    c = Variable("L0.M0", 3, "mlp", "three")
+    y = Variable("L0.M1", 4, "mlp", "y")
+    k = MLPNode("L0.M0", c, (x,), "3", "np.full(np.shape(x), 3)", "3", 1, 0.0, 0.0, True, 1e-6, True, "mlp", 5)
+    m = MLPNode("L0.M1", y, (pos, c), "pos % 2 + three", "np.mod(pos, 2) + three", "", 5, 0.0, 0.0, True,
+                1e-6, True, "mlp", 5)
+    pv = Provenance("task:test", "test", "discrete", 0, 0, 6, ("x",), ("y",))
+    ir = ProgramIR((x,), (k, m), (OutputNode(0, "y", y),), pv, uses_pos=True)
+    mod = load_module(codegen.render(ir))
+    assert mod.program([7, 7, 7, 7]) == [3, 4, 3, 4]
+    np.testing.assert_array_equal(mod.run_batch(np.zeros((2, 4, 1)))[:, :, 0], [[3, 4, 3, 4]] * 2)
+
+
+# ============================================================================ a data-file run, through the CLI
+
+
+def test_cli_extract_on_a_data_file_run(tmp_path: Path) -> None:
+    """Hostile channel names survive into a program that runs; longer sequences are "not
+    available" for a file; a run whose file has gone fails with one line and writes nothing."""
+    from typer.testing import CliRunner
+
+    from discrete_transformer.cli import app
+    from discrete_transformer.tasks import save_npz
+
+    from conftest import tiny_train
+
+    base = make_dataset("Current_Number", seed=0, n_test=300)
+    evil_in, evil_out = 'x"""\nimport os #', "y\u2028out"
+    ds = Dataset("evil", "discrete", base.x_train[:600], base.y_train[:600], base.x_test, base.y_test,
+                 (evil_in,), (evil_out,), "unused")
+    data = tmp_path / "evil data.npz"
+    save_npz(ds, data)
+    run = tmp_path / "run"
+    dtx.train(str(data), out=run, training=tiny_train(restarts=1), progress=False)
+    runner = CliRunner(env={"COLUMNS": "200"})
+    res = runner.invoke(app, ["extract", str(run)])
+    assert res.exit_code == 0, res.output
+    src = (run / "program.py").read_text()
+    doc = json.loads((run / "verification.json").read_text())
+    assert doc["longer"]["available"] is False and "data file" in doc["longer"]["note"]
+    mod = load_module(src)
+    assert _imports(src) <= {"math", "numpy"}
+    fn = next(n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef) and n.name == "program")
+    assert [a.arg for a in fn.args.args] == ["x_import_os"]
+    assert codegen.escape_text(evil_in) in mod.__doc__
+    out = mod.program([1.0, 2.0, 3.0])
+    assert isinstance(out, list) and len(out) == 3
+    if doc["verified"]:
+        assert out == [1.0, 2.0, 3.0]
+    # The data file has moved: one red line, exit 2, nothing rewritten.
+    data.rename(tmp_path / "moved.npz")
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    res = runner.invoke(app, ["extract", str(run)])
+    assert res.exit_code == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "cannot reload" in lines[0], res.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+    # With the data given explicitly, extraction works again.
+    from discrete_transformer.tasks import load_file
+
+    p = dtx.extract(run, dataset=load_file(tmp_path / "moved.npz"))
+    assert p.source.split("def program")[1] == src.split("def program")[1]
+
+
+def test_integer_valued_expressions_with_float_noise_are_rounded() -> None:
+    x = Variable("x", 0, "input", "x")
+    mean = Variable("L0.H0", 3, "attn", "prefix_mean_x")
+    pos = Variable("pos", 1, "pos", "pos", -1.0)
+    y = Variable("L0.M0", 4, "mlp", "y")
+    head = AttentionNode("L0.H0", mean, pos, pos, x, make_hypothesis("prefix_mean"), 1.0, 0.999, 1000, 1.0, True)
+    mlp = MLPNode("L0.M0", y, (mean, pos), "prefix_mean_x * (pos + 1)", "prefix_mean_x * (pos + 1)", "",
+                  5, 0.0, 0.4, True, 1e-6, True, "mlp", 100, rounded=True)
+    pv = Provenance("task:Sum_All", "Sum_All", "discrete", 0, 0, 10, ("x",), ("y",))
+    src = codegen.render(ProgramIR((x,), (head, mlp), (OutputNode(0, "y", y),), pv, uses_pos=True))
+    assert "y = [round(a * (b + 1)) for a, b in zip(prefix_mean_x, pos)]" in src
+    mod = load_module(src)
+    xs = [0.1 * 3, 7, 0.1 * 7, 11, 5]
+    assert mod.program([float(v) for v in [3, 7, 9, 11, 5]]) == [3, 10, 19, 30, 35]
+    assert all(isinstance(v, int) for v in mod.program(xs))
+    np.testing.assert_array_equal(mod.run_batch(np.array([[[3.0], [7.0], [9.0]]]))[0, :, 0], [3, 10, 19])
