@@ -1,7 +1,7 @@
-# Set-up and the two README commands.  `make demo` trains on a built-in task; `make test` runs
-# the test suite.  Both create .venv on first use (torch==2.13.0 first, CPU build, so that the
-# project's `torch>=…` requirement never pulls a CUDA build), then install this project with its
-# dev extras.  The stamp file makes repeated runs skip the install until pyproject.toml changes.
+# Set-up and the two README commands.  `make demo` trains on a built-in task, extracts and verifies
+# its program; `make test` runs the test suite.  Both create .venv on first use (torch==2.13.0 first,
+# CPU build, so that the project's `torch>=…` requirement never pulls a CUDA build), then install
+# this project with its dev extras.  The stamp file makes repeated runs skip the install until pyproject.toml changes.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/dtx train sum_last2 --out runs/sum_last2 --force
+	$(VENV)/bin/dtx run sum_last2 --out runs/sum_last2 --force
 
 # pyproject's addopts already has -q; a second -q would hide pytest's "N passed" line.
 test: setup
