@@ -68,17 +68,11 @@ def tasks_cmd() -> None:
     Console().print(table)
 
 
-@app.command("train")
-def train_cmd(
-    source: str = typer.Argument(..., help="Built-in task name (e.g. sum_last2, Sum_Last2) or a .npz/.csv/.jsonl file."),
-    out: Path = typer.Option(..., "--out", help="Run directory to write (new, empty, or a previous run with --force)."),
-    seed: int = typer.Option(0, "--seed", help="First training seed; restarts use seed, seed+1, ..."),
-    restarts: Optional[int] = typer.Option(None, "--restarts", help="Number of restarts (parallel seeds)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per restart."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
-) -> None:
-    """Train on SOURCE, report test metrics and write the run directory."""
+def _train_from_options(
+    source: str, out: Path, seed: int, restarts: Optional[int], steps: Optional[int], kind: Optional[str], force: bool
+):
+    """The training half shared by `train` and `run`: validate options, check data and --out
+    before anything is written, train with a progress display; errors end the command."""
     if steps is not None and steps < 1:
         _fail(f"--steps must be a positive integer, got {steps}")
     if restarts is not None and restarts < 1:
@@ -103,6 +97,21 @@ def train_cmd(
         Console(stderr=True).print("[yellow]interrupted[/yellow]")
         raise typer.Exit(EXIT_INTERRUPTED)
 
+    return result
+
+
+@app.command("train")
+def train_cmd(
+    source: str = typer.Argument(..., help="Built-in task name (e.g. sum_last2, Sum_Last2) or a .npz/.csv/.jsonl file."),
+    out: Path = typer.Option(..., "--out", help="Run directory to write (new, empty, or a previous run with --force)."),
+    seed: int = typer.Option(0, "--seed", help="First training seed; restarts use seed, seed+1, ..."),
+    restarts: Optional[int] = typer.Option(None, "--restarts", help="Number of restarts (parallel seeds)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per restart."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
+) -> None:
+    """Train on SOURCE, report test metrics and write the run directory."""
+    result = _train_from_options(source, out, seed, restarts, steps, kind, force)
     Console().print(_train_table(result, "dtx train"))
 
 
@@ -217,29 +226,7 @@ def run_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
 ) -> None:
     """Train on SOURCE, extract the program, verify it; print the program and the verdict."""
-    if steps is not None and steps < 1:
-        _fail(f"--steps must be a positive integer, got {steps}")
-    if restarts is not None and restarts < 1:
-        _fail(f"--restarts must be a positive integer, got {restarts}")
-    if kind is not None:
-        kind = kind.strip().lower()
-        if kind not in ("discrete", "continuous"):
-            _fail(f"--kind must be 'discrete' or 'continuous', got {kind!r}")
-
-    from .api import RunDirError, _execute, _prepare
-    from .training.checkpoint import CheckpointError
-
-    try:  # options, data and --out are all checked before anything is written
-        plan = _prepare(source, out, seed, None, None, restarts, steps, kind, force, 0)
-    except ValueError as e:
-        _fail(str(e))
-    try:
-        result = _execute(plan, progress=True)
-    except (CheckpointError, RunDirError) as e:
-        _fail(str(e))
-    except KeyboardInterrupt:
-        Console(stderr=True).print("[yellow]interrupted[/yellow]")
-        raise typer.Exit(EXIT_INTERRUPTED)
+    result = _train_from_options(source, out, seed, restarts, steps, kind, force)
     console = Console()
     console.print(_train_table(result, "dtx run: training"))
     program = _extract_quietly(result, console)
