@@ -115,9 +115,14 @@ def test_library_shape_and_json() -> None:
     assert names[0] == "self" and names[-1] == "lookup"
     assert [h.params["c"] for h in LIB if h.name == "shift"] == list(range(1, T))
     assert sum(h.name == "window_mean" for h in LIB) == 2 * (T - 1)
+    lags = [h.params for h in LIB if h.name == "lag_window_mean"]
+    assert len(lags) == 2 * (T - 1) * (T - 2) // 2  # 1 <= lo < hi <= T-1, both BOS rules
+    assert all(1 <= p["lo"] < p["hi"] <= T - 1 for p in lags)
     assert sum(h.name in ("prefix_argmax", "prefix_argmin") for h in LIB) == 12
-    order = ["self", "shift", "first", "prefix_mean", "window_mean", "prefix_argmax",
-             "prefix_argmin", "match", "lookup"]
+    order = ["self", "shift", "first", "prefix_mean", "window_mean", "lag_window_mean",
+             "prefix_argmax", "prefix_argmin", "match", "lookup"]
+    last_window = max(i for i, nm in enumerate(names) if nm == "window_mean")
+    assert names.index("lag_window_mean") == last_window + 1
     firsts = [names.index(o) for o in order]
     assert firsts == sorted(firsts)
     for h in LIB + [random_lookup()]:
@@ -150,6 +155,18 @@ def test_hand_worked_patterns() -> None:
     padded = H("window_mean", c=2, include_bos=True)
     assert row(padded, 2) == pytest.approx([third, third, third, 0, 0])
     assert row(padded, 3) == pytest.approx([0, third, third, third, 0])
+    lag = H("lag_window_mean", lo=1, hi=2)
+    assert row(lag, 1) == [1, 0, 0, 0, 0]  # seq index 0: whole window before the start
+    assert row(lag, 2) == [0, 1, 0, 0, 0]  # seq index 1: only index 0 in range
+    assert row(lag, 4) == pytest.approx([0, 0, 0.5, 0.5, 0])  # indices 1, 2 (not 3)
+    padded_lag = H("lag_window_mean", lo=1, hi=2, include_bos=True)
+    assert row(padded_lag, 1) == [1, 0, 0, 0, 0]  # BOS alone
+    assert row(padded_lag, 2) == pytest.approx([0.5, 0.5, 0, 0, 0])  # BOS + index 0
+    assert row(padded_lag, 3) == pytest.approx([0, 0.5, 0.5, 0, 0])  # window fully in range
+    with pytest.raises(ValueError):
+        H("lag_window_mean", lo=2, hi=2)  # that is shift(2)
+    with pytest.raises(ValueError):
+        H("lag_window_mean", lo=0, hi=2)  # that is window_mean(2)
     k = np.array([[0.0, 2, 5, 5, 1]])
     pat = lambda h: h.pattern(None, k, T1_)[0, 4].tolist()  # noqa: E731
     assert pat(H("prefix_argmax", tie="average")) == [0, 0, 0.5, 0.5, 0]
@@ -274,6 +291,33 @@ def test_window_bos_rule_is_distinguished(data) -> None:
             assert acc is None
 
 
+@pytest.mark.parametrize("include_bos", [False, True])
+def test_lagged_window_is_detected(include_bos: bool, data) -> None:
+    """The Sum_Last3 routing: uniform over {i-2, i-1}, i itself excluded."""
+    q, k, v = data
+    h = H("lag_window_mean", lo=1, hi=2, include_bos=include_bos)
+    A = h.pattern(q, k, T1)
+    acc, results = run_head(A, q, k, v, record(A, v))
+    assert acc is not None and acc.hypothesis == h
+    assert acc.agreement == 1.0 and acc.pattern_agreement == 1.0
+    assert not any(r.accepted for r in results[:-1])
+
+
+def test_lagged_window_is_not_accepted_for_shift_or_window_data(data) -> None:
+    lags = [H("lag_window_mean", lo=lo, hi=hi, include_bos=ib)
+            for lo, hi in ((1, 2), (1, 3), (2, 3)) for ib in (False, True)]
+    for planted in (H("shift", c=1), H("shift", c=2), H("window_mean", c=1),
+                    H("window_mean", c=2), H("window_mean", c=2, include_bos=True)):
+        acc, results = _results(planted, lags, data)
+        assert acc is None, f"{planted} explained by {acc and acc.hypothesis}"
+        assert max(r.agreement for r in results) < 0.5
+    # and the other way round: lagged-window data is none of those
+    others = [H("shift", c=1), H("shift", c=2), H("window_mean", c=1), H("window_mean", c=2),
+              H("window_mean", c=2, include_bos=True), H("lag_window_mean", lo=1, hi=2)]
+    acc, _ = _results(H("lag_window_mean", lo=1, hi=2, include_bos=True), others, data)
+    assert acc is None
+
+
 def test_lookup_is_skipped_for_wide_domains() -> None:
     q, k, v = make_data(seed=7)
     q[:, 1:] = np.random.default_rng(8).integers(0, 17, (N, T))  # 17 > 16 distinct values
@@ -393,6 +437,8 @@ def test_describe_names() -> None:
     assert d(H("first")) == "first_x"
     assert d(H("prefix_mean")) == "prefix_mean_x"
     assert d(H("window_mean", c=1)) == "mean_last2_x"
+    assert d(H("lag_window_mean", lo=1, hi=2)) == "mean_lag1to2_x"
+    assert d(H("lag_window_mean", lo=1, hi=2, include_bos=True)) == "padded_mean_lag1to2_x"
     assert d(H("prefix_argmax"), k="x") == "max_x"
     assert d(H("prefix_argmax")) == "x_at_max_k"
     assert d(H("prefix_argmin"), k="x") == "min_x"
@@ -413,6 +459,11 @@ def test_call_expressions() -> None:
     padded = H("window_mean", c=3, include_bos=True)
     assert numpy_call(padded, "q", "k", "x") == "np_window_mean(x, 3, include_bos=True)"
     assert python_helper(H("shift", c=5))[0] == "shift"
+    lag = H("lag_window_mean", lo=1, hi=2)
+    assert python_call(lag, "q", "k", "x") == "lag_window_mean(x, 1, 2)"
+    assert python_call(lag, "q", "k", "pos", bos=-1) == "lag_window_mean(pos, 1, 2, bos=-1)"
+    padded_lag = H("lag_window_mean", lo=2, hi=4, include_bos=True)
+    assert numpy_call(padded_lag, "q", "k", "x") == "np_lag_window_mean(x, 2, 4, include_bos=True)"
     assert numpy_helper(H("match_all"))[0] == "np_match_all"
 
 
@@ -461,6 +512,7 @@ def test_helpers_handle_other_lengths() -> None:
     """Helpers are defined on any length (extrapolation to longer sequences)."""
     ns: dict = {}
     for h in (H("shift", c=2), H("window_mean", c=2, include_bos=True),
+              H("lag_window_mean", lo=1, hi=2, include_bos=True),
               H("prefix_argmax", tie="latest"),
               H("match"), H("prefix_mean")):
         exec(python_helper(h)[1], ns)
@@ -468,6 +520,12 @@ def test_helpers_handle_other_lengths() -> None:
     xs = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0, 5.0, 8.0]
     assert ns["shift"](xs, 2) == [0, 0, 3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0]
     assert ns["window_mean"](xs[:3], 2, include_bos=True) == [1.5, 4 / 3, 8 / 3]
+    assert ns["lag_window_mean"](xs[:4], 1, 2, include_bos=True) == [0, 1.5, 2.0, 2.5]
+    assert ns["lag_window_mean"](xs[:4], 1, 2) == [0, 3.0, 2.0, 2.5]
+    np.testing.assert_allclose(
+        ns["np_lag_window_mean"](np.array([xs]), 1, 2, include_bos=True),
+        [ns["lag_window_mean"](xs, 1, 2, include_bos=True)],
+    )
     assert ns["prefix_argmax"](xs, xs, tie="latest")[-1] == 9.0
     assert ns["match"]([5.0, 1.0], [1.0, 5.0], [10.0, 20.0]) == [0, 10.0]
     np.testing.assert_allclose(ns["np_prefix_mean"](np.array([xs])), [ns["prefix_mean"](xs)])

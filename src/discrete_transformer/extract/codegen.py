@@ -91,6 +91,8 @@ def pattern_label(h: Hypothesis, q: str, k: str) -> str:
         return "prefix_mean(with BOS)" if p["include_bos"] else "prefix_mean"
     if h.name == "window_mean":
         return f"window_mean({p['c']}{', with BOS' if p['include_bos'] else ''})"
+    if h.name == "lag_window_mean":
+        return f"lag_window_mean({p['lo']}..{p['hi']} back{', with BOS' if p['include_bos'] else ''})"
     if h.name in ("prefix_argmax", "prefix_argmin"):
         bos = ", with BOS" if p["include_bos"] else ""
         return f"{h.name}(k={k}, ties {p['tie']}{bos})"

@@ -56,8 +56,8 @@ RESERVED_NAMES = frozenset(
     {
         "program", "run_batch", "X", "np", "math", "numpy",
         "identity", "shift", "first", "prefix_mean", "window_mean", "prefix_argmax",
-        "prefix_argmin", "match", "match_all", "lookup",
-        "np_identity", "np_shift", "np_first", "np_prefix_mean", "np_window_mean",
+        "prefix_argmin", "match", "match_all", "lookup", "lag_window_mean",
+        "np_identity", "np_shift", "np_first", "np_prefix_mean", "np_window_mean", "np_lag_window_mean",
         "np_prefix_argmax", "np_prefix_argmin", "np_match", "np_match_all", "np_lookup",
         "abs", "min", "max", "round", "len", "range", "list", "zip", "sum", "float", "int",
         "tuple", "enumerate", "print", "map", "bool", "str", "object", "type", "id", "input",

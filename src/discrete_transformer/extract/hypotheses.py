@@ -26,12 +26,17 @@ The library, simplest first (`default_library`):
    slot as *one* more key reading 0 — the model-native rule: BOS carries `pos = −1`, so a
    window over pos values [i−c, i] contains it exactly when i − c ≤ −1, and a hardened head
    averages uniformly over the keys in its window. c = 1..T−1.
-6. `prefix_argmax` / `prefix_argmin(tie, include_bos)` — the largest (smallest) k over
+6. `lag_window_mean(lo, hi, include_bos)` — uniform over the *lagged* window of sequence
+   indices max(0, i−hi)..i−lo (i itself excluded), 1 ≤ lo < hi ≤ T−1 (lo = hi is `shift`). The
+   start rule is `window_mean`'s: with `include_bos`, a window reaching back past the start
+   (i − hi < 0) also contains the BOS slot as one more key reading 0; a window entirely before
+   the start (i − lo < 0) reads BOS alone (0) in both variants.
+7. `prefix_argmax` / `prefix_argmin(tie, include_bos)` — the largest (smallest) k over
    positions 1..i (with `include_bos`: 0..i, BOS competing with its own k value); ties
    "average" (uniform over all tied keys: the model's native semantics), "latest", "earliest".
-7. `match(tie)` — the most recent ("latest") or first ("earliest") j ≤ i with k_j == q_i;
+8. `match(tie)` — the most recent ("latest") or first ("earliest") j ≤ i with k_j == q_i;
    `match_all` — uniform over all such j. BOS (reads 0) when there is none.
-8. `lookup(table, default)` — fallback for small discrete domains (≤ 16 distinct q and k
+9. `lookup(table, default)` — fallback for small discrete domains (≤ 16 distinct q and k
    values): a table (q_i, i) → relative offset d (attend to i − d) or "bos", fitted on the first
    half of the sequences and scored on the second half only.
 
@@ -77,8 +82,8 @@ PATTERN_ATOL = 1e-6  # a predicted attention row "equals" the observed one withi
 LOOKUP_MAX_VALUES = 16  # the lookup fallback is tried only for q, k with at most this many values
 
 NAMES = (
-    "self", "shift", "first", "prefix_mean", "window_mean", "prefix_argmax", "prefix_argmin",
-    "match", "match_all", "lookup",
+    "self", "shift", "first", "prefix_mean", "window_mean", "lag_window_mean", "prefix_argmax",
+    "prefix_argmin", "match", "match_all", "lookup",
 )
 
 
@@ -155,6 +160,17 @@ def make_hypothesis(name: str, **params: Any) -> Hypothesis:
             if ib
             else f"mean(v[max(0, i-{c})..i])"
         )
+    elif name == "lag_window_mean":
+        lo, hi, ib = int(p["lo"]), int(p["hi"]), bool(p.get("include_bos", False))
+        if not 1 <= lo < hi:
+            raise ValueError(f"lag_window_mean needs 1 <= lo < hi, got lo={lo}, hi={hi}")
+        p = {"lo": lo, "hi": hi, "include_bos": ib}
+        text = (
+            f"mean(v[i-{hi}..i-{lo}]), a window past the start also averaging in one 0 (BOS); "
+            "0 when the whole window is before the start"
+            if ib
+            else f"mean(v[max(0, i-{hi})..i-{lo}]) (0 when the whole window is before the start)"
+        )
     elif name in ("prefix_argmax", "prefix_argmin"):
         tie, ib = str(p.get("tie", "average")), bool(p.get("include_bos", False))
         if tie not in TIES:
@@ -201,6 +217,12 @@ def default_library(T1: int, lookup: bool = True) -> list[Hypothesis]:
     lib += [H("first")]
     lib += [H("prefix_mean", include_bos=ib) for ib in (False, True)]
     lib += [H("window_mean", c=c, include_bos=ib) for c in range(1, T) for ib in (False, True)]
+    lib += [
+        H("lag_window_mean", lo=lo, hi=hi, include_bos=ib)
+        for hi in range(2, T)
+        for lo in range(1, hi)
+        for ib in (False, True)
+    ]
     for name in ("prefix_argmax", "prefix_argmin"):
         lib += [H(name, tie=t, include_bos=ib) for ib in (False, True) for t in TIES]
     lib += [H("match", tie="latest"), H("match_all"), H("match", tie="earliest")]
@@ -337,6 +359,13 @@ def _route(h: Hypothesis, q: np.ndarray | None, k: np.ndarray | None, T1: int) -
         sel = (j <= p[:, None]) & (j >= p[:, None] - c) & (j >= 1)
         if prm["include_bos"]:
             sel[:, 0] = p - c <= 0  # the window over pos values reaches BOS's pos = -1
+        return _Routing(sel=_bos_row(sel)[None])
+    if name == "lag_window_mean":
+        lo, hi = prm["lo"], prm["hi"]
+        j = p[None, :]
+        sel = (j <= p[:, None] - lo) & (j >= p[:, None] - hi) & (j >= 1)
+        empty = ~sel.any(-1)  # the whole window is before the start: BOS alone
+        sel[:, 0] = empty | (prm["include_bos"] & (p - hi <= 0))  # as window_mean's BOS rule
         return _Routing(sel=_bos_row(sel)[None])
     if name in ("prefix_argmax", "prefix_argmin"):
         return _route_argext(h, _need(k, "key", h), T1)
@@ -638,6 +667,9 @@ def describe(h: Hypothesis, q_name: str, k_name: str, v_name: str) -> str:
     if h.name == "window_mean":
         base = f"mean_last{p['c'] + 1}_{x}"
         return f"padded_{base}" if p["include_bos"] else base
+    if h.name == "lag_window_mean":
+        base = f"mean_lag{p['lo']}to{p['hi']}_{x}"
+        return f"padded_{base}" if p["include_bos"] else base
     if h.name in ("prefix_argmax", "prefix_argmin"):
         word = "max" if h.name == "prefix_argmax" else "min"
         return f"{word}_{x}" if k_name == v_name else f"{x}_at_{word}_{k_name}"
@@ -681,6 +713,18 @@ _PY: dict[str, str] = {
     for i in range(len(xs)):
         window = list(xs[max(0, i - c): i + 1])
         if include_bos and i - c < 0:
+            window.append(bos)
+        out.append(sum(window) / len(window))
+    return out
+''',
+    "lag_window_mean": '''def lag_window_mean(xs, lo, hi, include_bos=False, bos=0):
+    """Mean of xs[i - hi..i - lo] clipped at the start (i itself excluded); with include_bos a
+    window reaching past the start also averages in one start-slot value `bos` (0). A window
+    entirely before the start reads `bos` (0)."""
+    out = []
+    for i in range(len(xs)):
+        window = list(xs[max(0, i - hi): max(0, i - lo + 1)])
+        if not window or (include_bos and i - hi < 0):
             window.append(bos)
         out.append(sum(window) / len(window))
     return out
@@ -783,6 +827,25 @@ _NP: dict[str, str] = {
         past = np.arange(T) - c < 0
         total = total + np.where(past, bos, 0.0)
         count = count + past
+    return total / count
+''',
+    "lag_window_mean": '''def np_lag_window_mean(xs, lo, hi, include_bos=False, bos=0):
+    """Mean of xs[:, i - hi..i - lo] clipped at the start (i itself excluded); with include_bos
+    a window reaching past the start also averages in one start-slot value `bos` (0). A window
+    entirely before the start reads `bos` (0)."""
+    import numpy as np
+    xs = np.asarray(xs, dtype=float)
+    T = xs.shape[1]
+    total = np.zeros_like(xs)
+    count = np.zeros(T)
+    for d in range(lo, min(hi, T - 1) + 1):
+        total[:, d:] += xs[:, : T - d]
+        count[d:] += 1
+    extra = count == 0
+    if include_bos:
+        extra = extra | (np.arange(T) - hi < 0)
+    total = total + np.where(extra, bos, 0.0)
+    count = count + extra
     return total / count
 ''',
     "prefix_argmax": '''def np_prefix_argmax(ks, xs, tie="average", include_bos=False, k_bos=0,
@@ -911,6 +974,9 @@ def _call(h: Hypothesis, fn: str, q: str, k: str, v: str, bos: float, k_bos: flo
         args = [v, *(["include_bos=True", *bos_kw] if p["include_bos"] else [])]
     elif h.name == "window_mean":
         args = [v, str(p["c"]), *(["include_bos=True", *bos_kw] if p["include_bos"] else [])]
+    elif h.name == "lag_window_mean":  # reads BOS even without include_bos (empty window)
+        args = [v, str(p["lo"]), str(p["hi"]), *(["include_bos=True"] if p["include_bos"] else [])]
+        args += bos_kw
     elif h.name in ("prefix_argmax", "prefix_argmin"):
         args = [k, v, f"tie={p['tie']!r}".replace("'", '"')]
         if p["include_bos"]:
