@@ -84,8 +84,7 @@ class TrainConfig:
         _check(self.harden_top >= 1, "harden_top must be >= 1")
         _check(self.polish_iters >= 0 and self.polish_size >= 1, "polish_iters >= 0, polish_size >= 1")
         _check(self.estimator in ("gumbel", "reinforce"), "estimator must be gumbel|reinforce")
-        # The selector can already sample discrete choices (SelectMode.sample_discrete); the
-        # score-function training loop is not written yet, so refuse rather than ignore it.
+        # The score-function (REINFORCE) estimator is not written yet: refuse rather than ignore.
         _check(self.estimator == "gumbel", "estimator 'reinforce' is not implemented yet; use 'gumbel'")
 
     @property

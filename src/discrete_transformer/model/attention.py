@@ -22,9 +22,6 @@ from torch import nn
 from .functional import softmax
 from .selector import SelectMode, Selector
 
-Q, K, V = 0, 1, 2
-
-
 class AttentionLayer(nn.Module):
     """All `H` heads of one layer, for a population of `P` models."""
 

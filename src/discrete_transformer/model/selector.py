@@ -29,8 +29,6 @@ class SelectMode:
     per_example: bool = False  # one Gumbel sample per sequence instead of per model
     generator: torch.Generator | None = None
     batch: int = 1
-    # REINFORCE: sample one-hot choices; log-probabilities are collected by the caller.
-    sample_discrete: bool = False
     # Attention as a program: argmax over keys, exactly tied scores averaged (RASP semantics).
     hard_attention: bool = False
 
@@ -54,7 +52,6 @@ class Selector(nn.Module):
         self.theta = nn.Parameter(torch.zeros(population, *roles, n_options))
         # frozen[p, *roles] -> the choice is fixed at its argmax (hardening)
         self.register_buffer("frozen", torch.zeros(population, *roles, dtype=torch.bool))
-        self.last_log_prob: torch.Tensor | None = None
 
     def argmax(self) -> torch.Tensor:
         """(P, *roles) long: the choice each selector makes at evaluation."""
@@ -86,18 +83,6 @@ class Selector(nn.Module):
             frozen = self.frozen.unsqueeze(1).expand(theta.shape[:-1])
         else:
             frozen = self.frozen
-        if mode.sample_discrete:
-            # Score-function estimator: draw a one-hot choice, remember log p(choice).
-            logp = torch.log_softmax(theta, dim=-1)
-            idx = torch.multinomial(
-                logp.detach().exp().reshape(-1, self.n_options), 1, generator=mode.generator
-            ).reshape(theta.shape[:-1])
-            idx = torch.where(frozen, theta.argmax(-1), idx)
-            w = nn.functional.one_hot(idx, self.n_options).to(theta.dtype)
-            self.last_log_prob = (logp.gather(-1, idx.unsqueeze(-1)).squeeze(-1) * (~frozen)).reshape(
-                logp.shape[0], -1
-            ).sum(-1)
-            return w
         g = gumbel_like(tuple(theta.shape), mode.generator)
         tau = mode.tau
         if isinstance(tau, torch.Tensor):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +45,7 @@ class Split:
         rng = np.random.default_rng(seed + 7919)
         perm = rng.permutation(n)
         n_val = min(val_size, max(1, n // 5)) if n > 1 else 0
-        val, tr = perm[:n_val], perm[n_val:] if n_val < n else perm
+        val, tr = perm[:n_val], perm[n_val:]
         to = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)  # noqa: E731
         y_tr = to(y[tr])
         var = y_tr.reshape(-1, y_tr.shape[-1]).var(dim=0, unbiased=False).clamp_min(1e-12)

@@ -11,39 +11,35 @@ from __future__ import annotations
 import math
 
 import torch
-from typing import Literal
 
 from ..config import TrainConfig
 
 
-def exponential(step: int, total: int, start: float, end: float) -> float:
-    """start → end geometrically over `total` steps, then constant."""
-    frac = min(max(step / max(total, 1), 0.0), 1.0)
+def anneal(frac, start: float, end: float):
+    """The exponential curve start → end at progress `frac` in [0, 1] (float or tensor)."""
     return start * (end / start) ** frac
 
 
 def member_temperatures(cfg: TrainConfig, step: int, birth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(tau, tau_attn), each (P,): every member anneals over its own life, from its birth step
-    (0, or the step it was reborn) to the end of the search, on the same exponential curve."""
+    (0, or the step it was reborn) to the end of the search, on the curve of `tau`/`tau_attn`."""
     life = (cfg.search_steps - birth).clamp_min(1.0)
     frac = ((step - birth) / life).clamp(0.0, 1.0)
-    tau = cfg.tau_start * (cfg.tau_end / cfg.tau_start) ** frac
-    tau_a = cfg.tau_attn_start * (cfg.tau_attn_end / cfg.tau_attn_start) ** frac
-    return tau, tau_a
+    return anneal(frac, cfg.tau_start, cfg.tau_end), anneal(frac, cfg.tau_attn_start, cfg.tau_attn_end)
 
 
-def phase(cfg: TrainConfig, step: int) -> Literal["search", "harden"]:
-    return "search" if step < cfg.search_steps else "harden"
+def _progress(cfg: TrainConfig, step: int) -> float:
+    return min(max(step / max(cfg.search_steps, 1), 0.0), 1.0)
 
 
 def tau(cfg: TrainConfig, step: int) -> float:
-    """Selector Gumbel-softmax temperature."""
-    return exponential(step, cfg.search_steps, cfg.tau_start, cfg.tau_end)
+    """Selector Gumbel-softmax temperature of a member born at step 0."""
+    return anneal(_progress(cfg, step), cfg.tau_start, cfg.tau_end)
 
 
 def tau_attn(cfg: TrainConfig, step: int) -> float:
     """Attention softmax temperature; reaches its floor when the search ends."""
-    return exponential(step, cfg.search_steps, cfg.tau_attn_start, cfg.tau_attn_end)
+    return anneal(_progress(cfg, step), cfg.tau_attn_start, cfg.tau_attn_end)
 
 
 def cosine(k: int, n: int, floor: float = 0.01) -> float:
