@@ -252,3 +252,31 @@ def test_schedules_are_pure_and_monotone() -> None:
     assert schedules.tau(cfg, 10) == schedules.tau(cfg, 10)
     assert schedules.cosine(0, 100) == pytest.approx(1.0)
     assert schedules.cosine(100, 100) == pytest.approx(0.01)
+
+
+def test_straight_through_attention_forward_is_hard_backward_reaches_scores() -> None:
+    """The search's late phase runs the hard pattern forward (what evaluation and extraction see)
+    while the soft pattern's gradient still trains the score weights."""
+    model = _model(population=2, seed=3).train()
+    x = torch.rand(4, 6, 1) * 99
+    tau_a, tau_hard = 0.3, 0.02
+    st = SelectMode(hard=True, hard_attention=True, attention_grad=True, attention_hard_tau=tau_hard)
+    c_st: dict[str, torch.Tensor] = {}
+    c_ref: dict[str, torch.Tensor] = {}
+    y = model(x, st, tau_a, c_st)
+    with torch.no_grad():
+        model(x, SelectMode(hard=True, hard_attention=True), tau_hard, c_ref)
+    for name, a in c_ref.items():
+        if name.endswith(".pattern"):
+            assert torch.allclose(c_st[name].detach(), a, atol=1e-6), name
+    # every head's output, so the readout's choice does not matter
+    outs = torch.stack([c_st[n] for n in c_st if n.endswith(".out")])
+    outs.sum().backward()
+    grads = [layer["attn"].w_score.grad for layer in model.layers]
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    # without attention_grad the hard pattern is a step function: no gradient reaches the scores
+    model.zero_grad()
+    c_hard: dict[str, torch.Tensor] = {}
+    model(x, SelectMode(hard=True, hard_attention=True), tau_hard, c_hard)
+    torch.stack([c_hard[n] for n in c_hard if n.endswith(".out")]).sum().backward()
+    assert all(layer["attn"].w_score.grad is None or layer["attn"].w_score.grad.abs().sum() == 0 for layer in model.layers)

@@ -65,6 +65,8 @@ class TrainConfig:
     rebirth_until: float = 0.5  # rebirths only in this first fraction of the search
     harden_top: int = 4  # members kept (best discretised validation) when the search ends
     harden_batch_size: int = 64
+    harden_attention_grad: bool = False  # straight-through gradient to attention scores in hardening
+    attention_st_from: float = 1.0  # fraction of the search after which attention runs hard (straight-through)
     polish_iters: int = 300  # float64 L-BFGS iterations per surviving member (0 = off)
     polish_size: int = 1024  # training sequences in the full-batch polish
     eval_every: int = 100

@@ -56,7 +56,14 @@ class AttentionLayer(nn.Module):
         row = (ws[..., 0] * q + ws[..., 1]).unsqueeze(-1)  # (P, B, H, T1, 1)
         col = (ws[..., 2] * k * k).unsqueeze(-2) + causal_bias(T1, k.dtype)  # (P, B, H, T1, T1)
         scores = torch.addcmul(col, row, k.unsqueeze(-2))
-        pattern = hard_pattern(scores) if mode.hard_attention else softmax(scores)
+        if mode.hard_attention:
+            hard_tau = mode.attention_hard_tau
+            pattern = hard_pattern(scores if hard_tau is None else scores * (tau_attn / hard_tau))
+            if mode.attention_grad and torch.is_grad_enabled():
+                soft = softmax(scores)
+                pattern = pattern + (soft - soft.detach())
+        else:
+            pattern = softmax(scores)
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
         # thousands of tiny batched mat-vecs on CPU.
         out = (pattern * v.transpose(2, 3).unsqueeze(-2)).sum(-1).transpose(2, 3)  # (P, B, T1, H)

@@ -31,6 +31,12 @@ class SelectMode:
     batch: int = 1
     # Attention as a program: argmax over keys, exactly tied scores averaged (RASP semantics).
     hard_attention: bool = False
+    # With hard_attention: backward through the soft pattern (straight-through), so that score
+    # weights keep learning while the forward pass is the hard program (hardening).
+    attention_grad: bool = False
+    # Temperature at which the hard pattern is taken (None: the forward's own tau_attn). The
+    # search's straight-through phase rounds at the final temperature, as evaluation does.
+    attention_hard_tau: float | None = None
 
     @property
     def batched(self) -> bool:

@@ -107,7 +107,7 @@ def attention_entropy(model: DiscreteTransformer, x: torch.Tensor, mode: SelectM
     cache: dict[str, torch.Tensor] = {}
     was = model.training
     model.eval()  # do not let this probe move the running statistics
-    model(x, dataclasses.replace(mode, batch=x.shape[0]), tau_attn, cache)
+    model(x, dataclasses.replace(mode, batch=x.shape[0], hard_attention=False, attention_grad=False), tau_attn, cache)
     model.train(was)
     vals = []
     for name, a in cache.items():
@@ -252,9 +252,11 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
     for step in range(cfg.search_steps):
         tau, tau_a = schedules.member_temperatures(cfg, step, birth)
         xb, yb = _batch(split, gen, cfg.batch_size)
+        st_attn = step >= cfg.attention_st_from * cfg.search_steps
         mode = SelectMode(
             tau=tau, straight_through=cfg.straight_through, per_example=cfg.sample_per_example,
-            generator=gen, batch=xb.shape[0],
+            generator=gen, batch=xb.shape[0], hard_attention=st_attn, attention_grad=st_attn,
+            attention_hard_tau=cfg.tau_attn_end if st_attn else None,
         )
         loss = per_member_loss(model(xb, mode, tau_a), yb, split.var_y)
         opt_w.zero_grad(set_to_none=True)
@@ -317,6 +319,7 @@ def _harden(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, step0: i
     model = subset(model, keep)
     model.freeze_selectors()
     model.train()
+    mode = dataclasses.replace(HARD, attention_grad=cfg.harden_attention_grad)
     opt = torch.optim.Adam(model.weight_parameters(), lr=cfg.lr)
     n = max(cfg.steps - cfg.search_steps, 1)
     step = step0
@@ -327,7 +330,7 @@ def _harden(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, step0: i
         if k == n // 2:
             model.stats_frozen.fill_(True)
         xb, yb = _batch(split, gen, cfg.harden_batch_size)
-        loss = per_member_loss(model(xb, HARD, cfg.tau_attn_end), yb, split.var_y)
+        loss = per_member_loss(model(xb, mode, cfg.tau_attn_end), yb, split.var_y)
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()
         opt.step()
