@@ -216,6 +216,8 @@ def extract_cmd(
         _fail(f"{run_dir}: run directory not found")
     if not is_run_dir(run_dir):
         _fail(f"{run_dir}: not a run directory (no config.json written by `dtx train`)")
+    if not (run_dir / "result.json").is_file():
+        _fail(f"{run_dir}: the run has not finished (no result.json); continue it with: dtx train --resume {run_dir}")
     console = Console()
     program = _extract_quietly(run_dir, console)
     _save(program, run_dir)
