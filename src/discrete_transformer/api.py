@@ -91,10 +91,14 @@ class TrainResult:
 
 
 def versions() -> dict[str, str]:
+    """What a run was made with (recorded in config.json, for reproducing it)."""
+    import safetensors
+
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
+        "safetensors": getattr(safetensors, "__version__", "unknown"),
         "discrete_transformer": __version__,
     }
 
