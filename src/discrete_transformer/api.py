@@ -18,6 +18,8 @@ A run directory holds:
 - ``metrics.jsonl`` — one row per evaluation of every restart (each row has ``seed``).
 - ``model.safetensors`` + ``model.json`` — the best model (see :mod:`.training.checkpoint`).
 - ``result.json`` — validation and test metrics, wall time, steps, best seed, every restart.
+- ``restarts/seed{N}.safetensors`` + ``.json`` — each restart as it finishes, so that
+  :func:`resume` can continue an interrupted run (see :mod:`.training.resume`).
 """
 
 from __future__ import annotations
@@ -92,13 +94,10 @@ class TrainResult:
 
 def versions() -> dict[str, str]:
     """What a run was made with (recorded in config.json, for reproducing it)."""
-    import safetensors
-
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,
-        "safetensors": getattr(safetensors, "__version__", "unknown"),
         "discrete_transformer": __version__,
     }
 

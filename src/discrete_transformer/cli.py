@@ -3,10 +3,13 @@
 Commands: ``dtx tasks`` (the built-in task suite), ``dtx train SOURCE --out DIR`` (train,
 evaluate on the test split, write a run directory), ``dtx extract DIR`` (turn a run's model into
 ``DIR/program.py`` and verify it: ``DIR/verification.json``) and ``dtx run SOURCE --out DIR``
-(train + extract + verify). ``bench`` and ``report`` are later work.
+(train + extract + verify). ``dtx train --resume DIR`` continues an interrupted run.
+``bench`` and ``report`` are later work.
 
 Expected failures (unknown task, bad data file, bad option value, unusable ``--out``) print one
-red line ``error: ...`` on stderr and exit with code 2, before anything is written.
+red line ``error: ...`` on stderr and exit with code 2, before anything is written (every case:
+docs/errors.md). An unexpected exception is one line too, with exit code 1 (``DTX_DEBUG=1``
+shows its traceback); Ctrl-C / SIGTERM exit with code 130 and say how to resume.
 """
 
 from __future__ import annotations
