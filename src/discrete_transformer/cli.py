@@ -215,6 +215,8 @@ def extract_cmd(
     """Extract RUN_DIR's model as a Python program, verify it, write program.py and verification.json."""
     from .api import is_run_dir
 
+    if run_dir.exists() and not run_dir.is_dir():
+        _fail(f"{run_dir}: is a file, expected a run directory written by `dtx train`")
     if not run_dir.is_dir():
         _fail(f"{run_dir}: run directory not found")
     if not is_run_dir(run_dir):
