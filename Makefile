@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dtx-installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test clean errors-doc
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ demo: setup
 # pyproject's addopts already has -q; a second -q would hide pytest's "N passed" line.
 test: setup
 	$(PY) -m pytest -p no:cacheprovider
+
+# docs/errors.md: every bad-input case of tests/test_bad_inputs.py and the message dtx prints.
+errors-doc: setup
+	PYTHONPATH=src $(PY) -m discrete_transformer.tools.errors_doc docs/errors.md
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -18,6 +18,8 @@ A run directory holds:
 - ``metrics.jsonl`` — one row per evaluation of every restart (each row has ``seed``).
 - ``model.safetensors`` + ``model.json`` — the best model (see :mod:`.training.checkpoint`).
 - ``result.json`` — validation and test metrics, wall time, steps, best seed, every restart.
+- ``restarts/seed{N}.safetensors`` + ``.json`` — each restart as it finishes, so that
+  :func:`resume` can continue an interrupted run (see :mod:`.training.resume`).
 """
 
 from __future__ import annotations
@@ -37,12 +39,13 @@ import numpy as np
 import torch
 
 from . import __version__
-from .config import ModelConfig, TrainConfig, to_dict
+from .config import ModelConfig, TrainConfig, from_dict, to_dict
 from .model import DataSpec, DiscreteTransformer
 from .tasks import Dataset, infer_kind, load_source
 from .training.checkpoint import CheckpointError, atomic_write_json, load_checkpoint, save_run_checkpoint
 from .training.loop import HARD, RestartResult, Split, data_spec, evaluate
 from .training.restarts import CONTINUOUS_TOL, run_restarts
+from .training.resume import load_restarts, save_restart
 
 RUN_FORMAT = "dtx-run"
 RUN_VERSION = 1
@@ -90,6 +93,7 @@ class TrainResult:
 
 
 def versions() -> dict[str, str]:
+    """What a run was made with (recorded in config.json, for reproducing it)."""
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -184,6 +188,7 @@ class _Plan:
     seed: int
     data_seed: int
     t0: float
+    resume: bool = False  # continue an interrupted run in run_dir (keep its finished restarts)
 
 
 def _prepare(
@@ -224,7 +229,10 @@ def _execute(plan: _Plan, progress: bool = True) -> TrainResult:
     split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, train_cfg.val_size, seed)
     spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
 
-    if run_dir is not None:
+    finished: list[RestartResult] = []
+    if run_dir is not None and plan.resume:
+        finished = load_restarts(run_dir)  # CheckpointError if one is corrupted
+    elif run_dir is not None:
         if run_dir.is_dir() and is_run_dir(run_dir):
             _clear_run_dir(run_dir)  # check_out_dir allowed it: a previous run, with force
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -245,7 +253,10 @@ def _execute(plan: _Plan, progress: bool = True) -> TrainResult:
             },
         )
 
-    best, results = run_restarts(model_cfg, train_cfg, split, spec, seed, out_dir=run_dir, progress=progress)
+    keep = (lambda r: save_restart(run_dir, r)) if run_dir is not None else None  # noqa: E731
+    best, results = run_restarts(
+        model_cfg, train_cfg, split, spec, seed, out_dir=run_dir, progress=progress, finished=finished, on_finished=keep
+    )
 
     net = DiscreteTransformer(model_cfg, spec, population=1, seed=0)
     dtype = next(iter(v for v in best.state.values() if v.is_floating_point())).dtype
@@ -300,6 +311,37 @@ def _result_doc(r: TrainResult) -> dict[str, Any]:
 
 def _solved(kind: str, val: dict[str, float]) -> bool:
     return val["exact"] >= 1.0 if kind == "discrete" else val["nmse"] <= CONTINUOUS_TOL
+
+
+def resume(dir: str | os.PathLike, progress: bool = True) -> TrainResult:
+    """Continue an interrupted run directory: its configuration, data source and seed come from
+    its ``config.json``; restarts that had finished are reused, the others run from their start
+    (see :mod:`.training.resume`). Raises :class:`RunDirError` when `dir` is not an unfinished run."""
+    plan = _resume_plan(dir)
+    return _execute(plan, progress)
+
+
+def _resume_plan(dir: str | os.PathLike) -> _Plan:
+    """Validate a run directory for resuming and rebuild its plan; writes nothing."""
+    t0 = time.perf_counter()
+    d = Path(dir)
+    if not d.is_dir():
+        raise RunDirError(f"--resume {d}: run directory not found")
+    if not is_run_dir(d):
+        raise RunDirError(f"--resume {d}: not a run directory (no config.json written by `dtx train`)")
+    cfg = _read_json(d / CONFIG_FILE)
+    if (d / RESULT_FILE).is_file():
+        raise RunDirError(f"--resume {d}: the run already finished ({RESULT_FILE} exists); nothing to resume")
+    try:
+        model_cfg = from_dict(ModelConfig, cfg["model"])
+        train_cfg = from_dict(TrainConfig, cfg["train"])
+        source, kind = str(cfg["source"]), str(cfg["kind"])
+        seed, data_seed = int(cfg["seed"]), int(cfg.get("data_seed", 0))
+    except (KeyError, TypeError, ValueError) as e:
+        raise RunDirError(f"--resume {d / CONFIG_FILE}: invalid run configuration ({str(e).splitlines()[0]})") from None
+    name = source.removeprefix("task:") if source.startswith("task:") else source
+    ds = load_source(name, seed=data_seed, kind=kind)
+    return _Plan(ds, model_cfg, train_cfg, d, seed, data_seed, t0, resume=True)
 
 
 # ----------------------------------------------------------------------------- load_run
@@ -411,5 +453,6 @@ __all__ = [
     "extract",
     "is_run_dir",
     "load_run",
+    "resume",
     "train",
 ]

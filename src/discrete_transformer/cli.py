@@ -3,10 +3,13 @@
 Commands: ``dtx tasks`` (the built-in task suite), ``dtx train SOURCE --out DIR`` (train,
 evaluate on the test split, write a run directory), ``dtx extract DIR`` (turn a run's model into
 ``DIR/program.py`` and verify it: ``DIR/verification.json``) and ``dtx run SOURCE --out DIR``
-(train + extract + verify). ``bench`` and ``report`` are later work.
+(train + extract + verify). ``dtx train --resume DIR`` continues an interrupted run.
+``bench`` and ``report`` are later work.
 
 Expected failures (unknown task, bad data file, bad option value, unusable ``--out``) print one
-red line ``error: ...`` on stderr and exit with code 2, before anything is written.
+red line ``error: ...`` on stderr and exit with code 2, before anything is written (every case:
+docs/errors.md). An unexpected exception is one line too, with exit code 1 (``DTX_DEBUG=1``
+shows its traceback); Ctrl-C / SIGTERM exit with code 130 and say how to resume.
 """
 
 from __future__ import annotations
@@ -89,28 +92,33 @@ def _train_from_options(
         plan = _prepare(source, out, seed, None, None, restarts, steps, kind, force, 0)
     except ValueError as e:  # UnknownTaskError, DataFileError, RunDirError, bad config values
         _fail(str(e))
-    try:
-        result = _execute(plan, progress=True)
-    except (CheckpointError, RunDirError) as e:
-        _fail(str(e))
-    except KeyboardInterrupt:
-        Console(stderr=True).print("[yellow]interrupted[/yellow]")
-        raise typer.Exit(EXIT_INTERRUPTED)
-
-    return result
+    except Exception as e:  # noqa: BLE001 - anything else from bad input: one line, not a traceback
+        _unexpected(e)
+    return _execute_plan(plan)
 
 
 @app.command("train")
 def train_cmd(
-    source: str = typer.Argument(..., help="Built-in task name (e.g. sum_last2, Sum_Last2) or a .npz/.csv/.jsonl file."),
-    out: Path = typer.Option(..., "--out", help="Run directory to write (new, empty, or a previous run with --force)."),
+    source: Optional[str] = typer.Argument(None, help="Built-in task name (e.g. sum_last2, Sum_Last2) or a .npz/.csv/.jsonl file."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory to write (new, empty, or a previous run with --force)."),
     seed: int = typer.Option(0, "--seed", help="First training seed; restarts use seed, seed+1, ..."),
     restarts: Optional[int] = typer.Option(None, "--restarts", help="Number of restarts (parallel seeds)."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per restart."),
     kind: Optional[str] = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run directory (no SOURCE or other options)."),
 ) -> None:
     """Train on SOURCE, report test metrics and write the run directory."""
+    if resume is not None:
+        if source is not None or out is not None:
+            _fail("--resume DIR takes no SOURCE or --out: the run directory holds them")
+        result = _resume_run(resume)
+        Console().print(_train_table(result, "dtx train --resume"))
+        return
+    if source is None:
+        _fail("missing argument SOURCE (a task name or a data file), or --resume DIR")
+    if out is None:
+        _fail("missing option --out DIR (the run directory to write)")
     result = _train_from_options(source, out, seed, restarts, steps, kind, force)
     Console().print(_train_table(result, "dtx train"))
 
@@ -154,6 +162,8 @@ def _extract_quietly(target, console: Console):
         return extract(target)
     except (RunDirError, CheckpointError, ExtractionError) as e:
         _fail(str(e))
+    except Exception as e:  # noqa: BLE001
+        _unexpected(e)
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/yellow]")
         raise typer.Exit(EXIT_INTERRUPTED)
@@ -205,10 +215,14 @@ def extract_cmd(
     """Extract RUN_DIR's model as a Python program, verify it, write program.py and verification.json."""
     from .api import is_run_dir
 
+    if run_dir.exists() and not run_dir.is_dir():
+        _fail(f"{run_dir}: is a file, expected a run directory written by `dtx train`")
     if not run_dir.is_dir():
         _fail(f"{run_dir}: run directory not found")
     if not is_run_dir(run_dir):
         _fail(f"{run_dir}: not a run directory (no config.json written by `dtx train`)")
+    if not (run_dir / "result.json").is_file():
+        _fail(f"{run_dir}: the run has not finished (no result.json); continue it with: dtx train --resume {run_dir}")
     console = Console()
     program = _extract_quietly(run_dir, console)
     _save(program, run_dir)
@@ -232,6 +246,61 @@ def run_cmd(
     program = _extract_quietly(result, console)
     _save(program, Path(result.run_dir))
     _show_program(program, Path(result.run_dir), console)
+
+
+# ----------------------------------------------------------------------------- robustness
+
+DEBUG_ENV = "DTX_DEBUG"
+EXIT_INTERNAL = 1
+
+
+def _unexpected(e: Exception) -> NoReturn:
+    """An exception no check anticipated: one red line (type and message) and exit code 1, or the
+    full traceback when ``DTX_DEBUG=1`` — reported, never swallowed."""
+    import os
+
+    if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+        raise e
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    text = str(e).strip().splitlines()
+    detail = f": {text[0]}" if text else ""
+    err.print(
+        f"[bold red]error:[/bold red] unexpected {type(e).__name__}{escape(detail)} "
+        f"(set {DEBUG_ENV}=1 for the traceback; please report it)"
+    )
+    raise typer.Exit(EXIT_INTERNAL)
+
+
+def _execute_plan(plan):
+    """Run a prepared plan; Ctrl-C / SIGTERM keep the finished restarts and say how to resume."""
+    from .api import RunDirError, _execute
+    from .training.checkpoint import CheckpointError
+
+    try:
+        return _execute(plan, progress=True)
+    except (CheckpointError, RunDirError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        where = f"; resume with: dtx train --resume {plan.run_dir}" if plan.run_dir is not None else ""
+        Console(stderr=True, soft_wrap=True, highlight=False).print(f"[yellow]interrupted{escape(where)}[/yellow]")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except OSError as e:
+        _fail(f"{getattr(e, 'filename', None) or plan.run_dir}: cannot write the run: {e.strerror or e}")
+    except Exception as e:  # noqa: BLE001
+        _unexpected(e)
+
+
+def _resume_run(run_dir: Path):
+    """`dtx train --resume DIR`: rebuild the plan from DIR/config.json and continue."""
+    from .api import _resume_plan
+
+    try:
+        plan = _resume_plan(run_dir)
+    except ValueError as e:  # RunDirError, UnknownTaskError, DataFileError
+        _fail(str(e))
+    except Exception as e:  # noqa: BLE001
+        _unexpected(e)
+    return _execute_plan(plan)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -278,6 +278,8 @@ def run_restarts(
     parallel: bool = True,
     max_workers: int | None = None,
     train_fn: Callable[..., RestartResult] | None = None,
+    finished: list[RestartResult] | None = None,
+    on_finished: Callable[[RestartResult], None] | None = None,
 ) -> tuple[RestartResult, list[RestartResult]]:
     """Run ``train_cfg.restarts`` seeds and return ``(best, all finished restarts by seed)``.
 
@@ -285,34 +287,55 @@ def run_restarts(
     had already solved the task are not in the list. ``train_fn`` replaces :func:`train_restart`
     (same signature; a module-level function, so that pool workers can import it): a seam for
     tests and experiments.
+
+    Resuming (see :mod:`.resume`): ``finished`` are restarts of an earlier, interrupted session;
+    their seeds are not run again (nothing more runs if one of them solved the task and
+    ``stop_on_exact``). ``on_finished(result)`` is called as each restart finishes, in this
+    process (the run keeps it on disk).
     """
     K = train_cfg.restarts
-    seeds = [seed + i for i in range(K)]
+    all_seeds = [seed + i for i in range(K)]
+    done = {r.seed: r for r in (finished or []) if r.seed in all_seeds}
+    seeds = [s for s in all_seeds if s not in done]
+    if train_cfg.stop_on_exact and any(is_solved(split.kind, r.val, continuous_tol) for r in done.values()):
+        seeds = []
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
+        from .resume import write_history
+
         out.mkdir(parents=True, exist_ok=True)
         for s in seeds:  # train_restart appends: start every log empty
             p = seed_log_path(out, s)
             if p.exists():
                 p.unlink()
+        for r in done.values():  # finished earlier: their rows go back into metrics.jsonl
+            write_history(seed_log_path(out, r.seed), r.history)
+    if not seeds:
+        if out is not None:
+            merge_metrics(out, all_seeds)
+        results = sorted(done.values(), key=lambda r: r.seed)
+        return min(results, key=lambda r: (r.val["score"], r.seed)), results
     fn = train_fn if train_fn is not None else train_restart
     display = _Display(seeds, train_cfg, split.kind, progress)
     previous_term = _term_as_interrupt()
     try:
         with display:
-            if K == 1 or not parallel:
-                results = _run_in_process(model_cfg, train_cfg, split, spec, seeds, out, display, continuous_tol, fn)
+            if len(seeds) == 1 or not parallel:
+                results = _run_in_process(
+                    model_cfg, train_cfg, split, spec, seeds, out, display, continuous_tol, fn, on_finished
+                )
             else:
                 workers = max_workers if max_workers is not None else (os.cpu_count() or 1)
-                workers = max(1, min(K, workers))
+                workers = max(1, min(len(seeds), workers))
                 results = _run_in_pool(
-                    model_cfg, train_cfg, split, spec, seeds, out, display, continuous_tol, workers, fn
+                    model_cfg, train_cfg, split, spec, seeds, out, display, continuous_tol, workers, fn, on_finished
                 )
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
         if out is not None:
-            merge_metrics(out, seeds)
+            merge_metrics(out, all_seeds)
+    results = list(done.values()) + results
     if not results:  # cannot happen: the first restart always runs
         raise RuntimeError("no restart finished")
     results.sort(key=lambda r: r.seed)
@@ -330,6 +353,7 @@ def _run_in_process(
     display: _Display,
     continuous_tol: float,
     train_fn: Callable[..., RestartResult],
+    on_finished: Callable[[RestartResult], None] | None = None,
 ) -> list[RestartResult]:
     results: list[RestartResult] = []
     for s in seeds:
@@ -349,6 +373,8 @@ def _run_in_process(
         )
         display.done(r, is_solved(split.kind, r.val, continuous_tol))
         results.append(r)
+        if on_finished is not None:
+            on_finished(r)
     return results
 
 
@@ -375,6 +401,7 @@ def _run_in_pool(
     continuous_tol: float,
     workers: int,
     train_fn: Callable[..., RestartResult],
+    on_finished: Callable[[RestartResult], None] | None = None,
 ) -> list[RestartResult]:
     ctx = mp.get_context("spawn")
     manager = SyncManager(ctx=ctx)
@@ -409,6 +436,8 @@ def _run_in_pool(
                     continue
                 r = _state_to_torch(r)
                 results.append(r)
+                if on_finished is not None:
+                    on_finished(r)
                 if rows is not None:
                     _drain(rows, display)
                 display.done(r, is_solved(split.kind, r.val, continuous_tol))
