@@ -77,10 +77,11 @@ def dynamics_figure(rows: Sequence[dict[str, Any]], transitions: dict[int, Trans
     if tr is not None and tr.detected:
         for ax in axes:
             ax.axvline(tr.step, color="crimson", lw=1.5)
-        axes[2].annotate(
-            f"transition: step {tr.step}, τ={tr.tau:.3g}\nH {tr.entropy_before:.2f} → {tr.entropy_after:.2f}, "
-            f"loss {tr.loss:.3g}", xy=(tr.step, tr.selector_entropy), xytext=(10, 10),
-            textcoords="offset points", fontsize=8, color="crimson",
+        axes[2].plot([tr.step], [tr.selector_entropy], "o", color="crimson", ms=6)
+        axes[2].text(
+            0.98, 0.95, f"transition: step {tr.step}, τ={tr.tau:.3g}, loss {tr.loss:.3g}\n"
+            f"selector entropy {tr.entropy_before:.2f} → {tr.entropy_after:.2f} (search)",
+            transform=axes[2].transAxes, ha="right", va="top", fontsize=8, color="crimson",
             bbox=dict(boxstyle="round", fc="white", ec="crimson", alpha=0.85))
     elif tr is not None:
         axes[2].text(0.02, 0.05, f"no transition: {tr.reason}", transform=axes[2].transAxes, fontsize=8)
