@@ -37,19 +37,23 @@ def analyze_directory(directory: Path, console: Console, fail: Fail) -> None:
         fail(str(e))
     except OSError as e:
         fail(f"{directory}: cannot write the analysis: {e.strerror or e}")
-    table = Table(title="annealing transition (best seed; steepest fall of selector entropy per log τ)")
-    for col in ("run", "step", "τ", "loss", "H before", "H at", "H after", "width (log τ)", "½-drop step"):
-        table.add_column(col, justify="left" if col == "run" else "right", no_wrap=True,
-                         min_width=12 if col == "run" else None)
+    table = Table(title="annealing transition (best seed): steepest fall of selector entropy H per log τ")
+    for col in ("run", "step", "τ", "loss", "H start→at→end", "width", "½-drop"):
+        table.add_column(col, justify="left" if col == "run" else "right", no_wrap=True)
+    notes: list[str] = []
     for a in runs:
         t = a.best
         if not t.detected:
-            table.add_row(escape(a.label), f"[yellow]none[/yellow]: {escape(t.reason)}", *[""] * 7)
+            table.add_row(escape(a.label), "none", "", "", "", "", "")
+            notes.append(f"{escape(a.label)}: no transition: {escape(t.reason)}")
             continue
-        table.add_row(escape(a.label), str(t.step), _fmt(t.tau), _fmt(t.loss), _fmt(t.entropy_before, ".2f"),
-                      _fmt(t.selector_entropy, ".2f"), _fmt(t.entropy_after, ".2f"), _fmt(t.width_log_tau, ".2f"),
+        h = f"{t.entropy_before:.2f}→{t.selector_entropy:.2f}→{t.entropy_after:.2f}"
+        table.add_row(escape(a.label), str(t.step), _fmt(t.tau), _fmt(t.loss), h, _fmt(t.width_log_tau, ".2f"),
                       _fmt(t.extra.get("midpoint_step"), ".0f"))
+    table.caption = "width: log-τ span of the 25→75 % fall of H; ½-drop: step where H has fallen half way"
     console.print(table)
+    for line in notes:
+        console.print(line)
     for p, why in skipped:
         console.print(f"[yellow]skipped[/yellow] {escape(str(p))}: {escape(why)}")
     written = [str(a.png) for a in runs if a.png] if len(runs) == 1 else [f"{len(runs)} × <run>/analysis/dynamics.png"]
