@@ -108,6 +108,10 @@ def cross_task_figure(entries: Sequence[tuple[str, list[dict[str, Any]], Transit
         a2.plot(tau, loss, color=c, lw=1.4, label=name)
         if tr is not None and tr.detected:
             a1.plot([tr.tau], [tr.selector_entropy], "o", color=c, ms=7, mec="black")
+            mid = tr.extra.get("midpoint_tau")
+            if mid:  # where the smoothed entropy has fallen half way
+                hm = float(np.interp(-np.log(mid), -np.log(tau), h))
+                a1.plot([mid], [hm], "^", color=c, ms=7, mec="black")
             if tr.loss is not None and tr.loss > 0:
                 a2.plot([tr.tau], [tr.loss], "o", color=c, ms=7, mec="black")
     for ax, lab in ((a1, "selector entropy (mean, normalised)"), (a2, "training loss")):
@@ -118,5 +122,5 @@ def cross_task_figure(entries: Sequence[tuple[str, list[dict[str, Any]], Transit
         ax.grid(alpha=0.3)
     a2.set_yscale("log")
     a1.legend(fontsize=7, loc="lower left")
-    fig.suptitle("search phase per run (best seed); dots = detected transition")
+    fig.suptitle("search phase per run (best seed); ● transition (steepest fall), ▲ half of the fall")
     return png_bytes(fig)

@@ -125,6 +125,20 @@ def mlp_figure(model: Any, module: Any, node: Any, resid: np.ndarray, one_index:
         Xu, first = np.unique(X, axis=0, return_index=True) if idx else (X[:1], np.array([0]))
         y_mlp = seen[first, module.out]
         y_ex = _eval_expr(node.numpy_source, names, [Xu[:, i] for i in range(len(idx))] or [np.ones(len(Xu))])
+        if len(idx) == 1:  # one upstream input: the model's outputs over it, the expression's curve
+            xs = np.linspace(Xu[:, 0].min(), Xu[:, 0].max(), 400)
+            fig, ax = plt.subplots(figsize=(6.5, 4))
+            ax.plot(Xu[:, 0], y_mlp, "o", ms=4, alpha=0.6, label=f"{module.key} output (model, seen inputs)")
+            ax.plot(xs, _eval_expr(node.numpy_source, names, [xs]), "--", lw=1.5, color="crimson",
+                    label=f"expression: {node.source}"[:80])
+            ax.set_xlabel(f"{names[0]} (upstream input of the fused expression)")
+            ax.set_ylabel(node.out.name)
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{module.key}: max |model − expression| = {np.nanmax(np.abs(y_mlp - y_ex)):.3g} "
+                         f"on {len(Xu)} seen inputs", fontsize=9)
+            return png_bytes(fig, dpi=90), ("the model's output at every seen value of the fused expression's "
+                                            "input, expression overlaid")
         fig, ax = plt.subplots(figsize=(5, 4.5))
         ax.plot(y_ex, y_mlp, ".", ms=4, alpha=0.6)
         lo, hi = float(np.nanmin([y_ex.min(), y_mlp.min()])), float(np.nanmax([y_ex.max(), y_mlp.max()]))
