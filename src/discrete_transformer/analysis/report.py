@@ -177,9 +177,10 @@ def mlp_figure(model: Any, module: Any, node: Any, resid: np.ndarray, one_index:
     fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     ext = [a.min(), a.max(), b.min(), b.max()]
     vmin, vmax = float(np.nanmin(y_mlp)), float(np.nanmax(y_mlp))
+    dmax = max(float(np.nanmax(np.abs(y_mlp - y_ex))), 1e-12)  # difference map centred on 0
     for ax, z, t, kw in ((axes[0], y_mlp, f"MLP {module.key}", dict(vmin=vmin, vmax=vmax)),
                          (axes[1], y_ex, "expression", dict(vmin=vmin, vmax=vmax)),
-                         (axes[2], y_mlp - y_ex, "MLP − expression", dict(cmap="coolwarm"))):
+                         (axes[2], y_mlp - y_ex, "MLP − expression", dict(cmap="coolwarm", vmin=-dmax, vmax=dmax))):
         im = ax.imshow(z, origin="lower", extent=ext, aspect="auto", **kw)
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
