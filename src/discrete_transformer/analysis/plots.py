@@ -78,9 +78,14 @@ def dynamics_figure(rows: Sequence[dict[str, Any]], transitions: dict[int, Trans
         for ax in axes:
             ax.axvline(tr.step, color="crimson", lw=1.5)
         axes[2].plot([tr.step], [tr.selector_entropy], "o", color="crimson", ms=6)
+        mid = tr.extra.get("midpoint_step")
+        if mid is not None:  # where the smoothed entropy has fallen half way
+            for ax in axes:
+                ax.axvline(mid, color="crimson", lw=1, ls="--", alpha=0.6)
+        half = "" if mid is None else f"; half of the fall by step {mid:.0f} (dashed)"
         axes[2].text(
-            0.98, 0.95, f"transition: step {tr.step}, τ={tr.tau:.3g}, loss {tr.loss:.3g}\n"
-            f"selector entropy {tr.entropy_before:.2f} → {tr.entropy_after:.2f} (search)",
+            0.98, 0.95, f"transition (steepest fall): step {tr.step}, τ={tr.tau:.3g}, loss {tr.loss:.3g}\n"
+            f"selector entropy {tr.entropy_before:.2f} → {tr.entropy_after:.2f} over the search{half}",
             transform=axes[2].transAxes, ha="right", va="top", fontsize=8, color="crimson",
             bbox=dict(boxstyle="round", fc="white", ec="crimson", alpha=0.85))
     elif tr is not None:
