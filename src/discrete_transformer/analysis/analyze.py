@@ -107,7 +107,7 @@ def analyze_run(run_dir: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig
 
 
 def analyze_tree(root: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig(),
-                 on_run: Callable[[Path], None] | None = None) -> tuple[list[RunAnalysis], list[tuple[Path, str]], Path, Path]:
+                 on_run: Callable[[int, int, Path], None] | None = None) -> tuple[list[RunAnalysis], list[tuple[Path, str]], Path, Path]:
     """Analyse every run below `root`; write the cross-task figure and table into root/analysis.
     Returns (analyses, skipped runs with the reason, figure path, csv path)."""
     from ..training.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -119,9 +119,9 @@ def analyze_tree(root: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig()
         raise MetricsError(f"{root}: no run directories found below it")
     done: list[RunAnalysis] = []
     skipped: list[tuple[Path, str]] = []
-    for d in runs:
-        if on_run:
-            on_run(d)
+    for i, d in enumerate(runs):
+        if on_run:  # progress: (index, number of runs, run directory)
+            on_run(i, len(runs), d)
         try:
             done.append(analyze_run(d, cfg))
         except MetricsError as e:

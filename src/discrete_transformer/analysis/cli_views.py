@@ -7,7 +7,7 @@ red line, exit 2).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import Any, Callable, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -31,12 +31,19 @@ def analyze_directory(directory: Path, console: Console, fail: Fail) -> None:
         if is_run_dir(directory):
             runs, skipped, fig, csv = [analyze_run(directory)], [], None, None
         else:
-            with console.status("analysing runs ...") if console.is_terminal else _null():
-                runs, skipped, fig, csv = analyze_tree(directory)
+            with _progress(console) as bar:
+                task = bar.add_task("analysing runs", total=None)
+
+                def step(i: int, n: int, d: Path) -> None:
+                    bar.update(task, completed=i, total=n, description=f"analysing {escape(d.name)}")
+
+                runs, skipped, fig, csv = analyze_tree(directory, on_run=step)
     except MetricsError as e:
         fail(str(e))
     except OSError as e:
         fail(f"{directory}: cannot write the analysis: {e.strerror or e}")
+    except KeyboardInterrupt:  # every file is written atomically: nothing half-written is left
+        _interrupted()
     table = Table(title="annealing transition (best seed): steepest fall of selector entropy H per log τ")
     for col in ("run", "step", "τ", "loss", "H start→at→end", "width", "½-drop"):
         table.add_column(col, justify="left" if col == "run" else "right", no_wrap=True)
@@ -80,6 +87,8 @@ def report_directory(run_dir: Path, console: Console, fail: Fail) -> None:
         fail(str(e))
     except OSError as e:
         fail(f"{run_dir}: cannot write the report: {e.strerror or e}")
+    except KeyboardInterrupt:
+        _interrupted()
     console.print(f"{escape(summary)}\nwritten: {escape(str(path))}")
 
 
@@ -89,3 +98,34 @@ class _null:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _progress(console: Console) -> Any:
+    """A Rich progress bar on a terminal; a silent stand-in otherwise."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if console.is_terminal:
+        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    return _Silent()
+
+
+class _Silent:
+    def __enter__(self) -> "_Silent":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, *args: Any, **kwargs: Any) -> int:
+        return 0
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _interrupted() -> NoReturn:
+    import typer
+
+    Console(stderr=True).print("[yellow]interrupted[/yellow]")
+    raise typer.Exit(130)

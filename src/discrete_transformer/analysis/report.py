@@ -367,7 +367,7 @@ def build_report(run_dir: str | os.PathLike) -> tuple[str, Any]:
 
     from ..api import extract, load_run
     from ..extract.graph import read_graph
-    from ..extract.pipeline import _hard
+    from ..training.loop import HARD
 
     d = Path(run_dir)
     cfg = _read_json(d / "config.json")
@@ -382,7 +382,7 @@ def build_report(run_dir: str | os.PathLike) -> tuple[str, Any]:
     x = np.array(program.dataset.x_test[:SAMPLE_SEQUENCES], dtype=np.float64)  # a writable copy
     cache: dict[str, Any] = {}
     with torch.no_grad():
-        model(torch.from_numpy(x), _hard(), tau, cache)
+        model(torch.from_numpy(x), HARD, tau, cache)
     resid = cache["resid"][0].numpy()
     title = str(cfg.get("dataset") or cfg.get("source") or d.name)
     sections = [
