@@ -1,15 +1,16 @@
 """Annealing dynamics: read a run's metrics log, find the exploration → exploitation transition.
 
 Definition (docs/analysis.md): on the search-phase rows of one seed (selectors still sampled,
-τ > 0), take the mean selector entropy H as a function of x = log τ, smooth it with a Gaussian
-kernel in x (local linear regression, bandwidth ``smooth`` × the x range, so it does not depend
-on ``eval_every``), and call the *transition* the logged row where the fitted slope dH/dx is largest — the steepest fall of entropy per e-fold
-of cooling. Using log τ rather than the step makes the definition independent of the schedule's
-length; with the default exponential schedule the two are proportional. Reported with it: step,
-τ, loss, selector and attention entropy there, entropy before (first row) and after (last search
-row), and the *width* — the span of log τ over which smoothed H falls from 25 % to 75 % of its
-total drop (small width = sharp collapse), and the *midpoint* (step and τ where smoothed H has
-fallen by half).
+τ > 0), take the mean selector entropy H as a function of x = log τ, smooth it by Gaussian local
+linear regression in x (bandwidth ``smooth`` × the median spacing of the rows: it only removes
+jitter), and call the *transition* the middle of the interval between consecutive rows where
+dH/dx is largest — the steepest fall of entropy per e-fold of cooling, located to within one
+logging interval. Using log τ rather than the step makes the definition independent of the
+schedule's length; with the default exponential schedule the two are proportional. Reported with
+it: step, τ, loss, selector and attention entropy there (mid-interval), entropy and loss at the
+start and the end of the search, the *width* — the span of log τ over which smoothed H falls
+from 25 % to 75 % of its total fall (small = sharp collapse) — and the *half-drop point* (step and
+τ where smoothed H has fallen half way).
 
 A log with fewer than ``min_rows`` search rows, or whose entropy falls by less than
 ``min_drop``, yields a :class:`Transition` with ``detected=False`` and a reason — not an error:
@@ -46,7 +47,7 @@ class MetricsError(ValueError):
 class DynamicsConfig:
     """How the transition is detected (one setting for every task)."""
 
-    smooth: float = 0.08  # Gaussian bandwidth in log τ, as a fraction of the search's log-τ range
+    smooth: float = 1.0  # Gaussian bandwidth in log τ, in units of the median spacing of the logged rows
     min_rows: int = 4  # fewer search-phase rows than this: no transition
     min_drop: float = 0.05  # smaller total fall of the mean selector entropy: no transition
 
@@ -164,23 +165,33 @@ def detect_transition(rows: Sequence[dict[str, Any]], cfg: DynamicsConfig = Dyna
     h = np.array([float(r["selector_entropy"]) for r in s])
     if np.ptp(x) <= 0:
         return Transition(seed, False, "τ is constant during the search", search_rows=n)
-    hs, rate = _local_linear(x, h, cfg.smooth * float(np.ptp(x)))  # rate = dH/dlogτ, > 0 when H falls
+    spacing = float(np.median(np.abs(np.diff(x))))
+    hs, _ = _local_linear(x, h, cfg.smooth * spacing)
+    # Steepest interval between consecutive rows of the smoothed curve: dH/dlogτ > 0 where H falls.
+    dx = np.diff(x)
+    rate = np.where(dx != 0, np.diff(hs) / np.where(dx != 0, dx, 1.0), 0.0)
     drop = float(hs[0] - hs[-1])
     base = dict(seed=seed, search_rows=n, entropy_before=float(h[0]), entropy_after=float(h[-1]),
                 loss_before=_f(s[0], "loss"), loss_after=_f(s[-1], "loss"))
     if drop < cfg.min_drop:
         return Transition(detected=False, reason=f"selector entropy fell by {drop:.3g} < {cfg.min_drop}", **base)
     i = int(np.argmax(rate))
+
+    def between(key: str) -> float | None:  # the transition sits mid-interval: that is its resolution
+        a, b = _f(s[i], key), _f(s[i + 1], key)
+        return None if a is None or b is None else 0.5 * (a + b)
+
     lo, hi = _crossing(x, hs, hs[0] - 0.25 * drop), _crossing(x, hs, hs[0] - 0.75 * drop)
     width = abs(lo - hi) if lo is not None and hi is not None else None
     mid = _crossing(x, hs, hs[0] - 0.5 * drop)
     extra = {} if mid is None else {"midpoint_tau": float(np.exp(mid)),
                                     "midpoint_step": float(np.interp(-mid, -x, [float(q["step"]) for q in s]))}
-    r = s[i]
+    x_mid = 0.5 * (x[i] + x[i + 1])
     return Transition(
-        detected=True, step=int(r["step"]), tau=float(r["tau"]), loss=_f(r, "loss"),
-        selector_entropy=float(r["selector_entropy"]), attention_entropy=_f(r, "attention_entropy"),
-        rate=float(rate[i]), width_log_tau=width, extra=extra, **base,
+        detected=True, step=int(round(between("step"))), tau=float(np.exp(x_mid)), loss=between("loss"),
+        selector_entropy=float(0.5 * (hs[i] + hs[i + 1])), attention_entropy=between("attention_entropy"),
+        rate=float(rate[i]), width_log_tau=width,
+        extra={**extra, "interval": [int(s[i]["step"]), int(s[i + 1]["step"])]}, **base,
     )
 
 
