@@ -136,3 +136,31 @@ def test_report_renders_in_headless_chromium(head_run: Path, tmp_path: Path) -> 
     page_errors = [ln for ln in proc.stderr.splitlines()
                    if "Uncaught" in ln or "CONSOLE" in ln or "Failed to load resource" in ln or "ERR_FILE" in ln]
     assert page_errors == [], page_errors
+
+
+@pytest.mark.parametrize("arity", [1, 2, 3])
+def test_mlp_figure_every_arity(monkeypatch, arity: int) -> None:
+    """The surface plot's branches (curve, heatmaps, slice, parity) on a stand-in MLP: the
+    expression is the MLP's exact function, so the figure says the difference is ~0."""
+    import numpy as np
+    from types import SimpleNamespace
+
+    from discrete_transformer.analysis import report
+    from discrete_transformer.extract import pipeline
+
+    names = ["a", "b", "c"][:arity]
+    monkeypatch.setattr(pipeline, "mlp_function", lambda model, m, uniq, X: X.sum(axis=1))
+    rng = np.random.default_rng(0)
+    resid = np.zeros((4, 6, 8))
+    resid[:, :, 1 : 1 + arity] = rng.integers(0, 10, size=(4, 6, arity))
+    resid[:, :, 7] = resid[:, :, 1 : 1 + arity].sum(-1)
+    inputs = tuple(SimpleNamespace(name=n, index=1 + i) for i, n in enumerate(names))
+    node = SimpleNamespace(inputs=inputs, numpy_source=" + ".join(names), source=" + ".join(names),
+                           out=SimpleNamespace(name="y"))
+    module = SimpleNamespace(key="L0.M0", reads=tuple(v.index for v in inputs), out=7)
+    png, what = report.mlp_figure(None, module, node, resid, one_index=0)
+    assert png.startswith(PNG)
+    assert {1: "1 input", 2: "2 inputs", 3: "slice"}[arity] in what
+    fused = SimpleNamespace(key="L0.M0", reads=(5,), out=7)  # the expression reads upstream variables
+    png, what = report.mlp_figure(None, fused, node, resid, one_index=0)
+    assert png.startswith(PNG) and ("parity" in what or "fused" in what)
