@@ -303,5 +303,28 @@ def _resume_run(run_dir: Path):
     return _execute_plan(plan)
 
 
+# ----------------------------------------------------------------------------- analyze / report
+
+
+@app.command("analyze")
+def analyze_cmd(
+    directory: Path = typer.Argument(..., help="A run directory, or a directory holding run directories (e.g. a bench output)."),
+) -> None:
+    """Annealing dynamics: detect the exploration -> exploitation transition and plot it."""
+    from .analysis.cli_views import analyze_directory
+
+    analyze_directory(directory, Console(), _fail)
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Path = typer.Argument(..., help="A run directory written by `dtx train` (or `dtx run`)."),
+) -> None:
+    """Write RUN_DIR/report.html: config, curves, attention maps, MLP surfaces, program, verification."""
+    from .analysis.cli_views import report_directory
+
+    report_directory(run_dir, Console(), _fail)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -368,15 +368,7 @@ class _Extractor:
         return tuple(i for i in uniq if i != one) or uniq
 
     def _mlp_function(self, m: Module, uniq: tuple[int, ...], X: np.ndarray) -> np.ndarray:
-        """The MLP (before the BOS mask) on raw input rows X (N, len(uniq)); a read of `one`
-        not among `uniq` is 1."""
-        layer = self.model.layers[m.layer]["mlp"]
-        cols = [X[:, uniq.index(r)] if r in uniq else np.ones(X.shape[0]) for r in m.reads]
-        raw = torch.from_numpy(np.ascontiguousarray(np.stack(cols, axis=-1), dtype=np.float64))
-        rms = (self.model.ms[0, list(m.reads)] + 1e-12).sqrt()
-        u = (raw / rms).unsqueeze(0).unsqueeze(2).expand(1, raw.shape[0], layer.n_mlps, len(m.reads))
-        with torch.no_grad():
-            return layer.function(u.contiguous())[0, :, m.slot].numpy().copy()
+        return mlp_function(self.model, m, uniq, X)
 
     def _grid(self, Xs: np.ndarray) -> np.ndarray:
         m = Xs.shape[1]
@@ -670,6 +662,18 @@ class _Extractor:
         doc["nmse"] = float(f"{sc.nmse:.4g}")
         doc["passes"] = sc.passed
         self.model_score_doc = doc
+
+
+def mlp_function(model: Any, m: Module, uniq: tuple[int, ...], X: np.ndarray) -> np.ndarray:
+    """MLP `m` of a float64 `model` (before the BOS mask) on raw input rows X (N, len(uniq));
+    a read of `one` not among `uniq` is 1. Shared with the run report's MLP surfaces."""
+    layer = model.layers[m.layer]["mlp"]
+    cols = [X[:, uniq.index(r)] if r in uniq else np.ones(X.shape[0]) for r in m.reads]
+    raw = torch.from_numpy(np.ascontiguousarray(np.stack(cols, axis=-1), dtype=np.float64))
+    rms = (model.ms[0, list(m.reads)] + 1e-12).sqrt()
+    u = (raw / rms).unsqueeze(0).unsqueeze(2).expand(1, raw.shape[0], layer.n_mlps, len(m.reads))
+    with torch.no_grad():
+        return layer.function(u.contiguous())[0, :, m.slot].numpy().copy()
 
 
 def _hard():
