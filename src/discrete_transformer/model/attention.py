@@ -64,6 +64,11 @@ class AttentionLayer(nn.Module):
                 pattern = pattern + (soft - soft.detach())
         else:
             pattern = softmax(scores)
+            if mode.attention_st is not None:
+                hard_tau = mode.attention_hard_tau
+                hard = hard_pattern(scores if hard_tau is None else scores * (tau_attn / hard_tau))
+                m = mode.attention_st.to(scores.dtype).view(P, 1, 1, 1, 1)
+                pattern = pattern + (m * (hard - pattern)).detach()  # value: hard where m; grad: soft
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
         # thousands of tiny batched mat-vecs on CPU.
         out = (pattern * v.transpose(2, 3).unsqueeze(-2)).sum(-1).transpose(2, 3)  # (P, B, T1, H)

@@ -37,6 +37,9 @@ class SelectMode:
     # Temperature at which the hard pattern is taken (None: the forward's own tau_attn). The
     # search's straight-through phase rounds at the final temperature, as evaluation does.
     attention_hard_tau: float | None = None
+    # Soft mode only: (P,) 0/1 per member; members with 1 run the hard pattern forward with the
+    # soft pattern's gradient (straight-through), the others stay soft. None: all soft.
+    attention_st: torch.Tensor | None = None
 
     @property
     def batched(self) -> bool:

@@ -107,7 +107,7 @@ def attention_entropy(model: DiscreteTransformer, x: torch.Tensor, mode: SelectM
     cache: dict[str, torch.Tensor] = {}
     was = model.training
     model.eval()  # do not let this probe move the running statistics
-    model(x, dataclasses.replace(mode, batch=x.shape[0], hard_attention=False, attention_grad=False), tau_attn, cache)
+    model(x, dataclasses.replace(mode, batch=x.shape[0], attention_st=None), tau_attn, cache)
     model.train(was)
     vals = []
     for name, a in cache.items():
@@ -246,17 +246,19 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
     opt_w = torch.optim.Adam(model.weight_parameters(), lr=cfg.lr)
     opt_s = torch.optim.Adam(model.selector_parameters(), lr=cfg.lr_selector)
     birth = torch.zeros(P)
+    # Late in the search these members run hard attention forward, soft backward, so the
+    # structure they settle on is one that survives discretisation (see docs/architecture.md).
+    st_members = (torch.arange(P) < round(cfg.attention_st_share * P)).float()
     loss_ema: torch.Tensor | None = None
     n_reborn = 0
     step = 0
     for step in range(cfg.search_steps):
         tau, tau_a = schedules.member_temperatures(cfg, step, birth)
         xb, yb = _batch(split, gen, cfg.batch_size)
-        st_attn = step >= cfg.attention_st_from * cfg.search_steps
+        st_attn = st_members if step >= cfg.attention_st_from * cfg.search_steps else None
         mode = SelectMode(
             tau=tau, straight_through=cfg.straight_through, per_example=cfg.sample_per_example,
-            generator=gen, batch=xb.shape[0], hard_attention=st_attn, attention_grad=st_attn,
-            attention_hard_tau=cfg.tau_attn_end if st_attn else None,
+            generator=gen, batch=xb.shape[0], attention_st=st_attn, attention_hard_tau=cfg.tau_attn_end,
         )
         loss = per_member_loss(model(xb, mode, tau_a), yb, split.var_y)
         opt_w.zero_grad(set_to_none=True)
