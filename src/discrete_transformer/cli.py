@@ -307,7 +307,7 @@ def speed_cmd(
         if not skip_train:
             r = train_speed(task, steps)
             console.print(
-                f"training: {r['steps_per_s']:.1f} steps/s ({r['steps']} steps in {r['seconds']:.2f} s; "
+                f"training: {r['steps_per_s']:.1f} steps/s ({r['steps']} search steps in {r['seconds']:.2f} s, evaluation excluded; "
                 f"{escape(r['task'])}, population {r['population']}, batch {r['batch_size']}, "
                 f"{r['torch_threads']} torch thread)"
             )
