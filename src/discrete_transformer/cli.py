@@ -3,7 +3,8 @@
 Commands: ``dtx tasks`` (the built-in task suite), ``dtx train SOURCE --out DIR`` (train,
 evaluate on the test split, write a run directory), ``dtx extract DIR`` (turn a run's model into
 ``DIR/program.py`` and verify it: ``DIR/verification.json``) and ``dtx run SOURCE --out DIR``
-(train + extract + verify). ``bench`` and ``report`` are later work.
+(train + extract + verify), ``dtx bench`` (the task suite with baselines, see
+:mod:`.bench`) and ``dtx speed`` (micro-benchmarks). ``report`` is later work.
 
 Expected failures (unknown task, bad data file, bad option value, unusable ``--out``) print one
 red line ``error: ...`` on stderr and exit with code 2, before anything is written.
