@@ -30,7 +30,7 @@ TASKS2 = ["current_number", "bitwise_not"]
 
 
 def _cfg() -> BenchConfig:
-    return BenchConfig(budget=30, baseline=BaselineConfig(steps=30, eval_every=30), max_steps=40)
+    return BenchConfig(budget=30, baseline=BaselineConfig(gru_steps=30, tf_steps=30, eval_every=30), max_steps=40)
 
 
 # ----------------------------------------------------------------------------- suite
@@ -68,14 +68,14 @@ def test_baselines_train_and_are_scored_like_the_model(name):
     ds = load_source("current_number")
     split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 200, 0)
     spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
-    cfg = BaselineConfig(steps=150, eval_every=50)
+    cfg = BaselineConfig(gru_steps=150, tf_steps=150, eval_every=50)
     r = train_baseline(name, spec, split, ds.x_test, ds.y_test, cfg)
     assert r.steps_run == 150 and r.parameters > 0
     assert r.test["n"] == ds.n_test and 0.0 <= r.test["exact"] <= 1.0
     # y = x is easy: after 150 steps the error is far below the variance of the targets.
     assert r.test["nmse"] < 0.2
     # A wall-time cap stops training early.
-    capped = train_baseline(name, spec, split, ds.x_test, ds.y_test, BaselineConfig(steps=10**6, time_limit=0.5))
+    capped = train_baseline(name, spec, split, ds.x_test, ds.y_test, BaselineConfig(gru_steps=10**6, tf_steps=10**6, time_limit=0.5))
     assert capped.steps_run < 10**6 and capped.seconds < 30
 
 

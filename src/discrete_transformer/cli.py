@@ -272,7 +272,8 @@ def bench_cmd(
             raise ValueError(f"--baseline-steps must be >= 1, got {baseline_steps}")
         base = BaselineConfig()
         if baseline_steps is not None:
-            base = dataclasses.replace(base, steps=baseline_steps, eval_every=min(base.eval_every, baseline_steps))
+            base = dataclasses.replace(base, gru_steps=baseline_steps, tf_steps=baseline_steps,
+                                       eval_every=min(base.eval_every, baseline_steps))
         config = BenchConfig(budget=budget, baseline=base, max_steps=max_steps)
         planned = plan_jobs([*(suite or []), *(files or [])] or ["all"], seeds, out, config)
     except ValueError as e:  # unknown suite/task, bad data file, bad option, Ray missing

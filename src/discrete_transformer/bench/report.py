@@ -141,7 +141,9 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         f"- executor: {meta['executor']}, jobs {meta['jobs']}, seeds {meta['seeds']}, "
         f"per-task DT training budget {meta['budget']:g} s (restarts included), default configuration",
         f"- baselines: GRU and a small dense Transformer, same split, loss and scoring; "
-        f"{meta['baseline']['steps']} steps, batch {meta['baseline']['batch_size']}",
+        f"GRU {meta['baseline']['gru_steps']} steps, Transformer {meta['baseline']['tf_steps']} steps, "
+        f"batch {meta['baseline']['batch_size']}, Adam lr {meta['baseline']['lr']:g} with cosine decay, "
+        f"each capped at the per-task budget",
         "",
         "Scores are on the test split: discrete tasks by exact match after rounding (whole sequence), "
         "continuous tasks by MSE normalised by the target variance (solved: ≤ 1e-6). *verified*: the "
