@@ -192,3 +192,12 @@ def test_ray_executor_on_a_local_instance(tmp_path):
     row = read_row(jobs[0].run_dir)
     assert row is not None and row["program_verified"] is True  # y = x: solved at step 0
     assert np.isfinite(row["gru_test_nmse"])
+
+
+def test_speed_cli_prints_the_ratio_and_fails_cleanly(bench_dir, tmp_path):
+    runner = CliRunner(env={"COLUMNS": "200"})
+    res = runner.invoke(app, ["speed", "--skip-train", "--run", str(bench_dir / "tasks" / "Bitwise_Not"), "--n", "500"])
+    assert res.exit_code == 0, res.output
+    assert "program run_batch" in res.output and "ratio" in res.output
+    bad = runner.invoke(app, ["speed", "--skip-train", "--run", str(tmp_path / "nope")])
+    assert bad.exit_code == 2 and "error:" in bad.stderr
