@@ -163,6 +163,13 @@ def test_bench_cli_errors_are_one_line(tmp_path, args, needle):
     assert not (tmp_path / "o").exists()
 
 
+def test_bench_refuses_a_non_empty_directory_that_is_not_a_bench(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    res = CliRunner().invoke(app, ["bench", "current_number", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "not a bench directory" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
 def test_ray_missing_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with pytest.raises(ExecutorError, match=r'pip install "\.\[ray\]"'):

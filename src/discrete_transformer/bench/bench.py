@@ -12,11 +12,13 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..training.checkpoint import atomic_write_json
 from .executors import check_executor, run_jobs
 from .report import git_commit, headline, machine, now_utc, previous_wall, write_reports
 from .runner import BenchConfig, Job, read_row
 from .suite import resolve_suite
 
+MARKER = "bench.json"  # marks OUT as a bench directory (resumable)
 OnRow = Callable[[dict[str, Any], int, int], None]
 
 
@@ -27,6 +29,8 @@ def plan_jobs(items: Sequence[str], seeds: int, out: str | Path, config: BenchCo
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise ValueError(f"--out {out}: directory is not empty and is not a bench directory; choose a new directory")
     tasks = resolve_suite(items)
     return [Job(t, s, str(out), config) for t in tasks for s in range(seeds)]
 
@@ -45,6 +49,8 @@ def run_bench(
     check_executor(executor, n_jobs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if not (out / MARKER).is_file():  # what lets a rerun (and nothing else) reuse this directory
+        atomic_write_json(out / MARKER, {"format": "dtx-bench-dir", "version": 1})
     t0 = time.perf_counter()
     wall0 = previous_wall(out)
     order = {j.key: i for i, j in enumerate(jobs)}
