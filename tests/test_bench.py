@@ -49,7 +49,7 @@ def test_suite_accepts_task_spellings_and_data_files(tmp_path):
     save_npz(make_dataset(get_task("bitwise_not")), f)
     tasks = resolve_suite(["SUM_LAST2", str(f)])
     assert [(t.label, t.family) for t in tasks] == [("Sum_Last2", "mips"), ("my_data", "file")]
-    assert tasks[1].source == str(f)
+    assert tasks[1].source == str(f.resolve())
 
 
 def test_suite_rejects_unknown_names_and_bad_files(tmp_path):

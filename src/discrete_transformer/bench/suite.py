@@ -48,7 +48,7 @@ def resolve_suite(items: Sequence[str]) -> list[BenchTask]:
                     out.setdefault(t.name, BenchTask(t.name, t.name, t.family))
             continue
         if Path(item).suffix.lower() in DATA_EXTENSIONS or (os.path.exists(item) and not _is_task(item)):
-            path = Path(item)
+            path = Path(item).resolve()  # job directories record it: keep it valid from any cwd
             load_file(path)  # validates shapes, dtypes, finiteness; raises DataFileError
             label = _file_label(path)
             base, k = label, 2
