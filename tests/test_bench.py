@@ -107,6 +107,7 @@ def test_bench_writes_rows_and_reports(bench_dir):
         assert (d / "program.py").is_file() and (d / "model.safetensors").is_file() and (d / ROW_FILE).is_file()
     md = (bench_dir / "summary.md").read_text()
     assert "DT verified programs" in md and "dtx bench" in md and "commit:" in md and "machine:" in md
+    assert "testing caps in force" in md  # --max-steps is never hidden in a report
     assert (bench_dir.parent / "docs" / "benchmarks.md").read_text() == md
     assert doc["headline"] in md
 

@@ -144,6 +144,8 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         f"GRU {meta['baseline']['gru_steps']} steps, Transformer {meta['baseline']['tf_steps']} steps, "
         f"batch {meta['baseline']['batch_size']}, Adam lr {meta['baseline']['lr']:g} with cosine decay, "
         f"each capped at the per-task budget",
+        *([f"- **testing caps in force**: DT steps per restart ≤ {meta['max_steps']} (not the default "
+            "configuration's step count)"] if meta.get("max_steps") else []),
         "",
         "Scores are on the test split: discrete tasks by exact match after rounding (whole sequence), "
         "continuous tasks by MSE normalised by the target variance (solved: ≤ 1e-6). *verified*: the "
