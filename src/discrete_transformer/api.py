@@ -223,8 +223,11 @@ def _prepare(
     return _Plan(ds, model_cfg, train_cfg, run_dir, seed, data_seed, t0)
 
 
-def _execute(plan: _Plan, progress: bool = True) -> TrainResult:
-    """Train, evaluate on the test split and (with a run directory) write the run."""
+def _execute(plan: _Plan, progress: bool = True, parallel: bool = True, train_fn: Any = None) -> TrainResult:
+    """Train, evaluate on the test split and (with a run directory) write the run.
+
+    ``parallel=False`` runs the restarts one after another in this process (the benchmark's
+    workers do, so that busy processes ≈ jobs); ``train_fn`` is :func:`run_restarts`' seam."""
     ds, model_cfg, train_cfg, run_dir, seed = plan.ds, plan.model_cfg, plan.train_cfg, plan.run_dir, plan.seed
     split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, train_cfg.val_size, seed)
     spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
@@ -255,7 +258,8 @@ def _execute(plan: _Plan, progress: bool = True) -> TrainResult:
 
     keep = (lambda r: save_restart(run_dir, r)) if run_dir is not None else None  # noqa: E731
     best, results = run_restarts(
-        model_cfg, train_cfg, split, spec, seed, out_dir=run_dir, progress=progress, finished=finished, on_finished=keep
+        model_cfg, train_cfg, split, spec, seed, out_dir=run_dir, progress=progress, finished=finished,
+        on_finished=keep, parallel=parallel, train_fn=train_fn,
     )
 
     net = DiscreteTransformer(model_cfg, spec, population=1, seed=0)

@@ -3,8 +3,9 @@
 Commands: ``dtx tasks`` (the built-in task suite), ``dtx train SOURCE --out DIR`` (train,
 evaluate on the test split, write a run directory), ``dtx extract DIR`` (turn a run's model into
 ``DIR/program.py`` and verify it: ``DIR/verification.json``) and ``dtx run SOURCE --out DIR``
-(train + extract + verify). ``dtx train --resume DIR`` continues an interrupted run.
-``bench`` and ``report`` are later work.
+(train + extract + verify); ``dtx train --resume DIR`` continues an interrupted run;
+``dtx bench`` (the task suite with baselines, see :mod:`.bench`) and ``dtx speed``
+(micro-benchmarks); ``dtx analyze`` and ``dtx report`` (annealing dynamics, HTML run report).
 
 Expected failures (unknown task, bad data file, bad option value, unusable ``--out``) print one
 red line ``error: ...`` on stderr and exit with code 2, before anything is written (every case:
@@ -324,6 +325,94 @@ def report_cmd(
     from .analysis.cli_views import report_directory
 
     report_directory(run_dir, Console(), _fail)
+
+# ----------------------------------------------------------------------------- bench / speed
+
+
+@app.command("bench")
+def bench_cmd(
+    suite: Optional[list[str]] = typer.Option(None, "--suite", help="mips | continuous | all (default), task names or data files; repeatable."),
+    files: Optional[list[str]] = typer.Argument(None, help="More tasks or data files (same as --suite)."),
+    seeds: int = typer.Option(1, "--seeds", help="Seeds per task (0..N-1); a task is solved when any seed is."),
+    jobs: int = typer.Option(1, "--jobs", help="Tasks run at the same time (worker processes)."),
+    executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
+    budget: float = typer.Option(120.0, "--budget", help="Seconds of DT training per task, restarts included."),
+    out: Path = typer.Option(..., "--out", help="Bench directory; rerunning resumes, skipping finished tasks."),
+    docs: Optional[Path] = typer.Option(None, "--docs", help="Also write the Markdown summary here (docs/benchmarks.md)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", hidden=True, help="Testing: cap DT steps per restart."),
+    baseline_steps: Optional[int] = typer.Option(None, "--baseline-steps", hidden=True, help="Testing: baseline steps."),
+) -> None:
+    """Benchmark the default configuration on a task suite, with GRU and Transformer baselines."""
+    import dataclasses
+    import shlex
+    import sys
+
+    from .bench.bench import plan_jobs, run_bench
+    from .bench.baselines import BaselineConfig
+    from .bench.executors import check_executor
+    from .bench.live import LiveView
+    from .bench.runner import BenchConfig
+
+    executor = executor.strip().lower()
+    try:
+        check_executor(executor, jobs)
+        if not budget > 0:
+            raise ValueError(f"--budget must be > 0 seconds, got {budget}")
+        if baseline_steps is not None and baseline_steps < 1:
+            raise ValueError(f"--baseline-steps must be >= 1, got {baseline_steps}")
+        base = BaselineConfig()
+        if baseline_steps is not None:
+            base = dataclasses.replace(base, gru_steps=baseline_steps, tf_steps=baseline_steps,
+                                       eval_every=min(base.eval_every, baseline_steps))
+        config = BenchConfig(budget=budget, baseline=base, max_steps=max_steps)
+        planned = plan_jobs([*(suite or []), *(files or [])] or ["all"], seeds, out, config)
+    except ValueError as e:  # unknown suite/task, bad data file, bad option, Ray missing
+        _fail(str(e))
+    command = "dtx " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    console = Console()
+    try:
+        with LiveView(len(planned), console) as view:
+            summary = run_bench(planned, out, executor, jobs, command=command, docs=docs, address=address, on_row=view)
+    except KeyboardInterrupt:
+        Console(stderr=True).print(f"[yellow]interrupted[/yellow]: finished tasks are kept; rerun the same command to resume ({out})")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    console.print(f"[bold]{escape(summary['headline'])}[/bold]")
+    written = f"{out / 'results.csv'}, {out / 'results.json'}, {out / 'summary.md'}" + (f", {docs}" if docs else "")
+    console.print(f"written: {escape(written)}")
+    if summary.get("failed_rows"):
+        console.print(f"[red]{summary['failed_rows']} job(s) failed[/red] (see results.json); rerun to retry them")
+
+
+@app.command("speed")
+def speed_cmd(
+    task: str = typer.Option("sum_last2", "--task", help="Task for the training-speed measurement."),
+    steps: int = typer.Option(200, "--steps", help="Training steps to time."),
+    run_dir: Optional[Path] = typer.Option(None, "--run", help="A run directory with program.py: program vs. model throughput."),
+    n: int = typer.Option(10_000, "--n", help="Sequences in the throughput batch."),
+    skip_train: bool = typer.Option(False, "--skip-train", help="Only the program vs. model measurement."),
+) -> None:
+    """Micro-benchmarks: training steps/s; program run_batch vs. model forward throughput."""
+    from .bench.speed import program_vs_model, train_speed
+
+    console = Console()
+    try:
+        if not skip_train:
+            r = train_speed(task, steps)
+            console.print(
+                f"training: {r['steps_per_s']:.1f} steps/s ({r['steps']} search steps in {r['seconds']:.2f} s, evaluation excluded; "
+                f"{escape(r['task'])}, population {r['population']}, batch {r['batch_size']}, "
+                f"{r['torch_threads']} torch thread)"
+            )
+        if run_dir is not None:
+            p = program_vs_model(run_dir, n)
+            console.print(
+                f"throughput on the same {p['n']} sequences (T={p['T']}): program run_batch "
+                f"{p['program_seq_per_s']:,.0f} seq/s, model forward {p['model_seq_per_s']:,.0f} seq/s, "
+                f"ratio {p['ratio']:.1f}x (agreement {100 * p['agreement']:.2f}%)"
+            )
+    except ValueError as e:  # unknown task, bad run directory, bad option
+        _fail(str(e))
 
 
 if __name__ == "__main__":  # pragma: no cover

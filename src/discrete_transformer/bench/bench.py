@@ -1,0 +1,104 @@
+"""``dtx bench``: every task × seed as a job, rows streamed into a live table, reports written.
+
+Resume: a job whose ``OUT/tasks/<task>/bench_row.json`` exists is not run again (its row is
+read back); a job directory without one is an interrupted job and is redone from scratch. The
+reports are rewritten after every finished job and on interruption, so nothing finished is lost.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ..training.checkpoint import atomic_write_json
+from .executors import check_executor, run_jobs
+from .report import git_commit, headline, machine, now_utc, previous_wall, write_reports
+from .runner import BenchConfig, Job, read_row
+from .suite import resolve_suite
+
+MARKER = "bench.json"  # marks OUT as a bench directory (resumable)
+OnRow = Callable[[dict[str, Any], int, int], None]
+
+
+def plan_jobs(items: Sequence[str], seeds: int, out: str | Path, config: BenchConfig) -> list[Job]:
+    """Validate the suite and options and list the jobs (nothing is written)."""
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise ValueError(f"--out {out}: directory is not empty and is not a bench directory; choose a new directory")
+    tasks = resolve_suite(items)
+    return [Job(t, s, str(out), config) for t in tasks for s in range(seeds)]
+
+
+def run_bench(
+    jobs: Sequence[Job],
+    out: str | Path,
+    executor: str = "local",
+    n_jobs: int = 1,
+    command: str = "dtx bench",
+    docs: Path | None = None,
+    address: str | None = None,
+    on_row: OnRow | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the jobs and write the reports; returns the summary (with ``headline``)."""
+    check_executor(executor, n_jobs)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / MARKER).is_file():  # what lets a rerun (and nothing else) reuse this directory
+        atomic_write_json(out / MARKER, {"format": "dtx-bench-dir", "version": 1})
+    t0 = time.perf_counter()
+    wall0 = previous_wall(out)
+    order = {j.key: i for i, j in enumerate(jobs)}
+    rows: dict[str, dict[str, Any]] = {}
+    todo: list[Job] = []
+    for j in jobs:
+        r = read_row(j.run_dir)
+        if r is not None:
+            rows[j.key] = {**r, "resumed": True}
+        else:
+            todo.append(j)
+    cfg = jobs[0].config if jobs else BenchConfig()
+    meta = {
+        "date": now_utc(),
+        "machine": machine(),
+        "commit": git_commit(),
+        "command": command,
+        "executor": executor,
+        "jobs": n_jobs,
+        "seeds": len({j.seed for j in jobs}),
+        "budget": cfg.budget,
+        "baseline": asdict(cfg.baseline),
+        "max_steps": cfg.max_steps,
+        "wall_s": wall0,
+    }
+
+    def key_of(row: dict[str, Any]) -> str:
+        return row["task"] if int(row.get("seed", 0)) == 0 else f"{row['task']}.seed{row['seed']}"
+
+    def write() -> dict[str, Any]:
+        meta["wall_s"] = wall0 + time.perf_counter() - t0
+        ordered = [rows[k] for k in sorted(rows, key=lambda k: order.get(k, len(order)))]
+        s = write_reports(out, ordered, meta, docs)
+        s["headline"] = headline(s)
+        return s
+
+    for r in sorted(rows.values(), key=lambda r: order.get(key_of(r), 0)):
+        if on_row is not None:
+            on_row(r, len(rows), len(jobs))
+    try:
+        for row in run_jobs(todo, executor, n_jobs, address):
+            rows[key_of(row)] = row
+            write()
+            if on_row is not None:
+                on_row(row, len(rows), len(jobs))
+    finally:
+        summary = write()
+    return summary
+
+
+__all__ = ["plan_jobs", "run_bench"]

@@ -1,0 +1,208 @@
+"""Bench reports: ``results.csv``, ``results.json`` and ``summary.md`` under OUT.
+
+The Markdown summary carries everything needed to rerun it (date, machine, commit, the exact
+command) and is what ``dtx bench --docs docs/benchmarks.md`` copies into the docs: that file is
+produced by the command, never by hand.
+
+Counting rule with ``--seeds N``: every (task, seed) is one row; a task counts as *solved* (its
+program verified) — and a model as *exact* — when any of its seeds is; "DT ≥ GRU" is the share of
+(task, seed) rows where the Discrete Transformer's model is at least as accurate on the test split.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..training.checkpoint import atomic_write_json, atomic_write_text
+from .runner import as_float
+
+COLUMNS = (
+    "task", "family", "kind", "seed", "T", "dt_test_exact", "dt_test_nmse", "dt_model_solved",
+    "program_verified", "length_gen", "program_lines", "program_modules", "program_ops",
+    "gru_test_exact", "gru_test_nmse", "gru_solved", "transformer_test_exact", "transformer_test_nmse",
+    "transformer_solved", "dt_ge_gru", "dt_ge_transformer", "dt_train_s", "extract_s", "gru_s",
+    "transformer_s", "wall_s", "dt_restarts_run", "dt_steps", "error",
+)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu or "unknown", "cores": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version()}
+
+
+def git_commit() -> str:
+    """The commit of the code that ran (``-dirty`` with uncommitted changes), or "unknown"."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+
+
+def summarise(rows: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
+    ok = [r for r in rows if not r.get("error")]
+    tasks: dict[str, list[dict[str, Any]]] = {}
+    for r in ok:
+        tasks.setdefault(r["task"], []).append(r)
+    fam = {t: rs[0]["family"] for t, rs in tasks.items()}
+
+    def any_of(key: str) -> set[str]:
+        return {t for t, rs in tasks.items() if any(r.get(key) for r in rs)}
+
+    verified = any_of("program_verified")
+    by_family: dict[str, dict[str, int]] = {}
+    for t, f in fam.items():
+        d = by_family.setdefault(f, {"verified": 0, "tasks": 0})
+        d["tasks"] += 1
+        d["verified"] += t in verified
+    times = [as_float(r.get("wall_s")) for r in ok]
+    ge = [bool(r.get("dt_ge_gru")) for r in ok]
+    return {
+        "tasks": len(tasks),
+        "rows": len(ok),
+        "failed_rows": len(rows) - len(ok),
+        "by_family": by_family,
+        "verified": len(verified),
+        "dt_model_exact": len(any_of("dt_model_solved")),
+        "gru_exact": len(any_of("gru_solved")),
+        "transformer_exact": len(any_of("transformer_solved")),
+        "dt_ge_gru_pct": 100.0 * sum(ge) / len(ge) if ge else 0.0,
+        "dt_ge_transformer_pct": 100.0 * sum(bool(r.get("dt_ge_transformer")) for r in ok) / len(ok) if ok else 0.0,
+        "median_task_s": statistics.median(times) if times else 0.0,
+        "wall_min": wall_s / 60.0,
+    }
+
+
+def headline(s: dict[str, Any]) -> str:
+    names = {"mips": "MIPS", "continuous": "continuous", "file": "data files"}
+    fams = ", ".join(f"{d['verified']}/{d['tasks']} {names.get(f, f)}" for f, d in sorted(
+        s["by_family"].items(), key=lambda kv: ("mips", "continuous", "file").index(kv[0]) if kv[0] in names else 9))
+    return (
+        f"DT verified programs {fams or '0/0'}; DT model exact/solved {s['dt_model_exact']}/{s['tasks']}; "
+        f"GRU exact {s['gru_exact']}/{s['tasks']}; Transformer exact {s['transformer_exact']}/{s['tasks']}; "
+        f"DT ≥ RNN accuracy on {s['dt_ge_gru_pct']:.0f} % of tasks; median task time {s['median_task_s']:.0f} s; "
+        f"total wall {s['wall_min']:.1f} min"
+    )
+
+
+def _fmt(v: Any, kind: str = "") -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    return str(v)
+
+
+def _score(r: dict[str, Any], prefix: str) -> str:
+    if r.get("kind") == "discrete":
+        return f"{100 * as_float(r.get(prefix + '_test_exact')):.1f} %"
+    return f"{as_float(r.get(prefix + '_test_nmse')):.1e}"
+
+
+def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, Any]) -> str:
+    m = meta["machine"]
+    out = [
+        "# Benchmark",
+        "",
+        "Produced by `dtx bench`; do not edit by hand — rerun the command below to regenerate it.",
+        "",
+        f"**{headline(s)}**",
+        "",
+        "```bash",
+        meta["command"],
+        "```",
+        "",
+        f"- date: {meta['date']}",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}",
+        f"- commit: {meta['commit']}",
+        f"- executor: {meta['executor']}, jobs {meta['jobs']}, seeds {meta['seeds']}, "
+        f"per-task DT training budget {meta['budget']:g} s (restarts included), default configuration",
+        f"- baselines: GRU and a small dense Transformer, same split, loss and scoring; "
+        f"GRU {meta['baseline']['gru_steps']} steps, Transformer {meta['baseline']['tf_steps']} steps, "
+        f"batch {meta['baseline']['batch_size']}, Adam lr {meta['baseline']['lr']:g} with cosine decay, "
+        f"each capped at the per-task budget",
+        *([f"- **testing caps in force**: DT steps per restart ≤ {meta['max_steps']} (not the default "
+            "configuration's step count)"] if meta.get("max_steps") else []),
+        "",
+        "Scores are on the test split: discrete tasks by exact match after rounding (whole sequence), "
+        "continuous tasks by MSE normalised by the target variance (solved: ≤ 1e-6). *verified*: the "
+        "extracted program reproduces the test split; *2×T*: it also does on sequences twice as long. "
+        "With several seeds a task counts as solved when any seed is. *ops*: one per routing head plus "
+        "the expression size of each MLP line.",
+        "",
+        "| task | family | kind | seed | DT model | verified | 2×T | module lines / ops | GRU | Transformer "
+        "| DT ≥ GRU | task s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r.get("error"):
+            out.append(f"| {r['task']} | {r.get('family', '')} | {r.get('kind', '')} | {r.get('seed', 0)} "
+                       f"| failed: {str(r['error']).replace('|', '/')} | | | | | | | {_fmt(r.get('wall_s'))} |")
+            continue
+        out.append(
+            f"| {r['task']} | {r['family']} | {r['kind']} | {r['seed']} | {_score(r, 'dt')} "
+            f"| {'**yes**' if r['program_verified'] else 'no'} | {_fmt(r.get('length_gen'))} "
+            f"| {r['program_modules']} / {r['program_ops']} | {_score(r, 'gru')} | {_score(r, 'transformer')} "
+            f"| {_fmt(r.get('dt_ge_gru'))} | {as_float(r.get('wall_s')):.0f} |"
+        )
+    out.append("")
+    return "\n".join(out)
+
+
+def write_reports(out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any], docs: Path | None = None) -> dict[str, Any]:
+    """Write the three files (atomically) and, with ``docs``, the Markdown there too."""
+    s = summarise(rows, meta["wall_s"])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k) for k in COLUMNS})
+    atomic_write_text(out / "results.csv", buf.getvalue())
+    atomic_write_json(out / "results.json", {"format": "dtx-bench", "version": 1, "meta": meta, "summary": s,
+                                             "headline": headline(s), "rows": list(rows)})
+    md = markdown(rows, meta, s)
+    atomic_write_text(out / "summary.md", md)
+    if docs is not None:
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(docs, md)
+    return s
+
+
+def now_utc() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def previous_wall(out: Path) -> float:
+    """Wall seconds recorded by earlier (interrupted) sessions of the same bench."""
+    try:
+        doc = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        return float(doc["meta"]["wall_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+__all__ = ["COLUMNS", "git_commit", "headline", "machine", "markdown", "now_utc", "previous_wall", "summarise",
+           "write_reports"]

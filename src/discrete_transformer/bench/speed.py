@@ -1,0 +1,105 @@
+"""Micro-benchmarks behind ``dtx speed``.
+
+- :func:`train_speed`: training steps/s of the default model and TrainConfig (population and
+  batch as configured) on one task, through the real :func:`~..training.loop.train_restart`
+  (search phase only; the time between the evaluations at the first and the last step, minus
+  one evaluation), so that any speed-up of the loop shows here.
+- :func:`program_vs_model`: sequences/s of an extracted program's NumPy ``run_batch`` and of the
+  trained model's forward pass (discretised, no grad) on the *same* batch of inputs, measured in
+  one run, and their ratio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+def _best_of(fn: Callable[[], Any], repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def train_speed(task: str, steps: int = 200, seed: int = 0) -> dict[str, Any]:
+    """Steps/s of one restart's search phase with the default configurations."""
+    import torch
+
+    from ..config import ModelConfig, TrainConfig
+    from ..tasks import load_source
+    from ..model import DiscreteTransformer
+    from ..training.loop import Split, data_spec, evaluate, train_restart
+
+    if steps < 2:
+        raise ValueError(f"--steps must be >= 2, got {steps}")
+    torch.set_num_threads(1)
+    ds = load_source(task)
+    base = TrainConfig()
+    cfg = dataclasses.replace(base, steps=steps, harden_fraction=0.0, polish_iters=0, eval_every=steps,
+                              stop_on_exact=False, time_limit=None)
+    split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, cfg.val_size, seed)
+    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    r = train_restart(ModelConfig(), cfg, split, spec, seed)
+    rows = [h for h in r.history if h["phase"] == "search"]
+    # Rows are logged after the evaluations at step 0 and step steps-1: the time between them is
+    # steps-1 training steps plus one evaluation, which is timed separately and subtracted.
+    model = DiscreteTransformer(ModelConfig(), spec, population=cfg.population, seed=seed)
+    eval_s = _best_of(lambda: evaluate(model, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end), 2)
+    span = max(rows[-1]["seconds"] - rows[0]["seconds"] - eval_s, 1e-9)
+    n = int(rows[-1]["step"] - rows[0]["step"])
+    return {"task": ds.name, "steps": n, "seconds": span, "steps_per_s": n / span, "eval_s": eval_s,
+            "population": cfg.population, "batch_size": cfg.batch_size, "torch_threads": torch.get_num_threads()}
+
+
+def program_vs_model(run_dir: str | Path, n: int = 10_000, repeats: int = 3, seed: int = 0) -> dict[str, Any]:
+    """Throughput of ``run_batch`` vs. the model's forward on the same ``n`` test-like inputs."""
+    import torch
+
+    from ..api import load_run
+    from ..extract.pipeline import PROGRAM_FILE, _reload_dataset, load_module
+    from ..training.loop import HARD
+
+    if n < 1 or repeats < 1:
+        raise ValueError("--n and --repeats must be >= 1")
+    torch.set_num_threads(1)
+    d = Path(run_dir)
+    run = load_run(d)  # RunDirError / CheckpointError on a bad directory
+    prog = d / PROGRAM_FILE
+    if not prog.is_file():
+        raise ValueError(f"{d}: no {PROGRAM_FILE}; run `dtx extract {d}` first")
+    mod = load_module(prog.read_text(encoding="utf-8"))
+    cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
+    ds = _reload_dataset(d, cfg)
+    rng = np.random.default_rng(seed)
+    X = np.ascontiguousarray(ds.x_test[rng.integers(0, ds.x_test.shape[0], n)], dtype=np.float64)
+    model = run.model.eval()
+    dtype = next(model.parameters()).dtype
+    xt = torch.from_numpy(X).to(dtype)
+    tau = run.train_config.tau_attn_end
+
+    def forward() -> np.ndarray:
+        with torch.no_grad():
+            return model(xt, HARD, tau)[0].double().numpy()
+
+    y_model = forward()  # warm-up, and the agreement check below
+    y_prog = mod.run_batch(X)
+    t_model = _best_of(forward, repeats)
+    t_prog = _best_of(lambda: mod.run_batch(X), repeats)
+    if ds.kind == "discrete":
+        agree = float((np.round(y_prog) == np.round(y_model)).reshape(n, -1).all(axis=1).mean())
+    else:
+        agree = float(np.mean(np.abs(y_prog - y_model) <= 1e-3 * (np.std(y_model) + 1e-12)))
+    return {"run_dir": str(d), "n": n, "T": int(X.shape[1]), "model_seq_per_s": n / t_model,
+            "program_seq_per_s": n / t_prog, "ratio": t_model / t_prog, "model_s": t_model, "program_s": t_prog,
+            "agreement": agree, "repeats": repeats}
+
+
+__all__ = ["program_vs_model", "train_speed"]

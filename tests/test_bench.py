@@ -1,0 +1,211 @@
+"""`dtx bench` and `dtx speed`: suite resolution, baselines, an end-to-end bench of two tiny
+tasks (reports, resume), executors (local pool, Ray when installed) and the throughput check.
+
+Everything runs the default model with a step cap (`--max-steps`, a testing option) so that each
+bench job takes seconds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from discrete_transformer.bench.baselines import BaselineConfig, train_baseline
+from discrete_transformer.bench.bench import plan_jobs, run_bench
+from discrete_transformer.bench.executors import RAY_HINT, ExecutorError, check_executor
+from discrete_transformer.bench.runner import ROW_FILE, BenchConfig, read_row
+from discrete_transformer.bench.suite import resolve_suite
+from discrete_transformer.cli import app
+from discrete_transformer.tasks import TASKS, UnknownTaskError, load_source, make_dataset, get_task, save_npz
+from discrete_transformer.training.loop import Split, data_spec
+
+TINY = ["--budget", "30", "--max-steps", "40", "--baseline-steps", "30"]
+TASKS2 = ["current_number", "bitwise_not"]
+
+
+def _cfg() -> BenchConfig:
+    return BenchConfig(budget=30, baseline=BaselineConfig(gru_steps=30, tf_steps=30, eval_every=30), max_steps=40)
+
+
+# ----------------------------------------------------------------------------- suite
+
+
+def test_suites_resolve_to_the_task_families():
+    assert len(resolve_suite(["mips"])) == sum(t.family == "mips" for t in TASKS) == 39
+    assert len(resolve_suite(["continuous"])) == 8
+    everything = resolve_suite(["all"])
+    assert [t.label for t in everything] == [t.name for t in TASKS]
+    assert len(resolve_suite(["all", "mips", "sum_last2"])) == 47  # no duplicates
+
+
+def test_suite_accepts_task_spellings_and_data_files(tmp_path):
+    f = tmp_path / "my data.npz"
+    save_npz(make_dataset(get_task("bitwise_not")), f)
+    tasks = resolve_suite(["SUM_LAST2", str(f)])
+    assert [(t.label, t.family) for t in tasks] == [("Sum_Last2", "mips"), ("my_data", "file")]
+    assert tasks[1].source == str(f.resolve())
+
+
+def test_suite_rejects_unknown_names_and_bad_files(tmp_path):
+    with pytest.raises(UnknownTaskError, match="sum_last2|Sum_Last2"):
+        resolve_suite(["sum_lats2"])
+    with pytest.raises(ValueError, match="missing.npz"):
+        resolve_suite([str(tmp_path / "missing.npz")])
+
+
+# ----------------------------------------------------------------------------- baselines
+
+
+@pytest.mark.parametrize("name", ["gru", "transformer"])
+def test_baselines_train_and_are_scored_like_the_model(name):
+    torch.set_num_threads(1)
+    ds = load_source("current_number")
+    split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 200, 0)
+    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    cfg = BaselineConfig(gru_steps=150, tf_steps=150, eval_every=50)
+    r = train_baseline(name, spec, split, ds.x_test, ds.y_test, cfg)
+    assert r.steps_run == 150 and r.parameters > 0
+    assert r.test["n"] == ds.n_test and 0.0 <= r.test["exact"] <= 1.0
+    # y = x is easy: after 150 steps the error is far below the variance of the targets.
+    assert r.test["nmse"] < 0.2
+    # A wall-time cap stops training early.
+    capped = train_baseline(name, spec, split, ds.x_test, ds.y_test, BaselineConfig(gru_steps=10**6, tf_steps=10**6, time_limit=0.5))
+    assert capped.steps_run < 10**6 and capped.seconds < 30
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "out"
+    docs = out.parent / "docs" / "benchmarks.md"
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(
+        app, ["bench", *TASKS2, *TINY, "--out", str(out), "--docs", str(docs)]
+    )
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_bench_writes_rows_and_reports(bench_dir):
+    rows = list(csv.DictReader((bench_dir / "results.csv").open()))
+    assert [r["task"] for r in rows] == ["Current_Number", "Bitwise_Not"]
+    doc = json.loads((bench_dir / "results.json").read_text())
+    assert doc["format"] == "dtx-bench" and len(doc["rows"]) == 2
+    for r in doc["rows"]:
+        assert r["error"] is None
+        for key in ("dt_test_exact", "program_verified", "program_ops", "length_gen", "gru_test_exact",
+                    "transformer_test_nmse", "dt_ge_gru", "wall_s"):
+            assert key in r
+        d = Path(r["run_dir"])
+        assert (d / "program.py").is_file() and (d / "model.safetensors").is_file() and (d / ROW_FILE).is_file()
+    md = (bench_dir / "summary.md").read_text()
+    assert "DT verified programs" in md and "dtx bench" in md and "commit:" in md and "machine:" in md
+    assert "testing caps in force" in md  # --max-steps is never hidden in a report
+    assert (bench_dir.parent / "docs" / "benchmarks.md").read_text() == md
+    assert doc["headline"] in md
+
+
+def test_bench_job_dir_is_a_run_dir(bench_dir):
+    from discrete_transformer.api import load_run
+
+    run = load_run(bench_dir / "tasks" / "Bitwise_Not")
+    assert run.kind == "discrete"
+
+
+def test_bench_resumes_without_redoing_finished_tasks(bench_dir):
+    first = bench_dir / "tasks" / "Current_Number" / ROW_FILE
+    second = bench_dir / "tasks" / "Bitwise_Not" / ROW_FILE
+    before = (first.stat().st_mtime_ns, first.read_bytes())
+    second.unlink()  # as if the bench had been interrupted during Bitwise_Not
+    (second.parent / "stale_partial_file").write_text("x")
+    jobs = plan_jobs(TASKS2, 1, bench_dir, _cfg())
+    seen = []
+    run_bench(jobs, bench_dir, on_row=lambda row, done, total: seen.append((row["task"], bool(row.get("resumed")))))
+    assert (first.stat().st_mtime_ns, first.read_bytes()) == before
+    assert ("Current_Number", True) in seen and ("Bitwise_Not", False) in seen
+    assert read_row(second.parent) is not None
+    assert not (second.parent / "stale_partial_file").exists()  # the interrupted job restarted clean
+
+
+def test_speed_program_is_faster_than_the_model(bench_dir):
+    from discrete_transformer.bench.speed import program_vs_model, train_speed
+
+    p = program_vs_model(bench_dir / "tasks" / "Bitwise_Not", n=2000, repeats=1)
+    assert p["agreement"] == 1.0 and p["ratio"] > 1.0
+    s = train_speed("bitwise_not", steps=6)
+    assert s["steps"] == 5 and s["steps_per_s"] > 0
+
+
+# ----------------------------------------------------------------------------- CLI errors
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--suite", "nope_task"], "unknown task"),
+        (["current_number", "--jobs", "0"], "--jobs must be >= 1"),
+        (["current_number", "--executor", "dask"], "unknown executor"),
+        (["current_number", "--budget", "0"], "--budget must be > 0"),
+        (["current_number", "--seeds", "0"], "--seeds must be >= 1"),
+    ],
+)
+def test_bench_cli_errors_are_one_line(tmp_path, args, needle):
+    res = CliRunner().invoke(app, ["bench", *args, "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0].lower(), res.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_bench_refuses_a_non_empty_directory_that_is_not_a_bench(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    res = CliRunner().invoke(app, ["bench", "current_number", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "not a bench directory" in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_ray_missing_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ExecutorError, match=r'pip install "\.\[ray\]"'):
+        check_executor("ray", 1)
+    assert "pip install" in RAY_HINT
+
+
+# ----------------------------------------------------------------------------- executors
+
+
+def test_local_pool_runs_jobs_in_parallel_processes(tmp_path):
+    jobs = plan_jobs(TASKS2, 1, tmp_path / "pool", _cfg())
+    s = run_bench(jobs, tmp_path / "pool", executor="local", n_jobs=2)
+    assert s["tasks"] == 2 and s["failed_rows"] == 0
+    assert all(read_row(j.run_dir) is not None for j in jobs)
+
+
+def test_ray_executor_on_a_local_instance(tmp_path):
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        jobs = plan_jobs(["current_number"], 1, tmp_path / "ray", _cfg())
+        s = run_bench(jobs, tmp_path / "ray", executor="ray", n_jobs=1)
+    finally:
+        ray.shutdown()
+    assert s["tasks"] == 1 and s["failed_rows"] == 0
+    row = read_row(jobs[0].run_dir)
+    assert row is not None and row["program_verified"] is True  # y = x: solved at step 0
+    assert np.isfinite(row["gru_test_nmse"])
+
+
+def test_speed_cli_prints_the_ratio_and_fails_cleanly(bench_dir, tmp_path):
+    runner = CliRunner(env={"COLUMNS": "200"})
+    res = runner.invoke(app, ["speed", "--skip-train", "--run", str(bench_dir / "tasks" / "Bitwise_Not"), "--n", "500"])
+    assert res.exit_code == 0, res.output
+    assert "program run_batch" in res.output and "ratio" in res.output
+    bad = runner.invoke(app, ["speed", "--skip-train", "--run", str(tmp_path / "nope")])
+    assert bad.exit_code == 2 and "error:" in bad.stderr
