@@ -68,8 +68,22 @@ def tasks_cmd() -> None:
     Console().print(table)
 
 
+SET_HELP = "Override a config field: section.field=value (sections model, train, extract); repeatable."
+
+
+def _configs_from_sets(sets: Optional[list[str]]):
+    """(ModelConfig, TrainConfig, ExtractConfig) from `--set` overrides; errors end the command."""
+    from .overrides import OverrideError, configs_from_overrides
+
+    try:
+        return configs_from_overrides(sets)
+    except OverrideError as e:
+        _fail(str(e))
+
+
 def _train_from_options(
-    source: str, out: Path, seed: int, restarts: Optional[int], steps: Optional[int], kind: Optional[str], force: bool
+    source: str, out: Path, seed: int, restarts: Optional[int], steps: Optional[int], kind: Optional[str], force: bool,
+    sets: Optional[list[str]] = None,
 ):
     """The training half shared by `train` and `run`: validate options, check data and --out
     before anything is written, train with a progress display; errors end the command."""
@@ -85,8 +99,9 @@ def _train_from_options(
     from .api import RunDirError, _execute, _prepare
     from .training.checkpoint import CheckpointError
 
+    model_cfg, train_cfg, _ = _configs_from_sets(sets)
     try:  # options, data and --out are all checked before anything is written
-        plan = _prepare(source, out, seed, None, None, restarts, steps, kind, force, 0)
+        plan = _prepare(source, out, seed, model_cfg, train_cfg, restarts, steps, kind, force, 0)
     except ValueError as e:  # UnknownTaskError, DataFileError, RunDirError, bad config values
         _fail(str(e))
     try:
@@ -109,9 +124,10 @@ def train_cmd(
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per restart."),
     kind: Optional[str] = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Train on SOURCE, report test metrics and write the run directory."""
-    result = _train_from_options(source, out, seed, restarts, steps, kind, force)
+    result = _train_from_options(source, out, seed, restarts, steps, kind, force, sets)
     Console().print(_train_table(result, "dtx train"))
 
 
@@ -141,7 +157,7 @@ def _train_table(result, title: str) -> Table:
 # ----------------------------------------------------------------------------- extract / run
 
 
-def _extract_quietly(target, console: Console):
+def _extract_quietly(target, console: Console, config=None):
     """extract() with a spinner on a terminal; expected failures become one red line."""
     from .api import RunDirError, extract
     from .extract.pipeline import ExtractionError
@@ -150,8 +166,8 @@ def _extract_quietly(target, console: Console):
     try:
         if console.is_terminal:
             with console.status("extracting: hypothesis tests, symbolic regression, verification ..."):
-                return extract(target)
-        return extract(target)
+                return extract(target, config=config)
+        return extract(target, config=config)
     except (RunDirError, CheckpointError, ExtractionError) as e:
         _fail(str(e))
     except KeyboardInterrupt:
@@ -201,16 +217,20 @@ def _save(program, run_dir: Path) -> None:
 @app.command("extract")
 def extract_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory written by `dtx train` (or `dtx run`)."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help="Override an extraction field: extract.field=value; repeatable."),
 ) -> None:
     """Extract RUN_DIR's model as a Python program, verify it, write program.py and verification.json."""
     from .api import is_run_dir
 
+    if any(not s.strip().startswith("extract.") for s in sets or ()):
+        _fail("dtx extract: only extract.* fields can be set here (the model is already trained)")
+    _, _, extract_cfg = _configs_from_sets(sets)
     if not run_dir.is_dir():
         _fail(f"{run_dir}: run directory not found")
     if not is_run_dir(run_dir):
         _fail(f"{run_dir}: not a run directory (no config.json written by `dtx train`)")
     console = Console()
-    program = _extract_quietly(run_dir, console)
+    program = _extract_quietly(run_dir, console, extract_cfg)
     _save(program, run_dir)
     _show_program(program, run_dir, console)
 
@@ -224,12 +244,14 @@ def run_cmd(
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per restart."),
     kind: Optional[str] = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Train on SOURCE, extract the program, verify it; print the program and the verdict."""
-    result = _train_from_options(source, out, seed, restarts, steps, kind, force)
+    _, _, extract_cfg = _configs_from_sets(sets)
+    result = _train_from_options(source, out, seed, restarts, steps, kind, force, sets)
     console = Console()
     console.print(_train_table(result, "dtx run: training"))
-    program = _extract_quietly(result, console)
+    program = _extract_quietly(result, console, extract_cfg)
     _save(program, Path(result.run_dir))
     _show_program(program, Path(result.run_dir), console)
 

@@ -25,11 +25,20 @@ from .selector import SelectMode, Selector
 class AttentionLayer(nn.Module):
     """All `H` heads of one layer, for a population of `P` models."""
 
-    def __init__(self, population: int, n_heads: int, n_avail: int, generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        population: int,
+        n_heads: int,
+        n_avail: int,
+        generator: torch.Generator,
+        allowed: torch.Tensor | None = None,
+        averaging: bool = True,
+    ) -> None:
         super().__init__()
         self.n_heads = n_heads
         self.n_avail = n_avail
-        self.selector = Selector(population, (n_heads, 3), n_avail)
+        self.averaging = averaging  # False: hard patterns attend to one key (see hard_pattern)
+        self.selector = Selector(population, (n_heads, 3), n_avail, allowed)
         # w_score[..., 0] = w_qk, [..., 1] = w_k, [..., 2] = w_kk
         self.w_score = nn.Parameter(torch.randn(population, n_heads, 3, generator=generator) * 0.5)
 
@@ -56,7 +65,7 @@ class AttentionLayer(nn.Module):
         row = (ws[..., 0] * q + ws[..., 1]).unsqueeze(-1)  # (P, B, H, T1, 1)
         col = (ws[..., 2] * k * k).unsqueeze(-2) + causal_bias(T1, k.dtype)  # (P, B, H, T1, T1)
         scores = torch.addcmul(col, row, k.unsqueeze(-2))
-        pattern = hard_pattern(scores) if mode.hard_attention else softmax(scores)
+        pattern = hard_pattern(scores, self.averaging) if mode.hard_attention else softmax(scores)
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
         # thousands of tiny batched mat-vecs on CPU.
         out = (pattern * v.transpose(2, 3).unsqueeze(-2)).sum(-1).transpose(2, 3)  # (P, B, T1, H)
@@ -75,14 +84,21 @@ class AttentionLayer(nn.Module):
 TIE_MARGIN = math.log(2.0)
 
 
-def hard_pattern(scores: torch.Tensor) -> torch.Tensor:
+def hard_pattern(scores: torch.Tensor, averaging: bool = True) -> torch.Tensor:
     """The soft pattern rounded to a select/aggregate pattern: attend uniformly to every key whose
     softmax weight is at least half the largest one. `scores` are already divided by the final
     attention temperature, so this is the row's set of (near-)ties as the search left it; exact
     ties (keys with equal values) are always included. This is what a hardened head computes
-    and what extraction reads."""
+    and what extraction reads.
+
+    With `averaging=False` (ModelConfig.attention_averaging) the row attends to exactly one key:
+    the most recent (largest j) of that tie set, i.e. select + "latest" instead of aggregate."""
     top = scores.amax(-1, keepdim=True)
     sel = (scores >= top - TIE_MARGIN).to(scores.dtype)
+    if not averaging:
+        T1 = scores.shape[-1]
+        j = (T1 - 1) - sel.flip(-1).argmax(-1, keepdim=True)  # last key in the tie set
+        return torch.zeros_like(scores).scatter_(-1, j, 1.0)
     return sel / sel.sum(-1, keepdim=True)
 
 
