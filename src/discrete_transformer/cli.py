@@ -73,10 +73,11 @@ SET_HELP = "Override a config field: section.field=value (sections model, train,
 
 def _configs_from_sets(sets: Optional[list[str]]):
     """(ModelConfig, TrainConfig, ExtractConfig) from `--set` overrides; errors end the command."""
+    from . import api
     from .overrides import OverrideError, configs_from_overrides
 
-    try:
-        return configs_from_overrides(sets)
+    try:  # None for a section without overrides: the API's own defaults apply
+        return configs_from_overrides(sets, train_base=api.TrainConfig())
     except OverrideError as e:
         _fail(str(e))
 
@@ -254,6 +255,92 @@ def run_cmd(
     program = _extract_quietly(result, console, extract_cfg)
     _save(program, Path(result.run_dir))
     _show_program(program, Path(result.run_dir), console)
+
+
+# ----------------------------------------------------------------------------- studies
+
+
+def _study_log(console: Console):
+    return lambda msg: console.print(escape(msg), highlight=False)
+
+
+def _check_study_options(out: Path, doc: Path, steps: Optional[int]) -> None:
+    if steps is not None and steps < 1:
+        _fail(f"--steps must be a positive integer, got {steps}")
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out}: exists and is not a directory")
+    if doc.exists() and doc.is_dir():
+        _fail(f"--doc {doc}: is a directory")
+
+
+def _study_command(name: str, out: Path, doc: Path, seed: int, steps: Optional[int], extra: str = "") -> str:
+    parts = [f"dtx {name} --out {out} --doc {doc}"]
+    if seed:
+        parts.append(f"--seed {seed}")
+    if steps is not None:
+        parts.append(f"--steps {steps}")
+    if extra:
+        parts.append(extra)
+    return " ".join(parts)
+
+
+@app.command("bias-study")
+def bias_study_cmd(
+    out: Path = typer.Option(..., "--out", help="Directory for the study's runs (finished runs are reused on rerun)."),
+    doc: Path = typer.Option(Path("docs/inductive_bias.md"), "--doc", help="Markdown file to write."),
+    seed: int = typer.Option(0, "--seed", help="Training seed of every run."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per run (default: TrainConfig.steps)."),
+) -> None:
+    """Train tasks under two inductive-bias settings each, extract both programs, write DOC."""
+    from .studies import bias_study
+
+    _check_study_options(out, doc, steps)
+    console = Console()
+    try:
+        rows = bias_study(out, doc, seed=seed, steps=steps, log=_study_log(console),
+                          command=_study_command("bias-study", out, doc, seed, steps))
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted[/yellow] (finished runs are kept; rerun to resume)")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except ValueError as e:
+        _fail(str(e))
+    n = sum(r["counts"] for r in rows)
+    console.print(f"{n} of {len(rows)} cases give two different verified programs; wrote {escape(str(doc))}")
+
+
+@app.command("estimator-study")
+def estimator_study_cmd(
+    out: Path = typer.Option(..., "--out", help="Directory for the study's runs (finished runs are reused on rerun)."),
+    doc: Path = typer.Option(Path("docs/estimators.md"), "--doc", help="Markdown file to write."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated task names (default: six quick tasks)."),
+    seed: int = typer.Option(0, "--seed", help="Training seed of every run."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per run (default: TrainConfig.steps)."),
+) -> None:
+    """Gumbel-softmax vs REINFORCE on the same tasks, seed and budget; write DOC."""
+    from .studies import ESTIMATOR_TASKS, estimator_study
+    from .tasks import TASKS
+
+    _check_study_options(out, doc, steps)
+    names = {t.name.lower(): t.name for t in TASKS}
+    chosen = ESTIMATOR_TASKS
+    if tasks is not None:
+        wanted = [t.strip() for t in tasks.split(",") if t.strip()]
+        unknown = [t for t in wanted if t.lower() not in names]
+        if unknown or not wanted:
+            _fail(f"--tasks: unknown task(s) {', '.join(unknown) or '(none given)'}; see `dtx tasks`")
+        chosen = tuple(names[t.lower()] for t in wanted)
+    console = Console()
+    extra = f"--tasks {','.join(chosen)}" if tasks is not None else ""
+    try:
+        rows = estimator_study(out, doc, tasks=chosen, seed=seed, steps=steps, log=_study_log(console),
+                               command=_study_command("estimator-study", out, doc, seed, steps, extra))
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted[/yellow] (finished runs are kept; rerun to resume)")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except ValueError as e:
+        _fail(str(e))
+    solved = {e: sum(r["verified"] for r in rows if r["estimator"] == e) for e in ("gumbel", "reinforce")}
+    console.print(f"solved: gumbel {solved['gumbel']}, reinforce {solved['reinforce']} of {len(chosen)}; wrote {escape(str(doc))}")
 
 
 if __name__ == "__main__":  # pragma: no cover

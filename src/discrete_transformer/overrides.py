@@ -110,9 +110,14 @@ def apply(base: Any, values: dict[str, Any]) -> Any:
         raise OverrideError(f"--set: {e}") from None
 
 
-def configs_from_overrides(items: list[str] | tuple[str, ...] | None) -> tuple[ModelConfig, TrainConfig, Any]:
-    """(ModelConfig, TrainConfig, ExtractConfig) built from the defaults and the overrides."""
+def configs_from_overrides(items: list[str] | tuple[str, ...] | None, train_base: TrainConfig | None = None):
+    """(ModelConfig, TrainConfig, ExtractConfig) with the overrides applied to the defaults
+    (`train_base` replaces TrainConfig()); a section without overrides is returned as None, so
+    the caller's own default applies unchanged."""
     from .extract.pipeline import ExtractConfig
 
     vals = parse_overrides(items)
-    return apply(ModelConfig(), vals["model"]), apply(TrainConfig(), vals["train"]), apply(ExtractConfig(), vals["extract"])
+    model = apply(ModelConfig(), vals["model"]) if vals["model"] else None
+    train = apply(train_base or TrainConfig(), vals["train"]) if vals["train"] else None
+    extract = apply(ExtractConfig(), vals["extract"]) if vals["extract"] else None
+    return model, train, extract
