@@ -100,12 +100,7 @@ def run_one(task: str, sets: tuple[str, ...], run_dir: Path, seed: int, steps: i
     program.save(run_dir)
     extract_s = time.perf_counter() - t1
     kind = result.kind
-    steps_to_exact = None
-    for row in result.best.history:
-        ok = row.get("val_exact", 0.0) >= 1.0 if kind == "discrete" else row.get("val_nmse", 1.0) <= 1e-7
-        if ok:
-            steps_to_exact = int(row["step"])
-            break
+    steps_to_exact, phase = first_exact(result.best.history, kind)
     doc = {
         "task": task,
         "sets": list(sets),
@@ -116,6 +111,7 @@ def run_one(task: str, sets: tuple[str, ...], run_dir: Path, seed: int, steps: i
         "steps_run": result.best.steps_run,
         "steps_budget": result.train_config.steps,
         "steps_to_exact": steps_to_exact,
+        "exact_phase": phase,
         "train_seconds": round(train_s, 1),
         "extract_seconds": round(extract_s, 1),
         "verified": bool(program.verification.verified),
@@ -123,6 +119,23 @@ def run_one(task: str, sets: tuple[str, ...], run_dir: Path, seed: int, steps: i
     }
     atomic_write_json(done, doc)
     return doc
+
+
+def first_exact(history: list[dict[str, Any]], kind: str) -> tuple[int | None, str | None]:
+    """(step, phase) of the first evaluation row whose best member is exact on validation
+    (continuous: nMSE <= 1e-7, the training loop's own criterion), or (None, None)."""
+    for row in history:
+        ok = row.get("val_exact", 0.0) >= 1.0 if kind == "discrete" else row.get("val_nmse", 1.0) <= 1e-7
+        if ok:
+            return int(row["step"]), str(row.get("phase", ""))
+    return None, None
+
+
+def _history(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(ln) for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
 def standalone_program(source: str) -> str:
@@ -241,6 +254,8 @@ def estimator_study(out: Path, doc: Path, tasks: tuple[str, ...] = ESTIMATOR_TAS
         for est in ("gumbel", "reinforce"):
             log(f"{task} / {est}: training + extraction ...")
             r = run_one(task, (f"train.estimator={est}",), out / task / est, seed, steps)
+            if "exact_phase" not in r:  # a study.json written before the phase was recorded
+                r = {**r, "exact_phase": first_exact(_history(out / task / est), r["kind"])[1]}
             log(f"{task} / {est}: verified={r['verified']} steps_to_exact={r['steps_to_exact']} ({r['train_seconds']} s)")
             rows.append({"task": task, "estimator": est, **r})
     atomic_write_text(doc, render_estimator_doc(rows, command, seed, steps))
@@ -267,7 +282,9 @@ def render_estimator_doc(rows: list[dict[str, Any]], command: str, seed: int, st
         "default configuration otherwise; only `train.estimator` differs. *Solved* = the extracted",
         "program verifies on the test split. *Steps to exact* = the first evaluation step (every",
         f"{cfg.eval_every} steps, `metrics.jsonl`) at which the best discretised member is exact on",
-        "validation (continuous tasks: nMSE ≤ 1e-7); runs stop there. *Time* = training wall time",
+        "validation (continuous tasks: nMSE ≤ 1e-7); runs stop there. Step 0 means the initial model",
+        "already solves the task (equal logits: every argmax is the first variable, the input).",
+        "*Time* = training wall time",
         "(extraction excluded), on a shared 2-core CPU, so it is noisy.",
         "",
         "REINFORCE (`training/reinforce.py`): every selector samples a one-hot choice from",
@@ -276,15 +293,26 @@ def render_estimator_doc(rows: list[dict[str, Any]], command: str, seed: int, st
         f"(loss − baseline)·∇log p(choice) with a moving-average baseline (decay {cfg.reinforce_baseline_decay})"
         f" and entropy bonus {cfg.reinforce_entropy_bonus}.",
         "",
-        f"Solved: Gumbel {solved['gumbel']}/{n_tasks}, REINFORCE {solved['reinforce']}/{n_tasks}.",
+        "*Phase* says where exactness first appeared: `search` (the estimator itself found the",
+        "program), `harden` (argmax selectors + weight fine-tuning) or `polish` (float64 L-BFGS).",
         "",
-        "| task | estimator | solved | model test | steps to exact | steps run | train time s |",
-        "|---|---|---|---|---|---|---|",
+        "| estimator | solved | exact during search | total steps run | total train time s |",
+        "|---|---|---|---|---|",
+    ]
+    for e in ("gumbel", "reinforce"):
+        mine = [r for r in rows if r["estimator"] == e]
+        n_search = sum(r.get("exact_phase") == "search" for r in mine)
+        out.append(f"| {e} | {solved[e]}/{n_tasks} | {n_search}/{n_tasks} | {sum(r['steps_run'] for r in mine)} | "
+                   f"{sum(r['train_seconds'] for r in mine):.1f} |")
+    out += [
+        "",
+        "| task | estimator | solved | model test | steps to exact | phase | steps run | train time s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         mv = r["model_test"]
         score = f"{100 * mv['exact']:.2f} % exact" if r["kind"] == "discrete" else f"nMSE {mv['nmse']:.3g}"
         ste = "—" if r["steps_to_exact"] is None else str(r["steps_to_exact"])
         out.append(f"| {r['task']} | {r['estimator']} | {'**yes**' if r['verified'] else 'no'} | {score} | {ste} | "
-                   f"{r['steps_run']} | {r['train_seconds']} |")
+                   f"{r.get('exact_phase') or '—'} | {r['steps_run']} | {r['train_seconds']} |")
     return "\n".join(out) + "\n"
