@@ -281,3 +281,14 @@ def test_reinforce_training_runs_end_to_end():
     r = api.train("Prev1", model=tiny_model(), training=cfg, progress=False)
     assert r.train_config.estimator == "reinforce"
     assert any(row["phase"] == "search" for row in r.best.history)
+
+
+def test_no_averaging_search_forward_is_one_hot_with_soft_gradient():
+    m = DiscreteTransformer(ModelConfig(attention_averaging=False), SPEC, population=2, seed=3)
+    cache: dict[str, torch.Tensor] = {}
+    out = m(_x(), SelectMode(tau=1.0, per_example=True, batch=2), 1.0, cache)
+    for k, p in cache.items():
+        if k.endswith(".pattern"):
+            assert torch.allclose(p.amax(-1), torch.ones(())) and torch.allclose(p.sum(-1), torch.ones(()))
+    out.sum().backward()
+    assert m.layers[0]["attn"].w_score.grad.abs().sum() > 0  # the soft row still carries gradient

@@ -37,7 +37,9 @@ class AttentionLayer(nn.Module):
         super().__init__()
         self.n_heads = n_heads
         self.n_avail = n_avail
-        self.averaging = averaging  # False: hard patterns attend to one key (see hard_pattern)
+        # False: every pattern attends to one key (see hard_pattern); in the search too, as a
+        # straight-through estimator, so that the search cannot rely on averaging.
+        self.averaging = averaging
         self.selector = Selector(population, (n_heads, 3), n_avail, allowed)
         # w_score[..., 0] = w_qk, [..., 1] = w_k, [..., 2] = w_kk
         self.w_score = nn.Parameter(torch.randn(population, n_heads, 3, generator=generator) * 0.5)
@@ -65,7 +67,12 @@ class AttentionLayer(nn.Module):
         row = (ws[..., 0] * q + ws[..., 1]).unsqueeze(-1)  # (P, B, H, T1, 1)
         col = (ws[..., 2] * k * k).unsqueeze(-2) + causal_bias(T1, k.dtype)  # (P, B, H, T1, T1)
         scores = torch.addcmul(col, row, k.unsqueeze(-2))
-        pattern = hard_pattern(scores, self.averaging) if mode.hard_attention else softmax(scores)
+        if mode.hard_attention:
+            pattern = hard_pattern(scores, self.averaging)
+        else:
+            pattern = softmax(scores)
+            if not self.averaging:  # straight-through: forward attends to one key, backward is soft
+                pattern = hard_pattern(scores.detach(), False) + pattern - pattern.detach()
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
         # thousands of tiny batched mat-vecs on CPU.
         out = (pattern * v.transpose(2, 3).unsqueeze(-2)).sum(-1).transpose(2, 3)  # (P, B, T1, H)
