@@ -47,6 +47,9 @@ class BiasCase:
 BIAS_CASES: tuple[BiasCase, ...] = (
     BiasCase("Sum_Last2", "attention averaging (model.attention_averaging)",
              Setting("averaging allowed (default)", ()), Setting("averaging forbidden", ("model.attention_averaging=false",))),
+    BiasCase("Sum_Last2", "forbidden reads (model.forbid_reads)",
+             Setting("unrestricted (default)", ()),
+             Setting("heads may not average MLP outputs", ("model.forbid_reads=L*.H*.v:L*.M*",))),
     BiasCase("Sum_Last3", "MLP arity (model.mlp_arity)",
              Setting("arity 2 (default)", ()), Setting("arity 3", ("model.mlp_arity=3",))),
     BiasCase("Abs_Current", "symbolic-regression grammar (extract.sr_operators)",
@@ -54,6 +57,10 @@ BIAS_CASES: tuple[BiasCase, ...] = (
              Setting("grammar without abs", ("extract.sr_operators=add,sub,mul,div,mod,floor,round,min,max,square,sqrt,neg,ge,gt,eq,where",))),
     BiasCase("Bitwise_Xor", "symbolic-regression grammar (extract.sr_operators)",
              Setting("full grammar (default)", ()), Setting("arithmetic grammar", ("extract.sr_operators=add,sub,mul",))),
+    BiasCase("Bitwise_Not", "symbolic-regression grammar (extract.sr_operators)",
+             Setting("full grammar (default)", ()),
+             Setting("grammar without sub and neg",
+                     ("extract.sr_operators=add,mul,div,mod,floor,round,abs,min,max,square,sqrt,ge,gt,eq,where",))),
 )
 
 ESTIMATOR_TASKS: tuple[str, ...] = ("Current_Number", "Prev1", "Bitwise_Not", "Sum_Last2", "Max_Seen", "Abs_Current")
@@ -203,7 +210,7 @@ def render_bias_doc(rows: list[dict[str, Any]], command: str, seed: int, steps: 
         "| MLP arity | `model.mlp_arity=3` | inputs per MLP (default 2) |",
         "| layers / heads / MLPs | `model.n_layers=1`, `model.n_heads=1`, `model.n_mlps=1` | module budget |",
         "| positional-only routing | `model.attention_routing=positional` | q and k selectors may read only `pos` and `one` |",
-        "| no averaging | `model.attention_averaging=false` | a hardened head attends to one key (the most recent of its near-ties) |",
+        "| no averaging | `model.attention_averaging=false` | every head attends to one key, the most recent of its near-ties (search: straight-through; hardened: exactly) |",
         "| forbidden reads | `model.forbid_reads=L0.*:x,readout:pos` | (module pattern, variable pattern) pairs masked out of the selectors |",
         "| SR grammar | `extract.sr_operators=add,sub,mul` | operators symbolic regression may use |",
         "",
