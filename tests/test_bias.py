@@ -292,3 +292,46 @@ def test_no_averaging_search_forward_is_one_hot_with_soft_gradient():
             assert torch.allclose(p.amax(-1), torch.ones(())) and torch.allclose(p.sum(-1), torch.ones(()))
     out.sum().backward()
     assert m.layers[0]["attn"].w_score.grad.abs().sum() > 0  # the soft row still carries gradient
+
+
+# ----------------------------------------------------------------------------- studies
+
+
+def test_bias_study_writes_both_programs_and_resumes(tmp_path, monkeypatch):
+    from discrete_transformer import api, studies
+
+    monkeypatch.setattr(api, "TrainConfig", lambda: tiny_train(restarts=1, steps=60))
+    case = studies.BiasCase("Bitwise_Not", "SR grammar", studies.Setting("full", ()),
+                            studies.Setting("no sub", ("extract.sr_operators=add,mul,eq,ge",)))
+    doc = tmp_path / "bias.md"
+    rows = studies.bias_study(tmp_path / "runs", doc, cases=(case,), log=lambda _m: None, command="dtx bias-study X")
+    (sa, ra, da), (sb, rb, db) = rows[0]["results"]
+    assert (da / "program.py").is_file() and (db / "program.py").is_file()
+    assert rb["train_seconds"] == ra["train_seconds"]  # extract-only setting reuses the training
+    text = doc.read_text()
+    assert "dtx bias-study X" in text and text.count("def program(") == 2
+    assert rows[0]["counts"] == (ra["verified"] and rb["verified"] and rows[0]["different"])
+    calls = []
+    monkeypatch.setattr(api, "train", lambda *a, **k: calls.append(1))
+    studies.bias_study(tmp_path / "runs", doc, cases=(case,), log=lambda _m: None)
+    assert not calls  # finished runs are read back, not retrained
+
+
+def test_estimator_study_table(tmp_path):
+    from discrete_transformer import studies
+
+    doc = tmp_path / "est.md"
+    rows = studies.estimator_study(tmp_path / "runs", doc, tasks=("Current_Number",), log=lambda _m: None,
+                                   command="dtx estimator-study Y")
+    assert [r["estimator"] for r in rows] == ["gumbel", "reinforce"]
+    text = doc.read_text()
+    assert "dtx estimator-study Y" in text and "| Current_Number | reinforce |" in text
+    assert json.loads((tmp_path / "runs" / "Current_Number" / "reinforce" / "model.json").read_text())[
+        "train_config"]["estimator"] == "reinforce"
+
+
+def test_study_cli_rejects_bad_options(tmp_path):
+    res = CliRunner().invoke(app, ["estimator-study", "--out", str(tmp_path / "o"), "--tasks", "Nope"])
+    assert res.exit_code == 2 and "unknown task" in res.stderr
+    res = CliRunner().invoke(app, ["bias-study", "--out", str(tmp_path / "o"), "--steps", "0"])
+    assert res.exit_code == 2
