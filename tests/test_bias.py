@@ -308,6 +308,8 @@ def test_bias_study_writes_both_programs_and_resumes(tmp_path, monkeypatch):
     (sa, ra, da), (sb, rb, db) = rows[0]["results"]
     assert (da / "program.py").is_file() and (db / "program.py").is_file()
     assert rb["train_seconds"] == ra["train_seconds"]  # extract-only setting reuses the training
+    ver = json.loads((db / "verification.json").read_text())
+    assert ver["extract_config"]["sr_operators"] == ["add", "mul", "eq", "ge"]
     text = doc.read_text()
     assert "dtx bias-study X" in text and text.count("def program(") == 2
     assert rows[0]["counts"] == (ra["verified"] and rb["verified"] and rows[0]["different"])

@@ -221,6 +221,7 @@ class Program:
             },
             "search": self.search_log,
             "seconds": round(self.seconds, 3),
+            "extract_config": getattr(self, "extract_config", None),
         }
 
     def save(self, directory: str | os.PathLike) -> tuple[Path, Path]:
@@ -860,8 +861,10 @@ def extract(
         for key in sorted(k for k in ex.sr if k == node.key or k.startswith(node.key + " (")):
             names = {ph: known.get(i, sanitize(ex.names[i])) for ph, i in zip(PLACEHOLDERS, ex._sr_inputs[key])}
             sr_results[key] = _renamed(ex.sr[key], names)
-    return Program(final, ir, ver, sr_results, dict(ex.head_results), ds, search_log, ex.model_score_doc,
-                   time.perf_counter() - t0)
+    program = Program(final, ir, ver, sr_results, dict(ex.head_results), ds, search_log, ex.model_score_doc,
+                      time.perf_counter() - t0)
+    program.extract_config = dataclasses.asdict(cfg)  # recorded in verification.json (reproducibility)
+    return program
 
 
 def _search_score(mod: Any, ex: _Extractor) -> tuple[float, float]:
