@@ -72,8 +72,23 @@ def tasks_cmd() -> None:
     Console().print(table)
 
 
+SET_HELP = "Override a config field: section.field=value (sections model, train, extract); repeatable."
+
+
+def _configs_from_sets(sets: Optional[list[str]]):
+    """(ModelConfig, TrainConfig, ExtractConfig) from `--set` overrides; errors end the command."""
+    from . import api
+    from .overrides import OverrideError, configs_from_overrides
+
+    try:  # None for a section without overrides: the API's own defaults apply
+        return configs_from_overrides(sets, train_base=api.TrainConfig())
+    except OverrideError as e:
+        _fail(str(e))
+
+
 def _train_from_options(
-    source: str, out: Path, seed: int, restarts: Optional[int], steps: Optional[int], kind: Optional[str], force: bool
+    source: str, out: Path, seed: int, restarts: Optional[int], steps: Optional[int], kind: Optional[str], force: bool,
+    sets: Optional[list[str]] = None,
 ):
     """The training half shared by `train` and `run`: validate options, check data and --out
     before anything is written, train with a progress display; errors end the command."""
@@ -89,8 +104,9 @@ def _train_from_options(
     from .api import RunDirError, _execute, _prepare
     from .training.checkpoint import CheckpointError
 
+    model_cfg, train_cfg, _ = _configs_from_sets(sets)
     try:  # options, data and --out are all checked before anything is written
-        plan = _prepare(source, out, seed, None, None, restarts, steps, kind, force, 0)
+        plan = _prepare(source, out, seed, model_cfg, train_cfg, restarts, steps, kind, force, 0)
     except ValueError as e:  # UnknownTaskError, DataFileError, RunDirError, bad config values
         _fail(str(e))
     except Exception as e:  # noqa: BLE001 - anything else from bad input: one line, not a traceback
@@ -108,11 +124,12 @@ def train_cmd(
     kind: Optional[str] = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run directory (no SOURCE or other options)."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Train on SOURCE, report test metrics and write the run directory."""
     if resume is not None:
-        if source is not None or out is not None:
-            _fail("--resume DIR takes no SOURCE or --out: the run directory holds them")
+        if source is not None or out is not None or sets:
+            _fail("--resume DIR takes no SOURCE, --out or --set: the run directory holds them")
         result = _resume_run(resume)
         Console().print(_train_table(result, "dtx train --resume"))
         return
@@ -120,7 +137,7 @@ def train_cmd(
         _fail("missing argument SOURCE (a task name or a data file), or --resume DIR")
     if out is None:
         _fail("missing option --out DIR (the run directory to write)")
-    result = _train_from_options(source, out, seed, restarts, steps, kind, force)
+    result = _train_from_options(source, out, seed, restarts, steps, kind, force, sets)
     Console().print(_train_table(result, "dtx train"))
 
 
@@ -150,7 +167,7 @@ def _train_table(result, title: str) -> Table:
 # ----------------------------------------------------------------------------- extract / run
 
 
-def _extract_quietly(target, console: Console):
+def _extract_quietly(target, console: Console, config=None):
     """extract() with a spinner on a terminal; expected failures become one red line."""
     from .api import RunDirError, extract
     from .extract.pipeline import ExtractionError
@@ -159,8 +176,8 @@ def _extract_quietly(target, console: Console):
     try:
         if console.is_terminal:
             with console.status("extracting: hypothesis tests, symbolic regression, verification ..."):
-                return extract(target)
-        return extract(target)
+                return extract(target, config=config)
+        return extract(target, config=config)
     except (RunDirError, CheckpointError, ExtractionError) as e:
         _fail(str(e))
     except Exception as e:  # noqa: BLE001
@@ -212,12 +229,16 @@ def _save(program, run_dir: Path) -> None:
 @app.command("extract")
 def extract_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory written by `dtx train` (or `dtx run`)."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help="Override an extraction field: extract.field=value; repeatable."),
 ) -> None:
     """Extract RUN_DIR's model as a Python program, verify it, write program.py and verification.json."""
     from .api import is_run_dir
 
     if run_dir.exists() and not run_dir.is_dir():
         _fail(f"{run_dir}: is a file, expected a run directory written by `dtx train`")
+    if any(not s.strip().startswith("extract.") for s in sets or ()):
+        _fail("dtx extract: only extract.* fields can be set here (the model is already trained)")
+    _, _, extract_cfg = _configs_from_sets(sets)
     if not run_dir.is_dir():
         _fail(f"{run_dir}: run directory not found")
     if not is_run_dir(run_dir):
@@ -225,7 +246,7 @@ def extract_cmd(
     if not (run_dir / "result.json").is_file():
         _fail(f"{run_dir}: the run has not finished (no result.json); continue it with: dtx train --resume {run_dir}")
     console = Console()
-    program = _extract_quietly(run_dir, console)
+    program = _extract_quietly(run_dir, console, extract_cfg)
     _save(program, run_dir)
     _show_program(program, run_dir, console)
 
@@ -239,12 +260,14 @@ def run_cmd(
     steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per restart."),
     kind: Optional[str] = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Train on SOURCE, extract the program, verify it; print the program and the verdict."""
-    result = _train_from_options(source, out, seed, restarts, steps, kind, force)
+    _, _, extract_cfg = _configs_from_sets(sets)
+    result = _train_from_options(source, out, seed, restarts, steps, kind, force, sets)
     console = Console()
     console.print(_train_table(result, "dtx run: training"))
-    program = _extract_quietly(result, console)
+    program = _extract_quietly(result, console, extract_cfg)
     _save(program, Path(result.run_dir))
     _show_program(program, Path(result.run_dir), console)
 
@@ -413,6 +436,91 @@ def speed_cmd(
             )
     except ValueError as e:  # unknown task, bad run directory, bad option
         _fail(str(e))
+
+# ----------------------------------------------------------------------------- studies
+
+
+def _study_log(console: Console):
+    return lambda msg: console.print(escape(msg), highlight=False)
+
+
+def _check_study_options(out: Path, doc: Path, steps: Optional[int]) -> None:
+    if steps is not None and steps < 1:
+        _fail(f"--steps must be a positive integer, got {steps}")
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out}: exists and is not a directory")
+    if doc.exists() and doc.is_dir():
+        _fail(f"--doc {doc}: is a directory")
+
+
+def _study_command(name: str, out: Path, doc: Path, seed: int, steps: Optional[int], extra: str = "") -> str:
+    parts = [f"dtx {name} --out {out} --doc {doc}"]
+    if seed:
+        parts.append(f"--seed {seed}")
+    if steps is not None:
+        parts.append(f"--steps {steps}")
+    if extra:
+        parts.append(extra)
+    return " ".join(parts)
+
+
+@app.command("bias-study")
+def bias_study_cmd(
+    out: Path = typer.Option(..., "--out", help="Directory for the study's runs (finished runs are reused on rerun)."),
+    doc: Path = typer.Option(Path("docs/inductive_bias.md"), "--doc", help="Markdown file to write."),
+    seed: int = typer.Option(0, "--seed", help="Training seed of every run."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per run (default: TrainConfig.steps)."),
+) -> None:
+    """Train tasks under two inductive-bias settings each, extract both programs, write DOC."""
+    from .studies import bias_study
+
+    _check_study_options(out, doc, steps)
+    console = Console()
+    try:
+        rows = bias_study(out, doc, seed=seed, steps=steps, log=_study_log(console),
+                          command=_study_command("bias-study", out, doc, seed, steps))
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted[/yellow] (finished runs are kept; rerun to resume)")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except ValueError as e:
+        _fail(str(e))
+    n = sum(r["counts"] for r in rows)
+    console.print(f"{n} of {len(rows)} cases give two different verified programs; wrote {escape(str(doc))}")
+
+
+@app.command("estimator-study")
+def estimator_study_cmd(
+    out: Path = typer.Option(..., "--out", help="Directory for the study's runs (finished runs are reused on rerun)."),
+    doc: Path = typer.Option(Path("docs/estimators.md"), "--doc", help="Markdown file to write."),
+    tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated task names (default: six quick tasks)."),
+    seed: int = typer.Option(0, "--seed", help="Training seed of every run."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per run (default: TrainConfig.steps)."),
+) -> None:
+    """Gumbel-softmax vs REINFORCE on the same tasks, seed and budget; write DOC."""
+    from .studies import ESTIMATOR_TASKS, estimator_study
+    from .tasks import TASKS
+
+    _check_study_options(out, doc, steps)
+    names = {t.name.lower(): t.name for t in TASKS}
+    chosen = ESTIMATOR_TASKS
+    if tasks is not None:
+        wanted = [t.strip() for t in tasks.split(",") if t.strip()]
+        unknown = [t for t in wanted if t.lower() not in names]
+        if unknown or not wanted:
+            _fail(f"--tasks: unknown task(s) {', '.join(unknown) or '(none given)'}; see `dtx tasks`")
+        chosen = tuple(names[t.lower()] for t in wanted)
+    console = Console()
+    extra = f"--tasks {','.join(chosen)}" if tasks is not None else ""
+    try:
+        rows = estimator_study(out, doc, tasks=chosen, seed=seed, steps=steps, log=_study_log(console),
+                               command=_study_command("estimator-study", out, doc, seed, steps, extra))
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted[/yellow] (finished runs are kept; rerun to resume)")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    except ValueError as e:
+        _fail(str(e))
+    solved = {e: sum(r["verified"] for r in rows if r["estimator"] == e) for e in ("gumbel", "reinforce")}
+    console.print(f"solved: gumbel {solved['gumbel']}, reinforce {solved['reinforce']} of {len(chosen)}; wrote {escape(str(doc))}")
 
 
 if __name__ == "__main__":  # pragma: no cover

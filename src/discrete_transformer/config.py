@@ -34,12 +34,35 @@ class ModelConfig:
     mlp_arity: int = 2
     mlp_hidden: int = 24  # ReLU units per MLP
     mlp_bilinear: int = 4  # multiplicative units (u·a)(u·b) per MLP: exact products/squares
+    # Inductive-bias knobs (docs/inductive_bias.md); the defaults are the unrestricted model.
+    # "content": q and k may read any variable; "positional": q and k read only `pos` / `one`.
+    attention_routing: Literal["content", "positional"] = "content"
+    # False: no averaging. A hardened head attends to exactly one key (near-ties go to the most
+    # recent key), so prefix means and tie averages are unavailable to the program.
+    attention_averaging: bool = True
+    # (module pattern, variable pattern) pairs, fnmatch-style: the module may not read the
+    # variable. Modules are `L{l}.H{h}` (roles `.q .k .v`), `L{l}.M{m}` (roles `.in0 ...`) and
+    # `readout` (roles `.<output name>`); variables are input names, `pos`, `one`, `L{l}.H{h}` ...
+    forbid_reads: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("n_layers", "n_heads", "n_mlps", "mlp_arity"):
             _check(getattr(self, name) >= 1, f"ModelConfig.{name} must be >= 1")
         _check(self.mlp_hidden >= 0 and self.mlp_bilinear >= 0, "MLP widths must be >= 0")
         _check(self.mlp_hidden + self.mlp_bilinear >= 1, "an MLP needs at least one hidden unit")
+        _check(
+            self.attention_routing in ("content", "positional"),
+            f"ModelConfig.attention_routing must be 'content' or 'positional', got {self.attention_routing!r}",
+        )
+        _check(isinstance(self.attention_averaging, bool), "ModelConfig.attention_averaging must be a bool")
+        # JSON round-trips tuples as lists: normalise, then validate the shape.
+        pairs = tuple(tuple(p) for p in self.forbid_reads)
+        for p in pairs:
+            _check(
+                len(p) == 2 and all(isinstance(s, str) and s for s in p),
+                f"ModelConfig.forbid_reads entries must be (module, variable) string pairs, got {p!r}",
+            )
+        object.__setattr__(self, "forbid_reads", pairs)
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,11 @@ class TrainConfig:
     straight_through: bool = False
     sample_per_example: bool = True  # a Gumbel sample per sequence (lower-variance gradients)
     estimator: Literal["gumbel", "reinforce"] = "gumbel"
+    # REINFORCE (estimator="reinforce", training/reinforce.py): one-hot choices sampled from
+    # softmax(theta / tau), one sample per sequence when sample_per_example (else per member);
+    # selector logits follow the score-function gradient, continuous weights ordinary backprop.
+    reinforce_baseline_decay: float = 0.9  # moving-average baseline of each member's loss
+    reinforce_entropy_bonus: float = 0.0  # weight of the mean normalised selector entropy bonus
     rebirth_every: int = 0  # search steps between rebirths of the worst members (0 = off; see docs)
     rebirth_fraction: float = 0.25  # share of the population reborn each time
     rebirth_until: float = 0.5  # rebirths only in this first fraction of the search
@@ -89,8 +117,8 @@ class TrainConfig:
         _check(self.harden_top >= 1, "harden_top must be >= 1")
         _check(self.polish_iters >= 0 and self.polish_size >= 1, "polish_iters >= 0, polish_size >= 1")
         _check(self.estimator in ("gumbel", "reinforce"), "estimator must be gumbel|reinforce")
-        # The score-function (REINFORCE) estimator is not written yet: refuse rather than ignore.
-        _check(self.estimator == "gumbel", "estimator 'reinforce' is not implemented yet; use 'gumbel'")
+        _check(0.0 <= self.reinforce_baseline_decay < 1.0, "reinforce_baseline_decay must be in [0, 1)")
+        _check(self.reinforce_entropy_bonus >= 0.0, "reinforce_entropy_bonus must be >= 0")
 
     @property
     def search_steps(self) -> int:

@@ -62,7 +62,7 @@ from .graph import (
     unique_name,
 )
 from .hypotheses import TestResult, describe, helper_sources, test_head
-from .symbolic import Candidate, SRConfig, SRResult, evaluate_source, symbolic_regression
+from .symbolic import ALL_OPERATORS, Candidate, SRConfig, SRResult, evaluate_source, symbolic_regression
 from .verify import CONTINUOUS_NMSE, Verification, score, verify_program
 
 __all__ = ["ExtractConfig", "ExtractionError", "Program", "extract", "PROGRAM_FILE", "VERIFICATION_FILE"]
@@ -88,12 +88,24 @@ class ExtractConfig:
     max_record: int = 4000  # recorded sequences (at most, memory permitting)
     sr_budget: float = 3.0  # seconds per symbolic regression
     sr_max_size: int = 9
+    # The symbolic-regression grammar (an inductive-bias knob): a subset of symbolic.ALL_OPERATORS.
+    sr_operators: tuple[str, ...] = SRConfig().operators
     grid_points: int = 2048  # grid samples per MLP, on top of the seen inputs
     search_budget: float = 60.0  # seconds for the fallback search
     search_rows: int = 2000  # training sequences the search scores candidates on
     max_alternatives: int = 6  # per module, tried by the search
     python_check: int = 200  # test sequences also run through the standard-library program()
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        ops = tuple(self.sr_operators)
+        unknown = [o for o in ops if o not in ALL_OPERATORS]
+        if unknown:
+            raise ValueError(
+                f"ExtractConfig.sr_operators: unknown operator(s) {', '.join(unknown)}; "
+                f"choose from {', '.join(ALL_OPERATORS)}"
+            )
+        object.__setattr__(self, "sr_operators", ops)
 
 
 # ============================================================================ characterisations
@@ -209,6 +221,7 @@ class Program:
             },
             "search": self.search_log,
             "seconds": round(self.seconds, 3),
+            "extract_config": getattr(self, "extract_config", None),
         }
 
     def save(self, directory: str | os.PathLike) -> tuple[Path, Path]:
@@ -389,7 +402,7 @@ class _Extractor:
         return g
 
     def _sr(self, X: np.ndarray, y: np.ndarray, n_names: int, tol: float, integer: bool) -> SRResult:
-        conf = SRConfig(max_size=self.cfg.sr_max_size, time_budget=self.cfg.sr_budget)
+        conf = SRConfig(max_size=self.cfg.sr_max_size, time_budget=self.cfg.sr_budget, operators=self.cfg.sr_operators)
         return symbolic_regression(X, y, PLACEHOLDERS[:n_names], tol, config=conf,
                                    integer_target=integer, seed=self.cfg.seed)
 
@@ -852,8 +865,10 @@ def extract(
         for key in sorted(k for k in ex.sr if k == node.key or k.startswith(node.key + " (")):
             names = {ph: known.get(i, sanitize(ex.names[i])) for ph, i in zip(PLACEHOLDERS, ex._sr_inputs[key])}
             sr_results[key] = _renamed(ex.sr[key], names)
-    return Program(final, ir, ver, sr_results, dict(ex.head_results), ds, search_log, ex.model_score_doc,
-                   time.perf_counter() - t0)
+    program = Program(final, ir, ver, sr_results, dict(ex.head_results), ds, search_log, ex.model_score_doc,
+                      time.perf_counter() - t0)
+    program.extract_config = dataclasses.asdict(cfg)  # recorded in verification.json (reproducibility)
+    return program
 
 
 def _search_score(mod: Any, ex: _Extractor) -> tuple[float, float]:

@@ -25,11 +25,22 @@ from .selector import SelectMode, Selector
 class AttentionLayer(nn.Module):
     """All `H` heads of one layer, for a population of `P` models."""
 
-    def __init__(self, population: int, n_heads: int, n_avail: int, generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        population: int,
+        n_heads: int,
+        n_avail: int,
+        generator: torch.Generator,
+        allowed: torch.Tensor | None = None,
+        averaging: bool = True,
+    ) -> None:
         super().__init__()
         self.n_heads = n_heads
         self.n_avail = n_avail
-        self.selector = Selector(population, (n_heads, 3), n_avail)
+        # False: every pattern attends to one key (see hard_pattern); in the search too, as a
+        # straight-through estimator, so that the search cannot rely on averaging.
+        self.averaging = averaging
+        self.selector = Selector(population, (n_heads, 3), n_avail, allowed)
         # w_score[..., 0] = w_qk, [..., 1] = w_k, [..., 2] = w_kk
         self.w_score = nn.Parameter(torch.randn(population, n_heads, 3, generator=generator) * 0.5)
 
@@ -58,13 +69,15 @@ class AttentionLayer(nn.Module):
         scores = torch.addcmul(col, row, k.unsqueeze(-2))
         if mode.hard_attention:
             hard_tau = mode.attention_hard_tau
-            pattern = hard_pattern(scores if hard_tau is None else scores * (tau_attn / hard_tau))
+            pattern = hard_pattern(scores if hard_tau is None else scores * (tau_attn / hard_tau), self.averaging)
             if mode.attention_grad and torch.is_grad_enabled():
                 soft = softmax(scores)
                 pattern = pattern + (soft - soft.detach())
         else:
             pattern = softmax(scores)
-            if mode.attention_st is not None:
+            if not self.averaging:  # straight-through: forward attends to one key, backward is soft
+                pattern = hard_pattern(scores.detach(), False) + pattern - pattern.detach()
+            elif mode.attention_st is not None:
                 hard_tau = mode.attention_hard_tau
                 hard = hard_pattern(scores if hard_tau is None else scores * (tau_attn / hard_tau))
                 m = mode.attention_st.to(scores.dtype).view(P, 1, 1, 1, 1)
@@ -87,14 +100,21 @@ class AttentionLayer(nn.Module):
 TIE_MARGIN = math.log(2.0)
 
 
-def hard_pattern(scores: torch.Tensor) -> torch.Tensor:
+def hard_pattern(scores: torch.Tensor, averaging: bool = True) -> torch.Tensor:
     """The soft pattern rounded to a select/aggregate pattern: attend uniformly to every key whose
     softmax weight is at least half the largest one. `scores` are already divided by the final
     attention temperature, so this is the row's set of (near-)ties as the search left it; exact
     ties (keys with equal values) are always included. This is what a hardened head computes
-    and what extraction reads."""
+    and what extraction reads.
+
+    With `averaging=False` (ModelConfig.attention_averaging) the row attends to exactly one key:
+    the most recent (largest j) of that tie set, i.e. select + "latest" instead of aggregate."""
     top = scores.amax(-1, keepdim=True)
     sel = (scores >= top - TIE_MARGIN).to(scores.dtype)
+    if not averaging:
+        T1 = scores.shape[-1]
+        j = (T1 - 1) - sel.flip(-1).argmax(-1, keepdim=True)  # last key in the tie set
+        return torch.zeros_like(scores).scatter_(-1, j, 1.0)
     return sel / sel.sum(-1, keepdim=True)
 
 

@@ -40,6 +40,7 @@ class MLPLayer(nn.Module):
         bilinear: int,
         out_scale: float,
         generator: torch.Generator,
+        allowed: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         P, M, a = population, n_mlps, arity
@@ -48,7 +49,7 @@ class MLPLayer(nn.Module):
         def rnd(*shape: int, std: float) -> nn.Parameter:
             return nn.Parameter(torch.randn(*shape, generator=generator) * std)
 
-        self.selector = Selector(P, (M, a), n_avail)
+        self.selector = Selector(P, (M, a), n_avail, allowed)
         self.W = rnd(P, M, a, hidden, std=1.0 / math.sqrt(a))
         self.b = nn.Parameter((torch.rand(P, M, hidden, generator=generator) * 2 - 1) * 1.5)
         self.c_r = rnd(P, M, hidden, std=0.3 / math.sqrt(max(hidden, 1)))

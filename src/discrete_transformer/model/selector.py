@@ -53,39 +53,68 @@ def gumbel_like(shape: tuple[int, ...], generator: torch.Generator | None) -> to
 
 
 class Selector(nn.Module):
-    """A bank of categorical choices; `theta`: (P, *roles, n_options)."""
+    """A bank of categorical choices; `theta`: (P, *roles, n_options).
 
-    def __init__(self, population: int, roles: tuple[int, ...], n_options: int) -> None:
+    `allowed` (optional, bool `(*roles, n_options)`) is an inductive-bias mask: a False option is
+    never chosen — its logit reads -inf in sampling, argmax and hardening alike. It is derived
+    from the ModelConfig, so it is not part of the saved state.
+    """
+
+    def __init__(
+        self, population: int, roles: tuple[int, ...], n_options: int, allowed: torch.Tensor | None = None
+    ) -> None:
         super().__init__()
         self.n_options = n_options
         self.theta = nn.Parameter(torch.zeros(population, *roles, n_options))
         # frozen[p, *roles] -> the choice is fixed at its argmax (hardening)
         self.register_buffer("frozen", torch.zeros(population, *roles, dtype=torch.bool))
+        if allowed is not None:
+            allowed = allowed.to(torch.bool).expand(*roles, n_options).clone()
+            if not bool(allowed.any(-1).all()):
+                raise ValueError("a selector mask leaves some selector with no variable to read")
+            if bool(allowed.all()):
+                allowed = None  # no restriction: keep the unmasked (bit-identical) path
+        self.register_buffer("allowed", allowed, persistent=False)
+        # REINFORCE (training/reinforce.py) sets sampled one-hot weights here for one forward pass.
+        self.forced: torch.Tensor | None = None
+
+    def logits(self) -> torch.Tensor:
+        """theta with disallowed options at -inf: (P, *roles, n)."""
+        if self.allowed is None:
+            return self.theta
+        return self.theta.masked_fill(~self.allowed, float("-inf"))
 
     def argmax(self) -> torch.Tensor:
         """(P, *roles) long: the choice each selector makes at evaluation."""
-        return self.theta.argmax(dim=-1)
+        return self.logits().argmax(dim=-1)
 
     def probs(self) -> torch.Tensor:
-        return torch.softmax(self.theta, dim=-1)
+        return torch.softmax(self.logits(), dim=-1)
 
     def entropy(self) -> torch.Tensor:
         """Normalised entropy in [0, 1] of each selector's distribution: (P, *roles)."""
-        if self.n_options == 1:
-            return torch.zeros(self.theta.shape[:-1])
-        logp = torch.log_softmax(self.theta, dim=-1)
-        h = -(logp.exp() * logp).sum(-1)
-        return h / math.log(self.n_options)
+        if self.allowed is None:
+            if self.n_options == 1:
+                return torch.zeros(self.theta.shape[:-1])
+            logp = torch.log_softmax(self.theta, dim=-1)
+            h = -(logp.exp() * logp).sum(-1)
+            return h / math.log(self.n_options)
+        logp = torch.log_softmax(self.logits(), dim=-1)
+        h = -torch.where(self.allowed, logp.exp() * logp, torch.zeros_like(logp)).sum(-1)
+        n = self.allowed.sum(-1).to(h.dtype)
+        return torch.where(n > 1, h / n.clamp_min(2).log(), torch.zeros_like(h))
 
     def freeze(self) -> None:
         self.frozen.fill_(True)
 
     def weights(self, mode: SelectMode) -> torch.Tensor:
         """Selection weights: (P, *roles, n), or (P, B, *roles, n) when `mode.batched`."""
-        theta = self.theta
+        theta = self.logits()
         hard = nn.functional.one_hot(theta.argmax(-1), self.n_options).to(theta.dtype)
         if mode.hard:
             return hard
+        if self.forced is not None:
+            return self.forced
         if mode.per_example:
             theta = theta.unsqueeze(1).expand(theta.shape[0], mode.batch, *theta.shape[1:])
             hard = hard.unsqueeze(1).expand_as(theta)

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from .attention import AttentionLayer, select
+from .bias import MaskBuilder
 from .mlp import MLPLayer
 from .selector import SelectMode, Selector
 
@@ -52,10 +53,14 @@ class DiscreteTransformer(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         self.n_base = data.n_in + 2
         names = [*data.input_names, "pos", "one"]
+        masks = MaskBuilder(config)
         layers: list[nn.ModuleDict] = []
         for layer in range(config.n_layers):
             n_avail = len(names)
-            attn = AttentionLayer(population, config.n_heads, n_avail, gen)
+            attn = AttentionLayer(
+                population, config.n_heads, n_avail, gen,
+                allowed=masks.attention(layer, config.n_heads, names), averaging=config.attention_averaging,
+            )
             names += [f"L{layer}.H{h}" for h in range(config.n_heads)]
             mlp = MLPLayer(
                 population,
@@ -66,12 +71,14 @@ class DiscreteTransformer(nn.Module):
                 config.mlp_bilinear,
                 max(data.target_rms, 1e-3),
                 gen,
+                allowed=masks.mlp(layer, config.n_mlps, config.mlp_arity, names),
             )
             names += [f"L{layer}.M{m}" for m in range(config.n_mlps)]
             layers.append(nn.ModuleDict({"attn": attn, "mlp": mlp}))
         self.layers = nn.ModuleList(layers)
         self.variable_names: tuple[str, ...] = tuple(names)
-        self.readout = Selector(population, (data.n_out,), len(names))
+        self.readout = Selector(population, (data.n_out,), len(names), allowed=masks.readout(data.output_names, names))
+        masks.check_all_used()
         # Running mean square of every variable over sequence positions, per population member.
         ms = torch.ones(population, len(names))
         pos_ms = sum(t * t for t in range(data.T)) / data.T

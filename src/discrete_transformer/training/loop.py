@@ -19,7 +19,7 @@ import torch
 
 from ..config import ModelConfig, TrainConfig
 from ..model import DataSpec, DiscreteTransformer, SelectMode
-from . import schedules
+from . import reinforce, schedules
 
 Progress = Callable[[int, dict], None]
 
@@ -252,6 +252,7 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
     loss_ema: torch.Tensor | None = None
     n_reborn = 0
     step = 0
+    score_fn = reinforce.ScoreFunction(cfg, P) if cfg.estimator == "reinforce" else None
     for step in range(cfg.search_steps):
         tau, tau_a = schedules.member_temperatures(cfg, step, birth)
         xb, yb = _batch(split, gen, cfg.batch_size)
@@ -260,10 +261,13 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
             tau=tau, straight_through=cfg.straight_through, per_example=cfg.sample_per_example,
             generator=gen, batch=xb.shape[0], attention_st=st_attn, attention_hard_tau=cfg.tau_attn_end,
         )
-        loss = per_member_loss(model(xb, mode, tau_a), yb, split.var_y)
         opt_w.zero_grad(set_to_none=True)
         opt_s.zero_grad(set_to_none=True)
-        loss.sum().backward()
+        if score_fn is not None:  # REINFORCE: sampled hard choices, score-function logits
+            loss = score_fn.backward(model, xb, yb, split.var_y, mode, tau_a)
+        else:
+            loss = per_member_loss(model(xb, mode, tau_a), yb, split.var_y)
+            loss.sum().backward()
         opt_w.step()
         opt_s.step()
         with torch.no_grad():
@@ -280,6 +284,8 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
             if worst:
                 rebirth(model, worst, (opt_w, opt_s), int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
                 birth[worst] = float(step)
+                if score_fn is not None:
+                    score_fn.reset(worst)
                 loss_ema[worst] = loss_ema.median()
                 n_reborn += len(worst)
         if step % cfg.eval_every == 0 or step == cfg.search_steps - 1:
