@@ -94,8 +94,12 @@ class TrainConfig:
     harden_top: int = 4  # members kept (best discretised validation) when the search ends
     harden_batch_size: int = 64
     harden_attention_grad: bool = False  # straight-through gradient to attention scores in hardening
-    attention_st_from: float = 1.0  # fraction of the search after which attention runs hard (straight-through)
-    attention_st_share: float = 1.0  # share of the population that does so (the rest stays soft)
+    # Straight-through hard attention late in the search: member m of the first
+    # `attention_st_share` of the population switches at search fraction
+    # attention_st_from + attention_st_spread * m / (P - 1); 1.0 = never.
+    attention_st_from: float = 0.5
+    attention_st_spread: float = 0.0
+    attention_st_share: float = 1.0
     polish_iters: int = 300  # float64 L-BFGS iterations per surviving member (0 = off)
     polish_size: int = 1024  # training sequences in the full-batch polish
     eval_every: int = 100
@@ -112,8 +116,9 @@ class TrainConfig:
         _check(self.tau_start > 0 and self.tau_end > 0, "temperatures must be > 0")
         _check(self.tau_attn_start > 0 and self.tau_attn_end > 0, "temperatures must be > 0")
         _check(self.rebirth_every >= 0 and 0.0 <= self.rebirth_fraction < 1.0, "bad rebirth settings")
-        _check(0.0 <= self.attention_st_from <= 1.0 and 0.0 <= self.attention_st_share <= 1.0,
-               "attention_st_from and attention_st_share must be in [0, 1]")
+        _check(0.0 <= self.attention_st_from <= 1.0 and 0.0 <= self.attention_st_share <= 1.0
+               and self.attention_st_spread >= 0.0,
+               "attention_st_from and attention_st_share must be in [0, 1], attention_st_spread >= 0")
         _check(self.harden_top >= 1, "harden_top must be >= 1")
         _check(self.polish_iters >= 0 and self.polish_size >= 1, "polish_iters >= 0, polish_size >= 1")
         _check(self.estimator in ("gumbel", "reinforce"), "estimator must be gumbel|reinforce")

@@ -37,7 +37,7 @@ class BenchConfig:
     ``max_steps`` caps DT training steps per restart and ``baseline`` may be shrunk: both exist
     for fast tests only and are recorded in every row."""
 
-    budget: float = 120.0  # seconds of DT training per task, all restarts included
+    budget: float = 90.0  # seconds of DT training per task, all restarts included
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     max_steps: int | None = None
     restarts: int | None = None  # None: TrainConfig's default

@@ -248,7 +248,8 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
     birth = torch.zeros(P)
     # Late in the search these members run hard attention forward, soft backward, so the
     # structure they settle on is one that survives discretisation (see docs/architecture.md).
-    st_members = (torch.arange(P) < round(cfg.attention_st_share * P)).float()
+    st_start = (cfg.attention_st_from + cfg.attention_st_spread * torch.arange(P) / max(P - 1, 1)) * cfg.search_steps
+    st_start[torch.arange(P) >= round(cfg.attention_st_share * P)] = float("inf")
     loss_ema: torch.Tensor | None = None
     n_reborn = 0
     step = 0
@@ -256,7 +257,7 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
     for step in range(cfg.search_steps):
         tau, tau_a = schedules.member_temperatures(cfg, step, birth)
         xb, yb = _batch(split, gen, cfg.batch_size)
-        st_attn = st_members if step >= cfg.attention_st_from * cfg.search_steps else None
+        st_attn = (step >= st_start).float() if step >= float(st_start.min()) else None
         mode = SelectMode(
             tau=tau, straight_through=cfg.straight_through, per_example=cfg.sample_per_example,
             generator=gen, batch=xb.shape[0], attention_st=st_attn, attention_hard_tau=cfg.tau_attn_end,
