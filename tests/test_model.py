@@ -280,3 +280,20 @@ def test_straight_through_attention_forward_is_hard_backward_reaches_scores() ->
     model(x, SelectMode(hard=True, hard_attention=True), tau_hard, c_hard)
     torch.stack([c_hard[n] for n in c_hard if n.endswith(".out")]).sum().backward()
     assert all(layer["attn"].w_score.grad is None or layer["attn"].w_score.grad.abs().sum() == 0 for layer in model.layers)
+
+
+def test_logging_frequency_does_not_change_training() -> None:
+    """Evaluation and the attention-entropy probe draw no random numbers from the training
+    generator, so how often a run logs never changes the model it ends with."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 10, (300, 6, 1)).astype(float)
+    y = np.maximum.accumulate(x, axis=1)
+    split = Split.from_arrays(x, y, "discrete", 50, 0)
+    spec = data_spec(x, y, ("x",), ("y",))
+    states = []
+    for every in (3, 25):
+        cfg = TrainConfig(steps=40, population=2, harden_top=1, polish_iters=0, eval_every=every,
+                          batch_size=8, val_size=50, stop_on_exact=False)
+        states.append(train_restart(ModelConfig(), cfg, split, spec, seed=5).state)
+    for name in states[0]:
+        assert torch.equal(states[0][name], states[1][name]), name

@@ -107,7 +107,9 @@ def attention_entropy(model: DiscreteTransformer, x: torch.Tensor, mode: SelectM
     cache: dict[str, torch.Tensor] = {}
     was = model.training
     model.eval()  # do not let this probe move the running statistics
-    model(x, dataclasses.replace(mode, batch=x.shape[0], attention_st=None), tau_attn, cache)
+    # its own Gumbel noise: logging must not advance the training generator
+    probe = dataclasses.replace(mode, batch=x.shape[0], attention_st=None, generator=torch.Generator().manual_seed(0))
+    model(x, probe, tau_attn, cache)
     model.train(was)
     vals = []
     for name, a in cache.items():
