@@ -22,17 +22,20 @@ from conftest import tiny_model, tiny_train
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _train(tmp_path_factory, task: str, steps: int) -> Path:
+def _train(tmp_path_factory, task: str, steps: int, **train) -> Path:
     out = tmp_path_factory.mktemp("runs") / task
-    r = dtx.train(task, out=out, model=tiny_model(), training=tiny_train(steps=steps, eval_every=10), progress=False)
+    r = dtx.train(task, out=out, model=tiny_model(), training=tiny_train(steps=steps, eval_every=10, **train),
+                  progress=False)
     assert r.test["exact"] == 1.0, f"{task}: the tiny fixture run did not solve the task"
     return out
 
 
 @pytest.fixture(scope="module")
 def mlp_run(tmp_path_factory) -> Path:
-    """Bitwise_Not: one MLP (1 - x), solved in ~110 steps with the tiny config (seed 0)."""
-    return _train(tmp_path_factory, "Bitwise_Not", 300)
+    """Bitwise_Not: one MLP (1 - x) with the tiny config (seed 0). Soft attention throughout
+    the search (attention_st_from=1): with hard attention late, the search also finds a head
+    that computes 1 - x by routing (`one` when x = 0, BOS when x = 1), not an MLP example."""
+    return _train(tmp_path_factory, "Bitwise_Not", 300, attention_st_from=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +82,7 @@ def test_report_mlp_run(mlp_run: Path) -> None:
     assert not (mlp_run / "program.py").exists()
     page = _report(mlp_run)
     assert set(SECTIONS) <= page.ids
-    assert "mlp-L0.M0" in page.ids
+    assert any(i.startswith("mlp-L") for i in page.ids)  # the MLP that computes 1 - x
     assert (mlp_run / "program.py").is_file() and json.loads((mlp_run / "verification.json").read_text())["verified"]
     assert page.refs == [] and "script" not in page.tags and "link" not in page.tags
     assert len(page.imgs) >= 2  # dynamics + the MLP surface

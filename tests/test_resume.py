@@ -148,7 +148,7 @@ def _interrupt(tmp_path: Path, sig: int, restarts: int) -> tuple[str, str]:
     """Start `dtx train` on a small file, wait for the first metrics row, send `sig`."""
     _write_npz(tmp_path / "d.npz")
     log = tmp_path / "run" / "metrics_seed0.jsonl"
-    proc = subprocess.Popen(CLI + ["train", "d.npz", "--out", "run", "--steps", "60", "--restarts", str(restarts)],
+    proc = subprocess.Popen(CLI + ["train", "d.npz", "--out", "run", "--steps", "400", "--restarts", str(restarts)],
                             cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
