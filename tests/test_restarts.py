@@ -35,6 +35,15 @@ def _states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+
+def _sigint_default() -> None:
+    """Run the child with SIGINT at its default, as in a terminal: a test runner started in the
+    background of a non-interactive shell has SIGINT ignored, children inherit that, and Python
+    then never raises KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def test_pool_returns_the_best_and_merges_metrics(tmp_path: Path) -> None:
     split, spec = _data("sum_last2")
     cfg = tiny_train(restarts=2, stop_on_exact=False)
@@ -218,7 +227,8 @@ def test_ctrl_c_stops_workers_without_tracebacks(tmp_path: Path) -> None:
     src = str(Path(discrete_transformer.__file__).resolve().parents[1])  # works installed or not
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, cwd=tmp_path, env=env)
+                            text=True, start_new_session=True, cwd=tmp_path, env=env,
+                            preexec_fn=_sigint_default)
     try:
         deadline = time.monotonic() + 60
         logs = [tmp_path / "out" / f"metrics_seed{s}.jsonl" for s in (0, 1)]

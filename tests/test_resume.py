@@ -50,6 +50,15 @@ def _fake(calls: list[int], interrupt_at: int | None = None):
     return fn
 
 
+
+def _sigint_default() -> None:
+    """Run the child with SIGINT at its default, as in a terminal: a test runner started in the
+    background of a non-interactive shell has SIGINT ignored, children inherit that, and Python
+    then never raises KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def test_finished_restarts_are_kept_and_reused(tmp_path: Path) -> None:
     cfg = TrainConfig(restarts=3, stop_on_exact=False)
     calls: list[int] = []
@@ -149,7 +158,8 @@ def _interrupt(tmp_path: Path, sig: int, restarts: int) -> tuple[str, str]:
     _write_npz(tmp_path / "d.npz")
     log = tmp_path / "run" / "metrics_seed0.jsonl"
     proc = subprocess.Popen(CLI + ["train", "d.npz", "--out", "run", "--steps", "400", "--restarts", str(restarts)],
-                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_default)
     try:
         deadline = time.monotonic() + 60
         while not (log.is_file() and log.stat().st_size > 0):
