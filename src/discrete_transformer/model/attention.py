@@ -68,8 +68,7 @@ class AttentionLayer(nn.Module):
         col = (ws[..., 2] * k * k).unsqueeze(-2) + causal_bias(T1, k.dtype)  # (P, B, H, T1, T1)
         scores = torch.addcmul(col, row, k.unsqueeze(-2))
         if mode.hard_attention:
-            hard_tau = mode.attention_hard_tau
-            pattern = hard_pattern(scores if hard_tau is None else scores * (tau_attn / hard_tau), self.averaging)
+            pattern = hard_pattern(_at_hard_tau(scores, tau_attn, mode), self.averaging)
             if mode.attention_grad and torch.is_grad_enabled():
                 soft = softmax(scores)
                 pattern = pattern + (soft - soft.detach())
@@ -78,8 +77,7 @@ class AttentionLayer(nn.Module):
             if not self.averaging:  # straight-through: forward attends to one key, backward is soft
                 pattern = hard_pattern(scores.detach(), False) + pattern - pattern.detach()
             elif mode.attention_st is not None:
-                hard_tau = mode.attention_hard_tau
-                hard = hard_pattern(scores if hard_tau is None else scores * (tau_attn / hard_tau))
+                hard = hard_pattern(_at_hard_tau(scores, tau_attn, mode))
                 m = mode.attention_st.to(scores.dtype).view(P, 1, 1, 1, 1)
                 pattern = pattern + (m * (hard - pattern)).detach()  # value: hard where m; grad: soft
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
@@ -98,6 +96,13 @@ class AttentionLayer(nn.Module):
 
 
 TIE_MARGIN = math.log(2.0)
+
+
+def _at_hard_tau(scores: torch.Tensor, tau_attn: float | torch.Tensor, mode: SelectMode) -> torch.Tensor:
+    """Scores (already divided by `tau_attn`) rescaled to `mode.attention_hard_tau`, the
+    temperature at which evaluation rounds a pattern, so every hard pattern ties the same keys."""
+    hard_tau = mode.attention_hard_tau
+    return scores if hard_tau is None else scores * (tau_attn / hard_tau)
 
 
 def hard_pattern(scores: torch.Tensor, averaging: bool = True) -> torch.Tensor:
