@@ -307,8 +307,8 @@ def test_truth_fit_regresses_the_readout_against_the_targets(hand_result: TrainR
     ex.model_scores()
     ir = ex.build({})
     mlp = ex.graph.module_at(4)
-    alt = ex.truth_fit(mlp, ir, 0)
-    assert alt is not None and alt.fitted_to == "targets" and alt.exact and alt.source == "u0 + u1"
+    alts = ex.truth_fit(mlp, ir, 0)
+    assert alts and alts[-1].fitted_to == "targets" and alts[-1].exact and alts[-1].source == "u0 + u1"
 
 
 def test_extract_rejects_what_is_not_a_run(tmp_path: Path) -> None:

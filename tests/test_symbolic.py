@@ -173,6 +173,42 @@ def test_integer_target_ignores_mlp_noise() -> None:
     assert best.exact and best.source == "a * b"
 
 
+def test_integer_valued_subexpressions_are_not_pruned_as_float_noise() -> None:
+    # (pm, pos) as a prefix-mean head reports them: pm * (pos + 1) is an integer up to float noise
+    # (5.999999999999999), so `% 2` of it is off by 2 where the sum is even; round() of it
+    # fingerprints like it but is integer-valued, and must survive the pruning.
+    rng = np.random.default_rng(0)
+    pos = rng.integers(0, 10, 3000).astype(np.float64)
+    total = np.array([rng.integers(0, p + 2) for p in pos], dtype=np.float64)
+    pm = total / (pos + 1)
+    pm = np.where(rng.random(3000) < 0.5, np.nextafter(pm, -np.inf), pm)  # attention-weight noise
+    y = total % 2
+    X = np.stack([pm, pos], axis=1)
+    assert not np.array_equal(np.rint((pm * (pos + 1)) % 2), y)  # the noise is really there
+    best = symbolic_regression(X, y, ("pm", "pos"), 0.5, SRConfig(time_budget=10.0), integer_target=True).best
+    assert best.exact, best.source
+    pred = evaluate_source(best.numpy_source, ("pm", "pos"), [pm, pos], numpy=True)
+    assert np.array_equal(np.rint(pred), y)
+
+
+def test_sparse_linear_combination_is_recovered() -> None:
+    # A weighted sum of three features and an offset is beyond one fitted affine pair (size <= 9);
+    # the linear-combination stage finds it, with its constants.
+    rng = np.random.default_rng(1)
+    a = rng.uniform(-3, 3, 2000)
+    b = rng.integers(0, 10, 2000).astype(np.float64)
+    y = 0.37 * a * (b + 2) - 1.3 * b * b + 2.1 * b - 0.5
+    res = symbolic_regression(np.stack([a, b], axis=1), y, ("a", "b"), 1e-6)
+    best = res.best
+    assert best.exact and best.max_error <= 1e-6, best.source
+    assert best.size > SRConfig().max_size  # a linear combination, not a grammar expression
+    a2, b2 = rng.uniform(-3, 3, 500), rng.integers(0, 10, 500).astype(np.float64)  # held-out points
+    pred = evaluate_source(best.numpy_source, ("a", "b"), [a2, b2], numpy=True)
+    assert np.max(np.abs(pred - (0.37 * a2 * (b2 + 2) - 1.3 * b2 * b2 + 2.1 * b2 - 0.5))) <= 1e-6
+    # ... and it is never preferred to a smaller exact expression
+    assert symbolic_regression(np.stack([a, b], axis=1), a * b + 1.5, ("a", "b"), 1e-6).best.size <= 5
+
+
 # ---- grammar, determinism, budget -------------------------------------------------------------
 
 

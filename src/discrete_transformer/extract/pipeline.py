@@ -68,6 +68,9 @@ from .verify import CONTINUOUS_NMSE, Verification, score, verify_program
 
 # A model whose test nMSE is at most this (but not exact) still gets the fallback search.
 NEAR_NMSE = 1e-3
+# Fits against the true targets get this many times the per-MLP symbolic-regression budget: they
+# run once, on much more data, and are the last resort before giving up.
+TRUTH_BUDGET_FACTOR = 4.0
 
 __all__ = ["ExtractConfig", "ExtractionError", "Program", "extract", "PROGRAM_FILE", "VERIFICATION_FILE"]
 
@@ -529,27 +532,41 @@ class _Extractor:
                     alts.append(self._alt(c, r, "mlp", smp["integer"]))
         return alts
 
-    def truth_fit(self, m: Module, ir: ProgramIR, channel: int) -> _MLPAlt | None:
+    def truth_fit(self, m: Module, ir: ProgramIR, channel: int) -> list[_MLPAlt]:
         """Symbolic regression of a readout MLP against the true targets, its inputs computed by
-        the program `ir` on the search sequences."""
+        the program `ir` on the search sequences: first over the inputs of the MLPs feeding it
+        (composed, so an imprecise upstream MLP cannot spoil the fit), then over its own inputs."""
         env = trace(ir, self.x_search)
-        # The MLP's inputs the program computes (one it no longer needs may be dead code).
-        uniq = tuple(i for i in self._inputs(m.reads) if i in env)
-        if not uniq:
-            return None
-        X = np.stack([np.asarray(env[i], dtype=np.float64).reshape(-1) for i in uniq], axis=-1)
-        y = self.y_search[..., channel].reshape(-1)
-        ok = np.isfinite(X).all(axis=1)
-        X, y = X[ok], y[ok]
-        if X.shape[0] == 0:
-            return None
-        tol = INT_TOL if self.kind == "discrete" else 1e-3 * max(float(np.std(y)), 1e-9)
-        res = self._sr(X, y, len(uniq), tol, False)
-        key = m.key + " (true targets)"
-        self.sr[key], self._sr_inputs[key] = res, uniq
-        self.log(f"{m.key} vs true targets: {res.best.source} (max error {res.best.max_error:.2g})")
-        r = {"tag": "targets", "inputs": uniq, "X": X, "tol": tol, "Xref": X, "yref": y}
-        return self._alt(res.best, r, "targets", self.kind == "discrete")
+        y_all = self.y_search[..., channel].reshape(-1)
+        tol = INT_TOL if self.kind == "discrete" else 1e-3 * max(float(np.std(y_all)), 1e-9)
+        conf = SRConfig(max_size=self.cfg.sr_max_size, time_budget=TRUTH_BUDGET_FACTOR * self.cfg.sr_budget,
+                        operators=self.cfg.sr_operators)
+        out: list[_MLPAlt] = []
+        tried: set[tuple[int, ...]] = set()
+        for tag, reads in (("composed", self._fused_inputs(m)), ("own", tuple(m.reads))):
+            if reads is None:
+                continue
+            # The inputs the program computes (one it no longer needs may be dead code).
+            uniq = tuple(i for i in self._inputs(reads) if i in env)
+            if not uniq or uniq in tried:
+                continue
+            tried.add(uniq)
+            X = np.stack([np.asarray(env[i], dtype=np.float64).reshape(-1) for i in uniq], axis=-1)
+            ok = np.isfinite(X).all(axis=1)
+            X, y = X[ok], y_all[ok]
+            if X.shape[0] == 0:
+                continue
+            # Discrete targets: exact means exact after rounding, the verification rule.
+            res = symbolic_regression(X, y, PLACEHOLDERS[: len(uniq)], tol, config=conf,
+                                      integer_target=self.kind == "discrete", seed=self.cfg.seed)
+            key = f"{m.key} (true targets, {tag})"
+            self.sr[key], self._sr_inputs[key] = res, uniq
+            self.log(f"{m.key} vs true targets ({tag}): {res.best.source} (max error {res.best.max_error:.2g})")
+            r = {"tag": f"targets, {tag}", "inputs": uniq, "X": X, "tol": tol, "Xref": X, "yref": y}
+            out.append(self._alt(res.best, r, "targets", self.kind == "discrete"))
+            if res.best.exact:
+                break
+        return out
 
     # ---------------------------------------------------------------- IR
     def alternatives(self, m: Module, full: bool = False) -> list:
@@ -953,17 +970,15 @@ def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, att
         m = ex.graph.module_at(idx)
         if m is None or m.kind != "mlp":
             continue
-        alt = ex.truth_fit(m, ir_cur, c)
-        if alt is None:
-            continue
-        alts = ex.mlp_alternatives(m, full=True)
-        alts.append(alt)
-        ch = {**cur, m.key: len(alts) - 1}
-        sc, res = evaluate(ch, f"{m.key} fitted to the true targets")
-        if res is not None:
-            return res
-        if sc is not None and sc > cur_score:
-            cur_score, cur = sc, ch
+        for alt in ex.truth_fit(m, ir_cur, c):
+            alts = ex.mlp_alternatives(m, full=True)
+            alts.append(alt)
+            ch = {**cur, m.key: len(alts) - 1}
+            sc, res = evaluate(ch, f"{m.key} fitted to the true targets ({alt.sr_key})")
+            if res is not None:
+                return res
+            if sc is not None and sc > cur_score:
+                cur_score, cur = sc, ch
     return climb()
 
 

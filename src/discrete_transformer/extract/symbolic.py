@@ -18,6 +18,12 @@ the tolerance. PySR is not an option (Julia), so this is our own search:
   ``c*e``, ``e + d`` (size + 2) and ``c*e + d`` (size + 4) are scored in closed form from a few
   dot products. Constants are snapped to "nice" values (integers, halves, 1-3 significant
   digits, ...) when that keeps the candidate within tolerance.
+* **Sparse linear combinations.** When no expression of the grammar is exact, a beam search
+  (forward selection with orthogonal residuals, as in orthogonal matching pursuit) looks for
+  ``c1*e1 + ... + ck*ek + d`` (k <= 4) over the smallest enumerated expressions: the form a
+  weighted sum of several features takes (``4.1*u0*(u1 + 1) - 2*u1 + 0.7``), which a single
+  fitted affine pair cannot express. Its size counts every node, so it only wins when nothing
+  smaller is exact.
 * **Counterexample-guided verification.** A candidate that is exact on the probe is re-fitted
   and checked on the search subsample (``max_samples`` rows) and then on all the data. If it
   fails there, the offending rows join the probe and the search restarts (a few times at most),
@@ -68,6 +74,11 @@ _MAX_RESTARTS = 4
 _COUNTEREXAMPLES = 8
 _QUANT_SHIFT = 22  # drop 22 of 52 mantissa bits: values rounded to ~1e-9 relative
 _TINY = 1e-12  # |v| below this fingerprints as 0
+_INT_SALT = 0x2545F4914F6CDD1D  # mixed into the fingerprint of all-integer vectors
+_LIN_TERMS = 4  # max terms of a linear combination c1*e1 + ... + ck*ek + d
+_LIN_POOL = 6000  # the smallest enumerated expressions it draws its terms from
+_LIN_BEAM = 16  # partial combinations kept per number of terms
+_LIN_TERM_SIZE = 5  # max size of one term
 
 
 @dataclass(frozen=True)
@@ -553,6 +564,7 @@ class _Search:
         self.level = 0
         self.best: dict[int, tuple[float, str, int | None]] = {}  # size -> (sse, form, id)
         self.trees: dict[int, Tree] = {}
+        self.linear_trees: list[Tree] = []  # best linear combination per number of terms
 
     # ---- bookkeeping ------------------------------------------------------------------------
 
@@ -606,6 +618,9 @@ class _Search:
         q += 1 << (_QUANT_SHIFT - 1)
         q >>= _QUANT_SHIFT
         h = q @ self.R
+        # Integer-valuedness is kept apart: round(s) and s differ by float noise only (within the
+        # fingerprint's resolution), yet only the former survives a later `% 2` or floor exactly.
+        h ^= (W == np.rint(W)).all(axis=1).astype(np.int64) * _INT_SALT
         seen = self.seen
         sel: list[int] = []
         for j, key in enumerate(h.tolist()):
@@ -724,6 +739,129 @@ class _Search:
         if new:
             prob.restarts += 1
             raise _Restart(np.asarray(new[:_COUNTEREXAMPLES], dtype=np.int64))
+
+    # ---- linear combinations ------------------------------------------------------------------
+
+    def _pool(self) -> tuple[np.ndarray, np.ndarray]:
+        """Probe values (N, P) and ids of the smallest stored non-constant expressions."""
+        Vs, ids, n = [], [], 0
+        for size in sorted(self.levels):
+            if size > _LIN_TERM_SIZE or n >= _LIN_POOL:
+                break
+            lv = self.levels[size]
+            V, I = lv["V"][: _LIN_POOL - n], lv["ids"][: _LIN_POOL - n]
+            keep = np.ptp(V, axis=1) > 0
+            Vs.append(V[keep])
+            ids.append(I[keep])
+            n += int(keep.sum())
+        if not Vs:
+            return np.zeros((0, self.P)), np.zeros(0, dtype=np.int64)
+        return np.concatenate(Vs), np.concatenate(ids)
+
+    def linear_combinations(self, deadline: float) -> None:
+        """Beam search for ``c1*e1 + ... + ck*ek + d`` (see the module docstring): at each k,
+        every partial combination is extended by the pool expression that most reduces the
+        least-squares residual (all candidates scored at once against the residual orthogonal to
+        the chosen terms)."""
+        V, ids = self._pool()
+        if V.shape[0] < 2 or time.perf_counter() > deadline:
+            return
+        with np.errstate(all="ignore"):
+            U = V - V.mean(axis=1, keepdims=True)
+            U /= np.sqrt(np.einsum("ij,ij->i", U, U))[:, None]  # (N, P) unit, centred
+        # Expressions equal up to scale and offset (u0, u0/3, 2 - u0) are one term: keep the
+        # smallest (the pool is in size order).
+        lead = U[np.arange(U.shape[0]), np.argmax(np.abs(U) > 1e-6, axis=1)]
+        _, first = np.unique(np.round(U * np.sign(lead)[:, None], 9), axis=0, return_index=True)
+        first = np.sort(first)
+        U, ids = U[first], ids[first]
+        tc = self.tp - self.tp.mean()
+        limit = self.P * self.thr2 + 1e-9 * self.stt
+        sizes = np.asarray([_tree_size(self.tree(int(i))) for i in ids])
+        beam: list[tuple[tuple[int, ...], np.ndarray]] = [((), np.zeros((self.P, 0)))]
+        for k in range(1, _LIN_TERMS + 1):
+            cands: dict[frozenset, tuple[float, int, tuple[int, ...], np.ndarray]] = {}
+            for terms, Q in beam:
+                if time.perf_counter() > deadline:
+                    return
+                R = U - (U @ Q) @ Q.T if Q.shape[1] else U  # candidates orthogonal to the terms
+                r = tc - Q @ (Q.T @ tc)
+                with np.errstate(all="ignore"):
+                    rn2 = np.einsum("ij,ij->i", R, R)
+                    gain = np.where(rn2 > 1e-10, (R @ r) ** 2 / rn2, -1.0)
+                if terms:
+                    gain[list(terms)] = -1.0
+                top = np.argsort(-gain, kind="stable")[:_LIN_BEAM]
+                for j in top:
+                    if gain[j] <= 0:
+                        continue
+                    key = frozenset(terms + (int(j),))
+                    sse = float(r @ r - gain[j])
+                    if key not in cands or sse < cands[key][0]:
+                        q = R[j] / math.sqrt(rn2[j])
+                        cands[key] = (sse, int(sizes[list(key)].sum()), terms + (int(j),), np.column_stack([Q, q]))
+            if not cands:
+                return
+            ranked = sorted(cands.values(), key=lambda c: (c[0], c[1]))
+            beam = [(c[2], c[3]) for c in ranked[:_LIN_BEAM]]
+            best = [int(ids[j]) for j in beam[0][0]]
+            self.linear_trees.append(self._linear_tree(best, self.prob.XS, self.prob.tS, _short_digits(
+                lambda d: self._linear_tree(best, self.prob.XS, self.prob.tS, d), self.prob.XS, self.prob.tS)))
+            hits = sorted((c for c in ranked if c[0] <= limit), key=lambda c: (c[1], c[0]))
+            for _sse, _size, terms, _Q in hits[:_LIN_BEAM]:
+                if time.perf_counter() > deadline:
+                    return
+                tree = self._linear_exact([int(ids[j]) for j in terms])
+                if tree is not None:
+                    size = _tree_size(tree)
+                    if size < self.prob.exact_size:
+                        pred = _eval_tree(tree, self.prob.XS)
+                        with np.errstate(all="ignore"):
+                            mse = float(np.mean((pred - self.prob.y[self.prob.S]) ** 2))
+                        self.prob.exact = (size, mse, tree)
+                    return
+
+    def _linear_tree(self, tids: list[int], X: np.ndarray, t: np.ndarray, digits: int | None = None) -> Tree:
+        """The least-squares combination of the expressions `tids` on (X, t) as a tree, constants
+        rounded to `digits` significant digits (None: as fitted)."""
+        trees = [self.tree(i) for i in tids]
+        E = np.column_stack([_eval_tree(tr, X) for tr in trees] + [np.ones(X.shape[0])])
+        with np.errstate(all="ignore"):
+            coef = np.linalg.lstsq(E, t, rcond=None)[0]
+            if digits is not None:  # round the weights, then refit the intercept to them
+                coef[:-1] = [float(f"{c:.{digits}e}") for c in coef[:-1]]
+                coef[-1] = float(f"{float(np.mean(t - E[:, :-1] @ coef[:-1])):.{digits}e}")
+        body: Tree | None = None
+        for c, tr in zip(coef[:-1], trees):
+            c = float(c)
+            if c == 0.0:
+                continue
+            mag = abs(c)
+            term = tr if mag == 1.0 else ("mul", ("num", mag), tr)
+            if body is None:
+                body = ("neg", term) if c < 0 else term
+            else:
+                body = ("sub" if c < 0 else "add", body, term)
+        d = float(coef[-1])
+        if body is None:
+            return ("num", d)
+        if d != 0.0:
+            body = ("sub", body, ("num", -d)) if d < 0 else ("add", body, ("num", d))
+        return body
+
+    def _linear_exact(self, tids: list[int]) -> Tree | None:
+        """The combination refitted on the search subsample with the fewest digits that keep it
+        exact there, if it is also exact on all the data; else None."""
+        prob = self.prob
+        for digits in (0, 1, 2, 3, 4, 6, 8, 11, None):
+            tree = self._linear_tree(tids, prob.XS, prob.tS, digits)
+            if prob.is_exact(_eval_tree(tree, prob.XS), prob.tS):
+                break
+        else:
+            return None
+        if not prob.full_is_S and not prob.is_exact(_eval_tree(tree, prob.X), prob.t):
+            return None
+        return tree
 
     # ---- levels -------------------------------------------------------------------------------
 
@@ -950,6 +1088,8 @@ def symbolic_regression(
             break
         except _Restart as restart:
             probe = np.unique(np.concatenate([probe, restart.rows]))
+    if prob.exact is None and config.fit_constants and {"add", "mul"} <= set(config.operators):
+        search.linear_combinations(t_start + config.time_budget - 0.5 * reserve)
     return _assemble(prob, search)
 
 
@@ -991,6 +1131,8 @@ def _assemble(prob: _Problem, search: _Search) -> SRResult:
             c, d = cd
         finish(_apply_form(form, base, c, d))
 
+    for tree in search.linear_trees:
+        finish(tree)
     if not finals:  # the budget ran out before level 1 was scored
         finish(("num", float(np.mean(y))))
 
@@ -1027,6 +1169,23 @@ def _assemble(prob: _Problem, search: _Search) -> SRResult:
         expr = _light_simplify(_to_sympy(f.tree, syms))
         front.append(Candidate(f.size, expr, py, npy, f.mse, f.max_error, f.exact))
     return SRResult(tuple(front), picked, prob.names)
+
+
+def _short_digits(make: Any, X: np.ndarray, t: np.ndarray) -> int | None:
+    """The fewest significant digits for `make(digits)`'s constants that keep its least-squares
+    fit (display only: an inexact candidate need not keep 16 digits)."""
+    def sse(tree: Tree) -> float:
+        with np.errstate(all="ignore"):
+            r = _eval_tree(tree, X) - t
+            v = float(r @ r)
+        return v if math.isfinite(v) else math.inf
+
+    opt = sse(make(None))
+    limit = opt + 1e-6 * opt + 1e-13 * float(t @ t) + 1e-300
+    for digits in range(12):
+        if sse(make(digits)) <= limit:
+            return digits
+    return None
 
 
 def _shorten(form: str, e: np.ndarray | None, t: np.ndarray, c: float, d: float, tt: float) -> tuple[float, float]:
