@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -297,3 +298,46 @@ def test_logging_frequency_does_not_change_training() -> None:
         states.append(train_restart(ModelConfig(), cfg, split, spec, seed=5).state)
     for name in states[0]:
         assert torch.equal(states[0][name], states[1][name]), name
+
+
+def _soft_mode(batch: int) -> SelectMode:
+    return SelectMode(tau=1.0, per_example=True, generator=torch.Generator().manual_seed(0), batch=batch)
+
+
+def test_expected_readout_loss_averages_each_variables_own_loss() -> None:
+    from discrete_transformer.training.loop import expected_readout_loss, per_member_loss
+
+    model = _model(population=2).double().eval()  # eval: running stats stay put
+    x = torch.randn(5, 6, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 50
+    y = torch.randn(5, 6, 1, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 50
+    var = torch.tensor([2500.0], dtype=torch.float64)
+    loss = expected_readout_loss(model, x, y, var, _soft_mode(5), 0.5)
+    cache: dict[str, torch.Tensor] = {}
+    model(x, _soft_mode(5), 0.5, cache)  # the same Gumbel sample
+    stream, w = cache["resid"][:, :, 1:], cache["readout.w"]  # (P, B, T, V), (P, B, 1, V)
+    by_hand = torch.stack([
+        sum(w[p, :, 0, v].view(-1, 1) * (stream[p, :, :, v] - y[:, :, 0]) ** 2 for v in range(stream.shape[-1])).mean()
+        / 2500.0 for p in range(2)
+    ])
+    assert torch.allclose(loss, by_hand)
+    # once the readout is one-hot (frozen), it is the ordinary loss of the prediction
+    model.readout.freeze()
+    assert torch.allclose(expected_readout_loss(model, x, y, var, _soft_mode(5), 0.5),
+                          per_member_loss(model(x, _soft_mode(5), 0.5), y, var))
+
+
+def test_scaled_readout_mixes_variables_at_the_target_scale_only_while_soft() -> None:
+    model = _model(population=2).double().eval()  # eval: running stats stay put
+    x = torch.randn(4, 6, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 50
+    plain = model(x, _soft_mode(4), 0.5)
+    scaled = model(x, dataclasses.replace(_soft_mode(4), readout_scaled=True), 0.5)
+    cache: dict[str, torch.Tensor] = {}
+    model(x, _soft_mode(4), 0.5, cache)
+    gain = SPEC.target_rms / model.ms.sqrt()  # (P, V)
+    by_hand = (cache["resid"][:, :, 1:] * gain.view(2, 1, 1, -1) * cache["readout.w"][:, :, None, 0, :]).sum(-1)
+    assert torch.allclose(scaled[..., 0], by_hand) and not torch.allclose(scaled, plain)
+    # hard mode, and a frozen readout, read the variable as it is
+    assert torch.equal(model(x, dataclasses.replace(HARD, readout_scaled=True), 0.5), model(x, HARD, 0.5))
+    model.readout.freeze()
+    assert torch.allclose(model(x, dataclasses.replace(_soft_mode(4), readout_scaled=True), 0.5),
+                          model(x, _soft_mode(4), 0.5))

@@ -173,22 +173,21 @@ def test_integer_target_ignores_mlp_noise() -> None:
     assert best.exact and best.source == "a * b"
 
 
-def test_integer_valued_subexpressions_are_not_pruned_as_float_noise() -> None:
-    # (pm, pos) as a prefix-mean head reports them: pm * (pos + 1) is an integer up to float noise
-    # (5.999999999999999), so `% 2` of it is off by 2 where the sum is even; round() of it
-    # fingerprints like it but is integer-valued, and must survive the pruning.
+def test_integer_valued_vectors_are_not_pruned_as_float_noise() -> None:
+    # pm * (pos + 1) from a prefix-mean head is an integer up to float noise (5.999999999999999):
+    # `% 2` of it is off by 2 where the sum is even. round() of it fingerprints alike at the
+    # pruning's resolution, yet only it survives a later `% 2`: both must be kept.
     rng = np.random.default_rng(0)
-    pos = rng.integers(0, 10, 3000).astype(np.float64)
-    total = np.array([rng.integers(0, p + 2) for p in pos], dtype=np.float64)
-    pm = total / (pos + 1)
-    pm = np.where(rng.random(3000) < 0.5, np.nextafter(pm, -np.inf), pm)  # attention-weight noise
-    y = total % 2
-    X = np.stack([pm, pos], axis=1)
-    assert not np.array_equal(np.rint((pm * (pos + 1)) % 2), y)  # the noise is really there
-    best = symbolic_regression(X, y, ("pm", "pos"), 0.5, SRConfig(time_budget=10.0), integer_target=True).best
-    assert best.exact, best.source
-    pred = evaluate_source(best.numpy_source, ("pm", "pos"), [pm, pos], numpy=True)
-    assert np.array_equal(np.rint(pred), y)
+    s = rng.integers(0, 20, 64).astype(np.float64)
+    noisy = np.where(rng.random(64) < 0.5, np.nextafter(s, -np.inf), s)
+    X, y = noisy[:, None], s % 2
+    prob = sr._Problem(X, y, y, ("s",), 0.5, SRConfig(), True, math.inf, np.arange(64))
+    search = sr._Search(prob, np.arange(64), seed=0)
+    search._begin_level(2)
+    search._emit(2, np.stack([noisy, noisy * (1 + 1e-13)]), "abs", np.array([0, 0]))
+    assert search.next_id == 1  # float noise apart: one candidate (observational equivalence)
+    search._emit(2, np.rint(noisy)[None, :], "round", np.array([0]))
+    assert search.next_id == 2  # the integer-valued one is kept
 
 
 def test_sparse_linear_combination_is_recovered() -> None:

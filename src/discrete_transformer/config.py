@@ -81,6 +81,13 @@ class TrainConfig:
     tau_attn_start: float = 1.0  # attention softmax temperature
     tau_attn_end: float = 0.02
     straight_through: bool = False
+    # How the search scores the (soft) readout: "mixture" = loss of the weighted mixture of
+    # variables; "expected" = the weighted mean of each variable's own loss (the expected loss of
+    # the choice). A mixture of variables of very different scales (pos ~ 5 beside a target ~ 0.05)
+    # buries the target; the expected loss judges each candidate on its own.
+    # "scaled" = the mixture of variables each rescaled to the target's RMS (search only; the
+    # hardened readout reads its variable as it is).
+    readout_loss: Literal["mixture", "expected", "scaled"] = "mixture"
     sample_per_example: bool = True  # a Gumbel sample per sequence (lower-variance gradients)
     estimator: Literal["gumbel", "reinforce"] = "gumbel"
     # REINFORCE (estimator="reinforce", training/reinforce.py): one-hot choices sampled from
@@ -122,6 +129,7 @@ class TrainConfig:
         _check(self.harden_top >= 1, "harden_top must be >= 1")
         _check(self.polish_iters >= 0 and self.polish_size >= 1, "polish_iters >= 0, polish_size >= 1")
         _check(self.estimator in ("gumbel", "reinforce"), "estimator must be gumbel|reinforce")
+        _check(self.readout_loss in ("mixture", "expected", "scaled"), "readout_loss must be mixture|expected|scaled")
         _check(0.0 <= self.reinforce_baseline_decay < 1.0, "reinforce_baseline_decay must be in [0, 1)")
         _check(self.reinforce_entropy_bonus >= 0.0, "reinforce_entropy_bonus must be >= 0")
 

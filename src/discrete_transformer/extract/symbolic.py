@@ -565,6 +565,7 @@ class _Search:
         self.best: dict[int, tuple[float, str, int | None]] = {}  # size -> (sse, form, id)
         self.trees: dict[int, Tree] = {}
         self.linear_trees: list[Tree] = []  # best linear combination per number of terms
+        self.linear_done = False
 
     # ---- bookkeeping ------------------------------------------------------------------------
 
@@ -614,13 +615,14 @@ class _Search:
             return
         V = vals[idx] if idx.size < k else vals
         W = np.where(np.abs(V) < _TINY, 0.0, V)
+        is_int = (W == np.rint(W)).all(axis=1)  # before W's bits are quantised in place
         q = W.view(np.int64)
         q += 1 << (_QUANT_SHIFT - 1)
         q >>= _QUANT_SHIFT
         h = q @ self.R
         # Integer-valuedness is kept apart: round(s) and s differ by float noise only (within the
         # fingerprint's resolution), yet only the former survives a later `% 2` or floor exactly.
-        h ^= (W == np.rint(W)).all(axis=1).astype(np.int64) * _INT_SALT
+        h ^= is_int.astype(np.int64) * _INT_SALT
         seen = self.seen
         sel: list[int] = []
         for j, key in enumerate(h.tolist()):
@@ -763,6 +765,9 @@ class _Search:
         every partial combination is extended by the pool expression that most reduces the
         least-squares residual (all candidates scored at once against the residual orthogonal to
         the chosen terms)."""
+        if self.linear_done or not self.fit or not {"add", "mul"} <= set(self.prob.cfg.operators):
+            return
+        self.linear_done = True
         V, ids = self._pool()
         if V.shape[0] < 2 or time.perf_counter() > deadline:
             return
@@ -921,6 +926,10 @@ class _Search:
             self._finish_level(size)
             if prob.exact_size <= size:
                 return
+            if size == min(_LIN_TERM_SIZE, self.max_size - 1) and prob.exact is None:
+                # The term pool is complete: try linear combinations now, while the budget is
+                # fresh (the larger levels that follow can take all of it).
+                self.linear_combinations(prob.deadline)
 
     def _check_found(self, size: int) -> None:
         if self.prob.exact_size <= size:
@@ -1088,7 +1097,7 @@ def symbolic_regression(
             break
         except _Restart as restart:
             probe = np.unique(np.concatenate([probe, restart.rows]))
-    if prob.exact is None and config.fit_constants and {"add", "mul"} <= set(config.operators):
+    if not search.linear_done and prob.exact is None:  # the enumeration stopped before its turn
         search.linear_combinations(t_start + config.time_budget - 0.5 * reserve)
     return _assemble(prob, search)
 

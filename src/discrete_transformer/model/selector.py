@@ -40,6 +40,9 @@ class SelectMode:
     # Soft mode only: (P,) 0/1 per member; members with 1 run the hard pattern forward with the
     # soft pattern's gradient (straight-through), the others stay soft. None: all soft.
     attention_st: torch.Tensor | None = None
+    # Soft mode only: the readout mixes variables rescaled to the target's RMS (a variable is
+    # read as it is once the readout is frozen, and in hard mode).
+    readout_scaled: bool = False
 
     @property
     def batched(self) -> bool:

@@ -68,6 +68,22 @@ def per_member_loss(pred: torch.Tensor, y: torch.Tensor, var_y: torch.Tensor) ->
     return ((pred - y.unsqueeze(0)).pow(2) / var_y).mean(dim=(1, 2, 3))
 
 
+def expected_readout_loss(
+    model: DiscreteTransformer, x: torch.Tensor, y: torch.Tensor, var_y: torch.Tensor, mode: SelectMode,
+    tau_attn: float | torch.Tensor,
+) -> torch.Tensor:
+    """(P,) normalised MSE of each variable on its own, averaged with the readout's weights:
+    the expected loss of the readout's choice (TrainConfig.readout_loss="expected"). Equal to
+    per_member_loss once the readout is one-hot."""
+    cache: dict[str, torch.Tensor] = {}
+    model(x, mode, tau_attn, cache)
+    stream = cache["resid"][:, :, 1:]  # (P, B, T, V)
+    w = cache["readout.w"]  # (P, C, V) or (P, B, C, V)
+    err = (stream.unsqueeze(-2) - y.unsqueeze(0).unsqueeze(-1)).pow(2) / var_y.unsqueeze(-1)  # (P, B, T, C, V)
+    w = w.unsqueeze(1).unsqueeze(1) if w.dim() == 3 else w.unsqueeze(2)  # broadcast over B, T
+    return (err * w).sum(-1).mean(dim=(1, 2, 3))
+
+
 @torch.no_grad()
 def evaluate(
     model: DiscreteTransformer, x: torch.Tensor, y: torch.Tensor, kind: str, var_y: torch.Tensor, tau_attn: float
@@ -263,11 +279,15 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
         mode = SelectMode(
             tau=tau, straight_through=cfg.straight_through, per_example=cfg.sample_per_example,
             generator=gen, batch=xb.shape[0], attention_st=st_attn, attention_hard_tau=cfg.tau_attn_end,
+            readout_scaled=cfg.readout_loss == "scaled",
         )
         opt_w.zero_grad(set_to_none=True)
         opt_s.zero_grad(set_to_none=True)
         if score_fn is not None:  # REINFORCE: sampled hard choices, score-function logits
             loss = score_fn.backward(model, xb, yb, split.var_y, mode, tau_a)
+        elif cfg.readout_loss == "expected":
+            loss = expected_readout_loss(model, xb, yb, split.var_y, mode, tau_a)
+            loss.sum().backward()
         else:
             loss = per_member_loss(model(xb, mode, tau_a), yb, split.var_y)
             loss.sum().backward()
