@@ -62,7 +62,9 @@ def find_run_dirs(root: str | os.PathLike) -> list[Path]:
     return found
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_json_dict(path: Path) -> dict[str, Any]:
+    """A JSON object file's content, or {} when it is missing, unreadable or not an object
+    (analysis and reports degrade gracefully on partial run directories)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         return doc if isinstance(doc, dict) else {}
@@ -72,7 +74,7 @@ def _read(path: Path) -> dict[str, Any]:
 
 def run_label(run_dir: Path) -> str:
     """A short name for the run: the dataset name from config.json, else the directory name."""
-    cfg = _read(run_dir / "config.json")
+    cfg = read_json_dict(run_dir / "config.json")
     return str(cfg.get("dataset") or cfg.get("source") or run_dir.name)
 
 
@@ -84,7 +86,7 @@ def analyze_run(run_dir: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig
     d = Path(run_dir)
     rows = load_metrics(d)
     transitions = run_transitions(rows, cfg)
-    result = _read(d / "result.json")
+    result = read_json_dict(d / "result.json")
     best = result.get("best_seed")
     best_seed = int(best) if best is not None and int(best) in transitions else min(transitions)
     label = run_label(d)

@@ -25,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .analyze import read_json_dict
 from .plots import plt, png_bytes  # Agg backend is selected there
 
 __all__ = ["REPORT_FILE", "SECTIONS", "build_report", "write_report"]
@@ -53,14 +54,6 @@ def _fmt(v: Any) -> str:
 def _kv_table(rows: Sequence[tuple[str, Any]], cls: str = "kv") -> str:
     body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in rows)
     return f'<table class="{cls}">{body}</table>'
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return doc if isinstance(doc, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 # ----------------------------------------------------------------------------- figures
@@ -370,8 +363,8 @@ def build_report(run_dir: str | os.PathLike) -> tuple[str, Any]:
     from ..training.loop import HARD
 
     d = Path(run_dir)
-    cfg = _read_json(d / "config.json")
-    result = _read_json(d / "result.json")
+    cfg = read_json_dict(d / "config.json")
+    result = read_json_dict(d / "result.json")
     program = extract(d)
     if not (d / "program.py").is_file() or not (d / "verification.json").is_file():
         program.save(d)  # as `dtx extract` would

@@ -744,9 +744,10 @@ class _Search:
 
     # ---- linear combinations ------------------------------------------------------------------
 
-    def _pool(self) -> tuple[np.ndarray, np.ndarray]:
-        """Probe values (N, P) and ids of the smallest stored non-constant expressions."""
-        Vs, ids, n = [], [], 0
+    def _pool(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Probe values (N, P), ids and sizes of the smallest stored non-constant expressions
+        (a level holds the expressions of its size)."""
+        Vs, ids, sizes, n = [], [], [], 0
         for size in sorted(self.levels):
             if size > _LIN_TERM_SIZE or n >= _LIN_POOL:
                 break
@@ -755,10 +756,11 @@ class _Search:
             keep = np.ptp(V, axis=1) > 0
             Vs.append(V[keep])
             ids.append(I[keep])
+            sizes.append(np.full(int(keep.sum()), size))
             n += int(keep.sum())
         if not Vs:
-            return np.zeros((0, self.P)), np.zeros(0, dtype=np.int64)
-        return np.concatenate(Vs), np.concatenate(ids)
+            return np.zeros((0, self.P)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(Vs), np.concatenate(ids), np.concatenate(sizes)
 
     def linear_combinations(self, deadline: float) -> None:
         """Beam search for ``c1*e1 + ... + ck*ek + d`` (see the module docstring): at each k,
@@ -768,7 +770,7 @@ class _Search:
         if self.linear_done or not self.fit or not {"add", "mul"} <= set(self.prob.cfg.operators):
             return
         self.linear_done = True
-        V, ids = self._pool()
+        V, ids, sizes = self._pool()
         if V.shape[0] < 2 or time.perf_counter() > deadline:
             return
         with np.errstate(all="ignore"):
@@ -779,10 +781,9 @@ class _Search:
         lead = U[np.arange(U.shape[0]), np.argmax(np.abs(U) > 1e-6, axis=1)]
         _, first = np.unique(np.round(U * np.sign(lead)[:, None], 9), axis=0, return_index=True)
         first = np.sort(first)
-        U, ids = U[first], ids[first]
+        U, ids, sizes = U[first], ids[first], sizes[first]
         tc = self.tp - self.tp.mean()
         limit = self.P * self.thr2 + 1e-9 * self.stt
-        sizes = np.asarray([_tree_size(self.tree(int(i))) for i in ids])
         beam: list[tuple[tuple[int, ...], np.ndarray]] = [((), np.zeros((self.P, 0)))]
         for k in range(1, _LIN_TERMS + 1):
             cands: dict[frozenset, tuple[float, int, tuple[int, ...], np.ndarray]] = {}
@@ -809,9 +810,7 @@ class _Search:
                 return
             ranked = sorted(cands.values(), key=lambda c: (c[0], c[1]))
             beam = [(c[2], c[3]) for c in ranked[:_LIN_BEAM]]
-            best = [int(ids[j]) for j in beam[0][0]]
-            self.linear_trees.append(self._linear_tree(best, self.prob.XS, self.prob.tS, _short_digits(
-                lambda d: self._linear_tree(best, self.prob.XS, self.prob.tS, d), self.prob.XS, self.prob.tS)))
+            self.linear_trees.append(self._linear_shortest([int(ids[j]) for j in beam[0][0]]))
             hits = sorted((c for c in ranked if c[0] <= limit), key=lambda c: (c[1], c[0]))
             for _sse, _size, terms, _Q in hits[:_LIN_BEAM]:
                 if time.perf_counter() > deadline:
@@ -826,47 +825,50 @@ class _Search:
                         self.prob.exact = (size, mse, tree)
                     return
 
-    def _linear_tree(self, tids: list[int], X: np.ndarray, t: np.ndarray, digits: int | None = None) -> Tree:
-        """The least-squares combination of the expressions `tids` on (X, t) as a tree, constants
-        rounded to `digits` significant digits (None: as fitted)."""
+    def _linear_fit(self, tids: list[int], X: np.ndarray, t: np.ndarray) -> tuple[list[Tree], np.ndarray, np.ndarray]:
+        """The expressions `tids` as trees, their values on X with a column of ones (n, k+1),
+        and the least-squares weights and intercept (k+1,) on (X, t)."""
         trees = [self.tree(i) for i in tids]
         E = np.column_stack([_eval_tree(tr, X) for tr in trees] + [np.ones(X.shape[0])])
         with np.errstate(all="ignore"):
             coef = np.linalg.lstsq(E, t, rcond=None)[0]
-            if digits is not None:  # round the weights, then refit the intercept to them
-                coef[:-1] = [float(f"{c:.{digits}e}") for c in coef[:-1]]
-                coef[-1] = float(f"{float(np.mean(t - E[:, :-1] @ coef[:-1])):.{digits}e}")
-        body: Tree | None = None
-        for c, tr in zip(coef[:-1], trees):
-            c = float(c)
-            if c == 0.0:
-                continue
-            mag = abs(c)
-            term = tr if mag == 1.0 else ("mul", ("num", mag), tr)
-            if body is None:
-                body = ("neg", term) if c < 0 else term
-            else:
-                body = ("sub" if c < 0 else "add", body, term)
-        d = float(coef[-1])
-        if body is None:
-            return ("num", d)
-        if d != 0.0:
-            body = ("sub", body, ("num", -d)) if d < 0 else ("add", body, ("num", d))
-        return body
+        return trees, E, coef
 
     def _linear_exact(self, tids: list[int]) -> Tree | None:
         """The combination refitted on the search subsample with the fewest digits that keep it
         exact there, if it is also exact on all the data; else None."""
         prob = self.prob
+        trees, E, coef = self._linear_fit(tids, prob.XS, prob.tS)
         for digits in (0, 1, 2, 3, 4, 6, 8, 11, None):
-            tree = self._linear_tree(tids, prob.XS, prob.tS, digits)
-            if prob.is_exact(_eval_tree(tree, prob.XS), prob.tS):
-                break
+            c = _round_weights(coef, E, prob.tS, digits)
+            with np.errstate(all="ignore"):
+                if prob.is_exact(E @ c, prob.tS):
+                    break
         else:
             return None
+        tree = _combination(trees, c)
         if not prob.full_is_S and not prob.is_exact(_eval_tree(tree, prob.X), prob.t):
             return None
         return tree
+
+    def _linear_shortest(self, tids: list[int]) -> Tree:
+        """The least-squares combination on the search subsample, its constants rounded to the
+        fewest significant digits that keep the fit (display only, as `_shorten`)."""
+        t = self.prob.tS
+        trees, E, coef = self._linear_fit(tids, self.prob.XS, t)
+
+        def sse(c: np.ndarray) -> float:
+            with np.errstate(all="ignore"):
+                r = E @ c - t
+                v = float(r @ r)
+            return v if math.isfinite(v) else math.inf
+
+        limit = sse(coef) * (1 + 1e-6) + 1e-13 * float(t @ t) + 1e-300
+        for digits in range(12):
+            c = _round_weights(coef, E, t, digits)
+            if sse(c) <= limit:
+                return _combination(trees, c)
+        return _combination(trees, coef)
 
     # ---- levels -------------------------------------------------------------------------------
 
@@ -1180,21 +1182,36 @@ def _assemble(prob: _Problem, search: _Search) -> SRResult:
     return SRResult(tuple(front), picked, prob.names)
 
 
-def _short_digits(make: Any, X: np.ndarray, t: np.ndarray) -> int | None:
-    """The fewest significant digits for `make(digits)`'s constants that keep its least-squares
-    fit (display only: an inexact candidate need not keep 16 digits)."""
-    def sse(tree: Tree) -> float:
-        with np.errstate(all="ignore"):
-            r = _eval_tree(tree, X) - t
-            v = float(r @ r)
-        return v if math.isfinite(v) else math.inf
+def _round_weights(coef: np.ndarray, E: np.ndarray, t: np.ndarray, digits: int | None) -> np.ndarray:
+    """Weights rounded to `digits` significant digits, the intercept (last) refitted to them and
+    rounded alike; None: as fitted."""
+    if digits is None:
+        return coef
+    c = np.array([float(f"{w:.{digits}e}") for w in coef])
+    with np.errstate(all="ignore"):
+        c[-1] = float(f"{float(np.mean(t - E[:, :-1] @ c[:-1])):.{digits}e}")
+    return c
 
-    opt = sse(make(None))
-    limit = opt + 1e-6 * opt + 1e-13 * float(t @ t) + 1e-300
-    for digits in range(12):
-        if sse(make(digits)) <= limit:
-            return digits
-    return None
+
+def _combination(trees: list[Tree], coef: np.ndarray) -> Tree:
+    """``c1*e1 + ... + ck*ek + d`` as a tree (signs folded into - , unit weights dropped)."""
+    body: Tree | None = None
+    for c, tr in zip(coef[:-1], trees):
+        c = float(c)
+        if c == 0.0:
+            continue
+        mag = abs(c)
+        term = tr if mag == 1.0 else ("mul", ("num", mag), tr)
+        if body is None:
+            body = ("neg", term) if c < 0 else term
+        else:
+            body = ("sub" if c < 0 else "add", body, term)
+    d = float(coef[-1])
+    if body is None:
+        return ("num", d)
+    if d != 0.0:
+        body = ("sub", body, ("num", -d)) if d < 0 else ("add", body, ("num", d))
+    return body
 
 
 def _shorten(form: str, e: np.ndarray | None, t: np.ndarray, c: float, d: float, tt: float) -> tuple[float, float]:
