@@ -154,6 +154,7 @@ def test_speed_program_is_faster_than_the_model(bench_dir):
         (["current_number", "--executor", "dask"], "unknown executor"),
         (["current_number", "--budget", "0"], "--budget must be > 0"),
         (["current_number", "--seeds", "0"], "--seeds must be >= 1"),
+        (["current_number", "--set", "train.no_such_field=1"], "no_such_field"),
     ],
 )
 def test_bench_cli_errors_are_one_line(tmp_path, args, needle):
@@ -169,6 +170,21 @@ def test_bench_refuses_a_non_empty_directory_that_is_not_a_bench(tmp_path):
     res = CliRunner().invoke(app, ["bench", "current_number", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "not a bench directory" in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_bench_set_applies_one_configuration_to_every_task_and_records_it(tmp_path):
+    out = tmp_path / "o"
+    sets = ["--set", "train.readout_loss=expected", "--set", "model.mlp_hidden=8"]
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["bench", "current_number", *TINY, *sets, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    run = json.loads((out / "tasks" / "Current_Number" / "config.json").read_text())
+    assert run["train"]["readout_loss"] == "expected" and run["model"]["mlp_hidden"] == 8
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["rows"][0]["overrides"] == ["train.readout_loss=expected", "model.mlp_hidden=8"]
+    assert "`train.readout_loss=expected`" in (out / "summary.md").read_text()
+    # Resuming with another configuration would mix rows of two configurations: refused.
+    res = CliRunner().invoke(app, ["bench", "current_number", *TINY, "--out", str(out)])
+    assert res.exit_code == 2 and "mix" in res.stderr
 
 
 def test_ray_missing_says_how_to_install(monkeypatch):

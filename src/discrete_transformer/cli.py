@@ -365,6 +365,7 @@ def bench_cmd(
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", hidden=True, help="Testing: cap DT steps per restart."),
     baseline_steps: Optional[int] = typer.Option(None, "--baseline-steps", hidden=True, help="Testing: baseline steps."),
+    sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP + " Applies to every task (a candidate default)."),
 ) -> None:
     """Benchmark the default configuration on a task suite, with GRU and Transformer baselines."""
     import dataclasses
@@ -388,7 +389,7 @@ def bench_cmd(
         if baseline_steps is not None:
             base = dataclasses.replace(base, gru_steps=baseline_steps, tf_steps=baseline_steps,
                                        eval_every=min(base.eval_every, baseline_steps))
-        config = BenchConfig(budget=budget, baseline=base, max_steps=max_steps)
+        config = BenchConfig(budget=budget, baseline=base, max_steps=max_steps, overrides=tuple(sets or ()))
         planned = plan_jobs([*(suite or []), *(files or [])] or ["all"], seeds, out, config)
     except ValueError as e:  # unknown suite/task, bad data file, bad option, Ray missing
         _fail(str(e))

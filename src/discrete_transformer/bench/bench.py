@@ -7,6 +7,7 @@ reports are rewritten after every finished job and on interruption, so nothing f
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -31,6 +32,16 @@ def plan_jobs(items: Sequence[str], seeds: int, out: str | Path, config: BenchCo
         raise ValueError(f"--out {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise ValueError(f"--out {out}: directory is not empty and is not a bench directory; choose a new directory")
+    if (out / MARKER).is_file():  # resuming: the rows already there must come from the same configuration
+        try:
+            recorded = tuple(json.loads((out / MARKER).read_text(encoding="utf-8")).get("overrides", []))
+        except (OSError, ValueError, AttributeError):
+            recorded = ()
+        if recorded != tuple(config.overrides):
+            was = ", ".join(recorded) or "the defaults"
+            now = ", ".join(config.overrides) or "the defaults"
+            raise ValueError(f"--out {out}: this bench ran with {was}; resuming it with {now} would mix "
+                             "configurations. Use the same --set options or a new directory")
     tasks = resolve_suite(items)
     return [Job(t, s, str(out), config) for t in tasks for s in range(seeds)]
 
@@ -50,7 +61,8 @@ def run_bench(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if not (out / MARKER).is_file():  # what lets a rerun (and nothing else) reuse this directory
-        atomic_write_json(out / MARKER, {"format": "dtx-bench-dir", "version": 1})
+        cfg0 = jobs[0].config if jobs else BenchConfig()
+        atomic_write_json(out / MARKER, {"format": "dtx-bench-dir", "version": 1, "overrides": list(cfg0.overrides)})
     t0 = time.perf_counter()
     wall0 = previous_wall(out)
     order = {j.key: i for i, j in enumerate(jobs)}
@@ -74,6 +86,7 @@ def run_bench(
         "budget": cfg.budget,
         "baseline": asdict(cfg.baseline),
         "max_steps": cfg.max_steps,
+        "overrides": list(cfg.overrides),
         "wall_s": wall0,
     }
 

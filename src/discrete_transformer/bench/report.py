@@ -139,7 +139,9 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}",
         f"- commit: {meta['commit']}",
         f"- executor: {meta['executor']}, jobs {meta['jobs']}, seeds {meta['seeds']}, "
-        f"per-task DT training budget {meta['budget']:g} s (restarts included), default configuration",
+        f"per-task DT training budget {meta['budget']:g} s (restarts included), "
+        + ("default configuration" if not meta.get("overrides") else
+           "one configuration for every task: the defaults with " + ", ".join(f"`{o}`" for o in meta["overrides"])),
         f"- baselines: GRU and a small dense Transformer, same split, loss and scoring; "
         f"GRU {meta['baseline']['gru_steps']} steps, Transformer {meta['baseline']['tf_steps']} steps, "
         f"batch {meta['baseline']['batch_size']}, Adam lr {meta['baseline']['lr']:g} with cosine decay, "

@@ -41,10 +41,18 @@ class BenchConfig:
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     max_steps: int | None = None
     restarts: int | None = None  # None: TrainConfig's default
+    # `--set section.field=value` strings: one configuration for every task, measured as a
+    # candidate default (empty = the defaults). Kept as text so that rows, reports and Ray
+    # workers all carry the same record of what ran.
+    overrides: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from ..overrides import configs_from_overrides
+
         if not self.budget > 0:
             raise ValueError(f"--budget must be > 0 seconds, got {self.budget}")
+        object.__setattr__(self, "overrides", tuple(self.overrides))
+        configs_from_overrides(self.overrides)  # a bad override fails here, before any job runs
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
 
@@ -120,6 +128,7 @@ def run_job(job: Job) -> dict[str, Any]:
     import torch
 
     from ..api import _execute, _prepare, extract
+    from ..overrides import configs_from_overrides
     from ..training.checkpoint import atomic_write_json
     from ..training.loop import Split
 
@@ -137,17 +146,19 @@ def run_job(job: Job) -> dict[str, Any]:
         "seed": job.seed,
         "budget_s": cfg.budget,
         "max_steps": cfg.max_steps,
+        "overrides": list(cfg.overrides),
         "run_dir": str(job.run_dir),
     }
     try:
         _prepare_dir(job.run_dir)
-        training = TrainConfig()
+        model_cfg, train_cfg, extract_cfg = configs_from_overrides(cfg.overrides)
+        training = train_cfg or TrainConfig()
         overrides: dict[str, Any] = {}
         if cfg.max_steps is not None:
             overrides["steps"] = min(training.steps, cfg.max_steps)
         if cfg.restarts is not None:
             overrides["restarts"] = cfg.restarts
-        plan = _prepare(job.task.source, job.run_dir, job.seed, None, None,
+        plan = _prepare(job.task.source, job.run_dir, job.seed, model_cfg, train_cfg,
                         overrides.get("restarts"), overrides.get("steps"), None, False, 0)
         ds = plan.ds
         row["kind"] = ds.kind
@@ -164,7 +175,7 @@ def run_job(job: Job) -> dict[str, Any]:
         row["dt_steps"] = result.best.steps_run
 
         t1 = time.perf_counter()
-        program = extract(result)
+        program = extract(result, config=extract_cfg)
         program.save(job.run_dir)
         v = program.verification
         row["extract_s"] = round(time.perf_counter() - t1, 3)
