@@ -341,3 +341,44 @@ def test_scaled_readout_mixes_variables_at_the_target_scale_only_while_soft() ->
     model.readout.freeze()
     assert torch.allclose(model(x, dataclasses.replace(_soft_mode(4), readout_scaled=True), 0.5),
                           model(x, _soft_mode(4), 0.5))
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
+def test_periodic_units_represent_every_integer_function_of_small_period(k: int) -> None:
+    """With mlp_periods=6 the read-out of the periodic units can express any period-k (k <= 6)
+    function of an integer input exactly: the frequency bank spans them (least squares is exact)."""
+    from discrete_transformer.model.mlp import MLPLayer
+
+    layer = MLPLayer(1, 1, 1, 2, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=6).double()
+    s = torch.arange(-20, 40, dtype=torch.float64)
+    rng = np.random.default_rng(k)
+    table = torch.from_numpy(rng.normal(size=k))
+    target = table[(s % k).long()]
+    with torch.no_grad():
+        for p in (layer.c_b, layer.d, layer.e, layer.rho):
+            p.zero_()
+        phase = s.view(-1, 1) * layer.omega.double()
+        feats = torch.cat([torch.ones(len(s), 1, dtype=torch.float64), phase.cos(), phase.sin()], dim=1)
+        coef = torch.linalg.lstsq(feats, target.view(-1, 1), driver="gelsd").solution.view(-1)
+        layer.e.fill_(coef[0])
+        F = layer.omega.numel()
+        layer.c_p[0, 0, 0, :, 0] = coef[1 : 1 + F]
+        layer.c_p[0, 0, 0, :, 1] = coef[1 + F :]
+        u = (s / 7.0).view(1, -1, 1, 1)  # the normalised input is ignored by these units
+        out = layer.function(u, s.view(1, -1, 1, 1))[0, :, 0]
+    assert torch.allclose(out, target, atol=1e-9)
+
+
+def test_periodic_units_off_by_default_and_start_silent() -> None:
+    """mlp_periods=0 adds no parameter (old checkpoints load); with periodic units the read-out
+    weights start at 0, so at initialisation the model computes what it would without them."""
+    spec = DataSpec(("x",), ("y",), (1.0,), 1.0, 6)
+    plain = DiscreteTransformer(ModelConfig(), spec, population=2, seed=3)
+    assert not any("c_p" in n for n, _ in plain.named_parameters())
+    per = DiscreteTransformer(ModelConfig(mlp_periods=6), spec, population=2, seed=3)
+    assert sum("c_p" in n for n, _ in per.named_parameters()) == ModelConfig().n_layers
+    x = torch.randint(0, 5, (4, 6, 1)).float()
+    per.eval(), plain.eval()
+    assert torch.allclose(per(x, HARD, 0.05), plain(x, HARD, 0.05))
+    with pytest.raises(ValueError, match="mlp_periods"):
+        ModelConfig(mlp_periods=1)

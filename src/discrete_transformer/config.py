@@ -34,6 +34,9 @@ class ModelConfig:
     mlp_arity: int = 2
     mlp_hidden: int = 24  # ReLU units per MLP
     mlp_bilinear: int = 4  # multiplicative units (u·a)(u·b) per MLP: exact products/squares
+    # Periodic units: cos/sin of each raw input at the frequencies 2πj/k, k ≤ mlp_periods (0 = none),
+    # so that integer functions of period ≤ K (mod K, parity) are exactly representable.
+    mlp_periods: int = 0
     # Inductive-bias knobs (docs/inductive_bias.md); the defaults are the unrestricted model.
     # "content": q and k may read any variable; "positional": q and k read only `pos` / `one`.
     attention_routing: Literal["content", "positional"] = "content"
@@ -50,6 +53,8 @@ class ModelConfig:
             _check(getattr(self, name) >= 1, f"ModelConfig.{name} must be >= 1")
         _check(self.mlp_hidden >= 0 and self.mlp_bilinear >= 0, "MLP widths must be >= 0")
         _check(self.mlp_hidden + self.mlp_bilinear >= 1, "an MLP needs at least one hidden unit")
+        _check(self.mlp_periods == 0 or 2 <= self.mlp_periods <= 32,
+               f"ModelConfig.mlp_periods must be 0 (off) or in 2..32, got {self.mlp_periods}")
         _check(
             self.attention_routing in ("content", "positional"),
             f"ModelConfig.attention_routing must be 'content' or 'positional', got {self.attention_routing!r}",

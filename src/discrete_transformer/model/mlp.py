@@ -6,6 +6,7 @@ statistics kept by the transformer). The function is a small network with two ki
 unit, summed by a linear read-out:
 
     f(u) = c_r·relu(W u + b) + c_b·((A u + a)⊙(B u + β)) + d·u + e
+           [+ Σ_a Σ_ω c_p·(cos ω r_a, sin ω r_a)]      (only with `periods` ≥ 2)
     out  = exp(rho) · f(u)
 
 ReLU units give piecewise-linear functions (abs, max, comparisons, clipping); the bilinear units
@@ -14,11 +15,19 @@ trivially reachable. `exp(rho)` is the learnable output scale, in log space so t
 move it by orders of magnitude quickly. (Deviation from DESIGN §3's plain hidden-ReLU MLP,
 recorded in docs/architecture.md: without product units an MLP cannot reach 1e-6 normalised MSE
 on `mean × (pos + 1)`, which every prefix-sum task needs.)
+
+Optional *periodic* units (``ModelConfig.mlp_periods`` = K ≥ 2) read the **raw** (un-normalised)
+inputs `r` at the fixed frequencies ω = 2πj/k, 2 ≤ k ≤ K, j ≤ k/2: on integers, every function
+of period k ≤ K is a linear combination of them, so `s mod 3` or "x is even" become exactly
+representable, which a ReLU network can only approximate tooth by tooth. Frequencies are fixed
+(a bank, not learned: gradient descent on a frequency is hopelessly non-convex); their read-out
+weights start at 0, so they change nothing until the loss asks for them.
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import torch
 from torch import nn
@@ -41,6 +50,7 @@ class MLPLayer(nn.Module):
         out_scale: float,
         generator: torch.Generator,
         allowed: torch.Tensor | None = None,
+        periods: int = 0,
     ) -> None:
         super().__init__()
         P, M, a = population, n_mlps, arity
@@ -61,9 +71,22 @@ class MLPLayer(nn.Module):
         self.d = rnd(P, M, a, std=0.5)
         self.e = nn.Parameter(torch.zeros(P, M))
         self.rho = nn.Parameter(torch.full((P, M), math.log(out_scale)))
+        omegas = periodic_frequencies(periods)
+        self.omegas = tuple(omegas)  # kept in Python floats: float32 frequencies dephase by ~1e-6·s
+        if omegas:  # only then: checkpoints of models without periodic units keep their keys
+            self.c_p = nn.Parameter(torch.zeros(P, M, a, len(omegas), 2))
 
-    def function(self, u: torch.Tensor) -> torch.Tensor:
-        """The element-wise map. u: (P, N, M, arity) normalised inputs -> (P, N, M)."""
+    @property
+    def periodic(self) -> bool:
+        return bool(self.omegas)
+
+    @property
+    def omega(self) -> torch.Tensor:
+        return torch.tensor(self.omegas, dtype=torch.float64)
+
+    def function(self, u: torch.Tensor, raw: torch.Tensor | None = None) -> torch.Tensor:
+        """The element-wise map. u: (P, N, M, arity) normalised inputs, raw: the same inputs
+        un-normalised (needed only by periodic units) -> (P, N, M)."""
         h = torch.relu(torch.einsum("pnma,pmak->pnmk", u, self.W) + self.b.unsqueeze(1))
         left = torch.einsum("pnma,pmak->pnmk", u, self.A) + self.a0.unsqueeze(1)
         right = torch.einsum("pnma,pmak->pnmk", u, self.B) + self.b0.unsqueeze(1)
@@ -73,6 +96,12 @@ class MLPLayer(nn.Module):
             + (u * self.d.unsqueeze(1)).sum(-1)
             + self.e.unsqueeze(1)
         )
+        if self.periodic:
+            if raw is None:
+                raise ValueError("an MLP with periodic units needs the raw (un-normalised) inputs")
+            phase = raw.unsqueeze(-1) * torch.tensor(self.omegas, dtype=raw.dtype)  # (P, N, M, a, F)
+            feats = torch.stack([phase.cos(), phase.sin()], dim=-1)  # (P, N, M, a, F, 2)
+            f = f + (feats * self.c_p.unsqueeze(1)).sum(dim=(-3, -2, -1))
         return f * self.rho.exp().unsqueeze(1)
 
     def forward(
@@ -81,15 +110,29 @@ class MLPLayer(nn.Module):
         mode: SelectMode,
         cache: dict[str, torch.Tensor] | None = None,
         prefix: str = "",
+        stream: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """stream_n: (P, B, T1, V) normalised stream. Returns (P, B, T1, M)."""
+        """stream_n: (P, B, T1, V) normalised stream (`stream`: the raw one, for periodic
+        units). Returns (P, B, T1, M)."""
         P, B, T1, _ = stream_n.shape
         w = self.selector.weights(mode)  # (P, M, a, n) or (P, B, M, a, n)
         u = select(stream_n[..., : self.n_avail], w, mode.batched)  # (P, B, T1, M, a)
-        out = self.function(u.reshape(P, B * T1, self.n_mlps, self.arity)).reshape(P, B, T1, self.n_mlps)
+        raw = None
+        if self.periodic:
+            if stream is None:
+                raise ValueError("an MLP with periodic units needs the raw stream")
+            raw = select(stream[..., : self.n_avail], w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)
+        out = self.function(u.reshape(P, B * T1, self.n_mlps, self.arity), raw).reshape(P, B, T1, self.n_mlps)
         out = out * bos_mask(T1, out.dtype).view(1, 1, T1, 1)
         if cache is not None:
             for m in range(self.n_mlps):
                 cache[f"{prefix}M{m}.in"] = u[..., m, :]
                 cache[f"{prefix}M{m}.out"] = out[..., m]
         return out
+
+
+def periodic_frequencies(periods: int) -> list[float]:
+    """ω = 2πj/k for 2 ≤ k ≤ `periods`, 1 ≤ j ≤ k/2, each distinct ratio j/k once: with cos and
+    sin of these (and the constant) every integer function of period k ≤ `periods` is linear."""
+    ratios = sorted({Fraction(j, k) for k in range(2, periods + 1) for j in range(1, k // 2 + 1)})
+    return [2 * math.pi * float(r) for r in ratios]

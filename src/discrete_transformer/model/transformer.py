@@ -72,6 +72,7 @@ class DiscreteTransformer(nn.Module):
                 max(data.target_rms, 1e-3),
                 gen,
                 allowed=masks.mlp(layer, config.n_mlps, config.mlp_arity, names),
+                periods=config.mlp_periods,
             )
             names += [f"L{layer}.M{m}" for m in range(config.n_mlps)]
             layers.append(nn.ModuleDict({"attn": attn, "mlp": mlp}))
@@ -162,7 +163,7 @@ class DiscreteTransformer(nn.Module):
             start = stream.shape[-1]
             stream = torch.cat([stream, heads], dim=-1)
             stream_n = torch.cat([stream_n, self._normalise(heads, start)], dim=-1)
-            mlps = layer["mlp"](stream_n, mode, cache, prefix=f"L{l}.")
+            mlps = layer["mlp"](stream_n, mode, cache, prefix=f"L{l}.", stream=stream)
             start = stream.shape[-1]
             stream = torch.cat([stream, mlps], dim=-1)
             stream_n = torch.cat([stream_n, self._normalise(mlps, start)], dim=-1)
