@@ -347,7 +347,7 @@ def test_scaled_readout_mixes_variables_at_the_target_scale_only_while_soft() ->
 def test_periodic_units_represent_every_integer_function_of_small_period(k: int) -> None:
     """With mlp_periods=6 the read-out of the periodic units can express any period-k (k <= 6)
     function of an integer input exactly: the frequency bank spans them (least squares is exact)."""
-    from discrete_transformer.model.mlp import MLPLayer
+    from discrete_transformer.model.mlp import PERIODIC_GAIN, MLPLayer
 
     layer = MLPLayer(1, 1, 1, 2, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=6).double()
     s = torch.arange(-20, 40, dtype=torch.float64)
@@ -362,18 +362,19 @@ def test_periodic_units_represent_every_integer_function_of_small_period(k: int)
         coef = torch.linalg.lstsq(feats, target.view(-1, 1), driver="gelsd").solution.view(-1)
         layer.e.fill_(coef[0])
         F = layer.omega.numel()
-        layer.c_p[0, 0, 0, :, 0] = coef[1 : 1 + F]
-        layer.c_p[0, 0, 0, :, 1] = coef[1 + F :]
+        layer.c_p[0, 0, 0, :, 0] = coef[1 : 1 + F] / PERIODIC_GAIN
+        layer.c_p[0, 0, 0, :, 1] = coef[1 + F :] / PERIODIC_GAIN
         u = (s / 7.0).view(1, -1, 1, 1)  # the normalised input is ignored by these units
         out = layer.function(u, s.view(1, -1, 1, 1))[0, :, 0]
     assert torch.allclose(out, target, atol=1e-9)
 
 
-def test_periodic_units_off_by_default_and_start_silent() -> None:
-    """mlp_periods=0 adds no parameter (old checkpoints load); with periodic units the read-out
-    weights start at 0, so at initialisation the model computes what it would without them."""
+def test_periodic_units_can_be_off_and_start_silent() -> None:
+    """mlp_periods=0 adds no parameter (checkpoints from before the units load); with periodic
+    units the read-out weights start at 0, so at initialisation the model computes what it
+    would without them."""
     spec = DataSpec(("x",), ("y",), (1.0,), 1.0, 6)
-    plain = DiscreteTransformer(ModelConfig(), spec, population=2, seed=3)
+    plain = DiscreteTransformer(ModelConfig(mlp_periods=0), spec, population=2, seed=3)
     assert not any("c_p" in n for n, _ in plain.named_parameters())
     per = DiscreteTransformer(ModelConfig(mlp_periods=6), spec, population=2, seed=3)
     assert sum("c_p" in n for n, _ in per.named_parameters()) == ModelConfig().n_layers

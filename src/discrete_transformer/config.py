@@ -36,7 +36,7 @@ class ModelConfig:
     mlp_bilinear: int = 4  # multiplicative units (u·a)(u·b) per MLP: exact products/squares
     # Periodic units: cos/sin of each raw input at the frequencies 2πj/k, k ≤ mlp_periods (0 = none),
     # so that integer functions of period ≤ K (mod K, parity) are exactly representable.
-    mlp_periods: int = 0
+    mlp_periods: int = 6
     # Inductive-bias knobs (docs/inductive_bias.md); the defaults are the unrestricted model.
     # "content": q and k may read any variable; "positional": q and k read only `pos` / `one`.
     attention_routing: Literal["content", "positional"] = "content"

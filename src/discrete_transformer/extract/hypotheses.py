@@ -34,7 +34,8 @@ The library, simplest first (`default_library`):
 7. `prefix_argmax` / `prefix_argmin(tie, include_bos)` — the largest (smallest) k over
    positions 1..i (with `include_bos`: 0..i, BOS competing with its own k value); ties
    "average" (uniform over all tied keys: the model's native semantics), "latest", "earliest".
-8. `match(tie)` — the most recent ("latest") or first ("earliest") j ≤ i with k_j == q_i;
+8. `match(tie)` — the most recent ("latest") or first ("earliest") j ≤ i with k_j == q_i
+   (equal up to float rounding: |k_j − q_i| ≤ 1e-9·max(1, |q_i|));
    `match_all` — uniform over all such j. BOS (reads 0) when there is none.
 9. `lookup(table, default)` — fallback for small discrete domains (≤ 16 distinct q and k
    values): a table (q_i, i) → relative offset d (attend to i − d) or "bos", fitted on the first
@@ -371,7 +372,9 @@ def _route(h: Hypothesis, q: np.ndarray | None, k: np.ndarray | None, T1: int) -
         return _route_argext(h, _need(k, "key", h), T1)
     if name in ("match", "match_all"):
         q, k = _need(q, "query", h), _need(k, "key", h)
-        eq = (k[:, None, 1:] == q[:, :, None]) & _causal(T1)[None, :, 1:]  # (n, T1, T): keys 1..T
+        # equal up to float rounding (a key computed as a mean, 2/3·3, may miss an integer query by 1 ulp)
+        close = np.abs(k[:, None, 1:] - q[:, :, None]) <= 1e-9 * np.maximum(1.0, np.abs(q[:, :, None]))
+        eq = close & _causal(T1)[None, :, 1:]  # (n, T1, T): keys 1..T
         hit = eq.any(-1)
         if name == "match_all":
             sel = np.concatenate([~hit[..., None], eq], axis=-1)
@@ -749,7 +752,7 @@ _PY: dict[str, str] = {
     ks[j] == qs[i]; `bos` (0) when there is none."""
     out = []
     for i in range(len(xs)):
-        hits = [xs[j] for j in range(i + 1) if ks[j] == qs[i]]
+        hits = [xs[j] for j in range(i + 1) if abs(ks[j] - qs[i]) <= 1e-9 * max(1.0, abs(qs[i]))]
         if not hits:
             out.append(bos)
         else:
@@ -760,7 +763,7 @@ _PY: dict[str, str] = {
     """Mean of xs[j] over every j <= i with ks[j] == qs[i]; `bos` (0) when there is none."""
     out = []
     for i in range(len(xs)):
-        hits = [xs[j] for j in range(i + 1) if ks[j] == qs[i]]
+        hits = [xs[j] for j in range(i + 1) if abs(ks[j] - qs[i]) <= 1e-9 * max(1.0, abs(qs[i]))]
         out.append(sum(hits) / len(hits) if hits else bos)
     return out
 ''',
@@ -888,7 +891,7 @@ _NP: dict[str, str] = {
     rows = np.arange(n)
     out = np.empty((n, T))
     for i in range(T):
-        eq = ks[:, : i + 1] == qs[:, i : i + 1]
+        eq = np.abs(ks[:, : i + 1] - qs[:, i : i + 1]) <= 1e-9 * np.maximum(1.0, np.abs(qs[:, i : i + 1]))
         j = i - eq[:, ::-1].argmax(axis=1) if tie == "latest" else eq.argmax(axis=1)
         out[:, i] = np.where(eq.any(axis=1), xs[rows, j], bos)
     return out
@@ -900,7 +903,7 @@ _NP: dict[str, str] = {
     n, T = xs.shape
     out = np.empty((n, T))
     for i in range(T):
-        eq = ks[:, : i + 1] == qs[:, i : i + 1]
+        eq = np.abs(ks[:, : i + 1] - qs[:, i : i + 1]) <= 1e-9 * np.maximum(1.0, np.abs(qs[:, i : i + 1]))
         count = eq.sum(axis=1)
         total = np.where(eq, xs[:, : i + 1], 0.0).sum(axis=1)
         out[:, i] = np.where(count > 0, total / np.maximum(count, 1), bos)

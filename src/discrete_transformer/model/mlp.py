@@ -36,6 +36,11 @@ from .attention import bos_mask, select
 from .selector import SelectMode, Selector
 
 
+# The periodic read-out is c_p·PERIODIC_GAIN: Adam moves a weight by ~lr per step whatever its
+# gradient's size, so without a gain the oscillating units enter every MLP within a few steps.
+PERIODIC_GAIN = 0.1
+
+
 class MLPLayer(nn.Module):
     """All `M` MLPs of one layer, for a population of `P` models."""
 
@@ -101,7 +106,7 @@ class MLPLayer(nn.Module):
                 raise ValueError("an MLP with periodic units needs the raw (un-normalised) inputs")
             phase = raw.unsqueeze(-1) * torch.tensor(self.omegas, dtype=raw.dtype)  # (P, N, M, a, F)
             feats = torch.stack([phase.cos(), phase.sin()], dim=-1)  # (P, N, M, a, F, 2)
-            f = f + (feats * self.c_p.unsqueeze(1)).sum(dim=(-3, -2, -1))
+            f = f + PERIODIC_GAIN * (feats * self.c_p.unsqueeze(1)).sum(dim=(-3, -2, -1))
         return f * self.rho.exp().unsqueeze(1)
 
     def forward(
