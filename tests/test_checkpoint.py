@@ -241,3 +241,14 @@ def test_module_never_uses_pickle() -> None:
 def test_checkpoint_error_is_value_error() -> None:
     assert issubclass(CheckpointError, ValueError)
     assert os.path.basename(ck.WEIGHTS_FILE) == "model.safetensors"
+
+
+def test_a_config_saved_before_periodic_units_loads_as_it_was_trained() -> None:
+    """Runs saved before `mlp_periods` existed had no periodic units: their config, which lacks
+    the field, must rebuild that model (not today's default), or their weights would not load."""
+    from discrete_transformer.config import ModelConfig, from_dict, to_dict
+
+    old = to_dict(ModelConfig())
+    old.pop("mlp_periods")
+    assert from_dict(ModelConfig, old).mlp_periods == 0
+    assert from_dict(ModelConfig, to_dict(ModelConfig())).mlp_periods == ModelConfig().mlp_periods

@@ -383,3 +383,30 @@ def test_periodic_units_can_be_off_and_start_silent() -> None:
     assert torch.allclose(per(x, HARD, 0.05), plain(x, HARD, 0.05))
     with pytest.raises(ValueError, match="mlp_periods"):
         ModelConfig(mlp_periods=1)
+
+
+def test_periodic_units_do_not_see_the_position() -> None:
+    """Variables in periodic_skip (the model passes pos and one) read 0 in the periodic units:
+    with only periodic read-out weights non-zero, changing such a variable changes nothing,
+    changing another one does."""
+    from discrete_transformer.model.mlp import MLPLayer
+
+    layer = MLPLayer(1, 1, 1, 2, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=6, periodic_skip=(0,)).double()
+    with torch.no_grad():
+        for p in (layer.c_b, layer.d, layer.e):
+            p.zero_()
+        layer.c_p.normal_()
+    stream = torch.rand(1, 3, 5, 2, dtype=torch.float64) * 5
+
+    def out(col: int, s: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            layer.selector.theta.zero_()
+            layer.selector.theta[0, 0, 0, col] = 10.0  # read variable `col`
+            layer.selector.freeze()
+            return layer(s / 3.0, HARD, stream=s)
+
+    moved = stream.clone()
+    moved[..., 0] += 1.37
+    moved[..., 1] += 1.37
+    assert torch.allclose(out(0, stream), out(0, moved))  # skipped: the periodic units see 0
+    assert not torch.allclose(out(1, stream), out(1, moved))

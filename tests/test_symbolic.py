@@ -208,6 +208,19 @@ def test_sparse_linear_combination_is_recovered() -> None:
     assert symbolic_regression(np.stack([a, b], axis=1), a * b + 1.5, ("a", "b"), 1e-6).best.size <= 5
 
 
+def test_linear_stage_survives_a_least_squares_failure(monkeypatch) -> None:
+    """`SVD did not converge` (LinAlgError, met on a Real_Max_Seen MLP in a bench) must cost the
+    linear stage its fit, never the whole extraction."""
+    def broken(*args, **kwargs):
+        raise np.linalg.LinAlgError("SVD did not converge in Linear Least Squares")
+
+    monkeypatch.setattr(np.linalg, "lstsq", broken)
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(-3, 3, 500), rng.integers(0, 10, 500).astype(np.float64)
+    res = symbolic_regression(np.stack([a, b], axis=1), 0.37 * a * (b + 2) - 1.3 * b * b, ("a", "b"), 1e-6)
+    assert res.best is not None and not res.best.exact
+
+
 # ---- grammar, determinism, budget -------------------------------------------------------------
 
 

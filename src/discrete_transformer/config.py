@@ -36,7 +36,7 @@ class ModelConfig:
     mlp_bilinear: int = 4  # multiplicative units (u·a)(u·b) per MLP: exact products/squares
     # Periodic units: cos/sin of each raw input at the frequencies 2πj/k, k ≤ mlp_periods (0 = none),
     # so that integer functions of period ≤ K (mod K, parity) are exactly representable.
-    mlp_periods: int = 6
+    mlp_periods: int = 0
     # Inductive-bias knobs (docs/inductive_bias.md); the defaults are the unrestricted model.
     # "content": q and k may read any variable; "positional": q and k read only `pos` / `one`.
     attention_routing: Literal["content", "positional"] = "content"
@@ -147,13 +147,21 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+# Fields whose default changed after runs were saved without them: a stored config that lacks the
+# field ran with this value (periodic units became the default in session 4; older checkpoints
+# have no `c_p` tensors and must rebuild the model they were trained as).
+LEGACY_VALUES: dict[str, dict[str, Any]] = {"ModelConfig": {"mlp_periods": 0}}
+
+
 def from_dict(cls: type[C], data: dict[str, Any]) -> C:
-    """Build a config from a dict, rejecting unknown keys (a typo must not be silently ignored)."""
+    """Build a stored config from a dict, rejecting unknown keys (a typo must not be silently
+    ignored); a field missing from an older file takes the value that file's run used."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
-    return cls(**data)
+    legacy = {k: v for k, v in LEGACY_VALUES.get(cls.__name__, {}).items() if k not in data}
+    return cls(**{**legacy, **data})
 
 
 def dumps(**configs: Any) -> str:

@@ -56,6 +56,7 @@ class MLPLayer(nn.Module):
         generator: torch.Generator,
         allowed: torch.Tensor | None = None,
         periods: int = 0,
+        periodic_skip: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
         P, M, a = population, n_mlps, arity
@@ -78,6 +79,10 @@ class MLPLayer(nn.Module):
         self.rho = nn.Parameter(torch.full((P, M), math.log(out_scale)))
         omegas = periodic_frequencies(periods)
         self.omegas = tuple(omegas)  # kept in Python floats: float32 frequencies dephase by ~1e-6·s
+        # Variables the periodic units see as 0 (`pos`, `one`): periodicity in the position is
+        # routing's job; given to MLPs it let models encode position ripples that no program
+        # line explains (measured: Majority_0_1, docs/architecture.md §11).
+        self.periodic_skip = tuple(periodic_skip)
         if omegas:  # only then: checkpoints of models without periodic units keep their keys
             self.c_p = nn.Parameter(torch.zeros(P, M, a, len(omegas), 2))
 
@@ -126,7 +131,12 @@ class MLPLayer(nn.Module):
         if self.periodic:
             if stream is None:
                 raise ValueError("an MLP with periodic units needs the raw stream")
-            raw = select(stream[..., : self.n_avail], w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)
+            seen = stream[..., : self.n_avail]
+            if self.periodic_skip:
+                keep = torch.ones(self.n_avail, dtype=seen.dtype)
+                keep[list(self.periodic_skip)] = 0.0
+                seen = seen * keep
+            raw = select(seen, w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)
         out = self.function(u.reshape(P, B * T1, self.n_mlps, self.arity), raw).reshape(P, B, T1, self.n_mlps)
         out = out * bos_mask(T1, out.dtype).view(1, 1, T1, 1)
         if cache is not None:
