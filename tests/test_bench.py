@@ -225,3 +225,37 @@ def test_speed_cli_prints_the_ratio_and_fails_cleanly(bench_dir, tmp_path):
     assert "program run_batch" in res.output and "ratio" in res.output
     bad = runner.invoke(app, ["speed", "--skip-train", "--run", str(tmp_path / "nope")])
     assert bad.exit_code == 2 and "error:" in bad.stderr
+
+
+def test_sigterm_stops_a_bench_like_ctrl_c(tmp_path):
+    """SIGTERM (what `kill` and schedulers send; a background job's SIGINT is ignored by the
+    shell) ends the bench with exit code 130 and the reports written, so a rerun resumes."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import discrete_transformer
+
+    src = str(Path(discrete_transformer.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "o"
+    cmd = [sys.executable, "-c", "from discrete_transformer.cli import app; app()", "bench", "sum_all",
+           "--budget", "60", "--baseline-steps", "30", "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "tasks" / "Sum_All").is_dir():  # the job has started
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "bench did not start"
+            time.sleep(0.1)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "rerun the same command to resume" in stderr.replace("\n", " ")
+    assert (out / "bench.json").is_file() and (out / "results.json").is_file()

@@ -8,12 +8,14 @@ reports are rewritten after every finished job and on interruption, so nothing f
 from __future__ import annotations
 
 import json
+import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ..training.checkpoint import atomic_write_json
+from ..training.restarts import _term_as_interrupt
 from .executors import check_executor, run_jobs
 from .report import git_commit, headline, machine, now_utc, previous_wall, write_reports
 from .runner import BenchConfig, Job, read_row
@@ -103,6 +105,9 @@ def run_bench(
     for r in sorted(rows.values(), key=lambda r: order.get(key_of(r), 0)):
         if on_row is not None:
             on_row(r, len(rows), len(jobs))
+    # SIGTERM (a scheduler, `kill`, or a background job whose SIGINT the shell ignores) stops the
+    # bench like Ctrl-C: workers terminated, the reports written with the rows finished so far.
+    previous_term = _term_as_interrupt()
     try:
         for row in run_jobs(todo, executor, n_jobs, address):
             rows[key_of(row)] = row
@@ -110,6 +115,8 @@ def run_bench(
             if on_row is not None:
                 on_row(row, len(rows), len(jobs))
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         summary = write()
     return summary
 
