@@ -147,21 +147,15 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-# Fields whose default changed after runs were saved without them: a stored config that lacks the
-# field ran with this value (periodic units became the default in session 4; older checkpoints
-# have no `c_p` tensors and must rebuild the model they were trained as).
-LEGACY_VALUES: dict[str, dict[str, Any]] = {"ModelConfig": {"mlp_periods": 0}}
-
-
 def from_dict(cls: type[C], data: dict[str, Any]) -> C:
     """Build a stored config from a dict, rejecting unknown keys (a typo must not be silently
-    ignored); a field missing from an older file takes the value that file's run used."""
+    ignored). A field missing from an older file takes its default, so a new field's default
+    must be the behaviour runs had before it existed (tests/test_checkpoint.py checks this)."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
-    legacy = {k: v for k, v in LEGACY_VALUES.get(cls.__name__, {}).items() if k not in data}
-    return cls(**{**legacy, **data})
+    return cls(**data)
 
 
 def dumps(**configs: Any) -> str:

@@ -62,9 +62,9 @@ def run_bench(
     check_executor(executor, n_jobs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    cfg = jobs[0].config if jobs else BenchConfig()
     if not (out / MARKER).is_file():  # what lets a rerun (and nothing else) reuse this directory
-        cfg0 = jobs[0].config if jobs else BenchConfig()
-        atomic_write_json(out / MARKER, {"format": "dtx-bench-dir", "version": 1, "overrides": list(cfg0.overrides)})
+        atomic_write_json(out / MARKER, {"format": "dtx-bench-dir", "version": 1, "overrides": list(cfg.overrides)})
     t0 = time.perf_counter()
     wall0 = previous_wall(out)
     order = {j.key: i for i, j in enumerate(jobs)}
@@ -76,7 +76,6 @@ def run_bench(
             rows[j.key] = {**r, "resumed": True}
         else:
             todo.append(j)
-    cfg = jobs[0].config if jobs else BenchConfig()
     meta = {
         "date": now_utc(),
         "machine": machine(),

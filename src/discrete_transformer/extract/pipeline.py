@@ -710,8 +710,7 @@ def mlp_function(model: Any, m: Module, uniq: tuple[int, ...], X: np.ndarray) ->
     raw = torch.from_numpy(np.ascontiguousarray(np.stack(cols, axis=-1), dtype=np.float64))
     rms = (model.ms[0, list(m.reads)] + 1e-12).sqrt()
     u = (raw / rms).unsqueeze(0).unsqueeze(2).expand(1, raw.shape[0], layer.n_mlps, len(m.reads))
-    skip = torch.tensor([float(r not in layer.periodic_skip) for r in m.reads], dtype=torch.float64)
-    r = (raw * skip).unsqueeze(0).unsqueeze(2).expand(1, raw.shape[0], layer.n_mlps, len(m.reads))
+    r = (raw * layer.periodic_keep[list(m.reads)].double()).unsqueeze(0).unsqueeze(2).expand(1, raw.shape[0], layer.n_mlps, len(m.reads))
     with torch.no_grad():
         return layer.function(u.contiguous(), r.contiguous())[0, :, m.slot].numpy().copy()
 

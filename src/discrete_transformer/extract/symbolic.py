@@ -830,17 +830,14 @@ class _Search:
         and the least-squares weights and intercept (k+1,) on (X, t)."""
         trees = [self.tree(i) for i in tids]
         E = np.column_stack([_eval_tree(tr, X) for tr in trees] + [np.ones(X.shape[0])])
-        coef = np.zeros(E.shape[1])
-        if np.isfinite(E).all() and np.isfinite(t).all():
-            try:
-                with np.errstate(all="ignore"):
-                    coef = np.linalg.lstsq(E, t, rcond=None)[0]
-            except np.linalg.LinAlgError:  # SVD did not converge (seen on a huge-range column)
-                coef = np.zeros(E.shape[1])
-        if not np.isfinite(coef).all():
+        try:
+            with np.errstate(all="ignore"):
+                coef = np.linalg.lstsq(E, t, rcond=None)[0]
+        except (np.linalg.LinAlgError, ValueError):  # SVD did not converge; non-finite columns
+            coef = np.full(E.shape[1], np.nan)
+        if not np.isfinite(coef).all():  # a poor but valid combination: the constant alone
             coef = np.zeros(E.shape[1])
-        if not coef.any() and np.isfinite(t).all():
-            coef[-1] = float(np.mean(t))  # the constant: a poor but valid combination
+            coef[-1] = float(np.mean(t)) if np.isfinite(t).all() else 0.0
         return trees, E, coef
 
     def _linear_exact(self, tids: list[int]) -> Tree | None:

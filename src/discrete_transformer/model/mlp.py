@@ -82,7 +82,9 @@ class MLPLayer(nn.Module):
         # Variables the periodic units see as 0 (`pos`, `one`): periodicity in the position is
         # routing's job; given to MLPs it let models encode position ripples that no program
         # line explains (measured: Majority_0_1, docs/architecture.md §11).
-        self.periodic_skip = tuple(periodic_skip)
+        keep = torch.ones(n_avail, dtype=torch.float64)
+        keep[list(periodic_skip)] = 0.0
+        self.register_buffer("periodic_keep", keep, persistent=False)  # (n_avail,) 0 where skipped
         if omegas:  # only then: checkpoints of models without periodic units keep their keys
             self.c_p = nn.Parameter(torch.zeros(P, M, a, len(omegas), 2))
 
@@ -109,7 +111,7 @@ class MLPLayer(nn.Module):
         if self.periodic:
             if raw is None:
                 raise ValueError("an MLP with periodic units needs the raw (un-normalised) inputs")
-            phase = raw.unsqueeze(-1) * torch.tensor(self.omegas, dtype=raw.dtype)  # (P, N, M, a, F)
+            phase = raw.unsqueeze(-1) * self.omega.to(raw.dtype)  # (P, N, M, a, F)
             feats = torch.stack([phase.cos(), phase.sin()], dim=-1)  # (P, N, M, a, F, 2)
             f = f + PERIODIC_GAIN * (feats * self.c_p.unsqueeze(1)).sum(dim=(-3, -2, -1))
         return f * self.rho.exp().unsqueeze(1)
@@ -131,11 +133,7 @@ class MLPLayer(nn.Module):
         if self.periodic:
             if stream is None:
                 raise ValueError("an MLP with periodic units needs the raw stream")
-            seen = stream[..., : self.n_avail]
-            if self.periodic_skip:
-                keep = torch.ones(self.n_avail, dtype=seen.dtype)
-                keep[list(self.periodic_skip)] = 0.0
-                seen = seen * keep
+            seen = stream[..., : self.n_avail] * self.periodic_keep.to(stream.dtype)
             raw = select(seen, w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)
         out = self.function(u.reshape(P, B * T1, self.n_mlps, self.arity), raw).reshape(P, B, T1, self.n_mlps)
         out = out * bos_mask(T1, out.dtype).view(1, 1, T1, 1)
