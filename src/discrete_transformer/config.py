@@ -43,6 +43,10 @@ class ModelConfig:
     # False: no averaging. A hardened head attends to exactly one key (near-ties go to the most
     # recent key), so prefix means and tie averages are unavailable to the program.
     attention_averaging: bool = True
+    # True: each head also chooses (a selector over {mean, sum}) whether it aggregates the values
+    # of its selected keys by their mean or by their sum (mean × selector width), so a prefix
+    # sum is one head instead of prefix mean → MLP × (pos + 1). docs/architecture.md §12.
+    attention_sum: bool = False
     # (module pattern, variable pattern) pairs, fnmatch-style: the module may not read the
     # variable. Modules are `L{l}.H{h}` (roles `.q .k .v`), `L{l}.M{m}` (roles `.in0 ...`) and
     # `readout` (roles `.<output name>`); variables are input names, `pos`, `one`, `L{l}.H{h}` ...
@@ -60,6 +64,7 @@ class ModelConfig:
             f"ModelConfig.attention_routing must be 'content' or 'positional', got {self.attention_routing!r}",
         )
         _check(isinstance(self.attention_averaging, bool), "ModelConfig.attention_averaging must be a bool")
+        _check(isinstance(self.attention_sum, bool), "ModelConfig.attention_sum must be a bool")
         # JSON round-trips tuples as lists: normalise, then validate the shape.
         pairs = tuple(tuple(p) for p in self.forbid_reads)
         for p in pairs:

@@ -150,6 +150,7 @@ class Module:
     slot: int  # head or MLP number within the layer
     out: int
     reads: tuple[int, ...]
+    aggregate: Literal["mean", "sum"] = "mean"  # heads only: how the selected values combine
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,8 @@ class Graph:
         lines = []
         for m in self.modules:
             args = ", ".join(names[i] for i in m.reads)
-            what = f"attend(q, k, v = {args})" if m.kind == "attn" else f"mlp({args})"
+            agg = ", sum" if m.aggregate == "sum" else ""
+            what = f"attend(q, k, v = {args}{agg})" if m.kind == "attn" else f"mlp({args})"
             lines.append(f"{m.key} = {what}")
         lines.append("readout -> " + ", ".join(names[i] for i in self.readout))
         return "\n".join(lines)
@@ -202,9 +204,11 @@ def read_graph(model: Any, member: int = 0) -> Graph:
     idx = {n: i for i, n in enumerate(names)}
     for l in range(len(model.layers)):
         attn = ch[f"L{l}.attn"][member].tolist()  # (H, 3)
+        agg = ch[f"L{l}.agg"][member].tolist() if f"L{l}.agg" in ch else [0] * len(attn)  # (H,)
         for h, (q, k, v) in enumerate(attn):
             key = f"L{l}.H{h}"
-            modules.append(Module(key, "attn", l, h, idx[key], (int(q), int(k), int(v))))
+            how = "sum" if agg[h] == 1 else "mean"
+            modules.append(Module(key, "attn", l, h, idx[key], (int(q), int(k), int(v)), how))
         mlp = ch[f"L{l}.mlp"][member].tolist()  # (M, arity)
         for m, reads in enumerate(mlp):
             key = f"L{l}.M{m}"

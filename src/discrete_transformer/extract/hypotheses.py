@@ -65,6 +65,9 @@ __all__ = [
     "PATTERN_ATOL",
     "LOOKUP_MAX_VALUES",
     "make_hypothesis",
+    "with_aggregate",
+    "averages",
+    "AGGREGATES",
     "default_library",
     "fit_lookup",
     "test_head",
@@ -196,7 +199,33 @@ def make_hypothesis(name: str, **params: Any) -> Hypothesis:
             f"v[i-d] with d looked up from (q[i], i) ({len(table)} entries, "
             f"default {p['default']!r}; 'bos' reads 0)"
         )
+    agg = str(params.get("agg", "mean"))
+    if agg not in AGGREGATES:
+        raise ValueError(f"agg must be one of {AGGREGATES}, got {agg!r}")
+    if agg == "sum" and averages(Hypothesis(name, p)):
+        # a head that sums its selected values (ModelConfig.attention_sum); on a one-key pattern
+        # the sum is the mean, so only averaging patterns carry the parameter
+        p = {**p, "agg": "sum"}
+        text = f"{text}; the SUM over the selected positions instead of their mean"
     return Hypothesis(name, p, text)
+
+
+AGGREGATES = ("mean", "sum")
+
+
+def averages(h: Hypothesis) -> bool:
+    """True when the pattern may attend to several keys at once (so mean and sum differ)."""
+    if h.name in ("prefix_mean", "window_mean", "lag_window_mean", "match_all"):
+        return True
+    return h.name in ("prefix_argmax", "prefix_argmin") and h.params.get("tie") == "average"
+
+
+def with_aggregate(h: Hypothesis, agg: str) -> Hypothesis:
+    """`h` aggregating its selected values by `agg` ("mean" or "sum")."""
+    if agg == h.params.get("agg", "mean") or not averages(h):
+        return h
+    params = {k: v for k, v in h.params.items() if k != "agg"}
+    return make_hypothesis(h.name, **params, agg=agg)
 
 
 def _offset(d: Any) -> int | str:
@@ -251,15 +280,20 @@ class _Routing:
             P = self.sel / self.sel.sum(-1, keepdims=True)
         return np.broadcast_to(P, (n, T1, T1)).copy()
 
-    def output(self, v: np.ndarray) -> np.ndarray:
+    def output(self, v: np.ndarray, agg: str = "mean") -> np.ndarray:
+        """The routed values: mean (or, with agg="sum", sum) of v over each row's keys."""
         n, T1 = v.shape
         if self.target is not None:
             out = np.take_along_axis(v, np.broadcast_to(self.target, (n, T1)), axis=1)
         elif self.sel.shape[0] == 1:
-            W = self.sel[0] / self.sel[0].sum(-1, keepdims=True)
+            W = self.sel[0].astype(np.float64)
+            if agg != "sum":
+                W = W / W.sum(-1, keepdims=True)
             out = v @ np.ascontiguousarray(W.T)  # a transposed operand is slow in OpenBLAS
         else:
-            out = np.einsum("nij,nj->ni", self.sel, v) / self.sel.sum(-1)
+            out = np.einsum("nij,nj->ni", self.sel, v)
+            if agg != "sum":
+                out = out / self.sel.sum(-1)
         out = np.array(out, dtype=np.float64)
         out[:, 0] = 0.0
         return out
@@ -577,12 +611,17 @@ def test_head(
     rtol: float = 1e-6,
     library: Sequence[Hypothesis] | None = None,
     exhaustive: bool = False,
+    aggregate: str = "mean",
 ) -> tuple[TestResult | None, list[TestResult]]:
     """Test a recorded head against `library` (default: `default_library(T1)`) simplest first.
     Returns (the first accepted result or None, every result tried). Testing stops at the first
     accepted hypothesis unless `exhaustive`. A lookup entry with no table is fitted on the first
     half of the sequences and scored on the second half; it is skipped unless q and k take at
-    most `LOOKUP_MAX_VALUES` distinct values on the sequence positions."""
+    most `LOOKUP_MAX_VALUES` distinct values on the sequence positions. `aggregate="sum"`: the
+    head sums its selected values (`out = Σ_j [A_ij > 0]·v_j`); averaging hypotheses are then
+    tested in their summing form."""
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
     A = np.asarray(A, dtype=np.float64)
     if A.ndim != 3 or A.shape[1] != A.shape[2]:
         raise ValueError(f"A must have shape (n, T1, T1), got {A.shape}")
@@ -608,6 +647,7 @@ def test_head(
             split = n // 2
             h = fit_lookup(A[:split], q[:split])
             rows = slice(split, None)
+        h = with_aggregate(h, aggregate)
         r = _evaluate(
             h, obs.rows(rows), q[rows], k[rows], v[rows], out[rows],
             threshold, confidence, atol, rtol,
@@ -637,7 +677,7 @@ def _evaluate(
 ) -> TestResult:
     n, T1 = q.shape
     routing = _route(h, q, k, T1)
-    pred = routing.output(v)
+    pred = routing.output(v, h.params.get("agg", "mean"))
     ok = np.abs(pred[:, 1:] - out[:, 1:]) <= atol + rtol * np.abs(out[:, 1:])
     same = routing.matches(obs)[:, 1:]
     m = ok.size
@@ -659,6 +699,8 @@ def _evaluate(
 def describe(h: Hypothesis, q_name: str, k_name: str, v_name: str) -> str:
     """A short readable variable name for the head's output, e.g. `prev1_x`."""
     x, p = v_name, h.params
+    if p.get("agg") == "sum":
+        return _describe_sum(h, q_name, k_name, v_name)
     if h.name == "self":
         return x
     if h.name == "shift":
@@ -686,6 +728,20 @@ def describe(h: Hypothesis, q_name: str, k_name: str, v_name: str) -> str:
     raise ValueError(f"unknown hypothesis {h.name!r}")
 
 
+def _describe_sum(h: Hypothesis, q_name: str, k_name: str, x: str) -> str:
+    p = h.params
+    if h.name == "prefix_mean":
+        return f"padded_prefix_sum_{x}" if p["include_bos"] else f"prefix_sum_{x}"
+    if h.name == "window_mean":
+        return f"sum_last{p['c'] + 1}_{x}"
+    if h.name == "lag_window_mean":
+        return f"sum_lag{p['lo']}to{p['hi']}_{x}"
+    if h.name in ("prefix_argmax", "prefix_argmin"):
+        word = "max" if h.name == "prefix_argmax" else "min"
+        return f"sum_{x}_at_{word}_{k_name}"
+    return f"sum_{x}_at_match_{q_name}_{k_name}"  # match_all
+
+
 # ============================================================================ helpers: source
 
 _PY: dict[str, str] = {
@@ -701,40 +757,43 @@ _PY: dict[str, str] = {
     """xs[0] at every position."""
     return [xs[0] for _ in xs]
 ''',
-    "prefix_mean": '''def prefix_mean(xs, include_bos=False, bos=0):
-    """Mean of xs[0..i]; with include_bos the start slot is one more value `bos` (0)."""
+    "prefix_mean": '''def prefix_mean(xs, include_bos=False, bos=0, agg="mean"):
+    """Mean of xs[0..i] (agg="sum": their sum); with include_bos the start slot is one more
+    value `bos` (0)."""
     out, total = [], bos if include_bos else 0
     for i, x in enumerate(xs):
         total += x
-        out.append(total / (i + 2 if include_bos else i + 1))
+        out.append(total if agg == "sum" else total / (i + 2 if include_bos else i + 1))
     return out
 ''',
-    "window_mean": '''def window_mean(xs, c, include_bos=False, bos=0):
-    """Mean of xs[i - c..i] clipped at the start; with include_bos a window reaching past the
-    start also averages in one start-slot value `bos` (0)."""
+    "window_mean": '''def window_mean(xs, c, include_bos=False, bos=0, agg="mean"):
+    """Mean (agg="sum": sum) of xs[i - c..i] clipped at the start; with include_bos a window
+    reaching past the start also takes in one start-slot value `bos` (0)."""
     out = []
     for i in range(len(xs)):
         window = list(xs[max(0, i - c): i + 1])
         if include_bos and i - c < 0:
             window.append(bos)
-        out.append(sum(window) / len(window))
+        out.append(sum(window) if agg == "sum" else sum(window) / len(window))
     return out
 ''',
-    "lag_window_mean": '''def lag_window_mean(xs, lo, hi, include_bos=False, bos=0):
-    """Mean of xs[i - hi..i - lo] clipped at the start (i itself excluded); with include_bos a
-    window reaching past the start also averages in one start-slot value `bos` (0). A window
-    entirely before the start reads `bos` (0)."""
+    "lag_window_mean": '''def lag_window_mean(xs, lo, hi, include_bos=False, bos=0, agg="mean"):
+    """Mean (agg="sum": sum) of xs[i - hi..i - lo] clipped at the start (i itself excluded);
+    with include_bos a window reaching past the start also takes in one start-slot value `bos`
+    (0). A window entirely before the start reads `bos` (0)."""
     out = []
     for i in range(len(xs)):
         window = list(xs[max(0, i - hi): max(0, i - lo + 1)])
         if not window or (include_bos and i - hi < 0):
             window.append(bos)
-        out.append(sum(window) / len(window))
+        out.append(sum(window) if agg == "sum" else sum(window) / len(window))
     return out
 ''',
-    "prefix_argmax": '''def prefix_argmax(ks, xs, tie="average", include_bos=False, k_bos=0, bos=0):
-    """xs where ks[0..i] is largest. Ties: "average" (mean over the tied positions), "latest"
-    or "earliest". With include_bos the start slot competes, with key `k_bos` and value `bos`."""
+    "prefix_argmax": '''def prefix_argmax(ks, xs, tie="average", include_bos=False, k_bos=0, bos=0,
+                  agg="mean"):
+    """xs where ks[0..i] is largest. Ties: "average" (mean, or with agg="sum" sum, over the
+    tied positions), "latest" or "earliest". With include_bos the start slot competes, with key
+    `k_bos` and value `bos`."""
     out = []
     for i in range(len(xs)):
         keys = ([k_bos] if include_bos else []) + list(ks[: i + 1])
@@ -742,7 +801,7 @@ _PY: dict[str, str] = {
         best = max(keys)
         hits = [x for key, x in zip(keys, vals) if key == best]
         if tie == "average":
-            out.append(sum(hits) / len(hits))
+            out.append(sum(hits) if agg == "sum" else sum(hits) / len(hits))
         else:
             out.append(hits[-1] if tie == "latest" else hits[0])
     return out
@@ -759,12 +818,13 @@ _PY: dict[str, str] = {
             out.append(hits[-1] if tie == "latest" else hits[0])
     return out
 ''',
-    "match_all": '''def match_all(qs, ks, xs, bos=0):
-    """Mean of xs[j] over every j <= i with ks[j] == qs[i]; `bos` (0) when there is none."""
+    "match_all": '''def match_all(qs, ks, xs, bos=0, agg="mean"):
+    """Mean (agg="sum": sum) of xs[j] over every j <= i with ks[j] == qs[i]; `bos` (0) when
+    there is none."""
     out = []
     for i in range(len(xs)):
         hits = [xs[j] for j in range(i + 1) if abs(ks[j] - qs[i]) <= 1e-9 * max(1.0, abs(qs[i]))]
-        out.append(sum(hits) / len(hits) if hits else bos)
+        out.append((sum(hits) if agg == "sum" else sum(hits) / len(hits)) if hits else bos)
     return out
 ''',
     "lookup": '''def lookup(qs, xs, table, default="bos", bos=0):
@@ -805,19 +865,22 @@ _NP: dict[str, str] = {
     xs = np.asarray(xs, dtype=float)
     return np.repeat(xs[:, :1], xs.shape[1], axis=1)
 ''',
-    "prefix_mean": '''def np_prefix_mean(xs, include_bos=False, bos=0):
-    """Mean of xs[:, 0..i]; with include_bos the start slot is one more value `bos` (0)."""
+    "prefix_mean": '''def np_prefix_mean(xs, include_bos=False, bos=0, agg="mean"):
+    """Mean (agg="sum": sum) of xs[:, 0..i]; with include_bos the start slot is one more value
+    `bos` (0)."""
     import numpy as np
     xs = np.asarray(xs, dtype=float)
     i = np.arange(xs.shape[1])
     total = np.cumsum(xs, axis=1)
+    if agg == "sum":
+        return total + bos if include_bos else total
     if include_bos:
         return (total + bos) / (i + 2)
     return total / (i + 1)
 ''',
-    "window_mean": '''def np_window_mean(xs, c, include_bos=False, bos=0):
-    """Mean of xs[:, i - c..i] clipped at the start; with include_bos a window reaching past the
-    start also averages in one start-slot value `bos` (0)."""
+    "window_mean": '''def np_window_mean(xs, c, include_bos=False, bos=0, agg="mean"):
+    """Mean (agg="sum": sum) of xs[:, i - c..i] clipped at the start; with include_bos a window
+    reaching past the start also takes in one start-slot value `bos` (0)."""
     import numpy as np
     xs = np.asarray(xs, dtype=float)
     T = xs.shape[1]
@@ -830,12 +893,12 @@ _NP: dict[str, str] = {
         past = np.arange(T) - c < 0
         total = total + np.where(past, bos, 0.0)
         count = count + past
-    return total / count
+    return total if agg == "sum" else total / count
 ''',
-    "lag_window_mean": '''def np_lag_window_mean(xs, lo, hi, include_bos=False, bos=0):
-    """Mean of xs[:, i - hi..i - lo] clipped at the start (i itself excluded); with include_bos
-    a window reaching past the start also averages in one start-slot value `bos` (0). A window
-    entirely before the start reads `bos` (0)."""
+    "lag_window_mean": '''def np_lag_window_mean(xs, lo, hi, include_bos=False, bos=0, agg="mean"):
+    """Mean (agg="sum": sum) of xs[:, i - hi..i - lo] clipped at the start (i itself excluded);
+    with include_bos a window reaching past the start also takes in one start-slot value `bos`
+    (0). A window entirely before the start reads `bos` (0)."""
     import numpy as np
     xs = np.asarray(xs, dtype=float)
     T = xs.shape[1]
@@ -849,12 +912,13 @@ _NP: dict[str, str] = {
         extra = extra | (np.arange(T) - hi < 0)
     total = total + np.where(extra, bos, 0.0)
     count = count + extra
-    return total / count
+    return total if agg == "sum" else total / count
 ''',
     "prefix_argmax": '''def np_prefix_argmax(ks, xs, tie="average", include_bos=False, k_bos=0,
-                     bos=0):
-    """xs where ks[:, 0..i] is largest. Ties: "average" (mean over the tied positions), "latest"
-    or "earliest". With include_bos the start slot competes, with key `k_bos` and value `bos`."""
+                     bos=0, agg="mean"):
+    """xs where ks[:, 0..i] is largest. Ties: "average" (mean, or with agg="sum" sum, over the
+    tied positions), "latest" or "earliest". With include_bos the start slot competes, with key
+    `k_bos` and value `bos`."""
     import numpy as np
     ks = np.asarray(ks, dtype=float)
     xs = np.asarray(xs, dtype=float)
@@ -877,7 +941,7 @@ _NP: dict[str, str] = {
         last = np.where(new | tied, x, last)
         best = np.where(new, k, best)
         if tie == "average":
-            out[:, i] = total / count
+            out[:, i] = total if agg == "sum" else total / count
         else:
             out[:, i] = last if tie == "latest" else first
     return out
@@ -896,8 +960,9 @@ _NP: dict[str, str] = {
         out[:, i] = np.where(eq.any(axis=1), xs[rows, j], bos)
     return out
 ''',
-    "match_all": '''def np_match_all(qs, ks, xs, bos=0):
-    """Mean of xs[:, j] over every j <= i with ks[:, j] == qs[:, i]; `bos` (0) when none."""
+    "match_all": '''def np_match_all(qs, ks, xs, bos=0, agg="mean"):
+    """Mean (agg="sum": sum) of xs[:, j] over every j <= i with ks[:, j] == qs[:, i]; `bos` (0)
+    when none."""
     import numpy as np
     qs, ks, xs = (np.asarray(a, dtype=float) for a in (qs, ks, xs))
     n, T = xs.shape
@@ -906,7 +971,7 @@ _NP: dict[str, str] = {
         eq = np.abs(ks[:, : i + 1] - qs[:, i : i + 1]) <= 1e-9 * np.maximum(1.0, np.abs(qs[:, i : i + 1]))
         count = eq.sum(axis=1)
         total = np.where(eq, xs[:, : i + 1], 0.0).sum(axis=1)
-        out[:, i] = np.where(count > 0, total / np.maximum(count, 1), bos)
+        out[:, i] = np.where(count > 0, total if agg == "sum" else total / np.maximum(count, 1), bos)
     return out
 ''',
     "lookup": '''def np_lookup(qs, xs, table, default="bos", bos=0):
@@ -996,6 +1061,8 @@ def _call(h: Hypothesis, fn: str, q: str, k: str, v: str, bos: float, k_bos: flo
         args += bos_kw
     else:
         raise ValueError(f"unknown hypothesis {h.name!r}")
+    if p.get("agg") == "sum":
+        args.append('agg="sum"')
     return f"{fn}({', '.join(args)})"
 
 

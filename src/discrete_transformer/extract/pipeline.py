@@ -361,6 +361,7 @@ class _Extractor:
             self.pattern[m.key], snap(self.resid[:, :, q]), snap(self.resid[:, :, k]),
             self.resid[:, :, v], self.out[m.key],
             threshold=self.cfg.threshold, confidence=self.cfg.confidence, exhaustive=exhaustive,
+            aggregate=m.aggregate,
         )
         return results
 

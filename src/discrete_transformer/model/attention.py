@@ -33,6 +33,7 @@ class AttentionLayer(nn.Module):
         generator: torch.Generator,
         allowed: torch.Tensor | None = None,
         averaging: bool = True,
+        summing: bool = False,
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
@@ -41,6 +42,9 @@ class AttentionLayer(nn.Module):
         # straight-through estimator, so that the search cannot rely on averaging.
         self.averaging = averaging
         self.selector = Selector(population, (n_heads, 3), n_avail, allowed)
+        # Optional second discrete choice per head: aggregate the selected values by their mean
+        # (option 0, RASP's aggregate) or by their sum (option 1: mean × selector width).
+        self.aggregate = Selector(population, (n_heads,), 2) if summing else None
         # w_score[..., 0] = w_qk, [..., 1] = w_k, [..., 2] = w_kk
         self.w_score = nn.Parameter(torch.randn(population, n_heads, 3, generator=generator) * 0.5)
 
@@ -83,6 +87,12 @@ class AttentionLayer(nn.Module):
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
         # thousands of tiny batched mat-vecs on CPU.
         out = (pattern * v.transpose(2, 3).unsqueeze(-2)).sum(-1).transpose(2, 3)  # (P, B, T1, H)
+        if self.aggregate is not None:
+            # selector width: 1 / the row's largest weight = the number of tied keys of a hard row
+            width = pattern.amax(-1).clamp_min(1.0 / T1).reciprocal().transpose(2, 3)  # (P, B, T1, H)
+            wa = self.aggregate.weights(mode)  # (P, H, 2) or (P, B, H, 2)
+            wa = wa.view(P, 1, 1, self.n_heads, 2) if wa.dim() == 3 else wa.view(P, B, 1, self.n_heads, 2)
+            out = out * (wa[..., 0] + wa[..., 1] * width)
         out = out * bos_mask(T1, out.dtype).view(1, 1, T1, 1)
         if cache is not None:
             for h in range(self.n_heads):

@@ -60,6 +60,7 @@ class DiscreteTransformer(nn.Module):
             attn = AttentionLayer(
                 population, config.n_heads, n_avail, gen,
                 allowed=masks.attention(layer, config.n_heads, names), averaging=config.attention_averaging,
+                summing=config.attention_sum,
             )
             names += [f"L{layer}.H{h}" for h in range(config.n_heads)]
             mlp = MLPLayer(
@@ -100,6 +101,8 @@ class DiscreteTransformer(nn.Module):
         out: dict[str, Selector] = {}
         for l, layer in enumerate(self.layers):
             out[f"L{l}.attn"] = layer["attn"].selector
+            if layer["attn"].aggregate is not None:
+                out[f"L{l}.agg"] = layer["attn"].aggregate
             out[f"L{l}.mlp"] = layer["mlp"].selector
         out["readout"] = self.readout
         return out
@@ -199,10 +202,12 @@ class DiscreteTransformer(nn.Module):
         for l, layer in enumerate(self.layers):
             attn = ch[f"L{l}.attn"][member]  # (H, 3)
             ws = layer["attn"].w_score[member]
+            agg = ch.get(f"L{l}.agg")
             for h in range(attn.shape[0]):
                 q, k, v = (names[int(i)] for i in attn[h])
                 w = ", ".join(f"{x:+.2f}" for x in ws[h].tolist())
-                lines.append(f"L{l}.H{h} = attend(q={q}, k={k}, v={v})  w_qk,w_k,w_kk=({w})")
+                how = "" if agg is None else (", sum" if int(agg[member, h]) == 1 else ", mean")
+                lines.append(f"L{l}.H{h} = attend(q={q}, k={k}, v={v}{how})  w_qk,w_k,w_kk=({w})")
             mlp = ch[f"L{l}.mlp"][member]  # (M, arity)
             for m in range(mlp.shape[0]):
                 args = ", ".join(names[int(i)] for i in mlp[m])
