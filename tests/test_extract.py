@@ -450,3 +450,35 @@ def test_integer_valued_expressions_with_float_noise_are_rounded() -> None:
     assert mod.program([float(v) for v in [3, 7, 9, 11, 5]]) == [3, 10, 19, 30, 35]
     assert all(isinstance(v, int) for v in mod.program(xs))
     np.testing.assert_array_equal(mod.run_batch(np.array([[[3.0], [7.0], [9.0]]]))[0, :, 0], [3, 10, 19])
+
+
+# ============================================================================ a summing head
+
+
+def test_a_summing_head_extracts_to_a_prefix_sum_program() -> None:
+    """attention_sum: a hand-set head keyed on `one` that sums x is Sum_All; extraction reads
+    its aggregate choice, accepts prefix_mean in its summing form and the program verifies."""
+    ds = make_dataset("Sum_All", seed=0, n_test=1000)
+    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    cfg = ModelConfig(n_layers=1, n_heads=1, n_mlps=1, attention_sum=True)
+    m = DiscreteTransformer(cfg, spec, population=1, seed=0)
+    ix = {n: i for i, n in enumerate(m.variable_names)}
+    with torch.no_grad():
+        attn = m.layers[0]["attn"]
+        attn.selector.theta.zero_()
+        for role, var in enumerate(("one", "one", "x")):
+            attn.selector.theta[0, 0, role, ix[var]] = 10.0
+        attn.w_score[0, 0] = torch.tensor([0.0, 1.0, 0.0])
+        attn.aggregate.theta[0, 0] = torch.tensor([0.0, 10.0])
+        m.readout.theta.zero_()
+        m.readout.theta[0, 0, ix["L0.H0"]] = 10.0
+    m.eval()
+    assert read_graph(m).modules[0].aggregate == "sum"
+    best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})
+    res = TrainResult(dataset=ds, model=m, model_config=cfg, train_config=TrainConfig(steps=1, restarts=1),
+                      spec=spec, best=best, restarts=[best], test={}, seconds=0.0, run_dir=None,
+                      source=ds.source, kind=ds.kind, seed=0)
+    p = dtx.extract(res)
+    assert p.verified, p.verification.lines()
+    assert 'prefix_sum_x = prefix_mean(x, agg="sum")' in p.source
+    assert p.run([1, 0, 1, 1]) == [1, 1, 2, 3]

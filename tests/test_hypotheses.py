@@ -529,3 +529,81 @@ def test_helpers_handle_other_lengths() -> None:
     assert ns["prefix_argmax"](xs, xs, tie="latest")[-1] == 9.0
     assert ns["match"]([5.0, 1.0], [1.0, 5.0], [10.0, 20.0]) == [0, 10.0]
     np.testing.assert_allclose(ns["np_prefix_mean"](np.array([xs])), [ns["prefix_mean"](xs)])
+
+
+# ----------------------------------------------------------------------------- summing heads
+
+from discrete_transformer.extract.hypotheses import averages, with_aggregate  # noqa: E402
+
+SUM_PLANTS = [with_aggregate(h, "sum") for h in PLANTS if averages(h)]
+
+
+def record_sum(A: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """A summing head's output: Σ_j v_j over the row's selected keys (A_ij > 0)."""
+    return record((A > 0).astype(float), v)
+
+
+def test_sum_is_a_parameter_only_of_averaging_patterns() -> None:
+    assert H("prefix_mean", agg="sum").params == {"include_bos": False, "agg": "sum"}
+    assert H("prefix_mean", agg="mean") == H("prefix_mean")
+    assert H("shift", c=2, agg="sum") == H("shift", c=2)  # one key: the sum is the mean
+    assert H("prefix_argmax", tie="latest", agg="sum") == H("prefix_argmax", tie="latest")
+    assert "agg" in H("prefix_argmax", tie="average", agg="sum").params
+    assert with_aggregate(with_aggregate(H("match_all"), "sum"), "mean") == H("match_all")
+    with pytest.raises(ValueError, match="agg"):
+        H("prefix_mean", agg="max")
+    assert len(SUM_PLANTS) == sum(averages(h) for h in PLANTS) > 20
+
+
+@pytest.mark.parametrize("h", SUM_PLANTS[::3] + [H("prefix_mean", agg="sum")], ids=str)
+def test_planted_summing_head_is_detected_only_as_a_sum(h: Hypothesis, data) -> None:
+    q, k, v = data
+    A = h.pattern(q, k, T1)
+    out = record_sum(A, v)
+    acc, results = run_head(A, q, k, v, out, aggregate="sum")
+    assert acc is not None and acc.agreement == 1.0, [str(r.hypothesis) for r in results]
+    # With v = 0 at BOS, a sum with or without the BOS slot is the same (the simpler is kept),
+    # and the widest window is the prefix.
+    assert acc.hypothesis.params.get("agg") == "sum"
+    assert acc.hypothesis.name == h.name or (h.name, acc.hypothesis.name) == ("window_mean", "prefix_mean")
+    if h.name not in ("prefix_argmax", "prefix_argmin"):  # there BOS competes as a key
+        assert {**acc.hypothesis.params, "include_bos": False} == {**h.params, "include_bos": False} or (
+            acc.hypothesis.name == "prefix_mean")
+    # the same record read as a mean-aggregating head: nothing explains it
+    acc_mean, _ = run_head(A, q, k, v, out)
+    assert acc_mean is None
+    with pytest.raises(ValueError, match="aggregate"):
+        run_head(A, q, k, v, out, aggregate="total")
+
+
+def test_summing_names_and_calls() -> None:
+    assert describe(H("prefix_mean", agg="sum"), "q", "k", "x") == "prefix_sum_x"
+    assert describe(H("window_mean", c=2, agg="sum"), "q", "k", "x") == "sum_last3_x"
+    assert describe(H("match_all", agg="sum"), "a", "b", "x") == "sum_x_at_match_a_b"
+    assert python_call(H("prefix_mean", agg="sum"), "q", "k", "x") == 'prefix_mean(x, agg="sum")'
+    assert numpy_call(H("prefix_mean", include_bos=True, agg="sum"), "q", "k", "pos", bos=-1) == (
+        'np_prefix_mean(pos, include_bos=True, bos=-1, agg="sum")'
+    )
+
+
+@pytest.mark.parametrize("bos,k_bos", [(0.0, 0.0), (-1.0, 1.0)])
+@pytest.mark.parametrize("h", SUM_PLANTS, ids=str)
+def test_summing_helpers_match_patterns(h: Hypothesis, bos: float, k_bos: float) -> None:
+    """Both helpers, with agg="sum", compute Σ_j [P_ij > 0]·x_j (BOS slot reading `bos`)."""
+    q, k, x = _seq_data(300, seed=15)
+    n = x.shape[0]
+    pad = lambda a, b: np.concatenate([np.full((n, 1), b), a], axis=1)  # noqa: E731
+    P = h.pattern(pad(q, 0.0), pad(k, k_bos), T1)
+    want = np.einsum("nij,nj->ni", (P > 0).astype(float), pad(x, bos))[:, 1:]
+    name, src = numpy_helper(h)
+    ns: dict = {}
+    exec(src, ns)
+    got = eval(numpy_call(h, "q", "k", "x", bos=bos, k_bos=k_bos), ns, {"q": q, "k": k, "x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    name, src = python_helper(h)
+    ns = {"__builtins__": __builtins__}
+    exec(src, ns)
+    expr = python_call(h, "q", "k", "x", bos=bos, k_bos=k_bos)
+    for s in range(0, n, 10):
+        got = eval(expr, ns, {"q": q[s].tolist(), "k": k[s].tolist(), "x": x[s].tolist()})
+        np.testing.assert_allclose(got, want[s], rtol=1e-12, atol=1e-12)

@@ -410,3 +410,53 @@ def test_periodic_units_do_not_see_the_position() -> None:
     moved[..., 1] += 1.37
     assert torch.allclose(out(0, stream), out(0, moved))  # skipped: the periodic units see 0
     assert not torch.allclose(out(1, stream), out(1, moved))
+
+
+# ----------------------------------------------------------------------------- summing heads
+
+
+def test_summing_head_computes_the_prefix_sum_and_the_mean_when_told() -> None:
+    """attention_sum: the head's aggregate selector picks mean (0) or sum (1). Keyed on `one`
+    the hard pattern is uniform over the prefix; the sum is mean × selector width, exactly."""
+    model = _model(population=1, attention_sum=True)
+    names = model.variable_names
+    attn = model.layers[0]["attn"]
+    for role, name in ((0, "one"), (1, "one"), (2, "x")):
+        _set_choice(attn.selector, (0, role), names.index(name))
+    with torch.no_grad():
+        attn.w_score[0, 0] = torch.tensor([0.0, 1.0, 0.0])
+    x = torch.tensor([[[2.0], [4.0], [9.0], [1.0], [0.0], [8.0]]])
+    for option, expect in ((1, np.cumsum(x[0, :, 0].numpy())),
+                           (0, np.cumsum(x[0, :, 0].numpy()) / np.arange(1, 7))):
+        _set_choice(attn.aggregate, (0,), option)
+        cache: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            model.eval()(x, HARD, 0.02, cache)
+        np.testing.assert_allclose(cache["L0.H0.out"][0, 0, 1:].numpy(), expect, rtol=1e-6)
+        assert int(model.choices()["L0.agg"][0, 0]) == option
+        assert ("sum)" if option else "mean)") in model.describe(0).splitlines()[0]
+
+
+def test_summing_heads_off_add_nothing_and_on_add_one_selector_per_layer() -> None:
+    """Off (the default): no aggregate selector, so older checkpoints load and runs are
+    bit-identical; on: one 2-way selector per layer, trained and frozen like the others."""
+    plain = _model(population=2)
+    assert "L0.agg" not in plain.selectors() and not any("aggregate" in n for n, _ in plain.named_parameters())
+    summing = _model(population=2, attention_sum=True)
+    sels = summing.selectors()
+    assert sels["L0.agg"].theta.shape == (2, ModelConfig().n_heads, 2)
+    assert sum(s is sels["L1.agg"] for s in summing.selectors().values()) == 1
+    assert any(p is sels["L0.agg"].theta for p in summing.selector_parameters())
+    summing.freeze_selectors()
+    assert bool(sels["L0.agg"].frozen.all())
+    with pytest.raises(ValueError, match="attention_sum"):
+        ModelConfig(attention_sum="yes")  # type: ignore[arg-type]
+
+
+def test_soft_summing_head_gradients_reach_its_aggregate_choice() -> None:
+    model = _model(population=1, attention_sum=True)
+    x = torch.randn(4, 6, 1)
+    mode = SelectMode(tau=1.0, generator=torch.Generator().manual_seed(0))
+    model.train()(x, mode, 1.0).pow(2).mean().backward()
+    g = model.layers[0]["attn"].aggregate.theta.grad
+    assert g is not None and bool(torch.isfinite(g).all()) and float(g.abs().sum()) > 0
