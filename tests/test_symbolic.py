@@ -263,10 +263,28 @@ def test_time_budget_is_respected_without_exact_answer() -> None:
     cfg = SRConfig(time_budget=1.0)
     t0 = time.perf_counter()
     res = symbolic_regression(X, y, ("a", "b", "c"), 1e-6, cfg)
-    assert time.perf_counter() - t0 <= cfg.time_budget + TIME_SLACK
+    # the budget is work (about time_budget seconds on the reference machine), capped in wall time
+    assert time.perf_counter() - t0 <= sr.WALL_FACTOR * cfg.time_budget + TIME_SLACK
     _check_front(res)
     assert not res.best.exact and res.picked == len(res.front) - 1
     assert res.front[-1].mse < res.front[0].mse
+
+
+def test_the_budget_is_work_so_a_slower_clock_gives_the_same_result(monkeypatch) -> None:
+    """A machine twice as busy (simulated: the search's clock runs at double speed) evaluates
+    the same candidates and returns the same front: the budget counts candidate values, and
+    the wall-clock cap (WALL_FACTOR × the budget) is not reached."""
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-3, 3, (800, 2))
+    y = np.sin(X[:, 0]) * X[:, 1]  # not in the grammar: the search runs to its budget
+    cfg = SRConfig(time_budget=0.6)
+    normal = symbolic_regression(X, y, ("a", "b"), 1e-6, cfg)
+    real = time.perf_counter
+    start = real()
+    monkeypatch.setattr(sr.time, "perf_counter", lambda: start + 2.0 * (real() - start))
+    busy = symbolic_regression(X, y, ("a", "b"), 1e-6, cfg)
+    assert [c.source for c in busy.front] == [c.source for c in normal.front]
+    assert sr.WALL_FACTOR > 2.0
 
 
 def test_table_marks_picked_row() -> None:

@@ -28,9 +28,13 @@ the tolerance. PySR is not an option (Julia), so this is our own search:
   and checked on the search subsample (``max_samples`` rows) and then on all the data. If it
   fails there, the offending rows join the probe and the search restarts (a few times at most),
   so the pruning cannot hide the true answer behind an expression that only agrees on the probe.
-* **Stopping.** The search stops at ``max_size``, at the time budget, or as soon as an exact
+* **Stopping.** The search stops at ``max_size``, at the budget, or as soon as an exact
   candidate is known and every smaller size has been enumerated (the smallest exact expression
-  is the answer). The Pareto front keeps the best candidate per size.
+  is the answer). The Pareto front keeps the best candidate per size. The budget is *work*, not
+  wall time: ``time_budget`` seconds are converted into a number of candidate values evaluated
+  (``WORK_PER_SECOND``, measured on the reference 2-core machine), so the same inputs give the
+  same result on a busy or an idle machine. A wall-clock cap (``WALL_FACTOR`` × the budget)
+  only guards against a machine many times slower than the reference.
 
 Only front members are turned into SymPy (lightly simplified) and into Python / NumPy source by
 our own printer (``%`` is floor-mod in both Python and ``np.mod``; ``where`` becomes a
@@ -81,10 +85,17 @@ _LIN_BEAM = 16  # partial combinations kept per number of terms
 _LIN_TERM_SIZE = 5  # max size of one term
 
 
+# Candidate values (expressions × probe rows) the search evaluates per nominal second: measured
+# on the reference machine (2 cores, idle) by `python -m discrete_transformer.extract.symbolic`.
+WORK_PER_SECOND = 1.2e8
+# Wall-clock cap, as a multiple of the nominal budget: reached only on a much slower machine.
+WALL_FACTOR = 4.0
+
+
 @dataclass(frozen=True)
 class SRConfig:
     max_size: int = 9  # max expression size (nodes)
-    time_budget: float = 3.0  # seconds
+    time_budget: float = 3.0  # nominal seconds of work (× WORK_PER_SECOND candidate values)
     operators: tuple[str, ...] = (
         "add", "sub", "mul", "div", "mod", "floor", "round", "abs", "min", "max", "square",
         "sqrt", "neg", "ge", "gt", "eq", "where",
@@ -464,13 +475,15 @@ _FORM_EXTRA = {"e": 0, "ce": 2, "ed": 2, "ced": 4}
 class _Problem:
     """Everything that survives restarts: data, targets, exactness, verified exact candidates."""
 
-    def __init__(self, X, y, t, names, tolerance, config, integer_target, deadline, S):
+    def __init__(self, X, y, t, names, tolerance, config, integer_target, deadline, S, work_limit=math.inf):
         self.X, self.y, self.t = X, y, t
         self.names = names
         self.tol = float(tolerance)
         self.cfg = config
         self.integer = integer_target
-        self.deadline = deadline
+        self.deadline = deadline  # wall-clock cap (perf_counter)
+        self.work_limit = work_limit  # candidate values the enumeration may evaluate
+        self.work = 0.0  # candidate values evaluated so far (enumeration and linear stage)
         self.S = S  # search-subsample row indices
         self.full_is_S = len(S) == len(y)
         self.XS, self.tS = X[S], t[S]
@@ -569,9 +582,16 @@ class _Search:
 
     # ---- bookkeeping ------------------------------------------------------------------------
 
-    def _tick(self) -> None:
-        if time.perf_counter() > self.prob.deadline:
+    def _tick(self, work: int = 0) -> None:
+        prob = self.prob
+        prob.work += work
+        if prob.work > prob.work_limit or time.perf_counter() > prob.deadline:
             raise _Stop
+
+    def _spent(self, work: float, limit: tuple[float, float]) -> bool:
+        """Count `work` candidate values; True once past (work limit, wall-clock cap)."""
+        self.prob.work += work
+        return self.prob.work > limit[0] or time.perf_counter() > limit[1]
 
     def node(self, i: int) -> tuple[str, Any, Any, Any]:
         b = bisect.bisect_right(self.block_start, i) - 1
@@ -601,7 +621,7 @@ class _Search:
 
     def _emit(self, size: int, vals: np.ndarray, op: str, a, b=None, c=None, leaf=False, affine=True) -> None:
         """Prune, store and score one block of candidates (rows of ``vals``) built by ``op``."""
-        self._tick()
+        self._tick(vals.size)
         k = vals.shape[0]
         if k == 0:
             return
@@ -762,7 +782,7 @@ class _Search:
             return np.zeros((0, self.P)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate(Vs), np.concatenate(ids), np.concatenate(sizes)
 
-    def linear_combinations(self, deadline: float) -> None:
+    def linear_combinations(self, budget: tuple[float, float]) -> None:
         """Beam search for ``c1*e1 + ... + ck*ek + d`` (see the module docstring): at each k,
         every partial combination is extended by the pool expression that most reduces the
         least-squares residual (all candidates scored at once against the residual orthogonal to
@@ -771,7 +791,7 @@ class _Search:
             return
         self.linear_done = True
         V, ids, sizes = self._pool()
-        if V.shape[0] < 2 or time.perf_counter() > deadline:
+        if V.shape[0] < 2 or self._spent(0, budget):
             return
         with np.errstate(all="ignore"):
             U = V - V.mean(axis=1, keepdims=True)
@@ -788,7 +808,7 @@ class _Search:
         for k in range(1, _LIN_TERMS + 1):
             cands: dict[frozenset, tuple[float, int, tuple[int, ...], np.ndarray]] = {}
             for terms, Q in beam:
-                if time.perf_counter() > deadline:
+                if self._spent(U.size * (1 + Q.shape[1]), budget):
                     return
                 R = U - (U @ Q) @ Q.T if Q.shape[1] else U  # candidates orthogonal to the terms
                 r = tc - Q @ (Q.T @ tc)
@@ -813,7 +833,7 @@ class _Search:
             self.linear_trees.append(self._linear_shortest([int(ids[j]) for j in beam[0][0]]))
             hits = sorted((c for c in ranked if c[0] <= limit), key=lambda c: (c[1], c[0]))
             for _sse, _size, terms, _Q in hits[:_LIN_BEAM]:
-                if time.perf_counter() > deadline:
+                if self._spent(self.prob.XS.shape[0] * len(terms), budget):
                     return
                 tree = self._linear_exact([int(ids[j]) for j in terms])
                 if tree is not None:
@@ -830,11 +850,13 @@ class _Search:
         and the least-squares weights and intercept (k+1,) on (X, t)."""
         trees = [self.tree(i) for i in tids]
         E = np.column_stack([_eval_tree(tr, X) for tr in trees] + [np.ones(X.shape[0])])
-        try:
-            with np.errstate(all="ignore"):
-                coef = np.linalg.lstsq(E, t, rcond=None)[0]
-        except (np.linalg.LinAlgError, ValueError):  # SVD did not converge; non-finite columns
-            coef = np.full(E.shape[1], np.nan)
+        coef = np.full(E.shape[1], np.nan)
+        if np.isfinite(E).all():  # (LAPACK prints "illegal value" to stderr on NaN input)
+            try:
+                with np.errstate(all="ignore"):
+                    coef = np.linalg.lstsq(E, t, rcond=None)[0]
+            except (np.linalg.LinAlgError, ValueError):  # SVD did not converge
+                pass
         if not np.isfinite(coef).all():  # a poor but valid combination: the constant alone
             coef = np.zeros(E.shape[1])
             coef[-1] = float(np.mean(t)) if np.isfinite(t).all() else 0.0
@@ -937,7 +959,7 @@ class _Search:
             if size == min(_LIN_TERM_SIZE, self.max_size - 1) and prob.exact is None:
                 # The term pool is complete: try linear combinations now, while the budget is
                 # fresh (the larger levels that follow can take all of it).
-                self.linear_combinations(prob.deadline)
+                self.linear_combinations((prob.work_limit, prob.deadline))
 
     def _check_found(self, size: int) -> None:
         if self.prob.exact_size <= size:
@@ -1060,7 +1082,8 @@ def symbolic_regression(
 
     ``tolerance`` is the max absolute error for a candidate to be exact; with
     ``integer_target=True`` a candidate is exact iff ``round(pred) == round(y)`` everywhere.
-    Same inputs and seed give the same result whenever the search ends before its time budget.
+    Same inputs and seed give the same result (the budget counts work, not seconds), unless
+    the wall-clock cap of ``WALL_FACTOR`` × ``time_budget`` is reached first.
     """
     t_start = time.perf_counter()
     names = tuple(str(n) for n in names)
@@ -1093,8 +1116,9 @@ def symbolic_regression(
         S = np.arange(n)
     t = np.rint(y) if integer_target else y
     reserve = min(0.5, 0.15 * config.time_budget)
-    deadline = t_start + max(config.time_budget - reserve, 0.05)
-    prob = _Problem(X, y, t, names, tolerance, config, integer_target, deadline, S)
+    work = WORK_PER_SECOND * max(config.time_budget - reserve, 0.05)  # the enumeration's share
+    deadline = t_start + WALL_FACTOR * config.time_budget
+    prob = _Problem(X, y, t, names, tolerance, config, integer_target, deadline, S, work)
     probe = _choose_probe(X, t, S, rng)
     while True:
         search = _Search(prob, probe, seed)
@@ -1106,7 +1130,7 @@ def symbolic_regression(
         except _Restart as restart:
             probe = np.unique(np.concatenate([probe, restart.rows]))
     if not search.linear_done and prob.exact is None:  # the enumeration stopped before its turn
-        search.linear_combinations(t_start + config.time_budget - 0.5 * reserve)
+        search.linear_combinations((WORK_PER_SECOND * (config.time_budget - 0.5 * reserve), deadline))
     return _assemble(prob, search)
 
 
@@ -1249,3 +1273,31 @@ def _shorten(form: str, e: np.ndarray | None, t: np.ndarray, c: float, d: float,
                 d = dd
                 break
     return c, d
+
+
+def measure_work_rate(seconds: float = 2.5, seed: int = 0) -> float:
+    """Candidate values per second this machine evaluates, on searches that have no exact
+    answer (so they run until the clock stops them). `WORK_PER_SECOND` is this number on the
+    reference machine, idle; run `python -m discrete_transformer.extract.symbolic` to see it."""
+    rng = np.random.default_rng(seed)
+    rates = []
+    for integer in (False, True):
+        X = rng.uniform(-3, 3, (3000, 2))
+        y = np.sin(3 * X[:, 0]) * np.cos(X[:, 1]) + rng.normal(0, 0.1, 3000)
+        if integer:
+            X, y = np.rint(X * 2), np.rint(2 * y)
+        t = np.rint(y) if integer else y
+        S = np.arange(len(y))
+        cfg = SRConfig(max_size=12)
+        t0 = time.perf_counter()
+        prob = _Problem(X, y, t, ("a", "b"), 1e-9, cfg, integer, t0 + seconds, S)
+        try:
+            _Search(prob, _choose_probe(X, t, S, rng), seed).run()
+        except (_Stop, _Restart):
+            pass
+        rates.append(prob.work / (time.perf_counter() - t0))
+    return float(np.median(rates))
+
+
+if __name__ == "__main__":
+    print(f"{measure_work_rate():.3g} candidate values per second (WORK_PER_SECOND = {WORK_PER_SECOND:.3g})")
