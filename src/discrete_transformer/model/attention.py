@@ -22,6 +22,10 @@ from torch import nn
 from .functional import softmax
 from .selector import SelectMode, Selector
 
+# Initial logit of "mean" over "sum" in a head's aggregate selector (ModelConfig.attention_sum).
+AGGREGATE_MEAN_PRIOR = 2.0
+
+
 class AttentionLayer(nn.Module):
     """All `H` heads of one layer, for a population of `P` models."""
 
@@ -45,6 +49,9 @@ class AttentionLayer(nn.Module):
         # Optional second discrete choice per head: aggregate the selected values by their mean
         # (option 0, RASP's aggregate) or by their sum (option 1: mean × selector width).
         self.aggregate = Selector(population, (n_heads,), 2) if summing else None
+        if self.aggregate is not None:
+            with torch.no_grad():  # the search starts from the mean (DESIGN's head), sum an option
+                self.aggregate.theta[..., 0] = AGGREGATE_MEAN_PRIOR
         # w_score[..., 0] = w_qk, [..., 1] = w_k, [..., 2] = w_kk
         self.w_score = nn.Parameter(torch.randn(population, n_heads, 3, generator=generator) * 0.5)
 
