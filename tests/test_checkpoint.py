@@ -252,3 +252,12 @@ def test_a_config_saved_before_periodic_units_loads_as_it_was_trained() -> None:
     old.pop("mlp_periods")
     assert from_dict(ModelConfig, old).mlp_periods == 0
     assert from_dict(ModelConfig, to_dict(ModelConfig())).mlp_periods == ModelConfig().mlp_periods
+
+
+def test_a_config_saved_before_summing_heads_loads_as_it_was_trained() -> None:
+    from discrete_transformer.config import ModelConfig, from_dict, to_dict
+
+    old = to_dict(ModelConfig())
+    old.pop("attention_sum")
+    assert from_dict(ModelConfig, old).attention_sum is False
+    assert from_dict(ModelConfig, to_dict(ModelConfig(attention_sum=True))).attention_sum is True

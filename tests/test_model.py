@@ -438,15 +438,17 @@ def test_summing_head_computes_the_prefix_sum_and_the_mean_when_told() -> None:
 
 
 def test_summing_heads_off_add_nothing_and_on_add_one_selector_per_layer() -> None:
-    """Off (the default): no aggregate selector, so older checkpoints load and runs are
-    bit-identical; on: one 2-way selector per layer, trained and frozen like the others."""
-    plain = _model(population=2)
+    """Off: no aggregate selector (the model of runs stored before the option, which load as
+    they were trained); on: one 2-way selector per layer, starting from "mean", trained and
+    frozen like the others."""
+    plain = _model(population=2, attention_sum=False)
     assert "L0.agg" not in plain.selectors() and not any("aggregate" in n for n, _ in plain.named_parameters())
     summing = _model(population=2, attention_sum=True)
     sels = summing.selectors()
     assert sels["L0.agg"].theta.shape == (2, ModelConfig().n_heads, 2)
     assert sum(s is sels["L1.agg"] for s in summing.selectors().values()) == 1
     assert any(p is sels["L0.agg"].theta for p in summing.selector_parameters())
+    assert bool((sels["L0.agg"].argmax() == 0).all())  # the mean-favoured prior
     summing.freeze_selectors()
     assert bool(sels["L0.agg"].frozen.all())
     with pytest.raises(ValueError, match="attention_sum"):

@@ -36,7 +36,7 @@ class ModelConfig:
     mlp_bilinear: int = 4  # multiplicative units (u·a)(u·b) per MLP: exact products/squares
     # Periodic units: cos/sin of each raw input at the frequencies 2πj/k, k ≤ mlp_periods (0 = none),
     # so that integer functions of period ≤ K (mod K, parity) are exactly representable.
-    mlp_periods: int = 6
+    mlp_periods: int = 0
     # Inductive-bias knobs (docs/inductive_bias.md); the defaults are the unrestricted model.
     # "content": q and k may read any variable; "positional": q and k read only `pos` / `one`.
     attention_routing: Literal["content", "positional"] = "content"
@@ -46,7 +46,7 @@ class ModelConfig:
     # True: each head also chooses (a selector over {mean, sum}) whether it aggregates the values
     # of its selected keys by their mean or by their sum (mean × selector width), so a prefix
     # sum is one head instead of prefix mean → MLP × (pos + 1). docs/architecture.md §12.
-    attention_sum: bool = True
+    attention_sum: bool = False
     # (module pattern, variable pattern) pairs, fnmatch-style: the module may not read the
     # variable. Modules are `L{l}.H{h}` (roles `.q .k .v`), `L{l}.M{m}` (roles `.in0 ...`) and
     # `readout` (roles `.<output name>`); variables are input names, `pos`, `one`, `L{l}.H{h}` ...
@@ -155,21 +155,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def from_dict(cls: type[C], data: dict[str, Any]) -> C:
     """Build a stored config from a dict, rejecting unknown keys (a typo must not be silently
     ignored). A field missing from an older file takes its default, so a new field's default
-    must be the behaviour runs had before it existed, or be listed in LEGACY_VALUES
-    (tests/test_checkpoint.py checks this)."""
+    must be the behaviour runs had before it existed (tests/test_checkpoint.py checks this)."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
-    legacy = {k: v for k, v in LEGACY_VALUES.get(cls.__name__, {}).items() if k not in data}
-    return cls(**legacy, **data)
-
-
-# What a field meant in runs stored before it existed, where that differs from today's default
-# (a checkpoint must rebuild the model it was trained as, or its weights would not load).
-LEGACY_VALUES: dict[str, dict[str, Any]] = {
-    "ModelConfig": {"mlp_periods": 0, "attention_sum": False},
-}
+    return cls(**data)
 
 
 def dumps(**configs: Any) -> str:

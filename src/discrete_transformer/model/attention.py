@@ -9,7 +9,9 @@ which covers "k equals q" (match), "k = q − c" (shifts, with q = k = pos), arg
 uniform averaging (k constant). The mask is causal (j ≤ i) and the BOS slot j = 0 is always
 visible. Weights are `softmax(s / tau_attn)`; exactly tied scores share weight equally, which is
 RASP's select/aggregate averaging. The output `Σ_j a[i, j]·v_j` is a convex combination of
-existing values: no new arithmetic value is ever produced here.
+existing values: no new arithmetic value is ever produced here — except, when the optional
+summing heads are on (`ModelConfig.attention_sum`, docs/architecture.md §12), the sum over the
+selected keys (the mean × selector width), chosen per head by a second selector.
 """
 
 from __future__ import annotations
