@@ -92,14 +92,20 @@ def test_every_variable_is_zero_at_bos_except_pos() -> None:
     assert torch.all(bos[..., others] == 0)
 
 
-def test_prefix_mean_keyed_on_one_excludes_bos() -> None:
-    model = _model(population=1)
+def _uniform_prefix_head(model: DiscreteTransformer):
+    """Set L0.H0 of member 0 to q = k = `one`, v = x, scores w_k·k: uniform over the prefix."""
     names = model.variable_names
     attn = model.layers[0]["attn"]
     for role, name in ((0, "one"), (1, "one"), (2, "x")):
         _set_choice(attn.selector, (0, role), names.index(name))
     with torch.no_grad():
         attn.w_score[0, 0] = torch.tensor([0.0, 1.0, 0.0])
+    return attn
+
+
+def test_prefix_mean_keyed_on_one_excludes_bos() -> None:
+    model = _model(population=1)
+    attn = _uniform_prefix_head(model)
     x = torch.tensor([[[2.0], [4.0], [9.0], [1.0], [0.0], [8.0]]])
     cache: dict[str, torch.Tensor] = {}
     with torch.no_grad():
@@ -419,12 +425,7 @@ def test_summing_head_computes_the_prefix_sum_and_the_mean_when_told() -> None:
     """attention_sum: the head's aggregate selector picks mean (0) or sum (1). Keyed on `one`
     the hard pattern is uniform over the prefix; the sum is mean × selector width, exactly."""
     model = _model(population=1, attention_sum=True)
-    names = model.variable_names
-    attn = model.layers[0]["attn"]
-    for role, name in ((0, "one"), (1, "one"), (2, "x")):
-        _set_choice(attn.selector, (0, role), names.index(name))
-    with torch.no_grad():
-        attn.w_score[0, 0] = torch.tensor([0.0, 1.0, 0.0])
+    attn = _uniform_prefix_head(model)
     x = torch.tensor([[[2.0], [4.0], [9.0], [1.0], [0.0], [8.0]]])
     for option, expect in ((1, np.cumsum(x[0, :, 0].numpy())),
                            (0, np.cumsum(x[0, :, 0].numpy()) / np.arange(1, 7))):
