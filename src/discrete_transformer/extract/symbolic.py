@@ -583,9 +583,7 @@ class _Search:
     # ---- bookkeeping ------------------------------------------------------------------------
 
     def _tick(self, work: int = 0) -> None:
-        prob = self.prob
-        prob.work += work
-        if prob.work > prob.work_limit or time.perf_counter() > prob.deadline:
+        if self._spent(work, (self.prob.work_limit, self.prob.deadline)):
             raise _Stop
 
     def _spent(self, work: float, limit: tuple[float, float]) -> bool:

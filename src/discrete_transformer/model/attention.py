@@ -50,8 +50,9 @@ class AttentionLayer(nn.Module):
         self.selector = Selector(population, (n_heads, 3), n_avail, allowed)
         # Optional second discrete choice per head: aggregate the selected values by their mean
         # (option 0, RASP's aggregate) or by their sum (option 1: mean × selector width).
-        self.aggregate = Selector(population, (n_heads,), 2) if summing else None
-        if self.aggregate is not None:
+        self.aggregate = None
+        if summing:
+            self.aggregate = Selector(population, (n_heads,), 2)
             with torch.no_grad():  # the search starts from the mean (DESIGN's head), sum an option
                 self.aggregate.theta[..., 0] = AGGREGATE_MEAN_PRIOR
         # w_score[..., 0] = w_qk, [..., 1] = w_k, [..., 2] = w_kk
