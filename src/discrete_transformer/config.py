@@ -47,6 +47,9 @@ class ModelConfig:
     # of its selected keys by their mean or by their sum (mean × selector width), so a prefix
     # sum is one head instead of prefix mean → MLP × (pos + 1). docs/architecture.md §12.
     attention_sum: bool = False
+    # True: each head has a learned score offset for the BOS slot, so it can exclude BOS (an argmax
+    # of signed values) or prefer it. docs/architecture.md §13.
+    attention_bos_bias: bool = False
     # (module pattern, variable pattern) pairs, fnmatch-style: the module may not read the
     # variable. Modules are `L{l}.H{h}` (roles `.q .k .v`), `L{l}.M{m}` (roles `.in0 ...`) and
     # `readout` (roles `.<output name>`); variables are input names, `pos`, `one`, `L{l}.H{h}` ...
@@ -65,6 +68,7 @@ class ModelConfig:
         )
         _check(isinstance(self.attention_averaging, bool), "ModelConfig.attention_averaging must be a bool")
         _check(isinstance(self.attention_sum, bool), "ModelConfig.attention_sum must be a bool")
+        _check(isinstance(self.attention_bos_bias, bool), "ModelConfig.attention_bos_bias must be a bool")
         # JSON round-trips tuples as lists: normalise, then validate the shape.
         pairs = tuple(tuple(p) for p in self.forbid_reads)
         for p in pairs:

@@ -40,6 +40,7 @@ class AttentionLayer(nn.Module):
         allowed: torch.Tensor | None = None,
         averaging: bool = True,
         summing: bool = False,
+        bos_bias: bool = False,
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
@@ -57,6 +58,10 @@ class AttentionLayer(nn.Module):
                 self.aggregate.theta[..., 0] = AGGREGATE_MEAN_PRIOR
         # w_score[..., 0] = w_qk, [..., 1] = w_k, [..., 2] = w_kk
         self.w_score = nn.Parameter(torch.randn(population, n_heads, 3, generator=generator) * 0.5)
+        # Optional learned score offset of the BOS slot (ModelConfig.attention_bos_bias): BOS stays
+        # visible, but a head can push it out (an argmax over signed values, where BOS's 0 would
+        # otherwise win whenever every key is negative) or prefer it. 0 at init = the plain family.
+        self.w_bos = nn.Parameter(torch.zeros(population, n_heads)) if bos_bias else None
 
     def forward(
         self,
@@ -80,6 +85,10 @@ class AttentionLayer(nn.Module):
         # s[i, j] = k_j·(w_qk·q_i + w_k) + w_kk·k_j², built as one fused outer product.
         row = (ws[..., 0] * q + ws[..., 1]).unsqueeze(-1)  # (P, B, H, T1, 1)
         col = (ws[..., 2] * k * k).unsqueeze(-2) + causal_bias(T1, k.dtype)  # (P, B, H, T1, T1)
+        if self.w_bos is not None:  # s[i, BOS] += w_bos (P, H), at the current temperature
+            onehot = torch.zeros(T1, dtype=k.dtype)
+            onehot[0] = 1.0
+            col = col + (self.w_bos.view(P, 1, self.n_heads, 1, 1) / tau_attn) * onehot
         scores = torch.addcmul(col, row, k.unsqueeze(-2))
         if mode.hard_attention:
             pattern = hard_pattern(_at_hard_tau(scores, tau_attn, mode), self.averaging)

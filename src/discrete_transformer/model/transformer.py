@@ -60,7 +60,7 @@ class DiscreteTransformer(nn.Module):
             attn = AttentionLayer(
                 population, config.n_heads, n_avail, gen,
                 allowed=masks.attention(layer, config.n_heads, names), averaging=config.attention_averaging,
-                summing=config.attention_sum,
+                summing=config.attention_sum, bos_bias=config.attention_bos_bias,
             )
             names += [f"L{layer}.H{h}" for h in range(config.n_heads)]
             mlp = MLPLayer(
@@ -206,6 +206,8 @@ class DiscreteTransformer(nn.Module):
             for h in range(attn.shape[0]):
                 q, k, v = (names[int(i)] for i in attn[h])
                 w = ", ".join(f"{x:+.2f}" for x in ws[h].tolist())
+                if layer["attn"].w_bos is not None:
+                    w += f"; w_bos={float(layer['attn'].w_bos[member, h]):+.2f}"
                 how = "" if agg is None else (", sum" if int(agg[member, h]) == 1 else ", mean")
                 lines.append(f"L{l}.H{h} = attend(q={q}, k={k}, v={v}{how})  w_qk,w_k,w_kk=({w})")
             mlp = ch[f"L{l}.mlp"][member]  # (M, arity)
