@@ -261,3 +261,21 @@ def test_a_config_saved_before_summing_heads_loads_as_it_was_trained() -> None:
     old.pop("attention_sum")
     assert from_dict(ModelConfig, old).attention_sum is False
     assert from_dict(ModelConfig, to_dict(ModelConfig(attention_sum=True))).attention_sum is True
+
+
+def test_a_config_saved_before_bos_offsets_loads_as_it_was_trained(tmp_path: Path) -> None:
+    from discrete_transformer.config import from_dict, to_dict
+
+    old = to_dict(ModelConfig())
+    old.pop("attention_bos_bias")
+    assert from_dict(ModelConfig, old).attention_bos_bias is False
+    # with the option on, the learned offsets travel in the safetensors file like every weight
+    cfg = ModelConfig(n_layers=1, n_heads=2, n_mlps=1, mlp_hidden=8, mlp_bilinear=2, attention_bos_bias=True)
+    m = DiscreteTransformer(cfg, SPEC, population=1, seed=0)
+    with torch.no_grad():
+        m.layers[0]["attn"].w_bos.fill_(-0.7)
+    save_run_checkpoint(tmp_path, m.eval(), cfg, TRAIN_CFG, SPEC, {})
+    loaded, mcfg, *_ = load_checkpoint(tmp_path)
+    assert mcfg.attention_bos_bias and torch.equal(loaded.layers[0]["attn"].w_bos, m.layers[0]["attn"].w_bos)
+    x = torch.randint(-4, 5, (8, SPEC.T, SPEC.n_in)).float()
+    assert torch.equal(_predict(m, x), _predict(loaded, x))

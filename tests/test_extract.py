@@ -4,6 +4,8 @@ and the whole pipeline on a hand-built model whose program is known (Sum_Last2 =
 from __future__ import annotations
 
 import ast
+import copy
+import dataclasses
 import json
 import keyword
 import re
@@ -309,6 +311,24 @@ def test_truth_fit_regresses_the_readout_against_the_targets(hand_result: TrainR
     mlp = ex.graph.module_at(4)
     alts = ex.truth_fit(mlp, ir, 0)
     assert alts and alts[-1].fitted_to == "targets" and alts[-1].exact and alts[-1].source == "u0 + u1"
+
+
+def test_a_model_far_from_the_targets_still_gets_the_readout_refit(hand_result: TrainResult) -> None:
+    """The head is right but the MLP computes x + 0.3·prev (test nMSE far above NEAR_NMSE): no
+    swaps are tried, but the readout MLP refitted to the true targets over the inputs the
+    program computes gives x + prev1_x, and that program verifies."""
+    model = copy.deepcopy(hand_result.model)
+    mlp = model.layers[0]["mlp"]
+    with torch.no_grad():
+        mlp.d[0, 0, 1] *= 0.3
+    far = dataclasses.replace(hand_result, model=model)
+    p = dtx.extract(far)
+    assert p.model_score["nmse"] > pipeline.NEAR_NMSE and not p.model_score["passes"]
+    assert p.verified, p.search_log
+    assert not p.search_log[0]["verified"]
+    assert not any("alternative" in row["try"] for row in p.search_log)
+    assert any("true targets" in row["try"] for row in p.search_log)
+    assert "refitted to the task targets" in p.source and "x + prev1_x" in p.source
 
 
 def test_extract_rejects_what_is_not_a_run(tmp_path: Path) -> None:

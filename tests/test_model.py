@@ -463,3 +463,55 @@ def test_soft_summing_head_gradients_reach_its_aggregate_choice() -> None:
     model.train()(x, mode, 1.0).pow(2).mean().backward()
     g = model.layers[0]["attn"].aggregate.theta.grad
     assert g is not None and bool(torch.isfinite(g).all()) and float(g.abs().sum()) > 0
+
+
+# ----------------------------------------------------------------------------- BOS score offset
+
+
+def _argmax_head(model: DiscreteTransformer):
+    """L0.H0 of member 0: q = one, k = v = x, scores w_k·k (a prefix argmax of x)."""
+    names = model.variable_names
+    attn = model.layers[0]["attn"]
+    for role, name in ((0, "one"), (1, "x"), (2, "x")):
+        _set_choice(attn.selector, (0, role), names.index(name))
+    with torch.no_grad():
+        attn.w_score[0, 0] = torch.tensor([0.0, 1.0, 0.0])
+    return attn
+
+
+def test_bos_offset_lets_an_argmax_of_negative_values_exclude_bos() -> None:
+    """BOS reads 0, so a prefix argmax of all-negative values attends to BOS and returns 0; a
+    negative BOS offset removes it and the head returns the true running maximum."""
+    x = torch.tensor([[[-40.0], [-7.0], [-90.0], [-3.0], [-60.0], [-5.0]]])
+    running_max = np.maximum.accumulate(x[0, :, 0].numpy())
+    plain = _model(population=1, attention_bos_bias=False)
+    _argmax_head(plain)
+    offset = _model(population=1, attention_bos_bias=True)
+    attn = _argmax_head(offset)
+    for model, expect in ((plain, np.zeros(6)), (offset, np.zeros(6))):
+        cache: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            model.eval()(x, HARD, 0.02, cache)
+        np.testing.assert_allclose(cache["L0.H0.out"][0, 0, 1:].numpy(), expect, atol=1e-6)
+    with torch.no_grad():
+        attn.w_bos[0, 0] = -5.0  # in score units: far below every key at tau_attn 0.02
+    cache = {}
+    with torch.no_grad():
+        offset.eval()(x, HARD, 0.02, cache)
+    np.testing.assert_allclose(cache["L0.H0.out"][0, 0, 1:].numpy(), running_max, rtol=1e-6)
+    assert "w_bos=-5.00" in offset.describe(0).splitlines()[0]
+
+
+def test_bos_offset_off_adds_no_parameter_and_on_starts_at_zero_with_gradients() -> None:
+    plain = _model(population=2)
+    assert plain.layers[0]["attn"].w_bos is None
+    assert not any("w_bos" in n for n, _ in plain.named_parameters())
+    model = _model(population=2, attention_bos_bias=True)
+    w_bos = model.layers[0]["attn"].w_bos
+    assert w_bos.shape == (2, ModelConfig().n_heads) and bool((w_bos == 0).all())
+    assert any(p is w_bos for p in model.weight_parameters())
+    mode = SelectMode(tau=1.0, generator=torch.Generator().manual_seed(0))
+    model.train()(torch.randn(4, 6, 1), mode, 1.0).pow(2).mean().backward()
+    assert w_bos.grad is not None and float(w_bos.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="attention_bos_bias"):
+        ModelConfig(attention_bos_bias=1)  # type: ignore[arg-type]

@@ -533,10 +533,11 @@ class _Extractor:
                     alts.append(self._alt(c, r, "mlp", smp["integer"]))
         return alts
 
-    def truth_fit(self, m: Module, ir: ProgramIR, channel: int) -> list[_MLPAlt]:
+    def truth_fit(self, m: Module, ir: ProgramIR, channel: int, first_only: bool = False) -> list[_MLPAlt]:
         """Symbolic regression of a readout MLP against the true targets, its inputs computed by
         the program `ir` on the search sequences: first over the inputs of the MLPs feeding it
-        (composed, so an imprecise upstream MLP cannot spoil the fit), then over its own inputs."""
+        (composed, so an imprecise upstream MLP cannot spoil the fit), then over its own inputs
+        (unless `first_only`)."""
         env = trace(ir, self.x_search)
         y_all = self.y_search[..., channel].reshape(-1)
         tol = INT_TOL if self.kind == "discrete" else 1e-3 * max(float(np.std(y_all)), 1e-9)
@@ -565,7 +566,7 @@ class _Extractor:
             self.log(f"{m.key} vs true targets ({tag}): {res.best.source} (max error {res.best.max_error:.2g})")
             r = {"tag": f"targets, {tag}", "inputs": uniq, "X": X, "tol": tol, "Xref": X, "yref": y}
             out.append(self._alt(res.best, r, "targets", self.kind == "discrete"))
-            if res.best.exact:
+            if res.best.exact or first_only:
                 break
         return out
 
@@ -879,8 +880,10 @@ def extract(
 
     choice: dict[str, int] = {}
     ir, src, ver, mod = attempt(choice, "first candidates")
-    if not ver.verified and ex.model_near:
-        found = _search(ex, choice, ir, mod, attempt, t0 + cfg.search_budget)
+    if not ver.verified:
+        # A model far from the targets still gets the readout refit (its heads may be right and
+        # only the MLP behind them imprecise: Add_Mod_k), but swaps only when it is nearly exact.
+        found = _search(ex, choice, ir, mod, attempt, t0 + cfg.search_budget, swaps=ex.model_near)
         if found is not None:
             ir, src, ver, mod = found
     final = render(ir, ver.lines() + [f"hypotheses tested on: {ex.record_note}"])
@@ -914,8 +917,11 @@ def _search_pass(sc: tuple[float, float], kind: str) -> bool:
     return sc[0] >= 1.0 if kind == "discrete" else -sc[1] <= CONTINUOUS_NMSE
 
 
-def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, attempt, deadline: float):
-    """Hill-climb over single-module swaps, then fit readout MLPs to the true targets."""
+def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, attempt, deadline: float,
+            swaps: bool = True):
+    """Hill-climb over single-module swaps, then fit readout MLPs to the true targets, then swap
+    again. `swaps=False` (a model far from the targets): one readout refit per output, over the
+    composed inputs when there are any."""
     cur = dict(choice)
     cur_score = _search_score(mod, ex)
     tried: set[tuple] = {tuple(sorted(cur.items()))}
@@ -972,7 +978,7 @@ def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, att
         m = ex.graph.module_at(idx)
         if m is None or m.kind != "mlp":
             continue
-        for alt in ex.truth_fit(m, ir_cur, c):
+        for alt in ex.truth_fit(m, ir_cur, c, first_only=not swaps):
             alts = ex.mlp_alternatives(m, full=True)
             alts.append(alt)
             ch = {**cur, m.key: len(alts) - 1}
@@ -981,7 +987,7 @@ def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, att
                 return res
             if sc is not None and sc > cur_score:
                 cur_score, cur = sc, ch
-    return climb()
+    return climb() if swaps else None
 
 
 def _renamed(res: SRResult, mapping: dict[str, str]) -> SRResult:
