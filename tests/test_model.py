@@ -92,15 +92,20 @@ def test_every_variable_is_zero_at_bos_except_pos() -> None:
     assert torch.all(bos[..., others] == 0)
 
 
-def _uniform_prefix_head(model: DiscreteTransformer):
-    """Set L0.H0 of member 0 to q = k = `one`, v = x, scores w_k·k: uniform over the prefix."""
+def _set_head(model: DiscreteTransformer, q: str, k: str, v: str):
+    """Set L0.H0 of member 0 to read q, k, v with scores w_k·k."""
     names = model.variable_names
     attn = model.layers[0]["attn"]
-    for role, name in ((0, "one"), (1, "one"), (2, "x")):
+    for role, name in enumerate((q, k, v)):
         _set_choice(attn.selector, (0, role), names.index(name))
     with torch.no_grad():
         attn.w_score[0, 0] = torch.tensor([0.0, 1.0, 0.0])
     return attn
+
+
+def _uniform_prefix_head(model: DiscreteTransformer):
+    """L0.H0 of member 0: q = k = `one`, v = x: uniform over the prefix."""
+    return _set_head(model, "one", "one", "x")
 
 
 def test_prefix_mean_keyed_on_one_excludes_bos() -> None:
@@ -469,14 +474,8 @@ def test_soft_summing_head_gradients_reach_its_aggregate_choice() -> None:
 
 
 def _argmax_head(model: DiscreteTransformer):
-    """L0.H0 of member 0: q = one, k = v = x, scores w_k·k (a prefix argmax of x)."""
-    names = model.variable_names
-    attn = model.layers[0]["attn"]
-    for role, name in ((0, "one"), (1, "x"), (2, "x")):
-        _set_choice(attn.selector, (0, role), names.index(name))
-    with torch.no_grad():
-        attn.w_score[0, 0] = torch.tensor([0.0, 1.0, 0.0])
-    return attn
+    """L0.H0 of member 0: q = one, k = v = x (a prefix argmax of x)."""
+    return _set_head(model, "one", "x", "x")
 
 
 def test_bos_offset_lets_an_argmax_of_negative_values_exclude_bos() -> None:
