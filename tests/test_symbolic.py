@@ -432,3 +432,19 @@ def test_counterexamples_restart_the_search(monkeypatch) -> None:
     best = symbolic_regression(X, y, case.names, case.tol).best
     assert len(searches) >= 2
     assert best.exact and best.source == "a + (1 if a == 5 else 0)"
+
+
+def test_a_modulus_of_a_computed_integer_is_taken_of_its_rounded_value() -> None:
+    """`mean * (pos + 1)` is an integer up to float dust; `%` of 5.9999… is 2.9999…, so the
+    program would be wrong on inputs the samples never showed (longer sequences). The search
+    keeps its answer, rendered as `round(...) % k`."""
+    rng = np.random.default_rng(0)
+    pos = rng.integers(0, 10, 4000).astype(float)
+    total = rng.integers(0, 20, 4000).astype(float)
+    mean = total / (pos + 1)
+    res = symbolic_regression(np.stack([mean, pos], 1), total % 3, ("m", "p"), 1e-6,
+                              config=SRConfig(max_size=9, time_budget=12), integer_target=True)
+    assert res.best.exact and res.best.source == "round(m * (p + 1)) % 3"
+    dusty = {"m": 6.0 / 7.0 - 1e-15, "p": 6.0}  # m * 7 = 5.999999999999999
+    assert eval(res.best.source, {"math": math}, dusty) == 0
+    assert eval(res.best.numpy_source, {"np": np}, {k: np.array([v]) for k, v in dusty.items()})[0] == 0

@@ -171,6 +171,40 @@ def _tree_size(t: Tree) -> int:
     return 1 + sum(_tree_size(ch) for ch in t[1:])
 
 
+def _round_mod_dividends(t: Tree, X: np.ndarray) -> Tree:
+    """`e % k` -> `round(e) % k` wherever the computed dividend `e` is integer-valued on the
+    samples. Why: `mean * (pos + 1)` is an integer up to float dust (5.9999…), which `%` turns
+    into a wrong answer (2.9999… instead of 0) on inputs the samples did not contain, e.g. longer
+    sequences. On the samples the rounded tree computes the same values."""
+    op = t[0]
+    if op in ("var", "int", "num"):
+        return t
+    kids = tuple(_round_mod_dividends(ch, X) for ch in t[1:])
+    if op == "mod" and not _integer_by_construction(kids[0], X):
+        e = _eval_tree(kids[0], X)
+        if e.size and bool(np.all(np.isfinite(e))) and bool(
+            np.all(np.abs(e - np.round(e)) <= 1e-9 * np.maximum(1.0, np.abs(e)))
+        ):
+            kids = (("round", kids[0]), *kids[1:])
+    return (op, *kids)
+
+
+def _integer_by_construction(t: Tree, X: np.ndarray) -> bool:
+    """Integer-valued exactly, whatever the inputs' values in that column's range: integer
+    leaves combined by integer-preserving operations (so `(a + b) % 3` stays as it is)."""
+    op = t[0]
+    if op in ("round", "floor"):
+        return True
+    if op == "var":
+        col = X[:, t[1]]
+        return bool(np.all(np.isfinite(col)) and np.all(col == np.round(col)))
+    if op in ("int", "num"):
+        return float(t[1]) == round(float(t[1]))
+    if op in ("div", "sqrt"):
+        return False
+    return all(_integer_by_construction(ch, X) for ch in t[1:])
+
+
 def _eval_tree(t: Tree, X: np.ndarray) -> np.ndarray:
     """Vectorised evaluation with the search semantics (floor-mod, 0/1 comparisons, where != 0)."""
     with np.errstate(all="ignore"):
@@ -1148,6 +1182,7 @@ def _assemble(prob: _Problem, search: _Search) -> SRResult:
     finals: list[_Final] = []
 
     def finish(tree: Tree) -> None:
+        tree = _round_mod_dividends(tree, X)
         pred = _eval_tree(tree, X)
         with np.errstate(all="ignore"):
             err = pred - y
