@@ -86,9 +86,8 @@ class AttentionLayer(nn.Module):
         row = (ws[..., 0] * q + ws[..., 1]).unsqueeze(-1)  # (P, B, H, T1, 1)
         col = (ws[..., 2] * k * k).unsqueeze(-2) + causal_bias(T1, k.dtype)  # (P, B, H, T1, T1)
         if self.w_bos is not None:  # s[i, BOS] += w_bos (P, H), at the current temperature
-            onehot = torch.zeros(T1, dtype=k.dtype)
-            onehot[0] = 1.0
-            col = col + (self.w_bos.view(P, 1, self.n_heads, 1, 1) / tau_attn) * onehot
+            at_bos = 1.0 - bos_mask(T1, k.dtype)  # (T1,): 1 at the BOS key only
+            col = col + (self.w_bos.view(P, 1, self.n_heads, 1, 1) / tau_attn) * at_bos
         scores = torch.addcmul(col, row, k.unsqueeze(-2))
         if mode.hard_attention:
             pattern = hard_pattern(_at_hard_tau(scores, tau_attn, mode), self.averaging)
