@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import json
 import keyword
+import math
 import re
 import subprocess
 import sys
@@ -502,3 +503,45 @@ def test_a_summing_head_extracts_to_a_prefix_sum_program() -> None:
     assert p.verified, p.verification.lines()
     assert 'prefix_sum_x = prefix_mean(x, agg="sum")' in p.source
     assert p.run([1, 0, 1, 1]) == [1, 1, 2, 3]
+
+
+# ============================================================================ readout gain
+
+
+@pytest.mark.parametrize("g, want", [(0.0099998535, 0.01), (1.00003, 1.0), (2.5, 2.5), (-0.33333, -0.3333),
+                                     (0.19378103, 0.1938), (0.1937, 0.1937), (0.0, 0.0)])
+def test_a_learned_readout_gain_is_written_with_the_fewest_digits(g: float, want: float) -> None:
+    assert pipeline.simple_gain(g) == want
+
+
+def test_a_readout_gain_becomes_an_output_line_and_the_program_verifies(hand_result: TrainResult) -> None:
+    """Readout = 3 · shift(x, 1) (a hand-set gain on the head) on data whose targets are
+    3·prev(x): the program scales the routed value in one output line and verifies."""
+    base = hand_result.dataset
+    prev = lambda x: np.concatenate([np.zeros_like(x[:, :1]), x[:, :-1]], axis=1)  # noqa: E731
+    ds = dataclasses.replace(base, y_train=3 * prev(base.x_train), y_test=3 * prev(base.x_test),
+                             name="three_prev", source="task:three_prev")
+    cfg = dataclasses.replace(hand_result.model_config, readout_gain=True)
+    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    model = DiscreteTransformer(cfg, spec, population=1, seed=0)
+    state = {k: v for k, v in hand_result.model.state_dict().items()}
+    state["readout_gamma"] = torch.zeros_like(model.readout_gamma)
+    model.load_state_dict(state)
+    ix = model.variable_names.index("L0.H0")
+    with torch.no_grad():
+        model.ms.copy_(hand_result.model.ms)
+        model.readout.theta.zero_()
+        model.readout.theta[0, 0, ix] = 10.0
+        rms = float(model.ms[0, ix].sqrt())
+        model.readout_gamma[0, 0, ix] = math.log(3.0 * rms / spec.target_rms)  # gain exactly 3
+    run = dataclasses.replace(hand_result, dataset=ds, model=model.eval(), model_config=cfg, spec=spec,
+                              source=ds.source)
+    assert read_graph(model).gain(0) == pytest.approx(3.0)
+    p = dtx.extract(run, dataset=ds)
+    assert p.verified, p.verification.lines()
+    body = p.source[p.source.index("def program"):]
+    assert "y = [3.0 * a for a in prev1_x]" in body, body
+    assert "y = 3.0 * prev1_x" in body
+    assert p.ir.outputs[0].gain == 3.0 and p.ir.to_dict()["outputs"][0]["gain"] == 3.0
+    X = ds.x_test[:50]
+    np.testing.assert_allclose(p.run_batch(X), 3 * prev(X))

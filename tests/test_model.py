@@ -514,3 +514,33 @@ def test_bos_offset_off_adds_no_parameter_and_on_starts_at_zero_with_gradients()
     assert w_bos.grad is not None and float(w_bos.grad.abs().sum()) > 0
     with pytest.raises(ValueError, match="attention_bos_bias"):
         ModelConfig(attention_bos_bias=1)  # type: ignore[arg-type]
+
+
+# ============================================================================ readout gain (option)
+
+
+def test_readout_gain_off_adds_no_parameter_and_on_starts_at_the_target_scale() -> None:
+    plain = _model(population=2)
+    assert plain.readout_gamma is None and not any("readout_gamma" in n for n, _ in plain.named_parameters())
+    model = _model(population=2, readout_gain=True)
+    assert model.readout_gamma.shape == (2, 1, model.n_vars) and bool((model.readout_gamma == 0).all())
+    g = model.readout_gains()  # (P, C_out, V): target_rms / rms(v) at init
+    rms = model.ms.sqrt()
+    torch.testing.assert_close(g[:, 0], SPEC.target_rms / rms)
+    mode = SelectMode(tau=1.0, generator=torch.Generator().manual_seed(0))
+    model.train()(torch.randn(4, 6, 1) * 50, mode, 1.0).pow(2).mean().backward()
+    assert model.readout_gamma.grad is not None and float(model.readout_gamma.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="readout_gain"):
+        ModelConfig(readout_gain="yes")  # type: ignore[arg-type]
+
+
+def test_hard_readout_with_gain_is_the_gain_times_the_variable() -> None:
+    """In the discretised model the output is g · v for the variable v the readout picks."""
+    model = _model(population=1, readout_gain=True).eval()
+    ix = model.variable_names.index("x")
+    _set_choice(model.readout, (0,), ix)
+    with torch.no_grad():
+        model.readout_gamma[0, 0, ix] = math.log(3.0)  # g = target_rms / rms(x) · 3 = 3
+    x = torch.randint(-100, 100, (5, 6, 1)).float()
+    y = model(x, HARD, 0.02)[0]
+    torch.testing.assert_close(y, 3.0 * x)

@@ -50,6 +50,10 @@ class ModelConfig:
     # True: each head has a learned score offset for the BOS slot, so it can exclude BOS (an argmax
     # of signed values) or prefer it. docs/architecture.md §13.
     attention_bos_bias: bool = False
+    # True: the readout multiplies the variable it reads by a learned gain, target_rms / rms(v) ·
+    # exp(gamma_v) (gamma 0 at init), so that while it is soft every candidate enters the mixture
+    # at the target's scale; kept after hardening (y = g·v). docs/architecture.md §14.
+    readout_gain: bool = False
     # (module pattern, variable pattern) pairs, fnmatch-style: the module may not read the
     # variable. Modules are `L{l}.H{h}` (roles `.q .k .v`), `L{l}.M{m}` (roles `.in0 ...`) and
     # `readout` (roles `.<output name>`); variables are input names, `pos`, `one`, `L{l}.H{h}` ...
@@ -69,6 +73,7 @@ class ModelConfig:
         _check(isinstance(self.attention_averaging, bool), "ModelConfig.attention_averaging must be a bool")
         _check(isinstance(self.attention_sum, bool), "ModelConfig.attention_sum must be a bool")
         _check(isinstance(self.attention_bos_bias, bool), "ModelConfig.attention_bos_bias must be a bool")
+        _check(isinstance(self.readout_gain, bool), "ModelConfig.readout_gain must be a bool")
         # JSON round-trips tuples as lists: normalise, then validate the shape.
         pairs = tuple(tuple(p) for p in self.forbid_reads)
         for p in pairs:

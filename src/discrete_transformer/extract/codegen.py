@@ -230,7 +230,7 @@ def _docstring(ir: ProgramIR, verification: Sequence[str] | None) -> str:
         return ", ".join(f"{k}={escape_text(v) if isinstance(v, str) else repr(v)}" for k, v in sorted(d.items()))
 
     ins = ", ".join(f"{v.name} <- {escape_text(raw)}" for v, raw in zip(ir.inputs, pv.input_names))
-    outs = ", ".join(f"{o.var.name} <- {escape_text(pv.output_names[o.channel])}" for o in ir.outputs)
+    outs = ", ".join(f"{o.result} <- {escape_text(pv.output_names[o.channel])}" for o in ir.outputs)
     lines = [
         f"Program extracted from a Discrete Transformer trained on {escape_text(pv.source)}.",
         "",
@@ -314,10 +314,16 @@ def render(ir: ProgramIR, verification: Sequence[str] | None = None) -> str:
         else:
             code.append((f"{n.out.name} = {python_mlp_line(n, first, names)}", evidence(n)))
 
+    for o in ir.outputs:
+        if o.gain != 1.0:
+            k = loop_names(1, names | {x.result for x in ir.outputs})[0]
+            code.append((f"{o.result} = [{o.gain!r} * {k} for {k} in {o.var.name}]",
+                         f"readout: the learned gain {o.gain!r} times {o.var.name}"))
+
     def ret(name: str) -> str:
         return f"list({name})" if name in input_names else name
 
-    outs = [ret(o.var.name) for o in ir.outputs]
+    outs = [ret(o.result) for o in ir.outputs]
     ret_line = f"return {outs[0]}" if len(outs) == 1 else f"return ({', '.join(outs)})"
     sig = ", ".join(v.name for v in ir.inputs)
     parts.append(f"def program({sig}):")
@@ -347,7 +353,10 @@ def render(ir: ProgramIR, verification: Sequence[str] | None = None) -> str:
             bcode.append((f"{n.out.name} = {head_call(n, numpy=True)}", n.key))
         else:
             bcode.append((f"{n.out.name} = {numpy_mlp_line(n)}", n.key))
-    stack = ", ".join(o.var.name for o in ir.outputs)
+    for o in ir.outputs:
+        if o.gain != 1.0:
+            bcode.append((f"{o.result} = {o.gain!r} * {o.var.name}", "readout gain"))
+    stack = ", ".join(o.result for o in ir.outputs)
     parts.append("def run_batch(X):")
     parts.append(f'    """program() on a batch: X (n, T, {len(ir.inputs)}) -> (n, T, {len(ir.outputs)})."""')
     parts += _align(bcode)

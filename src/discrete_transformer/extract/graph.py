@@ -161,6 +161,11 @@ class Graph:
     n_inputs: int
     modules: tuple[Module, ...]  # in stream order
     readout: tuple[int, ...]  # stream index per output channel
+    # The readout's factor per output channel (ModelConfig.readout_gain; 1.0 without it).
+    gains: tuple[float, ...] = ()
+
+    def gain(self, channel: int) -> float:
+        return self.gains[channel] if self.gains else 1.0
 
     @property
     def n_base(self) -> int:
@@ -191,7 +196,8 @@ class Graph:
             agg = ", sum" if m.aggregate == "sum" else ""
             what = f"attend(q, k, v = {args}{agg})" if m.kind == "attn" else f"mlp({args})"
             lines.append(f"{m.key} = {what}")
-        lines.append("readout -> " + ", ".join(names[i] for i in self.readout))
+        lines.append("readout -> " + ", ".join(
+            names[i] if self.gain(c) == 1.0 else f"{self.gain(c):.6g} * {names[i]}" for c, i in enumerate(self.readout)))
         return "\n".join(lines)
 
 
@@ -214,7 +220,11 @@ def read_graph(model: Any, member: int = 0) -> Graph:
             key = f"L{l}.M{m}"
             modules.append(Module(key, "mlp", l, m, idx[key], tuple(int(r) for r in reads)))
     readout = tuple(int(r) for r in ch["readout"][member].tolist())
-    return Graph(names, n_in, tuple(sorted(modules, key=lambda m: m.out)), readout)
+    gains: tuple[float, ...] = ()
+    if getattr(model, "readout_gamma", None) is not None:
+        g = model.readout_gains().detach()[member]  # (C_out, V)
+        gains = tuple(float(g[c, r]) for c, r in enumerate(readout))
+    return Graph(names, n_in, tuple(sorted(modules, key=lambda m: m.out)), readout, gains)
 
 
 # ============================================================================ program IR
@@ -313,6 +323,15 @@ class OutputNode:
     channel: int
     name: str  # sanitised output channel name
     var: Variable
+    # The readout's learned gain (ModelConfig.readout_gain), simplified: the output is
+    # gain · var, held in the program variable `out_name`. 1.0 (and out_name == var.name) otherwise.
+    gain: float = 1.0
+    out_name: str = ""
+
+    @property
+    def result(self) -> str:
+        """The program variable that holds this output."""
+        return self.out_name or self.var.name
 
 
 @dataclass(frozen=True)
@@ -377,8 +396,8 @@ class ProgramIR:
         return {
             "inputs": [v.name for v in self.inputs],
             "nodes": nodes,
-            "outputs": [{"channel": o.channel, "name": o.name, "variable": o.var.name, "module": o.var.key}
-                        for o in self.outputs],
+            "outputs": [{"channel": o.channel, "name": o.name, "variable": o.var.name, "module": o.var.key,
+                         "gain": o.gain} for o in self.outputs],
         }
 
 

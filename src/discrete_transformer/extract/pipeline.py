@@ -389,7 +389,18 @@ class _Extractor:
         return tuple(i for i in uniq if i != one) or uniq
 
     def _mlp_function(self, m: Module, uniq: tuple[int, ...], X: np.ndarray) -> np.ndarray:
-        return mlp_function(self.model, m, uniq, X)
+        return mlp_function(self.model, m, uniq, X) * self.fold(m)
+
+    def fold(self, m: Module) -> float:
+        """The readout gain folded into MLP `m`'s expression (1.0: none). An MLP that only the
+        readout reads is fitted as gain × its output, so the program computes the output in one
+        line (`y = 2 * x`, not `m = 8.9 * x` then `y = 0.225 * m`)."""
+        if m.kind != "mlp":
+            return 1.0
+        gains = {simple_gain(self.graph.gain(c)) for c, r in enumerate(self.graph.readout) if r == m.out}
+        if len(gains) != 1 or any(m.out in other.reads for other in self.graph.live()):
+            return 1.0
+        return gains.pop()
 
     def _grid(self, Xs: np.ndarray) -> np.ndarray:
         m = Xs.shape[1]
@@ -436,7 +447,7 @@ class _Extractor:
         """Distinct rows of `inputs`' raw values at the recorded sequence positions, with the
         MLP's output there."""
         Xs = self.resid[:, 1:, list(inputs)].reshape(-1, len(inputs))
-        ys = self.out[m.key][:, 1:].reshape(-1)
+        ys = self.out[m.key][:, 1:].reshape(-1) * self.fold(m)
         Xs, first = np.unique(Xs, axis=0, return_index=True)
         return Xs, ys[first]
 
@@ -452,7 +463,8 @@ class _Extractor:
         Xs, ys = self._seen(m, uniq)
         Xg = np.unique(np.concatenate([Xs, self._grid(Xs)]), axis=0)
         yg = self._mlp_function(m, uniq, Xg)
-        readout = m.out in self.graph.readout
+        readout = any(r == m.out and (simple_gain(self.graph.gain(c)) == 1.0 or self.fold(m) != 1.0)
+                      for c, r in enumerate(self.graph.readout))
         near_int = bool(np.max(np.abs(ys - np.rint(ys)), initial=0.0) <= 0.1)
         integer = self.kind == "discrete" and (readout or near_int)
         scale = max(float(np.std(ys)), 1e-3 * float(np.max(np.abs(ys), initial=0.0)), 1e-9)
@@ -606,8 +618,9 @@ class _Extractor:
             inputs.append(v)
         # Output channels name the MLP that produces them.
         out_mlp_names: dict[int, str] = {}
+        gains = [self.output_gain(c, chosen) for c in range(len(self.graph.readout))]
         for c, idx in enumerate(self.graph.readout):
-            if idx in chosen and chosen[idx][0].kind == "mlp" and idx not in out_mlp_names:
+            if idx in chosen and chosen[idx][0].kind == "mlp" and idx not in out_mlp_names and gains[c] == 1.0:
                 out_mlp_names[idx] = unique_name(sanitize(ds.output_names[c], "y"), taken)
         used = set(self.graph.readout)
         for idx, (m, alt) in chosen.items():
@@ -669,10 +682,22 @@ class _Extractor:
                 ))
             var[idx] = out
         outputs = tuple(
-            OutputNode(c, sanitize(ds.output_names[c], "y"), var[idx]) for c, idx in enumerate(self.graph.readout)
+            OutputNode(c, sanitize(ds.output_names[c], "y"), var[idx], gains[c],
+                       unique_name(sanitize(ds.output_names[c], "y"), taken) if gains[c] != 1.0 else "")
+            for c, idx in enumerate(self.graph.readout)
         )
         nodes_t = eliminate_dead_code(nodes, [o.var for o in outputs])
         return ProgramIR(tuple(inputs), nodes_t, outputs, self.provenance(), uses_pos, uses_one)
+
+    def output_gain(self, channel: int, chosen: dict[int, tuple[Module, Any]]) -> float:
+        """The factor output `channel` applies to the variable it reads: the readout's learned
+        gain (ModelConfig.readout_gain) simplified, or 1 when the readout MLP was refitted to the
+        true targets (its expression then is the output)."""
+        idx = self.graph.readout[channel]
+        alt = chosen.get(idx, (None, None))[1]
+        if isinstance(alt, _MLPAlt) and (alt.fitted_to == "targets" or self.fold(chosen[idx][0]) != 1.0):
+            return 1.0
+        return simple_gain(self.graph.gain(channel))
 
     def provenance(self) -> Provenance:
         run, ds = self.run, self.ds
@@ -721,6 +746,24 @@ def _hard():
     from ..training.loop import HARD
 
     return HARD
+
+
+# A learned readout gain is written with the fewest significant digits that stay within this
+# relative distance of it (1 when it is that close to 1): 0.0099998 -> 0.01.
+GAIN_REL_TOL = 1e-4
+
+
+def simple_gain(g: float) -> float:
+    """The shortest decimal within GAIN_REL_TOL (relative) of the gain `g`."""
+    if not math.isfinite(g) or g == 0.0:
+        return float(g)
+    if abs(g - 1.0) <= GAIN_REL_TOL:
+        return 1.0
+    for digits in range(1, 17):
+        c = float(f"{g:.{digits}g}")
+        if abs(c - g) <= GAIN_REL_TOL * abs(g):
+            return c
+    return float(g)
 
 
 def _snap(a: np.ndarray) -> np.ndarray:

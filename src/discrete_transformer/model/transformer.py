@@ -82,6 +82,10 @@ class DiscreteTransformer(nn.Module):
         self.variable_names: tuple[str, ...] = tuple(names)
         self.readout = Selector(population, (data.n_out,), len(names), allowed=masks.readout(data.output_names, names))
         masks.check_all_used()
+        # Optional readout gain (ModelConfig.readout_gain): log-factor per output and variable.
+        self.readout_gamma = (
+            nn.Parameter(torch.zeros(population, data.n_out, len(names))) if config.readout_gain else None
+        )
         # Running mean square of every variable over sequence positions, per population member.
         ms = torch.ones(population, len(names))
         pos_ms = sum(t * t for t in range(data.T)) / data.T
@@ -177,11 +181,22 @@ class DiscreteTransformer(nn.Module):
             # scale-matched mixture: every candidate at the target's RMS (gain ~1 for the right one)
             gain = self.data.target_rms / (self.ms + 1e-12).sqrt()  # (P, V)
             read = stream * gain.view(P, 1, 1, -1)
+        if self.readout_gamma is not None:
+            w = w * self.readout_gains().view(P, *([1] * (w.dim() - 3)), *self.readout_gamma.shape[1:])
         y = select(read, w, mode.batched)  # (P, B, T1, C_out)
         if cache is not None:
             cache["resid"] = stream
             cache["readout.w"] = w
         return y[:, :, 1:]
+
+    def readout_gains(self) -> torch.Tensor:
+        """(P, C_out, V) the factor the readout applies to each variable it may read
+        (ModelConfig.readout_gain): target_rms / rms(v) · exp(gamma), so that every candidate
+        starts at the target's scale."""
+        if self.readout_gamma is None:
+            return torch.ones(self.population, self.data.n_out, self.n_vars)
+        rms = (self.ms + 1e-12).sqrt()  # (P, V)
+        return (self.data.target_rms / rms).unsqueeze(1) * self.readout_gamma.exp()
 
     @torch.no_grad()
     def choices(self) -> dict[str, torch.Tensor]:
