@@ -279,3 +279,17 @@ def test_a_config_saved_before_bos_offsets_loads_as_it_was_trained(tmp_path: Pat
     assert mcfg.attention_bos_bias and torch.equal(loaded.layers[0]["attn"].w_bos, m.layers[0]["attn"].w_bos)
     x = torch.randint(-4, 5, (8, SPEC.T, SPEC.n_in)).float()
     assert torch.equal(_predict(m, x), _predict(loaded, x))
+
+
+def test_a_config_saved_before_the_portfolio_loads_with_the_plain_search() -> None:
+    """Runs saved before TrainConfig.portfolio existed ran every restart with the plain search: a
+    stored config without the field resumes that way, whatever today's default portfolio is."""
+    from discrete_transformer.config import TrainConfig, from_dict, to_dict
+
+    old = to_dict(TrainConfig())
+    old.pop("portfolio")
+    assert from_dict(TrainConfig, old).portfolio == ("plain",)
+    both = TrainConfig(portfolio=("plain", "arithmetic"))
+    assert from_dict(TrainConfig, to_dict(both)).portfolio == ("plain", "arithmetic")
+    with pytest.raises(ValueError, match="portfolio"):
+        TrainConfig(portfolio=("plain", "sparkly"))

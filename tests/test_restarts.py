@@ -64,7 +64,10 @@ def test_pool_returns_the_best_and_merges_metrics(tmp_path: Path) -> None:
         assert all(key in r for r in rows), key
 
     # The pool (spawn, one thread per worker) computes exactly what an in-process run does.
-    solo, _ = run_restarts(tiny_model(), tiny_train(restarts=1, stop_on_exact=False), split, spec, seed=6, progress=False)
+    # (seed 6 is restart 1 of the pooled run: the solo run uses that restart's search variant)
+    variant = (cfg.portfolio[1 % len(cfg.portfolio)],)
+    solo, _ = run_restarts(tiny_model(), tiny_train(restarts=1, stop_on_exact=False, portfolio=variant), split, spec,
+                           seed=6, progress=False)
     pooled = next(r for r in results if r.seed == 6)
     assert pooled.val == solo.val
     assert _states_equal(pooled.state, solo.state)
@@ -250,3 +253,21 @@ def test_ctrl_c_stops_workers_without_tracebacks(tmp_path: Path) -> None:
     time.sleep(0.5)
     assert _group_alive(proc.pid) == []
     assert (tmp_path / "out" / "metrics.jsonl").exists()  # logs merged on the way out
+
+
+def test_restarts_cycle_through_the_portfolio_variants(monkeypatch) -> None:
+    """Restart i runs TrainConfig.portfolio[i % len]: its model and training configs carry that
+    variant's overrides, and the others are untouched."""
+    seen: list[tuple[int, bool, bool, float]] = []
+    fake, _ = _fake({0: 0.5, 1: 0.4, 2: 0.3})
+
+    def recording(model_cfg, train_cfg, split, spec, seed, **kw):
+        seen.append((seed, model_cfg.attention_sum, model_cfg.readout_gain, train_cfg.attention_st_from))
+        return fake(model_cfg, train_cfg, split, spec, seed, **kw)
+
+    monkeypatch.setattr(R, "train_restart", recording)
+    split, spec = _data("sum_last2", n=50)
+    cfg = tiny_train(restarts=3, portfolio=("plain", "arithmetic"))
+    run_restarts(tiny_model(), cfg, split, spec, seed=0, progress=False, parallel=False)
+    st = cfg.attention_st_from
+    assert seen == [(0, False, False, st), (1, True, True, 0.2), (2, False, False, st)]

@@ -194,3 +194,28 @@ def test_sigint_then_resume(tmp_path: Path) -> None:
 
 def test_sigterm_is_handled_like_ctrl_c(tmp_path: Path) -> None:
     _interrupt(tmp_path, signal.SIGTERM, restarts=1)
+
+
+def test_the_best_restarts_variant_is_the_model_that_is_saved(tmp_path: Path) -> None:
+    """With a portfolio, the winning restart's own configs (here the "arithmetic" variant, whose
+    model has summing heads and a readout gain) build the saved model, and result.json names
+    each restart's variant."""
+    from discrete_transformer.model import DiscreteTransformer
+
+    def fake(model_cfg, train_cfg, split, spec, seed, **kw):
+        state = DiscreteTransformer(model_cfg, spec, population=1, seed=seed).state_dict()
+        score = 0.1 if model_cfg.attention_sum else 0.9
+        return RestartResult(seed, 0, {"nmse": score, "exact": 0.0, "score": score}, 1, 0.0, False, state, [])
+
+    cfg = TrainConfig(steps=12, population=2, restarts=2, polish_iters=0, val_size=10, eval_every=5,
+                      stop_on_exact=False, harden_top=1, portfolio=("plain", "arithmetic"))
+    mc = ModelConfig(n_layers=1, n_heads=1, n_mlps=1, mlp_hidden=4, mlp_bilinear=1)
+    out = tmp_path / "run"
+    res = api._execute(api._Plan(_tiny_dataset(), mc, cfg, out, 0, 0, time.perf_counter()), progress=False,
+                       parallel=False, train_fn=fake)
+    assert res.best.seed == 1 and res.model_config.attention_sum and res.model_config.readout_gain
+    assert res.train_config.attention_st_from == 0.2
+    back = api.load_run(out)
+    assert back.model_config == res.model_config and back.model.readout_gamma is not None
+    doc = json.loads((out / "result.json").read_text())
+    assert [r["variant"] for r in doc["restarts"]] == ["plain", "arithmetic"]

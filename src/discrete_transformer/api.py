@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .config import ModelConfig, TrainConfig, from_dict, to_dict
+from .config import ModelConfig, TrainConfig, from_dict, restart_configs, to_dict
 from .model import DataSpec, DiscreteTransformer
 from .tasks import Dataset, infer_kind, load_source
 from .training.checkpoint import CheckpointError, atomic_write_json, load_checkpoint, save_run_checkpoint
@@ -262,6 +262,8 @@ def _execute(plan: _Plan, progress: bool = True, parallel: bool = True, train_fn
         on_finished=keep, parallel=parallel, train_fn=train_fn,
     )
 
+    # The best restart's own configs (its portfolio variant): they rebuild its model.
+    model_cfg, train_cfg, _ = restart_configs(model_cfg, train_cfg, best.seed - seed)
     net = DiscreteTransformer(model_cfg, spec, population=1, seed=0)
     dtype = next(iter(v for v in best.state.values() if v.is_floating_point())).dtype
     net = net.to(dtype)
@@ -309,7 +311,10 @@ def _result_doc(r: TrainResult) -> dict[str, Any]:
         "solved_val": bool(_solved(r.kind, r.best.val)),
         "steps": r.best.steps_run,
         "seconds": r.seconds,
-        "restarts": [_restart_summary(x) for x in r.restarts],
+        "restarts": [
+            {**_restart_summary(x), "variant": r.train_config.portfolio[(x.seed - r.seed) % len(r.train_config.portfolio)]}
+            for x in r.restarts
+        ],
     }
 
 

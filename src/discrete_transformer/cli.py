@@ -157,7 +157,9 @@ def _train_table(result, title: str) -> Table:
     table.add_row("test", test_line)
     table.add_row("n test", str(t["n"]))
     table.add_row("val", val_line)
-    table.add_row("best seed", f"{result.best.seed} (of {len(result.restarts)} restart(s) run)")
+    pf = result.train_config.portfolio
+    variant = f", {pf[(result.best.seed - result.seed) % len(pf)]} search" if len(pf) > 1 else ""
+    table.add_row("best seed", f"{result.best.seed} (of {len(result.restarts)} restart(s) run{variant})")
     table.add_row("steps", f"{result.best.steps_run} of {result.train_config.steps}")
     table.add_row("wall time", f"{result.seconds:.1f} s")
     table.add_row("run dir", escape(str(result.run_dir)))

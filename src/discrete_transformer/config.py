@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from types import MappingProxyType
+from typing import Any, Literal, Mapping, TypeVar
 
 C = TypeVar("C")
 
@@ -132,6 +133,10 @@ class TrainConfig:
     val_size: int = 1000  # validation sequences carved from the training split
     time_limit: float | None = None  # seconds per restart; None = no limit
     stop_on_exact: bool = True
+    # Search variants the restarts cycle through (restart i runs portfolio[i % len]); names are
+    # keys of SEARCH_VARIANTS. Every task gets the same portfolio: it is one configuration whose
+    # restarts search differently, not a per-task choice. docs/architecture.md §14.
+    portfolio: tuple[str, ...] = ("plain", "arithmetic")
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"steps must be a positive integer, got {self.steps}")
@@ -151,10 +156,42 @@ class TrainConfig:
         _check(self.readout_loss in ("mixture", "expected", "scaled"), "readout_loss must be mixture|expected|scaled")
         _check(0.0 <= self.reinforce_baseline_decay < 1.0, "reinforce_baseline_decay must be in [0, 1)")
         _check(self.reinforce_entropy_bonus >= 0.0, "reinforce_entropy_bonus must be >= 0")
+        names = tuple(self.portfolio) if not isinstance(self.portfolio, str) else (self.portfolio,)
+        _check(len(names) >= 1 and all(isinstance(n, str) and n in SEARCH_VARIANTS for n in names),
+               f"portfolio entries must be among {', '.join(SEARCH_VARIANTS)}; got {self.portfolio!r}")
+        object.__setattr__(self, "portfolio", names)
 
     @property
     def search_steps(self) -> int:
         return max(1, int(round(self.steps * (1.0 - self.harden_fraction))))
+
+
+# Search variants a restart may run (TrainConfig.portfolio): overrides of the model and training
+# configs, "section.field" -> value. "plain" is DESIGN's search as the defaults describe it;
+# "arithmetic" lets heads sum (§12), scales the readout (§14) and runs hard attention forward from
+# 20 % of the search: the search that finds prefix sums of prefix sums (Kinematics_1D) and
+# weighted sums (Total_Momentum), and loses routing-only tasks when it is the only one.
+SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "plain": MappingProxyType({}),
+    "arithmetic": MappingProxyType({
+        "model.readout_gain": True, "model.attention_sum": True, "train.attention_st_from": 0.2,
+    }),
+})
+
+
+def restart_configs(model: "ModelConfig", train: "TrainConfig", index: int) -> tuple["ModelConfig", "TrainConfig", str]:
+    """The configs restart number `index` (0-based) runs with, and its variant's name."""
+    name = train.portfolio[index % len(train.portfolio)]
+    changes: dict[str, dict[str, Any]] = {"model": {}, "train": {}}
+    for key, value in SEARCH_VARIANTS[name].items():
+        section, field_name = key.split(".", 1)
+        changes[section][field_name] = value
+    return dataclasses.replace(model, **changes["model"]), dataclasses.replace(train, **changes["train"]), name
+
+
+# Fields whose default changed after runs were saved without them: a stored config that lacks
+# one gets the value those runs had, not today's default.
+_LEGACY: dict[str, dict[str, Any]] = {"TrainConfig": {"portfolio": ("plain",)}}
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -169,11 +206,12 @@ def from_dict(cls: type[C], data: dict[str, Any]) -> C:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
-    return cls(**data)
+    legacy = {k: v for k, v in _LEGACY.get(cls.__name__, {}).items() if k not in data}
+    return cls(**{**legacy, **data})
 
 
 def dumps(**configs: Any) -> str:
     return json.dumps({k: to_dict(v) for k, v in configs.items()}, indent=2, sort_keys=True)
 
 
-__all__ = ["ModelConfig", "TrainConfig", "to_dict", "from_dict", "dumps", "field"]
+__all__ = ["ModelConfig", "TrainConfig", "SEARCH_VARIANTS", "restart_configs", "to_dict", "from_dict", "dumps", "field"]

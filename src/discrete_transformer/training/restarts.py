@@ -38,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..config import ModelConfig, TrainConfig
+from ..config import ModelConfig, TrainConfig, restart_configs
 from ..model import DataSpec
 from .loop import RestartResult, Split, train_restart
 
@@ -316,19 +316,21 @@ def run_restarts(
         results = sorted(done.values(), key=lambda r: r.seed)
         return min(results, key=lambda r: (r.val["score"], r.seed)), results
     fn = train_fn if train_fn is not None else train_restart
+    # Restart i runs the portfolio's variant i (TrainConfig.portfolio).
+    cfgs = {s: restart_configs(model_cfg, train_cfg, s - seed)[:2] for s in seeds}
     display = _Display(seeds, train_cfg, split.kind, progress)
     previous_term = _term_as_interrupt()
     try:
         with display:
             if len(seeds) == 1 or not parallel:
                 results = _run_in_process(
-                    model_cfg, train_cfg, split, spec, seeds, out, display, continuous_tol, fn, on_finished
+                    cfgs, train_cfg, split, spec, seeds, out, display, continuous_tol, fn, on_finished
                 )
             else:
                 workers = max_workers if max_workers is not None else (os.cpu_count() or 1)
                 workers = max(1, min(len(seeds), workers))
                 results = _run_in_pool(
-                    model_cfg, train_cfg, split, spec, seeds, out, display, continuous_tol, workers, fn, on_finished
+                    cfgs, train_cfg, split, spec, seeds, out, display, continuous_tol, workers, fn, on_finished
                 )
     finally:
         if previous_term is not None:
@@ -344,7 +346,7 @@ def run_restarts(
 
 
 def _run_in_process(
-    model_cfg: ModelConfig,
+    cfgs: dict[int, tuple[ModelConfig, TrainConfig]],
     train_cfg: TrainConfig,
     split: Split,
     spec: DataSpec,
@@ -362,8 +364,7 @@ def _run_in_process(
             continue
         on_row: Callable[[int, dict], None] = lambda step, row, s=s: display.row(s, row)  # noqa: E731
         r = train_fn(
-            model_cfg,
-            train_cfg,
+            *cfgs[s],
             split,
             spec,
             s,
@@ -391,7 +392,7 @@ def _drain(rows: Any, display: _Display) -> None:
 
 
 def _run_in_pool(
-    model_cfg: ModelConfig,
+    cfgs: dict[int, tuple[ModelConfig, TrainConfig]],
     train_cfg: TrainConfig,
     split: Split,
     spec: DataSpec,
@@ -418,7 +419,7 @@ def _run_in_pool(
         for s in seeds:
             log = str(seed_log_path(out, s)) if out is not None else None
             f = executor.submit(
-                _run_one, model_cfg, train_cfg, split_np, spec, s, log, stop_event, rows, continuous_tol, train_fn
+                _run_one, *cfgs[s], split_np, spec, s, log, stop_event, rows, continuous_tol, train_fn
             )
             futures[f] = s
         pending = set(futures)
