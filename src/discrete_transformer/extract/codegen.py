@@ -318,7 +318,7 @@ def render(ir: ProgramIR, verification: Sequence[str] | None = None) -> str:
         if o.gain != 1.0:
             k = loop_names(1, names | {x.result for x in ir.outputs})[0]
             code.append((f"{o.result} = [{o.gain!r} * {k} for {k} in {o.var.name}]",
-                         f"readout: the learned gain {o.gain!r} times {o.var.name}"))
+                         f"readout: gain {o.gain!r} (least squares against the training targets)"))
 
     def ret(name: str) -> str:
         return f"list({name})" if name in input_names else name

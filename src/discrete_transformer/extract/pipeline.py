@@ -687,7 +687,31 @@ class _Extractor:
             for c, idx in enumerate(self.graph.readout)
         )
         nodes_t = eliminate_dead_code(nodes, [o.var for o in outputs])
-        return ProgramIR(tuple(inputs), nodes_t, outputs, self.provenance(), uses_pos, uses_one)
+        ir = ProgramIR(tuple(inputs), nodes_t, outputs, self.provenance(), uses_pos, uses_one)
+        return self.refit_gains(ir)
+
+    def refit_gains(self, ir: ProgramIR) -> ProgramIR:
+        """Least-squares refit of every output gain against the true training targets, with the
+        variable the *program* computes: the model learned its gain for its own, possibly
+        imprecise, value (a soft window where the program has the prefix sum), so the program's
+        value deserves its own factor, `g = <v, y> / <v, v>`, then simplified. One scalar per
+        output, fitted on training sequences; verification on the test split judges it."""
+        if all(o.gain == 1.0 for o in ir.outputs):
+            return ir
+        env = trace(ir, self.x_search)
+        outs = []
+        for o in ir.outputs:
+            v = env.get(o.var.index)
+            if o.gain != 1.0 and v is not None:
+                v, y = np.asarray(v, dtype=np.float64).reshape(-1), self.y_search[..., o.channel].reshape(-1)
+                ok = np.isfinite(v)
+                vv = float(np.dot(v[ok], v[ok]))
+                if vv > 0:
+                    g = simple_gain(float(np.dot(v[ok], y[ok])) / vv)
+                    if g != 0.0 and math.isfinite(g):
+                        o = dataclasses.replace(o, gain=g, out_name=o.out_name if g != 1.0 else "")
+            outs.append(o)
+        return dataclasses.replace(ir, outputs=tuple(outs))
 
     def output_gain(self, channel: int, chosen: dict[int, tuple[Module, Any]]) -> float:
         """The factor output `channel` applies to the variable it reads: the readout's learned
