@@ -546,3 +546,12 @@ def test_a_readout_gain_becomes_an_output_line_and_the_program_verifies(hand_res
     assert p.ir.outputs[0].gain == 3.0 and p.ir.to_dict()["outputs"][0]["gain"] == 3.0
     X = ds.x_test[:50]
     np.testing.assert_allclose(p.run_batch(X), 3 * prev(X))
+
+
+def test_the_search_moves_only_on_a_real_improvement() -> None:
+    """Equivalent programs score alike up to float rounding: that is not an improvement."""
+    base = (0.0, -6.476512478323215e-06)
+    assert not pipeline._better((0.0, -6.476512478323192e-06), base)
+    assert pipeline._better((0.0, -6.0e-06), base)
+    assert pipeline._better((1.0, -1.0), (0.9, -1e-9))  # a higher pass rate wins whatever the nMSE
+    assert not pipeline._better((0.9, -1e-12), (1.0, -1.0))

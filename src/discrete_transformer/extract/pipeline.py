@@ -980,6 +980,20 @@ def _search_score(mod: Any, ex: _Extractor) -> tuple[float, float]:
     return (float(s.passed), -s.nmse)
 
 
+# A swap must lower the training nMSE by more than this fraction to count as an improvement:
+# equivalent programs (a prefix sum and a window as long as the sequence) score alike up to
+# float rounding, and a move on rounding noise traded a generalising pattern for one that is
+# not (Total_Momentum's window_mean(9) instead of the prefix sum: verified at T, not at 2×T).
+SEARCH_MIN_GAIN = 1e-6
+
+
+def _better(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Search score `a` is an improvement on `b` (beyond float noise)."""
+    if a[0] != b[0]:
+        return a[0] > b[0]
+    return -a[1] < -b[1] * (1.0 - SEARCH_MIN_GAIN)
+
+
 def _search_pass(sc: tuple[float, float], kind: str) -> bool:
     return sc[0] >= 1.0 if kind == "discrete" else -sc[1] <= CONTINUOUS_NMSE
 
@@ -1026,7 +1040,7 @@ def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, att
                     sc, res = evaluate(ch, f"{m.key} alternative {j}")
                     if res is not None:
                         return res
-                    if sc is not None and sc > cur_score and (best is None or sc > best[0]):
+                    if sc is not None and _better(sc, cur_score) and (best is None or _better(sc, best[0])):
                         best = (sc, ch)
             if best is None:
                 return None
@@ -1052,7 +1066,7 @@ def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, att
             sc, res = evaluate(ch, f"{m.key} fitted to the true targets ({alt.sr_key})")
             if res is not None:
                 return res
-            if sc is not None and sc > cur_score:
+            if sc is not None and _better(sc, cur_score):
                 cur_score, cur = sc, ch
     return climb() if swaps else None
 
