@@ -293,3 +293,16 @@ def test_a_config_saved_before_the_portfolio_loads_with_the_plain_search() -> No
     assert from_dict(TrainConfig, to_dict(both)).portfolio == ("plain", "arithmetic")
     with pytest.raises(ValueError, match="portfolio"):
         TrainConfig(portfolio=("plain", "sparkly"))
+
+
+def test_the_arithmetic_variant_adds_its_masks_to_the_configured_ones() -> None:
+    from discrete_transformer.config import ModelConfig, TrainConfig, restart_configs
+
+    base = ModelConfig(forbid_reads=(("readout", "x"),))
+    train = TrainConfig(portfolio=("plain", "arithmetic"))
+    m0, t0, n0 = restart_configs(base, train, 0)
+    m1, t1, n1 = restart_configs(base, train, 1)
+    assert (n0, n1) == ("plain", "arithmetic") and m0 == base and t0 == train
+    assert m1.forbid_reads == (("readout", "x"), ("L*.H*.q", "pos"), ("L*.H*.k", "pos"))
+    assert m1.attention_sum and m1.readout_gain and t1.attention_st_from == 0.2
+    assert restart_configs(m1, t1, 1)[0] == m1  # applying a variant twice changes nothing

@@ -168,13 +168,16 @@ class TrainConfig:
 
 # Search variants a restart may run (TrainConfig.portfolio): overrides of the model and training
 # configs, "section.field" -> value. "plain" is DESIGN's search as the defaults describe it;
-# "arithmetic" lets heads sum (§12), scales the readout (§14) and runs hard attention forward from
-# 20 % of the search: the search that finds prefix sums of prefix sums (Kinematics_1D) and
-# weighted sums (Total_Momentum), and loses routing-only tasks when it is the only one.
+# "arithmetic" lets heads sum (§12), scales the readout (§14), runs hard attention forward from
+# 20 % of the search and routes by content or uniformly only (queries and keys never read `pos`:
+# positional routing is the plain search's job): the search that finds prefix sums of prefix sums
+# (Kinematics_1D) and weighted sums, and loses routing-only tasks when it is the only one.
+# `forbid_reads` entries add to the configured ones.
 SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "plain": MappingProxyType({}),
     "arithmetic": MappingProxyType({
         "model.readout_gain": True, "model.attention_sum": True, "train.attention_st_from": 0.2,
+        "model.forbid_reads": (("L*.H*.q", "pos"), ("L*.H*.k", "pos")),
     }),
 })
 
@@ -185,6 +188,8 @@ def restart_configs(model: "ModelConfig", train: "TrainConfig", index: int) -> t
     changes: dict[str, dict[str, Any]] = {"model": {}, "train": {}}
     for key, value in SEARCH_VARIANTS[name].items():
         section, field_name = key.split(".", 1)
+        if field_name == "forbid_reads":  # added to the configured masks, not in their place
+            value = tuple(dict.fromkeys((*model.forbid_reads, *value)))
         changes[section][field_name] = value
     return dataclasses.replace(model, **changes["model"]), dataclasses.replace(train, **changes["train"]), name
 
