@@ -555,3 +555,93 @@ def test_the_search_moves_only_on_a_real_improvement() -> None:
     assert pipeline._better((0.0, -6.0e-06), base)
     assert pipeline._better((1.0, -1.0), (0.9, -1e-9))  # a higher pass rate wins whatever the nMSE
     assert not pipeline._better((0.9, -1e-12), (1.0, -1.0))
+
+
+# ============================================================================ readability passes
+
+
+def _planted_extractor(head_h, mlp_source: str, mlp_reads: str = "x") -> pipeline._Extractor:
+    """A 2-layer model whose L1.H0 averages v = L0.M0 and L0.M0 reads `mlp_reads`, readout L1.H0;
+    the characterisations are planted (head: `head_h`; MLP: `mlp_source` over u0)."""
+    ds = make_dataset("Sum_Last2", seed=0, n_test=200)
+    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    cfg = ModelConfig(n_layers=2, n_heads=1, n_mlps=1, mlp_arity=1)
+    m = DiscreteTransformer(cfg, spec, population=1, seed=0).eval()
+    ix = {n: i for i, n in enumerate(m.variable_names)}
+    with torch.no_grad():
+        for layer in m.layers:
+            layer["attn"].selector.theta.zero_()
+            layer["mlp"].selector.theta.zero_()
+        m.layers[0]["mlp"].selector.theta[0, 0, 0, ix[mlp_reads]] = 10.0
+        for role, var in enumerate(("pos", "pos", "L0.M0")):
+            m.layers[1]["attn"].selector.theta[0, 0, role, ix[var]] = 10.0
+        m.readout.theta.zero_()
+        m.readout.theta[0, 0, ix["L1.H0"]] = 10.0
+    best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})
+    res = TrainResult(dataset=ds, model=m, model_config=cfg, train_config=TrainConfig(steps=1, restarts=1), spec=spec,
+                      best=best, restarts=[best], test={}, seconds=0.0, run_dir=None, source=ds.source,
+                      kind=ds.kind, seed=0)
+    ex = pipeline._Extractor(res, ds, ExtractConfig(), 0, lambda _m: None)
+    ex.model_score_doc = {}
+    head = pipeline._HeadAlt(pipeline.TestResult(head_h, 5000, 1.0, 1.0, 0.999, True))
+    mlp = pipeline._MLPAlt((ix[mlp_reads],), mlp_source, mlp_source, mlp_source, 3, 0.0, 0.0, True, 0.5, True,
+                           "mlp", 100, "planted")
+    ex.alternatives = lambda mod, full=False: [head] if mod.kind == "attn" else [mlp]  # type: ignore[method-assign]
+    return ex
+
+
+def test_a_padded_pair_mean_of_a_doubled_value_is_written_as_a_window_sum() -> None:
+    """Sum_Last2's models compute `window_mean(2·x, 1, include_bos=True)`: the program says
+    `sum_last2_x = window_mean(x, 1, agg="sum")`, without the doubling line, and computes the
+    same values."""
+    padded = make_hypothesis("window_mean", c=1, include_bos=True)
+    ex = _planted_extractor(padded, "2 * u0")
+    ir = ex.build({})
+    assert [n.key for n in ir.nodes] == ["L1.H0"]
+    head = ir.nodes[0]
+    assert head.out.name == "sum_last2_x" and head.v.name == "x" and head.hypothesis.params["agg"] == "sum"
+    src = codegen.render(ir)
+    assert 'sum_last2_x = window_mean(x, 1, agg="sum")' in src
+    assert "window_mean(1, with BOS) of 2 * x (MLP L0.M0) = sum of the last 2 x" in src
+    mod = load_module(src)
+    assert mod.program([5, 7, 1]) == [5, 12, 8]
+    np.testing.assert_array_equal(mod.run_batch(np.array([[[5.0], [7.0], [1.0]]])).ravel(), [5, 12, 8])
+
+
+@pytest.mark.parametrize("h, source, reads", [
+    (make_hypothesis("window_mean", c=1, include_bos=False), "2 * u0", "x"),  # 1 slot at i = 0
+    (make_hypothesis("window_mean", c=2, include_bos=True), "2 * u0", "x"),  # 2 or 3 slots
+    (make_hypothesis("window_mean", c=1, include_bos=True), "3 * u0", "x"),  # not the count
+    (make_hypothesis("window_mean", c=1, include_bos=True), "2 * u0", "pos"),  # pos is -1 at BOS
+])
+def test_other_means_of_scaled_values_are_left_as_they_are(h, source: str, reads: str) -> None:
+    ir = _planted_extractor(h, source, reads).build({})
+    assert [n.key for n in ir.nodes] == ["L0.M0", "L1.H0"] and ir.nodes[1].note == ""
+    assert "agg=" not in codegen.render(ir).split("def program")[1].split("\n\n")[0]
+
+
+def test_a_verified_but_large_readout_is_simplified_against_the_targets(hand_result: TrainResult, monkeypatch) -> None:
+    """The first candidate of the readout MLP is right (the program verifies) but needlessly
+    large: the refit against the true targets, smaller and verified too, replaces it."""
+    original = pipeline._Extractor.mlp_alternatives
+
+    def bloated(self, m, full=False):
+        alts = original(self, m, full)
+        if not getattr(self, "_bloated", False):
+            self._bloated = True
+            a = alts[0]
+            big = "u0 + u1 + 0 * (u0 * u1 - u1)"
+            alts.insert(0, dataclasses.replace(a, source=big, numpy_source=big, expression=big, size=9))
+        return alts
+
+    monkeypatch.setattr(pipeline._Extractor, "mlp_alternatives", bloated)
+    p = dtx.extract(hand_result)
+    assert p.verified and p.search_log[0]["verified"]
+    assert any("simplified: size 9 -> 3" in row["try"] and row["verified"] for row in p.search_log)
+    assert "y = [a + b for a, b in zip(x, prev1_x)]" in p.source and "refitted to the task targets" in p.source
+    assert "0 * (" not in p.source
+
+
+def test_a_small_verified_readout_is_not_refitted(hand_program: Program) -> None:
+    assert not any("simplified" in row["try"] for row in hand_program.search_log)
+    assert "refitted" not in hand_program.source

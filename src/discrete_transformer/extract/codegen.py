@@ -114,6 +114,8 @@ def evidence(node: AttentionNode | MLPNode) -> str:
     if isinstance(node, AttentionNode):
         label = pattern_label(node.hypothesis, node.q.name, node.k.name)
         figures = f"lower bound {_pct(node.lower_bound, 2)}, n={node.n_queries}"
+        if node.note:  # the program computes the tested pattern in another form
+            label = node.note
         if node.accepted:
             return f"attention {node.key}: {label}, agreement {_pct(node.agreement, 1)} ({figures})"
         return (

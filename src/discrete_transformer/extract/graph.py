@@ -258,6 +258,9 @@ class AttentionNode:
     accepted: bool  # lower_bound >= threshold
     threshold: float = 0.995
     confidence: float = 0.95
+    # How the program's pattern differs from the tested one (e.g. a window mean of 2·x written as
+    # a window sum of x); "" when it is the tested pattern itself.
+    note: str = ""
 
     @property
     def kind(self) -> str:

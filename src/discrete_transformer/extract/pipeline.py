@@ -30,6 +30,7 @@ import io
 import json
 import math
 import os
+import re
 import time
 import tokenize
 import types
@@ -43,7 +44,7 @@ import torch
 from .. import __version__
 from ..config import to_dict
 from ..tasks import Dataset, get_task, load_source, make_dataset
-from .codegen import head_call, numpy_mlp_line, render
+from .codegen import head_call, numpy_mlp_line, pattern_label, render
 from .graph import (
     RESERVED_NAMES,
     AttentionNode,
@@ -62,7 +63,7 @@ from .graph import (
     source_names,
     unique_name,
 )
-from .hypotheses import TestResult, describe, helper_sources, test_head
+from .hypotheses import Hypothesis, TestResult, describe, helper_sources, make_hypothesis, test_head, with_aggregate
 from .symbolic import ALL_OPERATORS, Candidate, SRConfig, SRResult, evaluate_source, symbolic_regression
 from .verify import CONTINUOUS_NMSE, Verification, score, verify_program
 
@@ -623,13 +624,17 @@ class _Extractor:
             if idx in chosen and chosen[idx][0].kind == "mlp" and idx not in out_mlp_names and gains[c] == 1.0:
                 out_mlp_names[idx] = unique_name(sanitize(ds.output_names[c], "y"), taken)
         used = set(self.graph.readout)
+        consumers: dict[int, int] = {i: 2 for i in self.graph.readout}  # an output is never folded away
         for idx, (m, alt) in chosen.items():
             if isinstance(alt, _HeadAlt):
                 hr = hypothesis_reads(alt.result.hypothesis)
-                used.update(i for role, i in zip("qkv", m.reads) if role in hr)
+                reads = {i for role, i in zip("qkv", m.reads) if role in hr}
             else:
                 ns = source_names(alt.source)
-                used.update(i for i, ph in zip(alt.inputs, PLACEHOLDERS) if ph in ns)
+                reads = {i for i, ph in zip(alt.inputs, PLACEHOLDERS) if ph in ns}
+            used.update(reads)
+            for i in reads:
+                consumers[i] = consumers.get(i, 0) + 1
         pos_i, one_i = self.n_in, self.n_in + 1
         uses_pos, uses_one = pos_i in used, one_i in used
         var[pos_i] = Variable("pos", pos_i, "pos", unique_name("pos", taken) if uses_pos else "pos", -1.0)
@@ -641,20 +646,29 @@ class _Extractor:
             return Variable(names[i], i, "attn" if ".H" in names[i] else "mlp", sanitize(names[i]), 0.0)
 
         nodes = []
+        made: dict[int, MLPNode] = {}
         long_mlps = 0
         for idx, (m, alt) in chosen.items():
             if isinstance(alt, _HeadAlt):
                 r = alt.result
                 q, k, v = (ref(i) for i in m.reads)
-                if r.hypothesis.name == "self":
+                h, note = r.hypothesis, ""
+                scaled = made.get(m.reads[2])
+                if _sums_a_doubled_pair(h, scaled) and consumers.get(m.reads[2], 0) == 1:
+                    # mean(2·u over {i-1, i} or {BOS, 0}) = u[i-1] + u[i]: read u, sum the window.
+                    h = with_aggregate(make_hypothesis("window_mean", c=1, include_bos=False), "sum")
+                    note = (f"{pattern_label(r.hypothesis, q.name, k.name)} of {scaled.source} "
+                            f"(MLP {scaled.key}) = sum of the last 2 {scaled.reads[0].name}")
+                    v = scaled.reads[0]
+                if h.name == "self":
                     name = v.name  # an alias: the program reads v directly
                 else:
-                    name = unique_name(sanitize(describe(r.hypothesis, q.name, k.name, v.name), "h"), taken)
+                    name = unique_name(sanitize(describe(h, q.name, k.name, v.name), "h"), taken)
                 out = Variable(m.key, idx, "attn", name, 0.0)
                 nodes.append(AttentionNode(
-                    m.key, out, q, k, v, r.hypothesis, float(r.agreement), float(r.lower_bound),
+                    m.key, out, q, k, v, h, float(r.agreement), float(r.lower_bound),
                     int(r.n_queries), float(r.pattern_agreement), bool(r.accepted),
-                    self.cfg.threshold, self.cfg.confidence,
+                    self.cfg.threshold, self.cfg.confidence, note,
                 ))
             else:
                 in_vars = tuple(ref(i) for i in alt.inputs)
@@ -675,11 +689,12 @@ class _Extractor:
                         base = sanitize(f"m{long_mlps - 1}_{args}", "m")
                     name = unique_name(base, taken)
                 out = Variable(m.key, idx, "mlp", name, 0.0)
-                nodes.append(MLPNode(
+                made[idx] = MLPNode(
                     m.key, out, in_vars, src, npsrc, expr, alt.size, alt.mse, alt.max_error, alt.exact,
                     alt.tolerance, alt.integer_target, alt.fitted_to, alt.n_samples,  # type: ignore[arg-type]
                     alt.rounded,
-                ))
+                )
+                nodes.append(made[idx])
             var[idx] = out
         outputs = tuple(
             OutputNode(c, sanitize(ds.output_names[c], "y"), var[idx], gains[c],
@@ -775,6 +790,23 @@ def _hard():
 # A learned readout gain is written with the fewest significant digits that stay within this
 # relative distance of it (1 when it is that close to 1): 0.0099998 -> 0.01.
 GAIN_REL_TOL = 1e-4
+
+
+_DOUBLED = re.compile(r"^\s*(?:2(?:\.0*)?\s*\*\s*([A-Za-z_]\w*)|([A-Za-z_]\w*)\s*\*\s*2(?:\.0*)?)\s*$")
+
+
+def _sums_a_doubled_pair(h: Hypothesis, node: MLPNode | None) -> bool:
+    """Head `h` averages `node`'s output, `2 * u`, over exactly two slots at every position
+    (window_mean(1) with BOS: {i-1, i}, or {BOS, 0} at the start), and u is 0 at BOS: the head
+    computes u[i-1] + u[i] (u[-1] = 0), a window sum of u. Sum_Last2's model does it this way."""
+    if node is None or h.name != "window_mean" or h.params.get("agg", "mean") != "mean":
+        return False
+    if h.params.get("c") != 1 or not h.params.get("include_bos"):
+        return False
+    mt = _DOUBLED.match(node.source)
+    if mt is None or len(node.reads) != 1 or node.reads[0].bos != 0.0:
+        return False
+    return (mt.group(1) or mt.group(2)) == node.reads[0].name
 
 
 def simple_gain(g: float) -> float:
@@ -935,7 +967,7 @@ def extract(
     long_xy, long_note = longer_split(ds, data_seed)
     search_log: list[dict] = ex.search_log
 
-    def attempt(choice: dict[str, int], why: str) -> tuple[ProgramIR, str, Verification, Any]:
+    def attempt(choice: dict[str, int], why: str) -> tuple[ProgramIR, str, Verification, Any, dict[str, int]]:
         ir = ex.build(choice)
         src = render(ir)
         mod = load_module(src)
@@ -943,16 +975,18 @@ def extract(
                              python_check=cfg.python_check)
         search_log.append({"try": why, "verified": ver.verified, "test_exact": ver.test.exact,
                            "test_nmse": ver.test.nmse})
-        return ir, src, ver, mod
+        return ir, src, ver, mod, dict(choice)
 
     choice: dict[str, int] = {}
-    ir, src, ver, mod = attempt(choice, "first candidates")
+    ir, src, ver, mod, choice = attempt(choice, "first candidates")
     if not ver.verified:
         # A model far from the targets still gets the readout refit (its heads may be right and
         # only the MLP behind them imprecise: Add_Mod_k), but swaps only when it is nearly exact.
         found = _search(ex, choice, ir, mod, attempt, t0 + cfg.search_budget, swaps=ex.model_near)
         if found is not None:
-            ir, src, ver, mod = found
+            ir, src, ver, mod, choice = found
+    if ver.verified:
+        ir, src, ver, mod, choice = _simplify(ex, (ir, src, ver, mod, choice), attempt)
     final = render(ir, ver.lines() + [f"hypotheses tested on: {ex.record_note}"])
     known: dict[int, str] = {v.index: v.name for v in ir.inputs}
     for node in ir.nodes:
@@ -1069,6 +1103,40 @@ def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, att
             if sc is not None and _better(sc, cur_score):
                 cur_score, cur = sc, ch
     return climb() if swaps else None
+
+
+# A verified program's readout MLP of at least this expression size is refitted against the true
+# targets; the fit replaces it when smaller and the program still verifies, at 2×T too if it did.
+# The model-faithful expression is right on every input the model sees but need not be the law:
+# Parity_All's exact model gave `round(0.2868·(−√m mod 4) − 0.878·(m·p mod 2) + …)`, the task's
+# targets give `round(m·(p + 1)) mod 2`.
+SIMPLIFY_MIN_SIZE = 5
+
+
+def _simplify(ex: _Extractor, res: tuple, attempt) -> tuple:
+    """The verified program `res` (ir, src, verification, module, choice) with its readout MLPs
+    replaced by smaller fits to the true targets wherever the program stays verified."""
+    ir, src, ver, mod, choice = res
+    for c, idx in enumerate(ex.graph.readout):
+        m = ex.graph.module_at(idx)
+        cur = ex.live(choice).get(idx)
+        if m is None or m.kind != "mlp" or cur is None or not isinstance(cur[1], _MLPAlt):
+            continue
+        size = cur[1].size
+        if size < SIMPLIFY_MIN_SIZE:
+            continue
+        for alt in ex.truth_fit(m, ir, c):
+            if not alt.exact or alt.size >= size:
+                continue
+            alts = ex.mlp_alternatives(m, full=True)
+            alts.append(alt)
+            cand = attempt({**choice, m.key: len(alts) - 1},
+                           f"{m.key} simplified: size {size} -> {alt.size} against the true targets ({alt.sr_key})")
+            if cand[2].verified and (ver.generalises is not True or cand[2].generalises is True):
+                ex.log(f"{m.key} simplified against the true targets: {alt.source}")
+                ir, src, ver, mod, choice = cand
+                size = alt.size
+    return ir, src, ver, mod, choice
 
 
 def _renamed(res: SRResult, mapping: dict[str, str]) -> SRResult:
