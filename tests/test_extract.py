@@ -645,3 +645,25 @@ def test_a_verified_but_large_readout_is_simplified_against_the_targets(hand_res
 def test_a_small_verified_readout_is_not_refitted(hand_program: Program) -> None:
     assert not any("simplified" in row["try"] for row in hand_program.search_log)
     assert "refitted" not in hand_program.source
+
+
+def test_an_output_is_read_from_the_earliest_variable_that_equals_the_targets() -> None:
+    """The targets are prev(x): the program's `y = x + prev1_x` is not needed, `prev1_x` already
+    is the answer; on Sum_Last2's targets nothing moves."""
+    from types import SimpleNamespace
+
+    ir = _ir()
+    X = np.random.default_rng(0).integers(0, 100, (50, 10, 1)).astype(float)
+    prev = np.concatenate([np.zeros((50, 1, 1)), X[:, :-1]], axis=1)
+    ex = SimpleNamespace(x_search=X, y_search=prev, kind="discrete")
+    short = pipeline._earlier_outputs(ex, ir)
+    assert short is not None and [n.key for n in short.nodes] == ["L0.H0"]
+    assert short.outputs[0].var.name == "prev1_x" and short.outputs[0].name == "y"
+    mod = load_module(codegen.render(short))
+    assert mod.program([5, 7, 1]) == [0, 5, 7]
+    ex.y_search = X + prev
+    assert pipeline._earlier_outputs(ex, ir) is None
+    ex.y_search, ex.kind = prev + 1e-4, "continuous"  # within 1e-6 normalised MSE
+    assert pipeline._earlier_outputs(ex, ir) is not None
+    ex.y_search = prev + 1.0
+    assert pipeline._earlier_outputs(ex, ir) is None
