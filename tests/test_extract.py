@@ -667,3 +667,26 @@ def test_an_output_is_read_from_the_earliest_variable_that_equals_the_targets() 
     assert pipeline._earlier_outputs(ex, ir) is not None
     ex.y_search = prev + 1.0
     assert pipeline._earlier_outputs(ex, ir) is None
+
+
+def test_the_search_reads_the_output_from_an_early_variable_a_swap_made_right(hand_result: TrainResult, monkeypatch) -> None:
+    """Prev1's targets on the hand-built x + prev(x) model, whose head is first read as shift(2):
+    the swap to shift(1) alone does not fix the MLP after it, but prev1_x then equals the
+    targets, and the search verifies the program that returns it."""
+    original = pipeline._Extractor.head_alternatives
+
+    def wrong_first(self, m, full=False):
+        alts = original(self, m, full)
+        right = alts[0]
+        wrong = pipeline._HeadAlt(dataclasses.replace(right.result, hypothesis=make_hypothesis("shift", c=2)))
+        return [wrong, right] if full or m.key in self.head_full else [wrong]
+
+    monkeypatch.setattr(pipeline._Extractor, "head_alternatives", wrong_first)
+    monkeypatch.setattr(pipeline._Extractor, "truth_fit", lambda self, *a, **k: [])
+    monkeypatch.setattr(pipeline, "NEAR_NMSE", math.inf)
+    prev1 = make_dataset("Prev1", seed=0, n_test=1000)
+    p = dtx.extract(hand_result, dataset=prev1)
+    assert p.verified, "\n".join(map(str, p.search_log))
+    assert any("outputs read from earlier variables" in row["try"] and row.get("verified") for row in p.search_log)
+    body = p.source[p.source.index("def program"):].split("return")[0]
+    assert "prev1_x = shift(x, 1)" in body and "zip(" not in body

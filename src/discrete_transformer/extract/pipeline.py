@@ -984,7 +984,8 @@ def extract(
     if not ver.verified:
         # A model far from the targets still gets the readout refit (its heads may be right and
         # only the MLP behind them imprecise: Add_Mod_k), but swaps only when it is nearly exact.
-        found = _search(ex, choice, ir, mod, attempt, t0 + cfg.search_budget, swaps=ex.model_near)
+        found = _search(ex, choice, ir, mod, attempt, t0 + cfg.search_budget, swaps=ex.model_near,
+                        attempt_ir=attempt_ir)
         if found is not None:
             ir, src, ver, mod, choice = found
     if ver.verified:
@@ -1040,10 +1041,12 @@ def _search_pass(sc: tuple[float, float], kind: str) -> bool:
 
 
 def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, attempt, deadline: float,
-            swaps: bool = True):
+            swaps: bool = True, attempt_ir=None):
     """Hill-climb over single-module swaps, then fit readout MLPs to the true targets, then swap
     again. `swaps=False` (a model far from the targets): one readout refit per output, over the
-    composed inputs when there are any."""
+    composed inputs when there are any. With `attempt_ir`, a candidate that fails is also tried
+    with its outputs read from earlier variables that equal the targets (`_earlier_outputs`): a
+    swap that makes an early head right can leave later modules that only worked around it."""
     cur = dict(choice)
     cur_score = _search_score(mod, ex)
     tried: set[tuple] = {tuple(sorted(cur.items()))}
@@ -1054,7 +1057,8 @@ def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, att
             return None, None
         tried.add(key)
         try:
-            mod_c = load_module(render(ex.build(ch)))
+            ir_c = ex.build(ch)
+            mod_c = load_module(render(ir_c))
         except ExtractionError as e:  # e.g. a swap brought an MLP of too high an arity to life
             ex.search_log.append({"try": why, "error": str(e)})
             return None, None
@@ -1065,6 +1069,12 @@ def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, att
             res = attempt(ch, why)
             if res[2].verified:
                 return sc, res
+        elif attempt_ir is not None:
+            short = _earlier_outputs(ex, ir_c)
+            if short is not None:
+                res = attempt_ir(short, f"{why}, outputs read from earlier variables")
+                if res[2].verified:
+                    return sc, (*res, dict(ch))
         return sc, None
 
     def climb() -> Any:
@@ -1128,6 +1138,8 @@ def _simplify(ex: _Extractor, res: tuple, attempt) -> tuple:
         m = ex.graph.module_at(idx)
         cur = ex.live(choice).get(idx)
         if m is None or m.kind != "mlp" or cur is None or not isinstance(cur[1], _MLPAlt):
+            continue
+        if ir.outputs[c].var.index != idx:  # the output reads an earlier variable already
             continue
         size = cur[1].size
         if size < SIMPLIFY_MIN_SIZE:
