@@ -144,7 +144,7 @@ def train_baseline(
     gen = torch.Generator().manual_seed(seed)
     model = build_baseline(name, spec, split, cfg)
     steps = cfg.steps(name)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     best_score, best_state, best_val = math.inf, None, {"exact": 0.0, "nmse": math.inf}
     step = 0
     n = split.x_train.shape[0]

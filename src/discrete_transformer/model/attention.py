@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from .functional import softmax
+from .functional import softmax, straight_through_pattern
 from .selector import SelectMode, Selector
 
 # Initial logit of "mean" over "sum" in a head's aggregate selector (ModelConfig.attention_sum).
@@ -95,13 +95,16 @@ class AttentionLayer(nn.Module):
                 soft = softmax(scores)
                 pattern = pattern + (soft - soft.detach())
         else:
-            pattern = softmax(scores)
+            if mode.attention_st is None or not self.averaging:
+                pattern = softmax(scores)
             if not self.averaging:  # straight-through: forward attends to one key, backward is soft
                 pattern = hard_pattern(scores.detach(), False) + pattern - pattern.detach()
             elif mode.attention_st is not None:
-                hard = hard_pattern(_at_hard_tau(scores, tau_attn, mode))
-                m = mode.attention_st.to(scores.dtype).view(P, 1, 1, 1, 1)
-                pattern = pattern + (m * (hard - pattern)).detach()  # value: hard where m; grad: soft
+                # value: the hard pattern (rounded at the final temperature, as evaluation rounds
+                # it) for members flagged in attention_st; gradient: the soft pattern's
+                ratio = _hard_tau_ratio(tau_attn, mode)  # scores·ratio are at the hard temperature
+                pattern = straight_through_pattern(
+                    scores, mode.attention_st.view(P, 1, 1, 1, 1) > 0, TIE_MARGIN / ratio)
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
         # thousands of tiny batched mat-vecs on CPU.
         out = (pattern * v.transpose(2, 3).unsqueeze(-2)).sum(-1).transpose(2, 3)  # (P, B, T1, H)
@@ -124,6 +127,12 @@ class AttentionLayer(nn.Module):
 
 
 TIE_MARGIN = math.log(2.0)
+
+
+def _hard_tau_ratio(tau_attn: float | torch.Tensor, mode: SelectMode) -> float | torch.Tensor:
+    """tau_attn / the temperature evaluation rounds at (1 when the mode names none)."""
+    hard_tau = mode.attention_hard_tau
+    return 1.0 if hard_tau is None else tau_attn / hard_tau
 
 
 def _at_hard_tau(scores: torch.Tensor, tau_attn: float | torch.Tensor, mode: SelectMode) -> torch.Tensor:
