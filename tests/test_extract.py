@@ -690,3 +690,35 @@ def test_the_search_reads_the_output_from_an_early_variable_a_swap_made_right(ha
     assert any("outputs read from earlier variables" in row["try"] and row.get("verified") for row in p.search_log)
     body = p.source[p.source.index("def program"):].split("return")[0]
     assert "prev1_x = shift(x, 1)" in body and "zip(" not in body
+
+
+def test_a_fixed_pattern_head_extracts_to_its_routing_line() -> None:
+    """attention_patterns: a head that chose the fixed shift1 pattern (its q/k selectors point
+    anywhere) is read as reading `pos` only, tested like any head, and the program verifies."""
+    ds = make_dataset("Sum_Last2", seed=0, n_test=1000)
+    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    cfg = ModelConfig(n_layers=1, n_heads=1, n_mlps=1, mlp_hidden=4, mlp_bilinear=1, attention_patterns=("shift1", "prefix"))
+    m = DiscreteTransformer(cfg, spec, population=1, seed=0)
+    ix = {n: i for i, n in enumerate(m.variable_names)}  # x, pos, one, L0.H0, L0.M0
+    with torch.no_grad():
+        for p in m.parameters():
+            p.zero_()
+        attn, mlp = m.layers[0]["attn"], m.layers[0]["mlp"]
+        for role, var in enumerate(("x", "one", "x")):  # q and k: irrelevant to a fixed pattern
+            attn.selector.theta[0, 0, role, ix[var]] = 10.0
+        attn.pattern_choice.theta[0, 0, 1] = 10.0  # shift1
+        for role, var in enumerate(("x", "L0.H0")):
+            mlp.selector.theta[0, 0, role, ix[var]] = 10.0
+        mlp.d[0, 0] = torch.stack([m.ms[0, ix["x"]].sqrt(), m.ms[0, ix["L0.H0"]].sqrt()])
+        m.readout.theta[0, 0, ix["L0.M0"]] = 10.0
+    m.eval()
+    g = read_graph(m)
+    assert g.modules[0].fixed == "shift1" and g.modules[0].reads == (ix["pos"], ix["pos"], ix["x"])
+    best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})
+    res = TrainResult(dataset=ds, model=m, model_config=cfg, train_config=TrainConfig(steps=1, restarts=1),
+                      spec=spec, best=best, restarts=[best], test={}, seconds=0.0, run_dir=None,
+                      source=ds.source, kind=ds.kind, seed=0)
+    p = dtx.extract(res)
+    assert p.verified, p.verification.lines()
+    assert "prev1_x = shift(x, 1)" in p.source
+    assert p.run([5, 7, 1]) == [5, 12, 8]

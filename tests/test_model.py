@@ -544,3 +544,79 @@ def test_hard_readout_with_gain_is_the_gain_times_the_variable() -> None:
     x = torch.randint(-100, 100, (5, 6, 1)).float()
     y = model(x, HARD, 0.02)[0]
     torch.testing.assert_close(y, 3.0 * x)
+
+
+def test_one_pass_straight_through_pattern_matches_the_composed_form() -> None:
+    """functional.straight_through_pattern: value = hard near-tie pattern (at the final
+    temperature) where flagged, softmax elsewhere; gradient = the softmax's everywhere — the same
+    as soft + m·(hard(scores·r) − soft).detach(), which it replaced for speed."""
+    from discrete_transformer.model.attention import TIE_MARGIN
+    from discrete_transformer.model.functional import straight_through_pattern
+
+    torch.manual_seed(0)
+    scores = (torch.randn(3, 4, 2, 7, 7) * 3).tril() + torch.full((7, 7), float("-inf")).triu(1)
+    scores[0, 0, 0, 5, :3] = 50.0  # an exact tie, far above the rest of the row
+    flags = torch.tensor([1.0, 0.0, 1.0])
+    ratio = torch.tensor([2.0, 5.0, 0.5]).view(3, 1, 1, 1, 1)  # tau_attn / hard tau, per member
+    s1 = scores.clone().requires_grad_(True)
+    s2 = scores.clone().requires_grad_(True)
+    new = straight_through_pattern(s1, flags.view(3, 1, 1, 1, 1) > 0, TIE_MARGIN / ratio)
+    soft = softmax(s2)
+    old = soft + (flags.view(3, 1, 1, 1, 1) * (hard_pattern(s2 * ratio) - soft)).detach()
+    assert torch.allclose(new, old, atol=1e-6)
+    assert torch.equal(new[0, 0, 0, 5, :3], torch.full((3,), 1 / 3))
+    g = torch.randn_like(new)
+    (new * g).sum().backward()
+    (old * g).sum().backward()
+    assert torch.allclose(s1.grad, s2.grad, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- fixed patterns
+
+
+def test_fixed_patterns_are_causal_rows_that_route_exactly() -> None:
+    from discrete_transformer.model.attention import FIXED_PATTERNS, fixed_pattern
+
+    for name in FIXED_PATTERNS:
+        a = fixed_pattern(name, 7)
+        assert torch.allclose(a.sum(-1), torch.ones(7)) and bool((a.triu(1) == 0).all()), name
+        assert float(a[0, 0]) == 1.0  # the BOS row reads BOS
+    v = torch.tensor([0.0, 5, 7, 1, 3, 2, 8])  # BOS slot (0), then the sequence
+    assert (fixed_pattern("shift2", 7) @ v).tolist() == [0, 0, 0, 5, 7, 1, 3]  # 0 before the start
+    np.testing.assert_allclose((fixed_pattern("prefix", 7) @ v)[1:].numpy(),
+                               np.cumsum(v[1:].numpy()) / np.arange(1, 7))
+    with pytest.raises(ValueError, match="unknown fixed attention pattern"):
+        fixed_pattern("shift", 3)
+
+
+def test_a_head_that_chooses_a_fixed_pattern_routes_by_it() -> None:
+    """With attention_patterns, each head's pattern selector picks its learned scores (0) or a
+    fixed pattern; the hard model then routes exactly by the pattern, whatever q and k are."""
+    model = _model(population=1, attention_patterns=("shift1", "prefix"), attention_sum=True)
+    attn = model.layers[0]["attn"]
+    _set_choice(attn.selector, (0, 2), model.variable_names.index("x"))
+    x = torch.tensor([[[2.0], [4.0], [9.0], [1.0], [0.0], [8.0]]])
+    xs = x[0, :, 0].numpy()
+    for option, agg, expect in ((1, 0, np.r_[0.0, xs[:-1]]), (2, 0, np.cumsum(xs) / np.arange(1, 7)),
+                                (2, 1, np.cumsum(xs))):
+        _set_choice(attn.pattern_choice, (0,), option)
+        _set_choice(attn.aggregate, (0,), agg)
+        cache: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            model.eval()(x, HARD, 0.02, cache)
+        np.testing.assert_allclose(cache["L0.H0.out"][0, 0, 1:].numpy(), expect, rtol=1e-6)
+    assert model.describe(0).splitlines()[0] == "L0.H0 = attend(prefix, v=x, sum)"
+
+
+def test_fixed_patterns_off_add_nothing_and_on_get_gradients() -> None:
+    plain = _model(population=2)
+    assert "L0.pat" not in plain.selectors() and not any("pattern_choice" in n for n in plain.state_dict())
+    model = _model(population=2, attention_patterns=("shift1", "shift2", "shift3", "prefix"))
+    sel = model.selectors()["L1.pat"]
+    assert sel.theta.shape == (2, ModelConfig().n_heads, 5) and bool((sel.argmax() == 0).all())
+    mode = SelectMode(tau=1.0, per_example=True, batch=4, generator=torch.Generator().manual_seed(0))
+    model.train()(torch.randn(4, 6, 1), mode, 1.0).pow(2).mean().backward()
+    g = model.layers[0]["attn"].pattern_choice.theta.grad
+    assert g is not None and bool(torch.isfinite(g).all()) and float(g.abs().sum()) > 0
+    with pytest.raises(ValueError, match="attention_patterns"):
+        ModelConfig(attention_patterns=("shift9",))

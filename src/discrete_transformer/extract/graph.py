@@ -151,6 +151,9 @@ class Module:
     out: int
     reads: tuple[int, ...]
     aggregate: Literal["mean", "sum"] = "mean"  # heads only: how the selected values combine
+    # heads only: the fixed routing pattern chosen instead of learned scores (ModelConfig.
+    # attention_patterns), or None; q and k then read `pos`, what a fixed pattern depends on
+    fixed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,10 @@ class Graph:
         for m in self.modules:
             args = ", ".join(names[i] for i in m.reads)
             agg = ", sum" if m.aggregate == "sum" else ""
-            what = f"attend(q, k, v = {args}{agg})" if m.kind == "attn" else f"mlp({args})"
+            if m.kind == "attn" and m.fixed:
+                what = f"attend({m.fixed}, v = {names[m.reads[2]]}{agg})"
+            else:
+                what = f"attend(q, k, v = {args}{agg})" if m.kind == "attn" else f"mlp({args})"
             lines.append(f"{m.key} = {what}")
         lines.append("readout -> " + ", ".join(
             names[i] if self.gain(c) == 1.0 else f"{self.gain(c):.6g} * {names[i]}" for c, i in enumerate(self.readout)))
@@ -211,10 +217,14 @@ def read_graph(model: Any, member: int = 0) -> Graph:
     for l in range(len(model.layers)):
         attn = ch[f"L{l}.attn"][member].tolist()  # (H, 3)
         agg = ch[f"L{l}.agg"][member].tolist() if f"L{l}.agg" in ch else [0] * len(attn)  # (H,)
+        pat = ch[f"L{l}.pat"][member].tolist() if f"L{l}.pat" in ch else [0] * len(attn)  # (H,)
         for h, (q, k, v) in enumerate(attn):
             key = f"L{l}.H{h}"
             how = "sum" if agg[h] == 1 else "mean"
-            modules.append(Module(key, "attn", l, h, idx[key], (int(q), int(k), int(v)), how))
+            fixed = model.layers[l]["attn"].patterns[pat[h] - 1] if pat[h] else None
+            if fixed:
+                q = k = idx["pos"]
+            modules.append(Module(key, "attn", l, h, idx[key], (int(q), int(k), int(v)), how, fixed))
         mlp = ch[f"L{l}.mlp"][member].tolist()  # (M, arity)
         for m, reads in enumerate(mlp):
             key = f"L{l}.M{m}"

@@ -27,6 +27,30 @@ from .selector import SelectMode, Selector
 # Initial logit of "mean" over "sum" in a head's aggregate selector (ModelConfig.attention_sum).
 AGGREGATE_MEAN_PRIOR = 2.0
 
+# Fixed routing patterns a head may choose instead of its learned scores
+# (ModelConfig.attention_patterns): RASP's positional selectors, exact by construction.
+#   shift{c}: position i attends to i - c (to BOS, which reads 0, when i < c)
+#   prefix:   position i attends uniformly to positions 0..i (BOS excluded): the prefix mean
+FIXED_PATTERNS = ("shift1", "shift2", "shift3", "prefix")
+
+
+def fixed_pattern(name: str, T1: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(T1, T1) attention weights of a fixed pattern over the BOS slot (row/column 0) and the
+    sequence positions 1..T1-1 (causal; the BOS row attends to BOS)."""
+    a = torch.zeros(T1, T1, dtype=dtype)
+    rows = torch.arange(T1)
+    if name.startswith("shift") and name[5:].isdigit():
+        a[rows, (rows - int(name[5:])).clamp_min(0)] = 1.0
+    elif name == "prefix":
+        a = torch.ones(T1, T1, dtype=dtype).tril()
+        a[1:, 0] = 0.0
+        a = a / a.sum(-1, keepdim=True)
+    else:
+        raise ValueError(f"unknown fixed attention pattern {name!r}; choose from {', '.join(FIXED_PATTERNS)}")
+    a[0] = 0.0
+    a[0, 0] = 1.0
+    return a
+
 
 class AttentionLayer(nn.Module):
     """All `H` heads of one layer, for a population of `P` models."""
@@ -41,6 +65,7 @@ class AttentionLayer(nn.Module):
         averaging: bool = True,
         summing: bool = False,
         bos_bias: bool = False,
+        patterns: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
@@ -62,6 +87,20 @@ class AttentionLayer(nn.Module):
         # visible, but a head can push it out (an argmax over signed values, where BOS's 0 would
         # otherwise win whenever every key is negative) or prefer it. 0 at init = the plain family.
         self.w_bos = nn.Parameter(torch.zeros(population, n_heads)) if bos_bias else None
+        # Optional choice per head (ModelConfig.attention_patterns): option 0 = the learned scores
+        # above, option 1 + f = the fixed pattern `patterns[f]` (then q and k are not read).
+        self.patterns = tuple(patterns)
+        for name in self.patterns:
+            fixed_pattern(name, 2)  # an unknown name fails here, not at the first forward pass
+        self.pattern_choice = Selector(population, (n_heads,), 1 + len(self.patterns)) if self.patterns else None
+        self._fixed: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+
+    def fixed_patterns(self, T1: int, dtype: torch.dtype) -> torch.Tensor:
+        """(F, T1, T1) the fixed patterns this layer's heads may choose (cached per length)."""
+        key = (T1, dtype)
+        if key not in self._fixed:
+            self._fixed[key] = torch.stack([fixed_pattern(n, T1, dtype) for n in self.patterns])
+        return self._fixed[key]
 
     def forward(
         self,
@@ -105,6 +144,11 @@ class AttentionLayer(nn.Module):
                 ratio = _hard_tau_ratio(tau_attn, mode)  # scores·ratio are at the hard temperature
                 pattern = straight_through_pattern(
                     scores, mode.attention_st.view(P, 1, 1, 1, 1) > 0, TIE_MARGIN / ratio)
+        if self.pattern_choice is not None:
+            wp = self.pattern_choice.weights(mode)  # (P, H, 1+F) or (P, B, H, 1+F)
+            wp = wp.unsqueeze(1) if wp.dim() == 3 else wp  # (P, B or 1, H, 1+F)
+            fixed = torch.einsum("pbhf,fij->pbhij", wp[..., 1:], self.fixed_patterns(T1, pattern.dtype))
+            pattern = wp[..., :1].unsqueeze(-1) * pattern + fixed
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
         # thousands of tiny batched mat-vecs on CPU.
         out = (pattern * v.transpose(2, 3).unsqueeze(-2)).sum(-1).transpose(2, 3)  # (P, B, T1, H)

@@ -108,8 +108,9 @@ class MLPLayer(nn.Module):
         w_in = torch.cat([self.W, self.A, self.B], dim=-1).reshape(P * M, a, K + 2 * nb)
         b_in = torch.cat([self.b, self.a0, self.b0], dim=-1).reshape(P * M, 1, K + 2 * nb)
         z = torch.baddbmm(b_in, um, w_in)  # (P·M, N, K + 2·nb)
-        h = torch.relu(z[..., :K])
-        prod = z[..., K : K + nb] * z[..., K + nb :]
+        pre, left, right = z.split([K, nb, nb], dim=-1)  # split's backward is one cat, not 3 zero-fills
+        h = torch.relu(pre)
+        prod = left * right
         feats = torch.cat([h, prod, um], dim=-1)  # (P·M, N, K + nb + a)
         coef = torch.cat([self.c_r, self.c_b, self.d], dim=-1).reshape(P * M, K + nb + a, 1)
         f = torch.baddbmm(self.e.reshape(P * M, 1, 1), feats, coef).view(P, M, N)

@@ -61,6 +61,7 @@ class DiscreteTransformer(nn.Module):
                 population, config.n_heads, n_avail, gen,
                 allowed=masks.attention(layer, config.n_heads, names), averaging=config.attention_averaging,
                 summing=config.attention_sum, bos_bias=config.attention_bos_bias,
+                patterns=config.attention_patterns,
             )
             names += [f"L{layer}.H{h}" for h in range(config.n_heads)]
             mlp = MLPLayer(
@@ -107,6 +108,8 @@ class DiscreteTransformer(nn.Module):
             out[f"L{l}.attn"] = layer["attn"].selector
             if layer["attn"].aggregate is not None:
                 out[f"L{l}.agg"] = layer["attn"].aggregate
+            if layer["attn"].pattern_choice is not None:
+                out[f"L{l}.pat"] = layer["attn"].pattern_choice
             out[f"L{l}.mlp"] = layer["mlp"].selector
         out["readout"] = self.readout
         return out
@@ -218,13 +221,18 @@ class DiscreteTransformer(nn.Module):
             attn = ch[f"L{l}.attn"][member]  # (H, 3)
             ws = layer["attn"].w_score[member]
             agg = ch.get(f"L{l}.agg")
+            pat = ch.get(f"L{l}.pat")
             for h in range(attn.shape[0]):
                 q, k, v = (names[int(i)] for i in attn[h])
                 w = ", ".join(f"{x:+.2f}" for x in ws[h].tolist())
                 if layer["attn"].w_bos is not None:
                     w += f"; w_bos={float(layer['attn'].w_bos[member, h]):+.2f}"
                 how = "" if agg is None else (", sum" if int(agg[member, h]) == 1 else ", mean")
-                lines.append(f"L{l}.H{h} = attend(q={q}, k={k}, v={v}{how})  w_qk,w_k,w_kk=({w})")
+                fixed = 0 if pat is None else int(pat[member, h])
+                if fixed:
+                    lines.append(f"L{l}.H{h} = attend({layer['attn'].patterns[fixed - 1]}, v={v}{how})")
+                else:
+                    lines.append(f"L{l}.H{h} = attend(q={q}, k={k}, v={v}{how})  w_qk,w_k,w_kk=({w})")
             mlp = ch[f"L{l}.mlp"][member]  # (M, arity)
             for m in range(mlp.shape[0]):
                 args = ", ".join(names[int(i)] for i in mlp[m])
