@@ -609,9 +609,14 @@ def test_a_head_that_chooses_a_fixed_pattern_routes_by_it() -> None:
 
 
 def test_fixed_patterns_off_add_nothing_and_on_get_gradients() -> None:
-    plain = _model(population=2)
+    """Off (attention_patterns=(), how configs stored before the option load): no selector, no
+    state; on (the default): one selector per layer over 1 + 4 options, starting uniform."""
+    plain = _model(population=2, attention_patterns=())
     assert "L0.pat" not in plain.selectors() and not any("pattern_choice" in n for n in plain.state_dict())
-    model = _model(population=2, attention_patterns=("shift1", "shift2", "shift3", "prefix"))
+    from discrete_transformer.config import from_dict
+    assert from_dict(ModelConfig, {"n_layers": 2}).attention_patterns == ()
+    model = _model(population=2)
+    assert model.config.attention_patterns == ("shift1", "shift2", "shift3", "prefix")
     sel = model.selectors()["L1.pat"]
     assert sel.theta.shape == (2, ModelConfig().n_heads, 5) and bool((sel.argmax() == 0).all())
     mode = SelectMode(tau=1.0, per_example=True, batch=4, generator=torch.Generator().manual_seed(0))
@@ -620,3 +625,14 @@ def test_fixed_patterns_off_add_nothing_and_on_get_gradients() -> None:
     assert g is not None and bool(torch.isfinite(g).all()) and float(g.abs().sum()) > 0
     with pytest.raises(ValueError, match="attention_patterns"):
         ModelConfig(attention_patterns=("shift9",))
+
+
+def test_without_averaging_only_one_key_patterns_are_offered_and_the_choice_is_hard_forward() -> None:
+    model = _model(population=2, attention_averaging=False)
+    assert model.layers[0]["attn"].patterns == ("shift1", "shift2", "shift3")
+    mode = SelectMode(tau=1.0, per_example=True, batch=3, generator=torch.Generator().manual_seed(0))
+    cache: dict[str, torch.Tensor] = {}
+    model.train()(torch.randn(3, 6, 1), mode, 0.5, cache)
+    for k, p in cache.items():
+        if k.endswith(".pattern"):
+            assert torch.allclose(p.amax(-1), torch.ones(())), k

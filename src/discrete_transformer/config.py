@@ -57,8 +57,8 @@ class ModelConfig:
     readout_gain: bool = False
     # Fixed routing patterns (names from model.attention.FIXED_PATTERNS: shift1..3, prefix) each
     # head may choose, by one more selector, instead of its learned scores; () = none (DESIGN's
-    # head). docs/architecture.md §15.
-    attention_patterns: tuple[str, ...] = ()
+    # head, and what configs stored before the field load as). docs/architecture.md §15.
+    attention_patterns: tuple[str, ...] = ("shift1", "shift2", "shift3", "prefix")
     # (module pattern, variable pattern) pairs, fnmatch-style: the module may not read the
     # variable. Modules are `L{l}.H{h}` (roles `.q .k .v`), `L{l}.M{m}` (roles `.in0 ...`) and
     # `readout` (roles `.<output name>`); variables are input names, `pos`, `one`, `L{l}.H{h}` ...
@@ -207,7 +207,7 @@ def restart_configs(model: "ModelConfig", train: "TrainConfig", index: int) -> t
 
 # Fields whose default changed after runs were saved without them: a stored config that lacks
 # one gets the value those runs had, not today's default.
-_LEGACY: dict[str, dict[str, Any]] = {"TrainConfig": {"portfolio": ("plain",)}}
+_LEGACY: dict[str, dict[str, Any]] = {"TrainConfig": {"portfolio": ("plain",)}, "ModelConfig": {"attention_patterns": ()}}
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

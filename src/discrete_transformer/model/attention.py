@@ -89,7 +89,8 @@ class AttentionLayer(nn.Module):
         self.w_bos = nn.Parameter(torch.zeros(population, n_heads)) if bos_bias else None
         # Optional choice per head (ModelConfig.attention_patterns): option 0 = the learned scores
         # above, option 1 + f = the fixed pattern `patterns[f]` (then q and k are not read).
-        self.patterns = tuple(patterns)
+        # Without averaging (attention_averaging=False) only the one-key patterns are offered.
+        self.patterns = tuple(p for p in patterns if averaging or p.startswith("shift"))
         for name in self.patterns:
             fixed_pattern(name, 2)  # an unknown name fails here, not at the first forward pass
         self.pattern_choice = Selector(population, (n_heads,), 1 + len(self.patterns)) if self.patterns else None
@@ -147,6 +148,8 @@ class AttentionLayer(nn.Module):
         if self.pattern_choice is not None:
             wp = self.pattern_choice.weights(mode)  # (P, H, 1+F) or (P, B, H, 1+F)
             wp = wp.unsqueeze(1) if wp.dim() == 3 else wp  # (P, B or 1, H, 1+F)
+            if not self.averaging:  # one pattern forward (a mix would average), soft gradient
+                wp = nn.functional.one_hot(wp.argmax(-1), wp.shape[-1]).to(wp.dtype) + wp - wp.detach()
             fixed = torch.einsum("pbhf,fij->pbhij", wp[..., 1:], self.fixed_patterns(T1, pattern.dtype))
             pattern = wp[..., :1].unsqueeze(-1) * pattern + fixed
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
