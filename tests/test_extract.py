@@ -722,3 +722,60 @@ def test_a_fixed_pattern_head_extracts_to_its_routing_line() -> None:
     assert p.verified, p.verification.lines()
     assert "prev1_x = shift(x, 1)" in p.source
     assert p.run([5, 7, 1]) == [5, 12, 8]
+
+
+# ============================================================================ cores of intermediate MLPs
+
+
+def test_monotone_dependence_and_simple_ratios() -> None:
+    e = np.array([3.0, 1.0, 2.0, 2.0, 5.0])
+    assert pipeline._monotone_function(e, e**2 + 1, 1e-9)
+    assert pipeline._monotone_function(e, -np.exp(e), 1e-9)
+    assert not pipeline._monotone_function(e, np.array([9.0, 1.0, 4.0, 5.0, 25.0]), 1e-3)  # e = 2 twice, y differs
+    assert not pipeline._monotone_function(e, (e - 2.5) ** 2, 1e-3)  # turns back
+    assert pipeline._monotone_function(e, (e - 2.5) ** 2, 10.0)  # ... within the tolerance
+    assert [pipeline._simple_ratio(v) for v in (1.0004, -0.49996, 0.33331, 2.7182818)] == [1.0, -0.5, 1 / 3, 2.718]
+
+
+def _core_model(product: bool):
+    """Sum_Last2 data; L0.H0 = fixed shift1 of x; L0.M0 reads (x, L0.H0) and computes
+    s + s²/400 with s = x + prev1_x (monotone, not affine), or x·prev1_x (`product`)."""
+    ds = make_dataset("Sum_Last2", seed=0, n_test=300)
+    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    cfg = ModelConfig(n_layers=1, n_heads=1, n_mlps=1, mlp_hidden=2, mlp_bilinear=1)
+    m = DiscreteTransformer(cfg, spec, population=1, seed=0)
+    ix = {n: i for i, n in enumerate(m.variable_names)}
+    with torch.no_grad():
+        for p in m.parameters():
+            p.zero_()
+        attn, mlp = m.layers[0]["attn"], m.layers[0]["mlp"]
+        attn.pattern_choice.theta[0, 0, 1 + cfg.attention_patterns.index("shift1")] = 10.0
+        attn.selector.theta[0, 0, 2, ix["x"]] = 10.0
+        for role, var in enumerate(("x", "L0.H0")):
+            mlp.selector.theta[0, 0, role, ix[var]] = 10.0
+        rx, rh = float(m.ms[0, ix["x"]].sqrt()), float(m.ms[0, ix["L0.H0"]].sqrt())
+        mlp.A[0, 0, :, 0] = torch.tensor([rx, rh])  # normalised inputs back to raw
+        mlp.B[0, 0, :, 0] = torch.tensor([rx, 0.0] if product else [rx, rh])
+        mlp.c_b[0, 0, 0] = 1.0 if product else 1 / 400
+        if not product:
+            mlp.d[0, 0] = torch.tensor([rx, rh])
+        m.readout.theta[0, 0, ix["L0.M0"]] = 10.0
+    m.eval()
+    best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})
+    res = TrainResult(dataset=ds, model=m, model_config=cfg, train_config=TrainConfig(steps=1, restarts=1), spec=spec,
+                      best=best, restarts=[best], test={}, seconds=0.0, run_dir=None, source=ds.source,
+                      kind=ds.kind, seed=0)
+    ex = pipeline._Extractor(res, ds, ExtractConfig(), 0, lambda _m: None)
+    return ex, ex.graph.module_at(ix["L0.M0"])
+
+
+def test_the_core_of_an_mlp_is_the_expression_its_output_is_a_monotone_function_of() -> None:
+    ex, m = _core_model(product=False)
+    out = ex.out[m.key][:, 1:]
+    s = ex.resid[:, 1:, 0] + ex.resid[:, 1:, 3]  # x + prev1_x
+    np.testing.assert_allclose(out, s + s**2 / 400, rtol=1e-6)  # the planted function (float32 weights)
+    core = ex.core_alternative(m)
+    assert core is not None and core.fitted_to == "core" and core.exact
+    assert core.source in ("u0 + u1", "u1 + u0") and set(core.inputs) == {0, 3}
+    ex_p, m_p = _core_model(product=True)
+    assert ex_p.core_alternative(m_p) is None  # x·prev1_x is a function of no single linear combination

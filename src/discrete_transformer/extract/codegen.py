@@ -123,6 +123,9 @@ def evidence(node: AttentionNode | MLPNode) -> str:
             f"({figures} < {_pct(node.threshold, 1)})"
         )
     n = f"n={node.n_samples} samples"
+    if node.fitted_to == "core":
+        return (f"MLP {node.key} is a monotone function of {node.source} ({n}); "
+                f"what reads it is refitted to the task targets")
     if node.fitted_to == "targets":
         if not node.exact:
             return f"MLP {node.key}, refitted to the task targets: {node.source}, NOT exact, max error {_num(node.max_error)} ({n})"

@@ -309,7 +309,9 @@ class MLPNode:
     exact: bool  # within `tolerance` (or equal after rounding) on every fitted sample
     tolerance: float
     integer_target: bool
-    fitted_to: Literal["mlp", "targets"]  # the MLP's own outputs, or the task's true targets
+    # the MLP's own outputs, the task's true targets, or "core": the expression the MLP's output
+    # is a monotone function of (the MLPs reading it are refitted to the targets)
+    fitted_to: Literal["mlp", "targets", "core"]
     n_samples: int
     rounded: bool = False  # integer-valued but not computed exactly: the program rounds it
 

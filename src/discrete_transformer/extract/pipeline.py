@@ -583,6 +583,54 @@ class _Extractor:
                 break
         return out
 
+    def core_alternative(self, m: Module) -> _MLPAlt | None:
+        """A stand-in for an intermediate MLP `m`: the simplest expression `e` of its inputs of
+        which its output is a function, `m = φ(e)`, on the inputs it sees; None if none is found.
+
+        What `m` contributes downstream is then a function of `e`, so `m` may be replaced by `e`
+        if the MLPs reading it are refitted against the true targets. This removes a nonlinear
+        reparametrisation that the model learned and undid later (Spring_Force: `m = g(x)`,
+        then `y = h(shift(m), x)` with h ∘ g the task's law; Sum_Last3: `m = g(x + prev1_x)`),
+        which symbolic regression only approximates and whose errors then compound. Candidates:
+        each single input (with one input, `m = g(x)` exactly); the least-squares linear
+        combination of the inputs with its ratios snapped to simple fractions. With several
+        inputs, φ must be monotone (equal `e`, equal output; sorted by `e`, the output never
+        turns back beyond the tolerance): real-valued `e` rarely repeats, so a dependence test
+        by grouping alone would accept anything."""
+        uniq = self._inputs(m.reads)
+        Xs, ys = self._seen(m, uniq)
+        if Xs.shape[0] < 3 or len(uniq) > 3:
+            return None
+        tol = self.rel_tol * max(float(np.std(ys)), 1e-9)
+        if len(uniq) == 1:
+            return self._core_alt(m, uniq, np.array([1.0]), Xs, ys)
+        coefs = [np.eye(len(uniq))[i] for i in range(len(uniq))]
+        A = np.concatenate([Xs, np.ones((Xs.shape[0], 1))], axis=1)
+        try:
+            b = np.linalg.lstsq(A, ys, rcond=None)[0][:-1]
+        except np.linalg.LinAlgError:
+            b = None
+        if b is not None and np.all(np.isfinite(b)):
+            j = int(np.argmax(np.abs(b) * (np.std(Xs, axis=0) + 1e-12)))
+            if b[j] != 0.0:
+                coefs.append(np.array([_simple_ratio(v / b[j]) for v in b]))
+        for c in coefs:
+            if _monotone_function(Xs @ c, ys, tol):
+                return self._core_alt(m, uniq, c, Xs, ys)
+        return None
+
+    def _core_alt(self, m: Module, uniq: tuple[int, ...], c: np.ndarray, Xs: np.ndarray, ys: np.ndarray) -> _MLPAlt:
+        import sympy
+
+        syms = sympy.symbols(PLACEHOLDERS[: len(uniq)])
+        expr = sympy.Add(*(sympy.nsimplify(float(v), rational=True) * s for v, s in zip(c, syms) if v != 0.0))
+        src = sympy.pycode(expr) if not isinstance(expr, sympy.Symbol) else str(expr)
+        terms = int(np.count_nonzero(c))
+        size = 2 * terms - 1 + int(np.count_nonzero(np.abs(c[c != 0]) != 1.0))
+        # "exact": the MLP's output is exactly a (monotone) function of it, which is all a core claims
+        return _MLPAlt(uniq, src, src, str(expr), size, 0.0, 0.0, True, 0.0, False,
+                       "core", int(Xs.shape[0]), f"{m.key} (core)")
+
     # ---------------------------------------------------------------- IR
     def alternatives(self, m: Module, full: bool = False) -> list:
         return self.head_alternatives(m, full) if m.kind == "attn" else self.mlp_alternatives(m, full)
@@ -822,6 +870,31 @@ def simple_gain(g: float) -> float:
     return float(g)
 
 
+def _simple_ratio(v: float) -> float:
+    """v as a fraction p/q with q ≤ 4 when within 1e-3 (relative) of one, else to 4 digits."""
+    for q in (1, 2, 3, 4):
+        p = round(v * q)
+        if abs(p / q - v) <= 1e-3 * max(abs(v), 1e-9):
+            return p / q
+    return float(f"{v:.4g}")
+
+
+def _monotone_function(e: np.ndarray, y: np.ndarray, tol: float) -> bool:
+    """`y` is a monotone function of `e` on these samples, up to `tol`: equal `e` give equal `y`,
+    and sorted by `e` the values of `y` never move against their overall direction by more than
+    `tol`."""
+    if not (np.all(np.isfinite(e)) and np.all(np.isfinite(y))):
+        return False
+    order = np.argsort(e, kind="stable")
+    e, y = e[order], y[order]
+    cuts = np.flatnonzero(np.diff(e) > 1e-9 * max(1.0, float(np.max(np.abs(e))))) + 1
+    groups = np.split(y, cuts)
+    if any(float(g.max() - g.min()) > tol for g in groups):
+        return False
+    d = np.diff(np.array([g.mean() for g in groups]))
+    return bool(d.size > 0 and (np.all(d >= -tol) or np.all(d <= tol)))
+
+
 def _snap(a: np.ndarray) -> np.ndarray:
     """Values within float noise of an integer become that integer (equality tests on keys)."""
     r = np.rint(a)
@@ -1042,8 +1115,9 @@ def _search_pass(sc: tuple[float, float], kind: str) -> bool:
 
 def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, attempt, deadline: float,
             swaps: bool = True, attempt_ir=None):
-    """Hill-climb over single-module swaps, then fit readout MLPs to the true targets, then swap
-    again. `swaps=False` (a model far from the targets): one readout refit per output, over the
+    """Hill-climb over single-module swaps, then replace intermediate MLPs by their cores and
+    refit the readout MLPs to the true targets (`_core_refits`), then fit readout MLPs to the true
+    targets over the program as it is, then swap again. `swaps=False` (a model far from the targets): one readout refit per output, over the
     composed inputs when there are any. With `attempt_ir`, a candidate that fails is also tried
     with its outputs read from earlier variables that equal the targets (`_earlier_outputs`): a
     swap that makes an early head right can leave later modules that only worked around it."""
@@ -1102,6 +1176,10 @@ def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, att
         found = climb()
         if found is not None:
             return found
+    if swaps:  # intermediate MLPs replaced by their cores, the readout refitted (cheap: try first)
+        found = _core_refits(ex, cur, evaluate, deadline)
+        if found is not None:
+            return found
     # Readout MLPs against the task's true targets, inputs computed by the program so far.
     ir_cur = ex.build(cur)
     for c, idx in enumerate(ex.graph.readout):
@@ -1120,6 +1198,39 @@ def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, att
             if sc is not None and _better(sc, cur_score):
                 cur_score, cur = sc, ch
     return climb() if swaps else None
+
+
+def _core_refits(ex: _Extractor, cur: dict[str, int], evaluate, deadline: float):
+    """Intermediate MLPs replaced by their cores (`_Extractor.core_alternative`) — all of them,
+    then each alone — with the readout MLPs refitted against the true targets over what the
+    program then computes. Returns evaluate()'s result for the first that verifies."""
+    readout = set(ex.graph.readout)
+    cores: dict[str, int] = {}
+    for idx, (m, _alt) in ex.live(cur).items():
+        if m.kind != "mlp" or idx in readout or time.perf_counter() >= deadline:
+            continue
+        core = ex.core_alternative(m)
+        if core is not None:
+            alts = ex.mlp_alternatives(m, full=True)
+            alts.append(core)
+            cores[m.key] = len(alts) - 1
+            ex.log(f"{m.key}: core {core.source}")
+    subsets = [cores] + ([{k: v} for k, v in cores.items()] if len(cores) > 1 else [])
+    for sub in subsets if cores else []:
+        ch = {**cur, **sub}
+        ir_c = ex.build(ch)
+        for c, idx in enumerate(ex.graph.readout):
+            m = ex.graph.module_at(idx)
+            if m is None or m.kind != "mlp" or time.perf_counter() >= deadline:
+                continue
+            for alt in ex.truth_fit(m, ir_c, c):
+                alts = ex.mlp_alternatives(m, full=True)
+                alts.append(alt)
+                why = f"{', '.join(sorted(sub))} replaced by core(s), {m.key} fitted to the true targets ({alt.sr_key})"
+                _sc, res = evaluate({**ch, m.key: len(alts) - 1}, why)
+                if res is not None:
+                    return res
+    return None
 
 
 # A verified program's readout MLP of at least this expression size is refitted against the true
