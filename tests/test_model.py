@@ -253,6 +253,11 @@ def test_fast_softmax_matches_torch() -> None:
     (torch.softmax(x2, -1) * g).sum().backward()
     assert torch.allclose(softmax(x), torch.softmax(x2, -1))
     assert torch.allclose(x.grad, x2.grad)
+    # Scores far below the row's best (floored before exp, for speed) and masked ones (-inf).
+    far = torch.tensor([[0.0, -200.0, float("-inf"), -3.0, -1e30]])
+    p = softmax(far)
+    assert p[0, 2] == 0.0 and float(p[0, 1]) < 1e-30 and float(p[0, 4]) < 1e-30
+    assert torch.allclose(p, torch.softmax(far, -1), atol=1e-30)
 
 
 def test_schedules_are_pure_and_monotone() -> None:

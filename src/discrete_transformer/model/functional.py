@@ -5,6 +5,19 @@ from __future__ import annotations
 import torch
 
 
+# exp(x - max) is taken of max(x - max, -EXP_FLOOR): e^-80 ≈ 1.8e-35 is still a normal float32 and
+# nothing beside the row's largest weight (1) can see it. torch's CPU exp is ~80x slower on inputs
+# whose result underflows (measured: 2.4 ms vs 30 µs on a (16, 16, 2, 11, 11) tensor of scores at
+# tau_attn 0.02, with the causal mask's -inf), and such inputs are the rule late in the search.
+EXP_FLOOR = 80.0
+
+
+def _shifted_exp(x: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+    """exp(x - top) with inputs floored at -EXP_FLOOR; -inf (masked) entries stay exactly 0."""
+    e = (x - top).clamp_min_(-EXP_FLOOR).exp_()
+    return e.masked_fill_(x == float("-inf"), 0.0)
+
+
 class _Softmax(torch.autograd.Function):
     """Softmax over the last axis.
 
@@ -16,7 +29,7 @@ class _Softmax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        e = (x - x.amax(-1, keepdim=True)).exp_()
+        e = _shifted_exp(x, x.amax(-1, keepdim=True))
         e.div_(e.sum(-1, keepdim=True))
         ctx.save_for_backward(e)
         return e
@@ -45,7 +58,7 @@ class _StraightThroughPattern(torch.autograd.Function):
     @staticmethod
     def forward(ctx, scores: torch.Tensor, use_hard: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         top = scores.amax(-1, keepdim=True)
-        e = (scores - top).exp_()
+        e = _shifted_exp(scores, top)
         p = e.div_(e.sum(-1, keepdim=True))
         ctx.save_for_backward(p)
         sel = (scores >= top - margin).to(scores.dtype)
