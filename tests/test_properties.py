@@ -95,7 +95,9 @@ EXPRESSIONS = [
     ("max({a}, {b})", "np.maximum({a}, {b})"),
     ("min({a}, {b}) + 1", "np.minimum({a}, {b}) + 1"),
     ("abs({a} - 1)", "np.abs({a} - 1)"),
-    ("({a} if {b} >= 1 else -{a})", "np.where({b} >= 1, {a}, -{a})"),
+    # an irrational threshold: means of small integers (fractions) never sit on it, so a 1-ulp
+    # difference between two exact ways of computing a mean cannot flip the branch
+    ("({a} if {b} >= 1.4142135623730951 else -{a})", "np.where({b} >= 1.4142135623730951, {a}, -{a})"),
     ("3", "np.full(np.shape({x0}), 3)"),  # a constant: shaped like the first input, as the pipeline writes it
 ]
 

@@ -518,7 +518,13 @@ class _Extractor:
         seen = {(a.inputs, a.source) for a in alts}
         extra = self._extra.setdefault(m.key, [])
         i = self._runs_done.get(m.key, 0)
-        while i < len(runs):
+        # A model far from the targets gets the first runs only (up to the grid): its program is
+        # a diagnosis, its refit against the targets (not these runs) is what can still verify,
+        # and the rest cost ~2 x 3-14 s per MLP (bench15: 100-120 s extractions of such models).
+        stop = len(runs)
+        if not full and not getattr(self, "model_near", True):
+            stop = 1 + next((j for j, r in enumerate(runs) if r["tag"] == "grid"), len(runs) - 1)
+        while i < stop:
             r = runs[i]
             res = self._sr(r["X"], r["y"], len(r["inputs"]), r["tol"], r["rounding"])
             self.sr[f"{m.key} ({r['tag']})"] = res
@@ -630,6 +636,13 @@ class _Extractor:
         # "exact": the MLP's output is exactly a (monotone) function of it, which is all a core claims
         return _MLPAlt(uniq, src, src, str(expr), size, 0.0, 0.0, True, 0.0, False,
                        "core", int(Xs.shape[0]), f"{m.key} (core)")
+
+    def append_alternative(self, m: Module, alt: _MLPAlt) -> list[_MLPAlt]:
+        """Add `alt` to MLP `m`'s alternatives (a choice index is its position in the list) without
+        running the regressions not run yet; returns the list."""
+        alts = self.mlp_alternatives(m)  # the first characterisation, if not made yet
+        alts.append(alt)
+        return alts
 
     # ---------------------------------------------------------------- IR
     def alternatives(self, m: Module, full: bool = False) -> list:
@@ -1189,8 +1202,7 @@ def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, att
         if m is None or m.kind != "mlp":
             continue
         for alt in ex.truth_fit(m, ir_cur, c, first_only=not swaps):
-            alts = ex.mlp_alternatives(m, full=True)
-            alts.append(alt)
+            alts = ex.append_alternative(m, alt)
             ch = {**cur, m.key: len(alts) - 1}
             sc, res = evaluate(ch, f"{m.key} fitted to the true targets ({alt.sr_key})")
             if res is not None:
@@ -1211,8 +1223,7 @@ def _core_refits(ex: _Extractor, cur: dict[str, int], evaluate, deadline: float)
             continue
         core = ex.core_alternative(m)
         if core is not None:
-            alts = ex.mlp_alternatives(m, full=True)
-            alts.append(core)
+            alts = ex.append_alternative(m, core)
             cores[m.key] = len(alts) - 1
             ex.log(f"{m.key}: core {core.source}")
     subsets = [cores] + ([{k: v} for k, v in cores.items()] if len(cores) > 1 else [])
@@ -1224,8 +1235,7 @@ def _core_refits(ex: _Extractor, cur: dict[str, int], evaluate, deadline: float)
             if m is None or m.kind != "mlp" or time.perf_counter() >= deadline:
                 continue
             for alt in ex.truth_fit(m, ir_c, c):
-                alts = ex.mlp_alternatives(m, full=True)
-                alts.append(alt)
+                alts = ex.append_alternative(m, alt)
                 why = f"{', '.join(sorted(sub))} replaced by core(s), {m.key} fitted to the true targets ({alt.sr_key})"
                 _sc, res = evaluate({**ch, m.key: len(alts) - 1}, why)
                 if res is not None:
@@ -1253,13 +1263,12 @@ def _simplify(ex: _Extractor, res: tuple, attempt) -> tuple:
         if ir.outputs[c].var.index != idx:  # the output reads an earlier variable already
             continue
         size = cur[1].size
-        if size < SIMPLIFY_MIN_SIZE:
+        if size < SIMPLIFY_MIN_SIZE or cur[1].fitted_to == "targets":  # a refit already
             continue
         for alt in ex.truth_fit(m, ir, c):
             if not alt.exact or alt.size >= size:
                 continue
-            alts = ex.mlp_alternatives(m, full=True)
-            alts.append(alt)
+            alts = ex.append_alternative(m, alt)
             cand = attempt({**choice, m.key: len(alts) - 1},
                            f"{m.key} simplified: size {size} -> {alt.size} against the true targets ({alt.sr_key})")
             if cand[2].verified and (ver.generalises is not True or cand[2].generalises is True):
