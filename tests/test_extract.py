@@ -42,6 +42,7 @@ from discrete_transformer.extract.pipeline import ExtractConfig, Program, load_m
 from discrete_transformer.extract.verify import CONTINUOUS_NMSE, score, verify_program
 from discrete_transformer.model import DiscreteTransformer
 from discrete_transformer.tasks import Dataset, make_dataset
+from discrete_transformer.training import loop
 from discrete_transformer.training.loop import RestartResult, data_spec
 
 HOSTILE = ['x"""; import os #', "class", "0day", "é\u2028名", "", "__import__", "pos", "a b\nc", "np", "shift"]
@@ -207,14 +208,38 @@ def sum_last2_model(ds: Dataset) -> tuple[DiscreteTransformer, ModelConfig, obje
     return m.eval(), cfg, spec
 
 
-@pytest.fixture(scope="module")
-def hand_result() -> TrainResult:
-    ds = make_dataset("Sum_Last2", seed=0, n_test=1000)
-    model, cfg, spec = sum_last2_model(ds)
+def test_the_polish_also_starts_from_the_mlps_without_their_relu_units() -> None:
+    """An exact linear MLP bent by ReLU units: the polish's lean start (ReLU outputs zeroed)
+    is exact at once, while one L-BFGS iteration from the member as it is is not enough, so
+    only a polish that tries the lean start returns an exact model."""
+    ds = make_dataset("Sum_Last2", seed=0, n_test=200)
+    m, _cfg, _spec = sum_last2_model(ds)
+    with torch.no_grad():
+        mlp = m.layers[0]["mlp"]
+        mlp.W[0, 0] = torch.tensor([[1.0, -0.5, 0.3, 0.8], [0.7, 1.0, -0.4, 0.2]])
+        mlp.c_r[0, 0] = torch.tensor([0.4, -0.3, 0.5, 0.2])
+    split = loop.Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 500, 0)
+    tau = TrainConfig().tau_attn_end
+    before = loop.evaluate(m, split.x_val, split.y_val, ds.kind, split.var_y, tau)
+    assert before["exact"][0] < 0.5 and before["nmse"][0] <= loop.POLISH_MAX_NMSE
+    out = loop._polish(m, TrainConfig(polish_iters=1), split, torch.Generator().manual_seed(0), lambda row: None, 1e-7, 0)
+    after = loop.evaluate(out, split.x_val, split.y_val, ds.kind, split.var_y, tau)
+    assert after["exact"][0] == 1.0
+
+
+def as_train_result(ds, model, cfg, spec) -> TrainResult:
+    """A hand-set model wrapped as a one-restart training result, for extract()."""
     best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})
     return TrainResult(dataset=ds, model=model, model_config=cfg, train_config=TrainConfig(steps=1, restarts=1),
                        spec=spec, best=best, restarts=[best], test={}, seconds=0.0, run_dir=None,
                        source=ds.source, kind=ds.kind, seed=0)
+
+
+@pytest.fixture(scope="module")
+def hand_result() -> TrainResult:
+    ds = make_dataset("Sum_Last2", seed=0, n_test=1000)
+    model, cfg, spec = sum_last2_model(ds)
+    return as_train_result(ds, model, cfg, spec)
 
 
 @pytest.fixture(scope="module")
@@ -495,10 +520,7 @@ def test_a_summing_head_extracts_to_a_prefix_sum_program() -> None:
         m.readout.theta[0, 0, ix["L0.H0"]] = 10.0
     m.eval()
     assert read_graph(m).modules[0].aggregate == "sum"
-    best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})
-    res = TrainResult(dataset=ds, model=m, model_config=cfg, train_config=TrainConfig(steps=1, restarts=1),
-                      spec=spec, best=best, restarts=[best], test={}, seconds=0.0, run_dir=None,
-                      source=ds.source, kind=ds.kind, seed=0)
+    res = as_train_result(ds, m, cfg, spec)
     p = dtx.extract(res)
     assert p.verified, p.verification.lines()
     assert 'prefix_sum_x = prefix_mean(x, agg="sum")' in p.source
@@ -577,10 +599,7 @@ def _planted_extractor(head_h, mlp_source: str, mlp_reads: str = "x") -> pipelin
             m.layers[1]["attn"].selector.theta[0, 0, role, ix[var]] = 10.0
         m.readout.theta.zero_()
         m.readout.theta[0, 0, ix["L1.H0"]] = 10.0
-    best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})
-    res = TrainResult(dataset=ds, model=m, model_config=cfg, train_config=TrainConfig(steps=1, restarts=1), spec=spec,
-                      best=best, restarts=[best], test={}, seconds=0.0, run_dir=None, source=ds.source,
-                      kind=ds.kind, seed=0)
+    res = as_train_result(ds, m, cfg, spec)
     ex = pipeline._Extractor(res, ds, ExtractConfig(), 0, lambda _m: None)
     ex.model_score_doc = {}
     head = pipeline._HeadAlt(pipeline.TestResult(head_h, 5000, 1.0, 1.0, 0.999, True))
@@ -714,10 +733,7 @@ def test_a_fixed_pattern_head_extracts_to_its_routing_line() -> None:
     m.eval()
     g = read_graph(m)
     assert g.modules[0].fixed == "shift1" and g.modules[0].reads == (ix["pos"], ix["pos"], ix["x"])
-    best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})
-    res = TrainResult(dataset=ds, model=m, model_config=cfg, train_config=TrainConfig(steps=1, restarts=1),
-                      spec=spec, best=best, restarts=[best], test={}, seconds=0.0, run_dir=None,
-                      source=ds.source, kind=ds.kind, seed=0)
+    res = as_train_result(ds, m, cfg, spec)
     p = dtx.extract(res)
     assert p.verified, p.verification.lines()
     assert "prev1_x = shift(x, 1)" in p.source
@@ -761,10 +777,7 @@ def _core_model(product: bool):
             mlp.d[0, 0] = torch.tensor([rx, rh])
         m.readout.theta[0, 0, ix["L0.M0"]] = 10.0
     m.eval()
-    best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})
-    res = TrainResult(dataset=ds, model=m, model_config=cfg, train_config=TrainConfig(steps=1, restarts=1), spec=spec,
-                      best=best, restarts=[best], test={}, seconds=0.0, run_dir=None, source=ds.source,
-                      kind=ds.kind, seed=0)
+    res = as_train_result(ds, m, cfg, spec)
     ex = pipeline._Extractor(res, ds, ExtractConfig(), 0, lambda _m: None)
     return ex, ex.graph.module_at(ix["L0.M0"])
 
