@@ -209,9 +209,9 @@ def sum_last2_model(ds: Dataset) -> tuple[DiscreteTransformer, ModelConfig, obje
 
 
 def test_the_polish_also_starts_from_the_mlps_without_their_relu_units() -> None:
-    """An exact linear MLP bent by ReLU units: the polish's lean start (ReLU outputs zeroed)
-    is exact at once, while one L-BFGS iteration from the member as it is is not enough, so
-    only a polish that tries the lean start returns an exact model."""
+    """An exact linear MLP bent by ReLU units: one L-BFGS iteration does not straighten it,
+    but the lean polish (ReLU outputs zeroed, then polished) is exact, so only a polish that
+    tries the lean model returns an exact one."""
     ds = make_dataset("Sum_Last2", seed=0, n_test=200)
     m, _cfg, _spec = sum_last2_model(ds)
     with torch.no_grad():

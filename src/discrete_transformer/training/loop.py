@@ -7,6 +7,7 @@ gives each its own gradient, and Adam's per-parameter statistics keep them apart
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
@@ -414,23 +415,22 @@ def _polish(model, cfg: TrainConfig, split: Split, gen, log, tol, step: int):
     """Phase 3: float64 full-batch L-BFGS of the best member's continuous weights (selectors and
     attention patterns are fixed by now, so this is a small smooth least-squares problem).
 
-    Two starts are polished: the member as it is, and the member with its MLPs' ReLU units
-    switched off (their output weights zeroed; the polish may bring them back). The second is an
-    Occam start: when the function is a product or a linear map, the bilinear and linear terms
-    express it exactly, but the ReLU units Adam recruited meanwhile leave the L-BFGS optimum at
-    an approximation (Sum_All, readout MLP of (prefix_mean_x, pos): test exact 99.67 % polished
-    as it is, 99.99 % from the lean start). The lean start is polished only when it is itself
-    within POLISH_MAX_NMSE on validation, so a member that needs its ReLUs pays one evaluation.
-    The start with the lower final training loss is kept."""
+    The polished member is then polished once more with its MLPs' ReLU units switched off
+    (their output weights zeroed; the polish may bring them back). This is an Occam restart:
+    when the function is a product or a linear map, the bilinear and linear terms express it
+    exactly, but the ReLU units Adam recruited leave the L-BFGS optimum at an approximation
+    (Sum_All, readout MLP of (prefix_mean_x, pos): test exact 99.67 % after the first polish,
+    99.99 % after the lean one). The lean model is polished only when it is itself within
+    POLISH_MAX_NMSE on validation, so a member that needs its ReLUs pays one evaluation. The
+    lower final training loss is kept."""
     metrics = evaluate(model, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)
     best = int(np.argmin(member_score(split.kind, metrics)))
     if not float(metrics["nmse"][best]) <= POLISH_MAX_NMSE:
         return model  # the structure is wrong: precision cannot make it right
     idx = torch.randperm(split.x_train.shape[0], generator=gen)[: cfg.polish_size]
     xb, yb, var = split.x_train[idx].double(), split.y_train[idx].double(), split.var_y.double()
-    member = subset(model, [best])
-    polished, end = _lbfgs(member, xb, yb, var, cfg)
-    lean = subset(model, [best])
+    polished, end = _lbfgs(subset(model, [best]), xb, yb, var, cfg)
+    lean = copy.deepcopy(polished).float()
     with torch.no_grad():
         for layer in lean.layers:
             layer["mlp"].c_r.zero_()
