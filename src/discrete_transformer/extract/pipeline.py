@@ -313,6 +313,9 @@ class _Extractor:
         self._sr_inputs: dict[str, tuple[int, ...]] = {}
         self.sr: dict[str, SRResult] = {}
         self.search_log: list[dict] = []
+        # Whether the model is close to the targets; model_scores() measures it. Until then (an
+        # extractor driven piece by piece) it is assumed near: every regression run is made.
+        self.model_near = True
         # Real-valued MLPs are fitted to within a tolerance relative to their output's spread,
         # scaled to how precisely the model reproduces the task: an MLP is not expected to be more
         # precise than the model it is part of (max error ~ 30 x the model's RMS error).
@@ -522,7 +525,7 @@ class _Extractor:
         # a diagnosis, its refit against the targets (not these runs) is what can still verify,
         # and the rest cost ~2 x 3-14 s per MLP (bench15: 100-120 s extractions of such models).
         stop = len(runs)
-        if not full and not getattr(self, "model_near", True):
+        if not full and not self.model_near:
             stop = 1 + next((j for j, r in enumerate(runs) if r["tag"] == "grid"), len(runs) - 1)
         while i < stop:
             r = runs[i]
@@ -1130,8 +1133,8 @@ def _search(ex: _Extractor, choice: dict[str, int], ir: ProgramIR, mod: Any, att
             swaps: bool = True, attempt_ir=None):
     """Hill-climb over single-module swaps, then replace intermediate MLPs by their cores and
     refit the readout MLPs to the true targets (`_core_refits`), then fit readout MLPs to the true
-    targets over the program as it is, then swap again. `swaps=False` (a model far from the targets): one readout refit per output, over the
-    composed inputs when there are any. With `attempt_ir`, a candidate that fails is also tried
+    targets over the program as it is, then swap again. `swaps=False` (a model far from the
+    targets): one readout refit per output, over the composed inputs when there are any. With `attempt_ir`, a candidate that fails is also tried
     with its outputs read from earlier variables that equal the targets (`_earlier_outputs`): a
     swap that makes an early head right can leave later modules that only worked around it."""
     cur = dict(choice)
@@ -1226,8 +1229,10 @@ def _core_refits(ex: _Extractor, cur: dict[str, int], evaluate, deadline: float)
             alts = ex.append_alternative(m, core)
             cores[m.key] = len(alts) - 1
             ex.log(f"{m.key}: core {core.source}")
+    if not cores:
+        return None
     subsets = [cores] + ([{k: v} for k, v in cores.items()] if len(cores) > 1 else [])
-    for sub in subsets if cores else []:
+    for sub in subsets:
         ch = {**cur, **sub}
         ir_c = ex.build(ch)
         for c, idx in enumerate(ex.graph.readout):
