@@ -68,7 +68,7 @@ def test_baselines_train_and_are_scored_like_the_model(name):
     ds = load_source("current_number")
     split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 200, 0)
     spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
-    cfg = BaselineConfig(gru_steps=150, tf_steps=150, eval_every=50)
+    cfg = BaselineConfig(gru_steps=150, tf_steps=150, eval_every=50, stop_on_solved=False)
     r = train_baseline(name, spec, split, ds.x_test, ds.y_test, cfg)
     assert r.steps_run == 150 and r.parameters > 0
     assert r.test["n"] == ds.n_test and 0.0 <= r.test["exact"] <= 1.0
@@ -77,6 +77,16 @@ def test_baselines_train_and_are_scored_like_the_model(name):
     # A wall-time cap stops training early.
     capped = train_baseline(name, spec, split, ds.x_test, ds.y_test, BaselineConfig(gru_steps=10**6, tf_steps=10**6, time_limit=0.5))
     assert capped.steps_run < 10**6 and capped.seconds < 30
+
+
+@pytest.mark.parametrize("name", ["gru", "transformer"])
+def test_a_baseline_stops_at_the_first_evaluation_where_validation_is_solved(name):
+    torch.set_num_threads(1)
+    ds = load_source("bitwise_not")
+    split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 200, 0)
+    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    r = train_baseline(name, spec, split, ds.x_test, ds.y_test, BaselineConfig(gru_steps=3000, tf_steps=3000, eval_every=50))
+    assert r.val["exact"] == 1.0 and r.steps_run < 3000 and r.steps_run % 50 == 0
 
 
 # ----------------------------------------------------------------------------- end to end

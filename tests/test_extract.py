@@ -227,6 +227,39 @@ def test_the_polish_also_starts_from_the_mlps_without_their_relu_units() -> None
     assert after["exact"][0] == 1.0
 
 
+def test_a_trial_polish_that_solves_replaces_its_member_and_one_that_fails_changes_nothing() -> None:
+    """The search's trial polish (TrainConfig.trial_polish_nmse): a member with the right structure
+    but inexact weights is polished to a solution and written back; a member with the wrong
+    structure (readout of x itself) is not solved, and the population is left as it was."""
+    ds = make_dataset("Sum_Last2", seed=0, n_test=200)
+    split = loop.Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 500, 0)
+    cfg, rows = TrainConfig(polish_iters=50), []
+    m, _cfg, _spec = sum_last2_model(ds)
+    with torch.no_grad():
+        m.layers[0]["mlp"].d[0, 0] *= 1.05  # the right structure, 5 % off
+    assert loop.evaluate(m, split.x_val, split.y_val, ds.kind, split.var_y, cfg.tau_attn_end)["exact"][0] < 0.5
+    assert loop._trial_polish(m, 0, cfg, split, rows.append, 1e-7, step=300)
+    assert loop.evaluate(m, split.x_val, split.y_val, ds.kind, split.var_y, cfg.tau_attn_end)["exact"][0] == 1.0
+    assert rows[-1]["phase"] == "trial" and rows[-1]["val_solved"] == 1 and rows[-1]["step"] == 300
+
+    wrong, _cfg, _spec = sum_last2_model(ds)
+    with torch.no_grad():
+        wrong.readout.theta.zero_()
+        wrong.readout.theta[0, 0, wrong.variable_names.index("x")] = 10.0
+    before = {k: v.clone() for k, v in wrong.state_dict().items()}
+    assert not loop._trial_polish(wrong, 0, cfg, split, rows.append, 1e-7, step=400)
+    assert all(torch.equal(before[k], v) for k, v in wrong.state_dict().items())
+    assert rows[-1]["val_solved"] == 0
+
+
+def test_trials_come_only_below_the_threshold_each_at_half_the_last_and_at_most_max_times() -> None:
+    t = loop._Trials(TrainConfig(trial_polish_nmse=1e-3, trial_polish_max=2))
+    assert [t.due(v) for v in (5e-3, float("nan"), 8e-4, 6e-4, 4e-4, 1e-5, 1e-9)] == [
+        False, False, True, False, True, False, False]
+    off = loop._Trials(TrainConfig(trial_polish_nmse=0.0))  # 0 = off, even for a perfect member
+    assert not off.due(1e-3) and not off.due(0.0)
+
+
 def as_train_result(ds, model, cfg, spec) -> TrainResult:
     """A hand-set model wrapped as a one-restart training result, for extract()."""
     best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})

@@ -139,6 +139,12 @@ class TrainConfig:
     attention_st_spread: float = 0.0
     attention_st_share: float = 1.0
     polish_iters: int = 300  # float64 L-BFGS iterations per surviving member (0 = off)
+    # Trial polish during the search: at an evaluation where the best member's discretised model
+    # is within this validation nMSE (0 = off), a copy of it is polished (as in phase 3); if the
+    # copy solves the task the restart ends there. At most `trial_polish_max` trials per restart,
+    # each at an nMSE at most half the previous trial's. docs/architecture.md §16.
+    trial_polish_nmse: float = 1e-3
+    trial_polish_max: int = 3
     polish_size: int = 1024  # training sequences in the full-batch polish
     eval_every: int = 100
     val_size: int = 1000  # validation sequences carved from the training split
@@ -163,6 +169,8 @@ class TrainConfig:
                "attention_st_from and attention_st_share must be in [0, 1], attention_st_spread >= 0")
         _check(self.harden_top >= 1, "harden_top must be >= 1")
         _check(self.polish_iters >= 0 and self.polish_size >= 1, "polish_iters >= 0, polish_size >= 1")
+        _check(self.trial_polish_nmse >= 0.0 and self.trial_polish_max >= 0,
+               "trial_polish_nmse and trial_polish_max must be >= 0")
         _check(self.estimator in ("gumbel", "reinforce"), "estimator must be gumbel|reinforce")
         _check(self.readout_loss in ("mixture", "expected", "scaled"), "readout_loss must be mixture|expected|scaled")
         _check(0.0 <= self.reinforce_baseline_decay < 1.0, "reinforce_baseline_decay must be in [0, 1)")
@@ -207,7 +215,7 @@ def restart_configs(model: "ModelConfig", train: "TrainConfig", index: int) -> t
 
 # Fields whose default changed after runs were saved without them: a stored config that lacks
 # one gets the value those runs had, not today's default.
-_LEGACY: dict[str, dict[str, Any]] = {"TrainConfig": {"portfolio": ("plain",)}, "ModelConfig": {"attention_patterns": ()}}
+_LEGACY: dict[str, dict[str, Any]] = {"TrainConfig": {"portfolio": ("plain",), "trial_polish_nmse": 0.0}, "ModelConfig": {"attention_patterns": ()}}
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -27,7 +27,7 @@ def png_bytes(fig: Any, dpi: int = 110) -> bytes:
 
 
 def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) is not None and r.get("phase") != "polish"]
+    pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) is not None and r.get("phase") not in ("polish", "trial")]
     if not pts:
         return np.zeros(0), np.zeros(0)
     a = np.array(pts, dtype=float)
