@@ -233,7 +233,7 @@ def test_a_trial_polish_that_solves_replaces_its_member_and_one_that_fails_chang
     structure (readout of x itself) is not solved, and the population is left as it was."""
     ds = make_dataset("Sum_Last2", seed=0, n_test=200)
     split = loop.Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 500, 0)
-    cfg, rows = TrainConfig(polish_iters=50), []
+    cfg, rows = TrainConfig(trial_polish_iters=50), []
     m, _cfg, _spec = sum_last2_model(ds)
     with torch.no_grad():
         m.layers[0]["mlp"].d[0, 0] *= 1.05  # the right structure, 5 % off

@@ -145,6 +145,7 @@ class TrainConfig:
     # each at an nMSE at most half the previous trial's. docs/architecture.md §16.
     trial_polish_nmse: float = 1e-3
     trial_polish_max: int = 3
+    trial_polish_iters: int = 100  # L-BFGS iterations of a trial (Sum_Last2 at step 400: 30 too few)
     polish_size: int = 1024  # training sequences in the full-batch polish
     eval_every: int = 100
     val_size: int = 1000  # validation sequences carved from the training split
@@ -169,8 +170,8 @@ class TrainConfig:
                "attention_st_from and attention_st_share must be in [0, 1], attention_st_spread >= 0")
         _check(self.harden_top >= 1, "harden_top must be >= 1")
         _check(self.polish_iters >= 0 and self.polish_size >= 1, "polish_iters >= 0, polish_size >= 1")
-        _check(self.trial_polish_nmse >= 0.0 and self.trial_polish_max >= 0,
-               "trial_polish_nmse and trial_polish_max must be >= 0")
+        _check(self.trial_polish_nmse >= 0.0 and self.trial_polish_max >= 0 and self.trial_polish_iters >= 1,
+               "trial_polish_nmse and trial_polish_max must be >= 0, trial_polish_iters >= 1")
         _check(self.estimator in ("gumbel", "reinforce"), "estimator must be gumbel|reinforce")
         _check(self.readout_loss in ("mixture", "expected", "scaled"), "readout_loss must be mixture|expected|scaled")
         _check(0.0 <= self.reinforce_baseline_decay < 1.0, "reinforce_baseline_decay must be in [0, 1)")

@@ -384,7 +384,11 @@ def _trial_polish(model, best: int, cfg: TrainConfig, split: Split, log, tol, st
     gen = torch.Generator().manual_seed(step)
     idx = torch.randperm(split.x_train.shape[0], generator=gen)[: cfg.polish_size]
     xb, yb, var = split.x_train[idx].double(), split.y_train[idx].double(), split.var_y.double()
-    polished, end = _polish_member(subset(model, [best]), xb, yb, var, split, cfg)
+    def good(member: DiscreteTransformer) -> bool:
+        return bool(solved(split.kind, evaluate(member, split.x_val, split.y_val, split.kind, split.var_y,
+                                                cfg.tau_attn_end), tol)[0])
+
+    polished, end = _polish_member(subset(model, [best]), xb, yb, var, split, cfg, cfg.trial_polish_iters, good)
     polished = polished.float()
     metrics = evaluate(polished, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)
     log({"step": step, "phase": "trial", "val_nmse": float(metrics["nmse"][0]), "val_exact": float(metrics["exact"][0]),
@@ -477,7 +481,7 @@ def _polish(model, cfg: TrainConfig, split: Split, gen, log, tol, step: int):
         return model  # the structure is wrong: precision cannot make it right
     idx = torch.randperm(split.x_train.shape[0], generator=gen)[: cfg.polish_size]
     xb, yb, var = split.x_train[idx].double(), split.y_train[idx].double(), split.var_y.double()
-    polished, end = _polish_member(subset(model, [best]), xb, yb, var, split, cfg)
+    polished, end = _polish_member(subset(model, [best]), xb, yb, var, split, cfg, cfg.polish_iters)
     states = [member_state(model, [i]) for i in range(model.population)]
     states[best] = polished.float().state_dict()
     model.load_state_dict(stack_states(states, model))
@@ -487,30 +491,37 @@ def _polish(model, cfg: TrainConfig, split: Split, gen, log, tol, step: int):
     return model
 
 
-def _polish_member(member: DiscreteTransformer, xb, yb, var, split: Split, cfg: TrainConfig) -> tuple[DiscreteTransformer, float]:
-    """L-BFGS of a one-member model, then of its lean copy (MLP ReLU outputs zeroed) when that is
-    within POLISH_MAX_NMSE on validation; the one with the lower training loss and that loss."""
-    polished, end = _lbfgs(member, xb, yb, var, cfg)
+def _polish_member(
+    member: DiscreteTransformer, xb, yb, var, split: Split, cfg: TrainConfig, iters: int,
+    enough: Callable[[DiscreteTransformer], bool] | None = None,
+) -> tuple[DiscreteTransformer, float]:
+    """`iters` L-BFGS iterations of a one-member model, then of its lean copy (MLP ReLU outputs
+    zeroed) when that is within POLISH_MAX_NMSE on validation; the one with the lower training
+    loss, and that loss. The lean copy is skipped when `enough(polished)` already holds."""
+    polished, end = _lbfgs(member, xb, yb, var, cfg, iters)
+    if enough is not None and enough(copy.deepcopy(polished).float()):
+        return polished, end
     lean = copy.deepcopy(polished).float()
     with torch.no_grad():
         for layer in lean.layers:
             layer["mlp"].c_r.zero_()
     lean_nmse = float(evaluate(lean, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)["nmse"][0])
     if lean_nmse <= POLISH_MAX_NMSE:
-        lean, lean_end = _lbfgs(lean, xb, yb, var, cfg)
+        lean, lean_end = _lbfgs(lean, xb, yb, var, cfg, iters)
         if lean_end < end:
             polished, end = lean, lean_end
     return polished, end
 
 
-def _lbfgs(member: DiscreteTransformer, xb, yb, var, cfg: TrainConfig) -> tuple[DiscreteTransformer, float]:
-    """float64 L-BFGS of a one-member model's continuous weights on one full batch; returns the
-    model and its final loss (never worse than at the start: a failed run is undone)."""
+def _lbfgs(member: DiscreteTransformer, xb, yb, var, cfg: TrainConfig, iters: int) -> tuple[DiscreteTransformer, float]:
+    """float64 L-BFGS (`iters` iterations) of a one-member model's continuous weights on one full
+    batch; returns the model and its final loss (never worse than at the start: a failed run is
+    undone)."""
     member = member.double()
     member.stats_frozen.fill_(True)
     params = member.weight_parameters()
     before = [p.detach().clone() for p in params]
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.polish_iters, history_size=50,
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, history_size=50,
                             tolerance_grad=1e-14, tolerance_change=1e-16, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
