@@ -384,12 +384,22 @@ def _trial_polish(model, best: int, cfg: TrainConfig, split: Split, log, tol, st
     gen = torch.Generator().manual_seed(step)
     idx = torch.randperm(split.x_train.shape[0], generator=gen)[: cfg.polish_size]
     xb, yb, var = split.x_train[idx].double(), split.y_train[idx].double(), split.var_y.double()
-    def good(member: DiscreteTransformer) -> bool:
-        return bool(solved(split.kind, evaluate(member, split.x_val, split.y_val, split.kind, split.var_y,
-                                                cfg.tau_attn_end), tol)[0])
 
-    polished, end = _polish_member(subset(model, [best]), xb, yb, var, split, cfg, cfg.trial_polish_iters, good)
-    polished = polished.float()
+    def polish(member: DiscreteTransformer) -> tuple[DiscreteTransformer, float, bool]:
+        out, end = _lbfgs(member, xb, yb, var, cfg, cfg.trial_polish_iters)
+        out = out.float()
+        ok = solved(split.kind, evaluate(out, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end), tol)
+        return out, end, bool(ok[0])
+
+    # The lean copy first: when it solves, its MLPs are the plain linear/bilinear maps that
+    # symbolic regression reads exactly (Sum_Last4: 21 s of extraction with the ReLUs kept).
+    member = subset(model, [best])
+    lean = _lean(member, split, cfg)
+    ok = False
+    if lean is not None:
+        polished, end, ok = polish(lean)
+    if not ok:
+        polished, end, ok = polish(member)
     metrics = evaluate(polished, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)
     log({"step": step, "phase": "trial", "val_nmse": float(metrics["nmse"][0]), "val_exact": float(metrics["exact"][0]),
          "val_solved": int(solved(split.kind, metrics, tol)[0]), "tau": 0.0, "tau_attn": 0.0, "loss": end,
@@ -481,7 +491,7 @@ def _polish(model, cfg: TrainConfig, split: Split, gen, log, tol, step: int):
         return model  # the structure is wrong: precision cannot make it right
     idx = torch.randperm(split.x_train.shape[0], generator=gen)[: cfg.polish_size]
     xb, yb, var = split.x_train[idx].double(), split.y_train[idx].double(), split.var_y.double()
-    polished, end = _polish_member(subset(model, [best]), xb, yb, var, split, cfg, cfg.polish_iters)
+    polished, end = _polish_member(subset(model, [best]), xb, yb, var, split, cfg)
     states = [member_state(model, [i]) for i in range(model.population)]
     states[best] = polished.float().state_dict()
     model.load_state_dict(stack_states(states, model))
@@ -491,26 +501,27 @@ def _polish(model, cfg: TrainConfig, split: Split, gen, log, tol, step: int):
     return model
 
 
-def _polish_member(
-    member: DiscreteTransformer, xb, yb, var, split: Split, cfg: TrainConfig, iters: int,
-    enough: Callable[[DiscreteTransformer], bool] | None = None,
-) -> tuple[DiscreteTransformer, float]:
-    """`iters` L-BFGS iterations of a one-member model, then of its lean copy (MLP ReLU outputs
-    zeroed) when that is within POLISH_MAX_NMSE on validation; the one with the lower training
-    loss, and that loss. The lean copy is skipped when `enough(polished)` already holds."""
-    polished, end = _lbfgs(member, xb, yb, var, cfg, iters)
-    if enough is not None and enough(copy.deepcopy(polished).float()):
-        return polished, end
-    lean = copy.deepcopy(polished).float()
+def _polish_member(member: DiscreteTransformer, xb, yb, var, split: Split, cfg: TrainConfig) -> tuple[DiscreteTransformer, float]:
+    """L-BFGS of a one-member model, then of its lean copy (MLP ReLU outputs zeroed) when that is
+    within POLISH_MAX_NMSE on validation; the one with the lower training loss, and that loss."""
+    polished, end = _lbfgs(member, xb, yb, var, cfg, cfg.polish_iters)
+    lean = _lean(polished, split, cfg)
+    if lean is not None:
+        lean, lean_end = _lbfgs(lean, xb, yb, var, cfg, cfg.polish_iters)
+        if lean_end < end:
+            polished, end = lean, lean_end
+    return polished, end
+
+
+def _lean(member: DiscreteTransformer, split: Split, cfg: TrainConfig) -> DiscreteTransformer | None:
+    """A float32 copy of a one-member model with its MLPs' ReLU outputs zeroed, or None when that
+    copy is further than POLISH_MAX_NMSE from the targets (the ReLUs carry the function)."""
+    lean = copy.deepcopy(member).float()
     with torch.no_grad():
         for layer in lean.layers:
             layer["mlp"].c_r.zero_()
     lean_nmse = float(evaluate(lean, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)["nmse"][0])
-    if lean_nmse <= POLISH_MAX_NMSE:
-        lean, lean_end = _lbfgs(lean, xb, yb, var, cfg, iters)
-        if lean_end < end:
-            polished, end = lean, lean_end
-    return polished, end
+    return lean if lean_nmse <= POLISH_MAX_NMSE else None
 
 
 def _lbfgs(member: DiscreteTransformer, xb, yb, var, cfg: TrainConfig, iters: int) -> tuple[DiscreteTransformer, float]:
