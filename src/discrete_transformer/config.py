@@ -191,12 +191,13 @@ class TrainConfig:
 # "arithmetic" lets heads sum (§12), scales the readout (§14), runs hard attention forward from
 # 20 % of the search and routes by content or uniformly only (queries and keys never read `pos`:
 # positional routing is the plain search's job): the search that finds prefix sums of prefix sums
-# (Kinematics_1D) and weighted sums, and loses routing-only tasks when it is the only one.
+# (Kinematics_1D) and weighted sums, and loses routing-only tasks when it is the only one. Its
+# MLPs also have periodic units (§11): a prefix sum then mod k is two modules (Parity_All).
 # `forbid_reads` entries add to the configured ones.
 SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "plain": MappingProxyType({}),
     "arithmetic": MappingProxyType({
-        "model.readout_gain": True, "model.attention_sum": True, "train.attention_st_from": 0.2,
+        "model.readout_gain": True, "model.attention_sum": True, "train.attention_st_from": 0.2, "model.mlp_periods": 6,
         "model.forbid_reads": (("L*.H*.q", "pos"), ("L*.H*.k", "pos")),
     }),
 })
