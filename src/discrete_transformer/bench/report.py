@@ -154,7 +154,8 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         f"- baselines: GRU and a small dense Transformer, same split, loss and scoring; "
         f"GRU {meta['baseline']['gru_steps']} steps, Transformer {meta['baseline']['tf_steps']} steps, "
         f"batch {meta['baseline']['batch_size']}, Adam lr {meta['baseline']['lr']:g} with cosine decay, "
-        f"each capped at the per-task budget",
+        f"each capped at the per-task budget"
+        + (" and stopped once validation is solved" if meta["baseline"].get("stop_on_solved") else ""),
         *([f"- **testing caps in force**: DT steps per restart ≤ {meta['max_steps']} (not the default "
             "configuration's step count)"] if meta.get("max_steps") else []),
         "",
