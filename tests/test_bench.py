@@ -111,8 +111,9 @@ def test_bench_writes_rows_and_reports(bench_dir):
     for r in doc["rows"]:
         assert r["error"] is None
         for key in ("dt_test_exact", "program_verified", "program_ops", "length_gen", "gru_test_exact",
-                    "transformer_test_nmse", "dt_ge_gru", "wall_s"):
+                    "transformer_test_nmse", "dt_ge_gru", "wall_s", "commit"):
             assert key in r
+        assert r["commit"] == doc["meta"]["commit"]  # one code version ran every row
         d = Path(r["run_dir"])
         assert (d / "program.py").is_file() and (d / "model.safetensors").is_file() and (d / ROW_FILE).is_file()
     md = (bench_dir / "summary.md").read_text()
@@ -140,6 +141,13 @@ def test_bench_resumes_without_redoing_finished_tasks(bench_dir):
     run_bench(jobs, bench_dir, on_row=lambda row, done, total: seen.append((row["task"], bool(row.get("resumed")))))
     assert (first.stat().st_mtime_ns, first.read_bytes()) == before
     assert ("Current_Number", True) in seen and ("Bitwise_Not", False) in seen
+    # A row run by other code is named with its commit in the report, never passed off as this one's.
+    row = json.loads(first.read_text())
+    first.write_text(json.dumps({**row, "commit": "0123456789ab"}))
+    run_bench(plan_jobs(TASKS2, 1, bench_dir, _cfg()), bench_dir)
+    md = (bench_dir / "summary.md").read_text()
+    assert "rows by the commit that ran them: 0123456789ab (1)" in md
+    first.write_text(json.dumps(row))
     assert read_row(second.parent) is not None
     assert not (second.parent / "stale_partial_file").exists()  # the interrupted job restarted clean
 
@@ -237,9 +245,12 @@ def test_speed_cli_prints_the_ratio_and_fails_cleanly(bench_dir, tmp_path):
     assert bad.exit_code == 2 and "error:" in bad.stderr
 
 
-def test_sigterm_stops_a_bench_like_ctrl_c(tmp_path):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sigterm_stops_a_bench_like_ctrl_c(tmp_path, jobs):
     """SIGTERM (what `kill` and schedulers send; a background job's SIGINT is ignored by the
-    shell) ends the bench with exit code 130 and the reports written, so a rerun resumes."""
+    shell) ends the bench with exit code 130 and the reports written, so a rerun resumes. With
+    a worker pool too: a worker in training takes SIGTERM as Ctrl-C and would go on to
+    extraction, so the bench must not wait for it."""
     import os
     import signal
     import subprocess
@@ -251,6 +262,8 @@ def test_sigterm_stops_a_bench_like_ctrl_c(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "o"
     cmd = [sys.executable, "-c", "from discrete_transformer.cli import app; app()", "bench", "sum_all",
+           # more jobs than workers: the pool has queued some that cancel() cannot take back
+           *(["kinetic_energy", "sum_last3", "spring_force", "total_momentum"] if jobs > 1 else []), "--jobs", str(jobs),
            "--budget", "60", "--baseline-steps", "30", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -259,13 +272,16 @@ def test_sigterm_stops_a_bench_like_ctrl_c(tmp_path):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "bench did not start"
             time.sleep(0.1)
-        time.sleep(0.5)
+        time.sleep(0.5 if jobs == 1 else 5.0)  # pool workers: well into training
         proc.send_signal(signal.SIGTERM)
+        t0 = time.monotonic()
         stdout, stderr = proc.communicate(timeout=60)
+        stopped_in = time.monotonic() - t0
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, (stdout, stderr)
+    assert stopped_in < 15, stopped_in
     assert "rerun the same command to resume" in stderr.replace("\n", " ")
     assert (out / "bench.json").is_file() and (out / "results.json").is_file()

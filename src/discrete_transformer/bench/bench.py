@@ -45,7 +45,8 @@ def plan_jobs(items: Sequence[str], seeds: int, out: str | Path, config: BenchCo
             raise ValueError(f"--out {out}: this bench ran with {was}; resuming it with {now} would mix "
                              "configurations. Use the same --set options or a new directory")
     tasks = resolve_suite(items)
-    return [Job(t, s, str(out), config) for t in tasks for s in range(seeds)]
+    commit = git_commit()
+    return [Job(t, s, str(out), config, commit) for t in tasks for s in range(seeds)]
 
 
 def run_bench(

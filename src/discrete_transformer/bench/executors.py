@@ -14,12 +14,14 @@ has not started and stops what is running; finished jobs have already written th
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Iterator, Sequence
 
 from .runner import Job, run_job
 
 EXECUTORS = ("local", "ray")
+KILL_GRACE_SECONDS = 3.0  # after SIGTERM, what an interrupted worker gets before SIGKILL
 RAY_HINT = 'Ray is not installed; install the extra with: pip install ".[ray]"'
 
 
@@ -65,10 +67,22 @@ def _pool(jobs: Sequence[Job], n_jobs: int) -> Iterator[dict[str, Any]]:
     except BaseException:
         for f in futures:
             f.cancel()
-        for p in list((getattr(pool, "_processes", None) or {}).values()):
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        for p in procs:
             try:
                 if p.is_alive():
                     p.terminate()
+            except Exception:
+                pass
+        # A worker inside a training run treats SIGTERM as Ctrl-C and carries on with its job
+        # (the restart stops, extraction follows), and shutdown() below would wait for it: what
+        # is still alive after a short grace is killed. Its job has no row, so a rerun redoes it.
+        deadline = time.monotonic() + KILL_GRACE_SECONDS
+        for p in procs:
+            try:
+                p.join(max(0.0, deadline - time.monotonic()))
+                if p.is_alive():
+                    p.kill()
             except Exception:
                 pass
         raise

@@ -60,6 +60,18 @@ def git_commit() -> str:
     return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
 
 
+def _row_commits(rows: Sequence[dict[str, Any]], commit: str) -> str:
+    """A resumed bench holds rows of earlier sessions, possibly of other code: say which, so a
+    report never presents them as this commit's ("unknown" for rows from before the field)."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        c = str(r.get("commit", "unknown"))
+        counts[c] = counts.get(c, 0) + 1
+    if set(counts) <= {commit}:
+        return ""
+    return " — rows by the commit that ran them: " + ", ".join(f"{c} ({n})" for c, n in sorted(counts.items()))
+
+
 def summarise(rows: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
     ok = [r for r in rows if not r.get("error")]
     tasks: dict[str, list[dict[str, Any]]] = {}
@@ -146,7 +158,7 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         "",
         f"- date: {meta['date']}",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}",
-        f"- commit: {meta['commit']}",
+        f"- commit: {meta['commit']}" + _row_commits(rows, meta["commit"]),
         f"- executor: {meta['executor']}, jobs {meta['jobs']}, seeds {meta['seeds']}, "
         f"per-task DT training budget {meta['budget']:g} s (restarts included), "
         + ("default configuration" if not meta.get("overrides") else

@@ -65,6 +65,7 @@ class Job:
     seed: int
     out: str  # the bench's OUT directory
     config: BenchConfig
+    commit: str = "unknown"  # the code's commit when the bench was planned; recorded in the row
 
     @property
     def key(self) -> str:
@@ -150,6 +151,7 @@ def run_job(job: Job) -> dict[str, Any]:
         "max_steps": cfg.max_steps,
         "overrides": list(cfg.overrides),
         "run_dir": str(job.run_dir),
+        "commit": job.commit,
     }
     try:
         _prepare_dir(job.run_dir)
