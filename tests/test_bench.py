@@ -62,12 +62,17 @@ def test_suite_rejects_unknown_names_and_bad_files(tmp_path):
 # ----------------------------------------------------------------------------- baselines
 
 
+def _baseline_data(task: str):
+    """A task's dataset, split (200 validation sequences) and data spec, on one torch thread."""
+    torch.set_num_threads(1)
+    ds = load_source(task)
+    split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 200, 0)
+    return ds, split, data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+
+
 @pytest.mark.parametrize("name", ["gru", "transformer"])
 def test_baselines_train_and_are_scored_like_the_model(name):
-    torch.set_num_threads(1)
-    ds = load_source("current_number")
-    split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 200, 0)
-    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    ds, split, spec = _baseline_data("current_number")
     cfg = BaselineConfig(gru_steps=150, tf_steps=150, eval_every=50, stop_on_solved=False)
     r = train_baseline(name, spec, split, ds.x_test, ds.y_test, cfg)
     assert r.steps_run == 150 and r.parameters > 0
@@ -81,10 +86,7 @@ def test_baselines_train_and_are_scored_like_the_model(name):
 
 @pytest.mark.parametrize("name", ["gru", "transformer"])
 def test_a_baseline_stops_at_the_first_evaluation_where_validation_is_solved(name):
-    torch.set_num_threads(1)
-    ds = load_source("bitwise_not")
-    split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 200, 0)
-    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    ds, split, spec = _baseline_data("bitwise_not")
     r = train_baseline(name, spec, split, ds.x_test, ds.y_test, BaselineConfig(gru_steps=3000, tf_steps=3000, eval_every=50))
     assert r.val["exact"] == 1.0 and r.steps_run < 3000 and r.steps_run % 50 == 0
 
