@@ -385,11 +385,11 @@ def _trial_polish(model, best: int, cfg: TrainConfig, split: Split, log, tol, st
     idx = torch.randperm(split.x_train.shape[0], generator=gen)[: cfg.polish_size]
     xb, yb, var = split.x_train[idx].double(), split.y_train[idx].double(), split.var_y.double()
 
-    def polish(member: DiscreteTransformer) -> tuple[DiscreteTransformer, float, bool]:
+    def polish(member: DiscreteTransformer) -> tuple[DiscreteTransformer, float, dict[str, np.ndarray], bool]:
         out, end = _lbfgs(member, xb, yb, var, cfg, cfg.trial_polish_iters)
         out = out.float()
-        ok = solved(split.kind, evaluate(out, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end), tol)
-        return out, end, bool(ok[0])
+        metrics = evaluate(out, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)
+        return out, end, metrics, bool(solved(split.kind, metrics, tol)[0])
 
     # The lean copy first: when it solves, its MLPs are the plain linear/bilinear maps that
     # symbolic regression reads exactly (Sum_Last4: 21 s of extraction with the ReLUs kept).
@@ -397,14 +397,12 @@ def _trial_polish(model, best: int, cfg: TrainConfig, split: Split, log, tol, st
     lean = _lean(member, split, cfg)
     ok = False
     if lean is not None:
-        polished, end, ok = polish(lean)
+        polished, end, metrics, ok = polish(lean)
     if not ok:
-        polished, end, ok = polish(member)
-    metrics = evaluate(polished, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)
+        polished, end, metrics, ok = polish(member)
     log({"step": step, "phase": "trial", "val_nmse": float(metrics["nmse"][0]), "val_exact": float(metrics["exact"][0]),
-         "val_solved": int(solved(split.kind, metrics, tol)[0]), "tau": 0.0, "tau_attn": 0.0, "loss": end,
-         "loss_min": end, "attention_entropy": 0.0})
-    if not solved(split.kind, metrics, tol)[0]:
+         "val_solved": int(ok), "tau": 0.0, "tau_attn": 0.0, "loss": end, "loss_min": end, "attention_entropy": 0.0})
+    if not ok:
         return False
     states = [member_state(model, [i]) for i in range(model.population)]
     states[best] = polished.state_dict()
