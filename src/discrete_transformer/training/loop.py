@@ -381,9 +381,7 @@ def _trial_polish(model, best: int, cfg: TrainConfig, split: Split, log, tol, st
     discretised validation nMSE 2e-4 at step 600 of 1,300); what it lacks is the precision that
     hardening and the polish add. The trial's batch comes from its own generator, so the search
     after a failed trial is exactly the search without it."""
-    gen = torch.Generator().manual_seed(step)
-    idx = torch.randperm(split.x_train.shape[0], generator=gen)[: cfg.polish_size]
-    xb, yb, var = split.x_train[idx].double(), split.y_train[idx].double(), split.var_y.double()
+    xb, yb, var = _polish_batch(split, cfg, torch.Generator().manual_seed(step))
 
     def polish(member: DiscreteTransformer) -> tuple[DiscreteTransformer, float, dict[str, np.ndarray], bool]:
         out, end = _lbfgs(member, xb, yb, var, cfg, cfg.trial_polish_iters)
@@ -402,12 +400,9 @@ def _trial_polish(model, best: int, cfg: TrainConfig, split: Split, log, tol, st
         polished, end, metrics, ok = polish(member)
     log({"step": step, "phase": "trial", "val_nmse": float(metrics["nmse"][0]), "val_exact": float(metrics["exact"][0]),
          "val_solved": int(ok), "tau": 0.0, "tau_attn": 0.0, "loss": end, "loss_min": end, "attention_entropy": 0.0})
-    if not ok:
-        return False
-    states = [member_state(model, [i]) for i in range(model.population)]
-    states[best] = polished.state_dict()
-    model.load_state_dict(stack_states(states, model))
-    return True
+    if ok:
+        _write_member(model, best, polished)
+    return ok
 
 
 @torch.no_grad()
@@ -487,16 +482,29 @@ def _polish(model, cfg: TrainConfig, split: Split, gen, log, tol, step: int):
     best = int(np.argmin(member_score(split.kind, metrics)))
     if not float(metrics["nmse"][best]) <= POLISH_MAX_NMSE:
         return model  # the structure is wrong: precision cannot make it right
-    idx = torch.randperm(split.x_train.shape[0], generator=gen)[: cfg.polish_size]
-    xb, yb, var = split.x_train[idx].double(), split.y_train[idx].double(), split.var_y.double()
+    xb, yb, var = _polish_batch(split, cfg, gen)
     polished, end = _polish_member(subset(model, [best]), xb, yb, var, split, cfg)
-    states = [member_state(model, [i]) for i in range(model.population)]
-    states[best] = polished.float().state_dict()
-    model.load_state_dict(stack_states(states, model))
+    _write_member(model, best, polished)
     row, _ = _eval_row(model, split, tol, cfg)
     row.update(step=step, phase="polish", tau=0.0, tau_attn=0.0, loss=end, loss_min=end, attention_entropy=0.0)
     log(row)
     return model
+
+
+def _polish_batch(split: Split, cfg: TrainConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`polish_size` training sequences drawn with `gen`, and the target variance, in float64."""
+    idx = torch.randperm(split.x_train.shape[0], generator=gen)[: cfg.polish_size]
+    return split.x_train[idx].double(), split.y_train[idx].double(), split.var_y.double()
+
+
+@torch.no_grad()
+def _write_member(model: DiscreteTransformer, i: int, member: DiscreteTransformer) -> None:
+    """Copy a one-member model's weights into member `i` of `model` (population tensors only;
+    the shared buffers stay the population's)."""
+    theirs = member.state_dict()
+    for name, t in model.state_dict().items():
+        if _is_population(name):
+            t[i] = theirs[name][0].to(t.dtype)
 
 
 def _polish_member(member: DiscreteTransformer, xb, yb, var, split: Split, cfg: TrainConfig) -> tuple[DiscreteTransformer, float]:
@@ -572,11 +580,3 @@ def subset(model: DiscreteTransformer, members: list[int]) -> DiscreteTransforme
     out.load_state_dict(member_state(model, members))
     out.train(model.training)
     return out
-
-
-def stack_states(states: list[dict[str, torch.Tensor]], like: DiscreteTransformer) -> dict[str, torch.Tensor]:
-    """Concatenate population-1 state dicts back into one population state dict."""
-    return {
-        name: torch.cat([s[name] for s in states], 0) if _is_population(name) else states[0][name]
-        for name in like.state_dict()
-    }
