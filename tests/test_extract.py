@@ -252,6 +252,35 @@ def test_a_trial_polish_that_solves_replaces_its_member_and_one_that_fails_chang
     assert rows[-1]["val_solved"] == 0
 
 
+def test_the_polish_stops_at_the_first_chunk_after_which_the_validation_is_solved() -> None:
+    """L-BFGS with `until` runs POLISH_CHUNK iterations at a time and asks after each chunk: a
+    right-structure member 5 % off is solved after the first, so it is asked once; a predicate
+    that never holds is asked after every chunk but the last, and the iterations all run."""
+    ds = make_dataset("Sum_Last2", seed=0, n_test=200)
+    split = loop.Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 500, 0)
+    cfg = TrainConfig()
+    xb, yb, var = loop._polish_batch(split, cfg, torch.Generator().manual_seed(0))
+    done, asked = loop._solves(split, cfg, 1e-7), []
+
+    def until(member) -> bool:
+        asked.append(1)
+        return done(member)
+
+    m, _cfg, _spec = sum_last2_model(ds)
+    with torch.no_grad():
+        m.layers[0]["mlp"].d[0, 0] *= 1.05
+    assert not done(m)
+    out, _end = loop._lbfgs(m, xb, yb, var, cfg, 300, until=until)
+    assert done(out) and len(asked) == 1
+
+    asked.clear()
+    m, _cfg, _spec = sum_last2_model(ds)
+    with torch.no_grad():
+        m.layers[0]["mlp"].d[0, 0] *= 1.05
+    loop._lbfgs(m, xb, yb, var, cfg, 3 * loop.POLISH_CHUNK, until=lambda member: bool(asked.append(1)))
+    assert len(asked) == 2
+
+
 def test_trials_come_only_below_the_threshold_each_at_half_the_last_and_at_most_max_times() -> None:
     t = loop._Trials(TrainConfig(trial_polish_nmse=1e-3, trial_polish_max=2))
     assert [t.due(v) for v in (5e-3, float("nan"), 8e-4, 6e-4, 4e-4, 1e-5, 1e-9)] == [
