@@ -151,6 +151,23 @@ def test_is_solved_criteria() -> None:
     assert not R.is_solved("continuous", {"exact": 1.0, "nmse": 1e-3})
 
 
+def test_a_continuous_restart_within_the_verification_tolerance_ends_the_portfolio(monkeypatch) -> None:
+    """A restart's own target is CONTINUOUS_TOL (1e-7); no further restart starts once one is
+    within ENOUGH_TOL (1e-6, the verification rule), but one at 2e-6 does not end it."""
+    fake, calls = _fake({0: 5e-7, 1: 1e-9})
+    monkeypatch.setattr(R, "train_restart", fake)
+    x = np.random.default_rng(0).uniform(-1, 1, size=(50, 6, 1))
+    split, spec = Split.from_arrays(x, x, "continuous", 10, 0), data_spec(x, x, ("x",), ("y",))
+    best, _ = run_restarts(tiny_model(), tiny_train(restarts=2), split, spec, seed=0, progress=False, parallel=False)
+    assert calls == [0] and best.seed == 0 and not R.is_solved("continuous", best.val)
+    fake, calls = _fake({0: 2e-6, 1: 1e-9})
+    monkeypatch.setattr(R, "train_restart", fake)
+    best, _ = run_restarts(tiny_model(), tiny_train(restarts=2), split, spec, seed=0, progress=False, parallel=False)
+    assert calls == [0, 1] and best.seed == 1
+    assert R.ends_portfolio("continuous", {"exact": 0.0, "nmse": 1e-6})
+    assert not R.ends_portfolio("discrete", {"exact": 0.999, "nmse": 1e-12})
+
+
 @pytest.mark.parametrize("K", [1, 2])
 def test_every_restart_has_its_own_seed(K: int) -> None:
     split, spec = _data("sum_last2", n=200)

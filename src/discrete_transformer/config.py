@@ -153,8 +153,9 @@ class TrainConfig:
     stop_on_exact: bool = True
     # Search variants the restarts cycle through (restart i runs portfolio[i % len]); names are
     # keys of SEARCH_VARIANTS. Every task gets the same portfolio: it is one configuration whose
-    # restarts search differently, not a per-task choice. docs/architecture.md §14.
-    portfolio: tuple[str, ...] = ("plain", "arithmetic")
+    # restarts search differently, not a per-task choice. docs/architecture.md §14; the
+    # arithmetic search runs first since it also solves most routing tasks (§17).
+    portfolio: tuple[str, ...] = ("arithmetic", "plain")
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"steps must be a positive integer, got {self.steps}")
