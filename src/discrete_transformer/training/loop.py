@@ -572,13 +572,19 @@ def _lbfgs(member: DiscreteTransformer, xb, yb, var, cfg: TrainConfig, iters: in
         return loss
 
     start = float(closure().detach())
+    state = opt.state[params[0]]
     left = iters
     while left > 0:
         n = min(chunk, left)
-        opt.param_groups[0].update(max_iter=n, max_eval=n * 5 // 4)
+        # One evaluation budget for all chunks (LBFGS's default, 1.25 per iteration).
+        opt.param_groups[0].update(max_iter=n, max_eval=max(1, iters * 5 // 4 - state.get("func_evals", 0)))
+        ran = -state.get("n_iter", 0)
         opt.step(closure)
+        ran += state.get("n_iter", 0)
         left -= n
-        if until is not None and left > 0 and until(member):
+        # A chunk that stopped short converged (or ran out of evaluations): one long run would
+        # have ended there too, and the next chunk would only start it again.
+        if ran < n or (until is not None and left > 0 and until(member)):
             break
     end = float(closure().detach())
     if not np.isfinite(end) or end > start:  # never let the polish make things worse
