@@ -250,7 +250,8 @@ def test_speed_cli_prints_the_ratio_and_fails_cleanly(bench_dir, tmp_path):
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_sigterm_stops_a_bench_like_ctrl_c(tmp_path, jobs):
     """SIGTERM (what `kill` and schedulers send; a background job's SIGINT is ignored by the
-    shell) ends the bench with exit code 130 and the reports written, so a rerun resumes. With
+    shell) ends the bench with exit code 130 and the reports written in DIR (not --docs, which
+    only a finished bench writes), so a rerun resumes. With
     a worker pool too: a worker in training takes SIGTERM as Ctrl-C and would go on to
     extraction, so the bench must not wait for it."""
     import os
@@ -266,7 +267,7 @@ def test_sigterm_stops_a_bench_like_ctrl_c(tmp_path, jobs):
     cmd = [sys.executable, "-c", "from discrete_transformer.cli import app; app()", "bench", "sum_all",
            # more jobs than workers: the pool has queued some that cancel() cannot take back
            *(["kinetic_energy", "sum_last3", "spring_force", "total_momentum"] if jobs > 1 else []), "--jobs", str(jobs),
-           "--budget", "60", "--baseline-steps", "30", "--out", str(out)]
+           "--budget", "60", "--baseline-steps", "30", "--out", str(out), "--docs", str(tmp_path / "benchmarks.md")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60
@@ -287,3 +288,4 @@ def test_sigterm_stops_a_bench_like_ctrl_c(tmp_path, jobs):
     assert stopped_in < 15, stopped_in
     assert "rerun the same command to resume" in stderr.replace("\n", " ")
     assert (out / "bench.json").is_file() and (out / "results.json").is_file()
+    assert not (tmp_path / "benchmarks.md").exists()  # --docs only gets a finished bench's table

@@ -363,7 +363,7 @@ def bench_cmd(
     executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
     budget: float = typer.Option(150.0, "--budget", help="Seconds of DT training per task, restarts included."),
     out: Path = typer.Option(..., "--out", help="Bench directory; rerunning resumes, skipping finished tasks."),
-    docs: Optional[Path] = typer.Option(None, "--docs", help="Also write the Markdown summary here (docs/benchmarks.md)."),
+    docs: Optional[Path] = typer.Option(None, "--docs", help="Also write the Markdown summary here (docs/benchmarks.md) once every task has a row."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", hidden=True, help="Testing: cap DT steps per restart."),
     baseline_steps: Optional[int] = typer.Option(None, "--baseline-steps", hidden=True, help="Testing: baseline steps."),

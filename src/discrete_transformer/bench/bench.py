@@ -95,10 +95,14 @@ def run_bench(
     def key_of(row: dict[str, Any]) -> str:
         return row["task"] if int(row.get("seed", 0)) == 0 else f"{row['task']}.seed{row['seed']}"
 
-    def write() -> dict[str, Any]:
+    def write(final: bool = False) -> dict[str, Any]:
         meta["wall_s"] = wall0 + time.perf_counter() - t0
         ordered = [rows[k] for k in sorted(rows, key=lambda k: order.get(k, len(order)))]
-        s = write_reports(out, ordered, meta, docs)
+        # DIR's reports are rewritten as rows finish; `docs` (typically a file under version
+        # control) only once every job has a row, so an interrupted bench never leaves a
+        # partial table there.
+        complete = final and len(rows) >= len(jobs)
+        s = write_reports(out, ordered, meta, docs if complete else None)
         s["headline"] = headline(s)
         return s
 
@@ -117,7 +121,7 @@ def run_bench(
     finally:
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
-        summary = write()
+        summary = write(final=True)
     return summary
 
 
