@@ -306,3 +306,12 @@ def test_the_arithmetic_variant_adds_its_masks_to_the_configured_ones() -> None:
     assert m1.forbid_reads == (("readout", "x"), ("L*.H*.q", "pos"), ("L*.H*.k", "pos"))
     assert m1.attention_sum and m1.readout_gain and t1.attention_st_from == 0.2
     assert restart_configs(m1, t1, 1)[0] == m1  # applying a variant twice changes nothing
+
+
+def test_under_positional_routing_the_arithmetic_variant_leaves_queries_and_keys_their_pos() -> None:
+    from discrete_transformer.config import ModelConfig, TrainConfig, restart_configs
+
+    base = ModelConfig(attention_routing="positional", forbid_reads=(("readout", "pos"),))
+    m, _, name = restart_configs(base, TrainConfig(), 0)
+    assert name == "arithmetic" and m.attention_sum and m.attention_routing == "positional"
+    assert m.forbid_reads == (("readout", "pos"),)  # q/k may still read pos, the one thing they route by

@@ -20,7 +20,10 @@ from discrete_transformer.tasks import get_task
 
 pytestmark = pytest.mark.slow
 
-FAST = dict(steps=800, population=8, restarts=1)
+# The plain search: these tasks are its routing and max heads. With the default portfolio the one
+# restart would be the arithmetic search, which misses Max_Seen with seed 0 (bench21: the plain
+# restart solves it).
+FAST = dict(steps=800, population=8, restarts=1, portfolio=("plain",))
 TASKS = ["Bit_Shift_Right", "Max_Seen", "Current_Number", "Bitwise_Not"]
 
 

@@ -191,10 +191,12 @@ class TrainConfig:
 # configs, "section.field" -> value. "plain" is DESIGN's search as the defaults describe it;
 # "arithmetic" lets heads sum (§12), scales the readout (§14), runs hard attention forward from
 # 20 % of the search and routes by content or uniformly only (queries and keys never read `pos`:
-# positional routing is the plain search's job): the search that finds prefix sums of prefix sums
-# (Kinematics_1D) and weighted sums, and loses routing-only tasks when it is the only one. Its
-# MLPs also have periodic units (§11): a prefix sum then mod k is two modules (Parity_All).
-# `forbid_reads` entries add to the configured ones.
+# positional routing is the plain search's job, and the fixed patterns of §15 cover the shifts):
+# the search that finds prefix sums of prefix sums (Kinematics_1D) and weighted sums, and since
+# §15-16 most routing tasks too, so it runs first (§17). Its MLPs also have periodic units (§11):
+# a prefix sum then mod k is two modules (Parity_All). `forbid_reads` entries add to the
+# configured ones; under attention_routing="positional" (q and k read only `pos` and `one`) the
+# q/k `pos` entries are dropped, else the user's positional heads could only route uniformly.
 SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "plain": MappingProxyType({}),
     "arithmetic": MappingProxyType({
@@ -211,6 +213,8 @@ def restart_configs(model: "ModelConfig", train: "TrainConfig", index: int) -> t
     for key, value in SEARCH_VARIANTS[name].items():
         section, field_name = key.split(".", 1)
         if field_name == "forbid_reads":  # added to the configured masks, not in their place
+            if model.attention_routing == "positional":  # the user's routing wins: q/k keep `pos`
+                value = tuple(r for r in value if not (r[0].endswith((".q", ".k")) and r[1] == "pos"))
             value = tuple(dict.fromkeys((*model.forbid_reads, *value)))
         changes[section][field_name] = value
     return dataclasses.replace(model, **changes["model"]), dataclasses.replace(train, **changes["train"]), name
