@@ -103,9 +103,9 @@ class TrainConfig:
     steps: int = 2000  # total steps per restart: search + hardening
     harden_fraction: float = 0.35  # last fraction of steps: selectors frozen at argmax
     population: int = 16  # independent models trained in lockstep (vectorised) per restart
-    # independent seeds, run in parallel processes; restart i runs portfolio[i % len(portfolio)],
-    # so three = arithmetic, plain, arithmetic (docs/architecture.md §18)
-    restarts: int = 3
+    # independent seeds, run in parallel processes; restart i runs portfolio[i % len(portfolio)].
+    # A third (arithmetic again) was measured and not adopted (docs/architecture.md §18).
+    restarts: int = 2
     batch_size: int = 16  # per population member, during the search
     lr: float = 1e-2  # continuous weights (Adam)
     lr_selector: float = 3e-2  # selector logits (Adam)

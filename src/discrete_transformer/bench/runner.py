@@ -39,8 +39,8 @@ class BenchConfig:
 
     # seconds of DT training per task, all restarts included: the portfolio's plain restart of 2,000
     # steps takes ~45-55 s under the bench's own 2-job load on a 2-core machine, the arithmetic one
-    # (periodic units) ~60-90 s (bench21, 2026-11-30): 240 s lets the third restart finish (§18)
-    budget: float = 240.0
+    # (periodic units) ~60-90 s (bench21, 2026-11-30): 150 s lets the second one finish
+    budget: float = 150.0
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     max_steps: int | None = None
     restarts: int | None = None  # None: TrainConfig's default
