@@ -448,3 +448,14 @@ def test_a_modulus_of_a_computed_integer_is_taken_of_its_rounded_value() -> None
     dusty = {"m": 6.0 / 7.0 - 1e-15, "p": 6.0}  # m * 7 = 5.999999999999999
     assert eval(res.best.source, {"math": math}, dusty) == 0
     assert eval(res.best.numpy_source, {"np": np}, {k: np.array([v]) for k, v in dusty.items()})[0] == 0
+
+
+def test_an_affine_copy_of_a_size_6_expression_is_within_the_extraction_default_size() -> None:
+    """c*sqrt(a**2 + b**2) + d is 6 + 4 nodes: the extractor's default size must reach it (at 9
+    the search returned a 5-term polynomial that was not exact)."""
+    from discrete_transformer.extract.pipeline import ExtractConfig
+
+    X = np.random.default_rng(0).uniform(-1, 1, (2000, 2))
+    y = 4.25 * np.sqrt((X**2).sum(1)) - 3.65
+    res = symbolic_regression(X, y, ("a", "b"), 1e-6, config=SRConfig(max_size=ExtractConfig().sr_max_size, time_budget=3.0))
+    assert res.best.exact and "sqrt(a ** 2 + b ** 2)" in res.best.source, res.best.source

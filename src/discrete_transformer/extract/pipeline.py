@@ -95,7 +95,9 @@ class ExtractConfig:
     min_queries: int = 5000  # held-out query positions for hypothesis testing (at least)
     max_record: int = 4000  # recorded sequences (at most, memory permitting)
     sr_budget: float = 3.0  # seconds per symbolic regression
-    sr_max_size: int = 9
+    # 10, not 9: c*e + d costs 4 nodes, so an affine copy of a size-6 expression such as
+    # sqrt(a**2 + b**2) (Path_Length's inner MLP) needs 10 (docs/architecture.md §18)
+    sr_max_size: int = 10
     # The symbolic-regression grammar (an inductive-bias knob): a subset of symbolic.ALL_OPERATORS.
     sr_operators: tuple[str, ...] = SRConfig().operators
     grid_points: int = 2048  # grid samples per MLP, on top of the seen inputs
