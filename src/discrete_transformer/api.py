@@ -238,23 +238,7 @@ def _execute(plan: _Plan, progress: bool = True, parallel: bool = True, train_fn
     elif run_dir is not None:
         if run_dir.is_dir() and is_run_dir(run_dir):
             _clear_run_dir(run_dir)  # check_out_dir allowed it: a previous run, with force
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(
-            run_dir / CONFIG_FILE,
-            {
-                "format": RUN_FORMAT,
-                "version": RUN_VERSION,
-                "source": ds.source,
-                "dataset": ds.name,
-                "kind": ds.kind,
-                "seed": seed,
-                "data_seed": plan.data_seed,
-                "model": to_dict(model_cfg),
-                "train": to_dict(train_cfg),
-                "versions": versions(),
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            },
-        )
+        _write_run_config(plan)
 
     keep = (lambda r: save_restart(run_dir, r)) if run_dir is not None else None  # noqa: E731
     best, results = run_restarts(
@@ -296,6 +280,29 @@ def _execute(plan: _Plan, progress: bool = True, parallel: bool = True, train_fn
         save_run_checkpoint(run_dir, net, model_cfg, train_cfg, spec, meta)
         atomic_write_json(run_dir / RESULT_FILE, _result_doc(result))
     return result
+
+
+def _write_run_config(plan: _Plan) -> None:
+    """``config.json``: what makes the directory a run (the data source, seed and configs)."""
+    assert plan.run_dir is not None
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    ds = plan.ds
+    atomic_write_json(
+        plan.run_dir / CONFIG_FILE,
+        {
+            "format": RUN_FORMAT,
+            "version": RUN_VERSION,
+            "source": ds.source,
+            "dataset": ds.name,
+            "kind": ds.kind,
+            "seed": plan.seed,
+            "data_seed": plan.data_seed,
+            "model": to_dict(plan.model_cfg),
+            "train": to_dict(plan.train_cfg),
+            "versions": versions(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
 
 
 def _result_doc(r: TrainResult) -> dict[str, Any]:

@@ -1,14 +1,15 @@
-"""Where bench jobs run: local processes (default) or a Ray runtime — the same job function.
+"""Where bench units run: local processes (default) or a Ray runtime — the same unit functions,
+the same scheduler (:mod:`.schedule`), ``jobs`` workers.
 
-- ``local``: ``jobs == 1`` runs the jobs one after another in this process; ``jobs > 1`` uses a
-  ``spawn`` process pool of ``jobs`` workers (one torch thread each). Each job trains its restarts
-  sequentially inside its worker, so busy processes ≈ ``jobs``.
+- ``local``: ``jobs == 1`` runs the units one after another in this process; ``jobs > 1`` uses a
+  ``spawn`` process pool of ``jobs`` workers (one torch thread each), so busy processes ≈ ``jobs``.
 - ``ray``: ``ray.init()`` (a fresh local instance with ``jobs`` CPUs, or an existing cluster with
-  ``address``) and :func:`~.runner.run_job` wrapped as ``@ray.remote(num_cpus=1)``. On a cluster
-  every node needs this package installed (``pip install ".[ray]"``) and OUT on a shared path.
+  ``address``) and each unit function wrapped as ``@ray.remote(num_cpus=1)``; ``jobs`` units are
+  in flight at a time. On a cluster every node needs this package installed
+  (``pip install ".[ray]"``) and OUT on a shared path (a task's units share its run directory).
 
-Both are generators yielding rows as jobs finish. Interrupting the consumer (Ctrl-C) cancels what
-has not started and stops what is running; finished jobs have already written their rows.
+Both yield rows as jobs finish. Interrupting the consumer (Ctrl-C) cancels what has not started
+and stops what is running; finished jobs have already written their rows.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from .runner import Job, run_job
+from .runner import Job
+from .schedule import schedule
 
 EXECUTORS = ("local", "ray")
 KILL_GRACE_SECONDS = 3.0  # after SIGTERM, what an interrupted worker gets before SIGKILL
@@ -47,26 +49,49 @@ def run_jobs(jobs: Sequence[Job], executor: str = "local", n_jobs: int = 1, addr
     check_executor(executor, n_jobs)
     if executor == "ray":
         return _ray(jobs, n_jobs, address)
-    if n_jobs == 1 or len(jobs) <= 1:
-        return (run_job(j) for j in jobs)
+    if n_jobs == 1:
+        return schedule(jobs, _InProcess(), 1)
     return _pool(jobs, n_jobs)
+
+
+class _InProcess:
+    """Runs each unit when it is submitted, in this process."""
+
+    def submit(self, fn: Callable[..., dict[str, Any]], *args: Any) -> Future:
+        f: Future = Future()
+        f.set_result(fn(*args))  # a KeyboardInterrupt propagates: units catch only Exception
+        return f
+
+    def wait(self, handles: list[Future], timeout: float) -> list[Future]:
+        return list(handles)
+
+    def result(self, handle: Future) -> dict[str, Any]:
+        return handle.result()
+
+
+class _Pool:
+    def __init__(self, pool: ProcessPoolExecutor) -> None:
+        self.pool = pool
+
+    def submit(self, fn: Callable[..., dict[str, Any]], *args: Any) -> Future:
+        return self.pool.submit(fn, *args)
+
+    def wait(self, handles: list[Future], timeout: float) -> list[Future]:
+        done, _ = wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)
+        return [h for h in handles if h in done]  # in submission order
+
+    def result(self, handle: Future) -> dict[str, Any]:
+        return handle.result()
 
 
 def _pool(jobs: Sequence[Job], n_jobs: int) -> Iterator[dict[str, Any]]:
     from ..training.restarts import _worker_init
 
     ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(n_jobs, len(jobs)), mp_context=ctx, initializer=_worker_init)
-    futures: list[Future] = [pool.submit(run_job, j) for j in jobs]
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_worker_init)
     try:
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            for f in done:
-                yield f.result()
+        yield from schedule(jobs, _Pool(pool), n_jobs)
     except BaseException:
-        for f in futures:
-            f.cancel()
         procs = list((getattr(pool, "_processes", None) or {}).values())
         for p in procs:
             try:
@@ -74,9 +99,9 @@ def _pool(jobs: Sequence[Job], n_jobs: int) -> Iterator[dict[str, Any]]:
                     p.terminate()
             except Exception:
                 pass
-        # A worker inside a training run treats SIGTERM as Ctrl-C and carries on with its job
-        # (the restart stops, extraction follows), and shutdown() below would wait for it: what
-        # is still alive after a short grace is killed. Its job has no row, so a rerun redoes it.
+        # A worker inside a training run treats SIGTERM as Ctrl-C and carries on with its unit
+        # (the restart stops and is saved), and shutdown() below would wait for it: what is
+        # still alive after a short grace is killed. Its job has no row, so a rerun redoes it.
         deadline = time.monotonic() + KILL_GRACE_SECONDS
         for p in procs:
             try:
@@ -90,6 +115,26 @@ def _pool(jobs: Sequence[Job], n_jobs: int) -> Iterator[dict[str, Any]]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+class _Ray:
+    def __init__(self) -> None:
+        import ray
+
+        self.ray = ray
+        self.remote: dict[Callable[..., Any], Any] = {}
+
+    def submit(self, fn: Callable[..., dict[str, Any]], *args: Any) -> Any:
+        if fn not in self.remote:
+            self.remote[fn] = self.ray.remote(num_cpus=1, max_retries=0)(fn)
+        return self.remote[fn].remote(*args)
+
+    def wait(self, handles: list[Any], timeout: float) -> list[Any]:
+        done, _ = self.ray.wait(handles, num_returns=1, timeout=timeout)
+        return done
+
+    def result(self, handle: Any) -> dict[str, Any]:
+        return self.ray.get(handle)
+
+
 def _ray(jobs: Sequence[Job], n_jobs: int, address: str | None) -> Iterator[dict[str, Any]]:
     import ray
 
@@ -101,15 +146,20 @@ def _ray(jobs: Sequence[Job], n_jobs: int, address: str | None) -> Iterator[dict
         else:
             ray.init(num_cpus=n_jobs, **opts)
         started = True
-    remote = ray.remote(num_cpus=1, max_retries=0)(run_job)
-    pending = [remote.remote(j) for j in jobs]
+    runner = _Ray()
+    handles: list[Any] = []
+    real_submit = runner.submit
+
+    def submit(fn: Callable[..., dict[str, Any]], *args: Any) -> Any:
+        h = real_submit(fn, *args)
+        handles.append(h)
+        return h
+
+    runner.submit = submit  # type: ignore[method-assign]
     try:
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1, timeout=0.5)
-            for ref in done:
-                yield ray.get(ref)
+        yield from schedule(jobs, runner, n_jobs)
     except BaseException:
-        for ref in pending:
+        for ref in handles:
             try:
                 ray.cancel(ref, force=True)
             except Exception:

@@ -160,7 +160,8 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python {m['python']}",
         f"- commit: {meta['commit']}" + _row_commits(rows, meta["commit"]),
         f"- executor: {meta['executor']}, jobs {meta['jobs']}, seeds {meta['seeds']}, "
-        f"per-task DT training budget {meta['budget']:g} s (restarts included), "
+        f"per-task DT training budget {meta['budget']:g} s (a task's restarts, side by side on free workers "
+        "or in sequence, all end within it), "
         + ("default configuration" if not meta.get("overrides") else
            "one configuration for every task: the defaults with " + ", ".join(f"`{o}`" for o in meta["overrides"])),
         f"- baselines: GRU and a small dense Transformer, same split, loss and scoring; "

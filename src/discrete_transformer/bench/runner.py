@@ -1,11 +1,23 @@
-"""One bench job: one task, one seed -> one result row.
+"""One bench job (one task, one seed -> one result row), as units of work a scheduler runs.
 
-Train the Discrete Transformer with the default configuration under the per-task wall-time
-budget (restarts run one after another in this process, and together stay within the budget),
-extract and verify its program (test split and 2xT sequences), train the two baselines on the
-same split, and write ``OUT/tasks/<label>/bench_row.json`` — atomically and last, so that its
-presence is what "this job is finished" means to a resumed bench. The job's directory is a normal
-run directory: ``dtx extract`` and :func:`~..api.load_run` work on it.
+A job is split into independent units so that the bench's workers stay busy and a task's
+restarts run side by side (as ``dtx run`` runs them on a 2-core machine):
+
+- ``restart`` i — restart i of the portfolio (seed + i), trained under what is left of the task's
+  wall-time budget, kept as ``restarts/seed{N}`` in the job's run directory. It polls the
+  directory's stop file (:data:`STOP_FILE`) at each evaluation: a sibling restart that solved the
+  task writes it.
+- ``baseline`` name — a baseline (GRU, small Transformer) on the same split; its row fields.
+- ``extract`` — once the restarts are resolved: the run resumed from its finished restarts (no
+  training), its test score, program extraction and verification (test split and 2xT sequences).
+
+:mod:`.schedule` decides what runs when and assembles the row with :func:`assemble_row`; it writes
+``OUT/tasks/<label>/bench_row.json`` atomically and last, so that its presence is what "this job
+is finished" means to a resumed bench. The job's directory is a normal run directory:
+``dtx extract`` and :func:`~..api.load_run` work on it.
+
+Units never raise for a failure of the task itself: they return ``{"error", "traceback"}`` and
+the job's row then has ``error`` set and is not written, so a rerun retries it.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import TrainConfig
 from .baselines import BASELINES, BaselineConfig, train_baseline
@@ -27,6 +39,7 @@ from .suite import BenchTask
 
 ROW_FILE = "bench_row.json"
 ROW_FORMAT = "dtx-bench-row"
+STOP_FILE = "stop"  # in a job's run directory while it runs: its restarts end at their next evaluation
 CONTINUOUS_TOL = 1e-6  # the verification rule for continuous tasks (extract/verify.py)
 
 
@@ -37,9 +50,10 @@ class BenchConfig:
     ``max_steps`` caps DT training steps per restart and ``baseline`` may be shrunk: both exist
     for fast tests only and are recorded in every row."""
 
-    # seconds of DT training per task, all restarts included: the portfolio's plain restart of 2,000
-    # steps takes ~45-55 s under the bench's own 2-job load on a 2-core machine, the arithmetic one
-    # (periodic units) ~60-90 s (bench21, 2026-11-30): 150 s lets the second one finish
+    # wall seconds from a task's start within which all its restarts end (they may run side by side
+    # or one after another, as workers are free): the portfolio's plain restart of 2,000 steps takes
+    # ~45-55 s on one core of a busy 2-core machine, the arithmetic one (periodic units) ~60-90 s
+    # (bench21, 2026-11-30): 150 s lets the second one finish when they run in sequence
     budget: float = 150.0
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
     max_steps: int | None = None
@@ -89,15 +103,6 @@ def read_row(run_dir: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and doc.get("format") == ROW_FORMAT else None
 
 
-def _budgeted_restart(deadline: float, model_cfg, train_cfg: TrainConfig, split, spec, seed, **kw):
-    """``train_restart`` whose time limit is what is left of the task's budget: restarts run
-    in sequence, so the budget covers all of them (the first one may use it all)."""
-    from ..training.loop import train_restart
-
-    left = max(deadline - time.perf_counter(), 1e-3)
-    return train_restart(model_cfg, dataclasses.replace(train_cfg, time_limit=left), split, spec, seed, **kw)
-
-
 def _program_ops(program: Any) -> int:
     """Operations of a program: one per routing head, the expression size of each MLP line."""
     from ..extract.graph import MLPNode
@@ -119,30 +124,150 @@ def model_solved(kind: str, test: dict[str, float]) -> bool:
     return test["exact"] >= 1.0 if kind == "discrete" else test["nmse"] <= CONTINUOUS_TOL
 
 
-def _prepare_dir(d: Path) -> None:
+def prepare_dir(d: Path) -> None:
     """A job directory without a row is an interrupted job: start it again from scratch."""
     if d.exists():
         shutil.rmtree(d)
-    d.parent.mkdir(parents=True, exist_ok=True)
+    d.mkdir(parents=True)
 
 
-def run_job(job: Job) -> dict[str, Any]:
-    """Run one job (or return its row when it already finished). Never raises for a failure of
-    the task itself: the row then has ``error`` set and is not written, so a rerun retries it."""
-    import torch
-
-    from ..api import _execute, _prepare, extract
+def _plan(job: Job) -> Any:
+    """The job's validated run plan (its data and configs), the run directory set, nothing written."""
+    from ..api import _prepare
     from ..overrides import configs_from_overrides
-    from ..training.checkpoint import atomic_write_json
-    from ..training.loop import Split
 
-    done = read_row(job.run_dir)
-    if done is not None:
-        return {**done, "resumed": True}
-    torch.set_num_threads(1)
+    model_cfg, train_cfg, _ = configs_from_overrides(job.config.overrides)
+    training = train_cfg or TrainConfig()
+    steps = min(training.steps, job.config.max_steps) if job.config.max_steps is not None else None
+    plan = _prepare(job.task.source, None, job.seed, model_cfg, train_cfg, job.config.restarts, steps, None, False, 0)
+    return dataclasses.replace(plan, run_dir=job.run_dir)
+
+
+def _budgeted_restart(deadline: float, model_cfg, train_cfg: TrainConfig, split, spec, seed, **kw):
+    """``train_restart`` whose time limit is what is left of the task's budget (``deadline`` is
+    wall-clock time, ``time.time()``: units of one task may run in different processes)."""
+    from ..training.loop import train_restart
+
+    left = max(deadline - time.time(), 1e-3)
+    return train_restart(model_cfg, dataclasses.replace(train_cfg, time_limit=left), split, spec, seed, **kw)
+
+
+def _guarded(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """A unit: one torch thread, and a failure of the task returned as ``error``, not raised."""
+
+    @functools.wraps(fn)
+    def unit(*args: Any, **kw: Any) -> dict[str, Any]:
+        import torch
+
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kw)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            return {"error": f"{type(e).__name__}: {msg}", "traceback": traceback.format_exc(limit=8)}
+
+    return unit
+
+
+@_guarded
+def restart_unit(job: Job, index: int, deadline: float) -> dict[str, Any]:
+    """Train restart ``index`` of the job and keep it in the run directory."""
+    from ..config import restart_configs
+    from ..training.loop import Split, data_spec
+    from ..training.restarts import CONTINUOUS_TOL as RUN_TOL, ends_portfolio, seed_log_path
+    from ..training.resume import save_restart
+
+    plan = _plan(job)
+    ds, run_dir = plan.ds, job.run_dir
+    split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, plan.train_cfg.val_size, job.seed)
+    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    model_cfg, train_cfg, variant = restart_configs(plan.model_cfg, plan.train_cfg, index)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stop = run_dir / STOP_FILE
+    seed = job.seed + index
+    log = seed_log_path(run_dir, seed)
+    if log.exists():
+        log.unlink()
+    r = _budgeted_restart(deadline, model_cfg, train_cfg, split, spec, seed, log_path=log,
+                          continuous_tol=RUN_TOL, should_stop=stop.exists)
+    save_restart(run_dir, r)
+    return {"seed": seed, "variant": variant, "ends": bool(ends_portfolio(ds.kind, r.val, RUN_TOL)),
+            "steps": int(r.steps_run), "seconds": float(r.seconds)}
+
+
+@_guarded
+def baseline_unit(job: Job, name: str) -> dict[str, Any]:
+    """Train baseline ``name`` on the job's split (the one the Discrete Transformer trains on)."""
+    from ..training.loop import Split, data_spec
+
+    plan = _plan(job)
+    ds = plan.ds
+    split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, plan.train_cfg.val_size, job.seed)
+    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
     cfg = job.config
+    bcfg = cfg.baseline if cfg.baseline.time_limit is not None else dataclasses.replace(cfg.baseline, time_limit=cfg.budget)
+    b = train_baseline(name, spec, split, ds.x_test, ds.y_test, bcfg, seed=job.seed)
+    return {
+        f"{name}_test_exact": b.test["exact"],
+        f"{name}_test_nmse": b.test["nmse"],
+        f"{name}_solved": model_solved(ds.kind, b.test),
+        f"{name}_s": round(b.seconds, 3),
+        f"{name}_steps": b.steps_run,
+        f"{name}_params": b.parameters,
+    }
+
+
+@_guarded
+def extract_unit(job: Job, deadline: float) -> dict[str, Any]:
+    """Finish the run from its kept restarts (any restart missing is trained here, within the
+    budget), score it on the test split, extract and verify its program."""
+    from ..api import _execute, _write_run_config, extract
+    from ..overrides import configs_from_overrides
+
     t0 = time.perf_counter()
-    row: dict[str, Any] = {
+    # The run's wall time (result.json) counts from the task's start, not from this unit's.
+    started = time.perf_counter() - (time.time() - (deadline - job.config.budget))
+    plan = dataclasses.replace(_plan(job), resume=True, t0=started)
+    _write_run_config(plan)
+    result = _execute(plan, progress=False, parallel=False, train_fn=functools.partial(_budgeted_restart, deadline))
+    stop = job.run_dir / STOP_FILE
+    if stop.exists():
+        stop.unlink()
+    ds = plan.ds
+    part: dict[str, Any] = {
+        "kind": ds.kind,
+        "T": int(ds.T),
+        "finish_s": round(time.perf_counter() - t0, 3),
+        "dt_test_exact": result.test["exact"],
+        "dt_test_nmse": result.test["nmse"],
+        "n_test": result.test["n"],
+        "dt_model_solved": model_solved(ds.kind, result.test),
+        "dt_restarts_run": len(result.restarts),
+        "dt_steps": result.best.steps_run,
+    }
+    t1 = time.perf_counter()
+    program = extract(result, config=configs_from_overrides(job.config.overrides)[2])
+    program.save(job.run_dir)
+    v = program.verification
+    part.update({
+        "extract_s": round(time.perf_counter() - t1, 3),
+        "program_verified": bool(v.verified),
+        "program_lines": len(program.source.splitlines()),
+        "program_modules": len([n for n in program.ir.nodes if not n.is_alias]),
+        "program_ops": _program_ops(program),
+        "program_test_exact": v.test.exact,
+        "program_test_nmse": v.test.nmse,
+        "length_gen": None if v.longer is None else bool(v.longer.passed),
+    })
+    return part
+
+
+def new_row(job: Job) -> dict[str, Any]:
+    """The fields of a row known before anything runs."""
+    cfg = job.config
+    return {
         "format": ROW_FORMAT,
         "task": job.task.label,
         "source": job.task.source,
@@ -154,69 +279,35 @@ def run_job(job: Job) -> dict[str, Any]:
         "run_dir": str(job.run_dir),
         "commit": job.commit,
     }
-    try:
-        _prepare_dir(job.run_dir)
-        model_cfg, train_cfg, extract_cfg = configs_from_overrides(cfg.overrides)
-        training = train_cfg or TrainConfig()
-        overrides: dict[str, Any] = {}
-        if cfg.max_steps is not None:
-            overrides["steps"] = min(training.steps, cfg.max_steps)
-        if cfg.restarts is not None:
-            overrides["restarts"] = cfg.restarts
-        plan = _prepare(job.task.source, job.run_dir, job.seed, model_cfg, train_cfg,
-                        overrides.get("restarts"), overrides.get("steps"), None, False, 0)
-        ds = plan.ds
-        row["kind"] = ds.kind
-        row["T"] = int(ds.T)
-        deadline = time.perf_counter() + cfg.budget
-        result = _execute(plan, progress=False, parallel=False,
-                          train_fn=functools.partial(_budgeted_restart, deadline))
-        row["dt_train_s"] = round(time.perf_counter() - t0, 3)
-        row["dt_test_exact"] = result.test["exact"]
-        row["dt_test_nmse"] = result.test["nmse"]
-        row["n_test"] = result.test["n"]
-        row["dt_model_solved"] = model_solved(ds.kind, result.test)
-        row["dt_restarts_run"] = len(result.restarts)
-        row["dt_steps"] = result.best.steps_run
 
-        t1 = time.perf_counter()
-        program = extract(result, config=extract_cfg)
-        program.save(job.run_dir)
-        v = program.verification
-        row["extract_s"] = round(time.perf_counter() - t1, 3)
-        row["program_verified"] = bool(v.verified)
-        row["program_lines"] = len(program.source.splitlines())
-        row["program_modules"] = len([n for n in program.ir.nodes if not n.is_alias])
-        row["program_ops"] = _program_ops(program)
-        row["program_test_exact"] = v.test.exact
-        row["program_test_nmse"] = v.test.nmse
-        row["length_gen"] = None if v.longer is None else bool(v.longer.passed)
 
-        split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, result.train_config.val_size, job.seed)
-        bcfg = cfg.baseline if cfg.baseline.time_limit is not None else dataclasses.replace(
-            cfg.baseline, time_limit=cfg.budget)
-        for name in BASELINES:
-            b = train_baseline(name, result.spec, split, ds.x_test, ds.y_test, bcfg, seed=job.seed)
-            row[f"{name}_test_exact"] = b.test["exact"]
-            row[f"{name}_test_nmse"] = b.test["nmse"]
-            row[f"{name}_solved"] = model_solved(ds.kind, b.test)
-            row[f"{name}_s"] = round(b.seconds, 3)
-            row[f"{name}_steps"] = b.steps_run
-            row[f"{name}_params"] = b.parameters
-        dt = {"exact": result.test["exact"], "nmse": result.test["nmse"]}
-        row["dt_ge_gru"] = _accuracy_ge(ds.kind, dt, {"exact": row["gru_test_exact"], "nmse": row["gru_test_nmse"]})
-        row["dt_ge_transformer"] = _accuracy_ge(
-            ds.kind, dt, {"exact": row["transformer_test_exact"], "nmse": row["transformer_test_nmse"]})
-        row["wall_s"] = round(time.perf_counter() - t0, 3)
-        row["error"] = None
-        atomic_write_json(job.run_dir / ROW_FILE, _finite(row))
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # a failed task is a result of the bench, not the end of it
-        row["error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-        row["traceback"] = traceback.format_exc(limit=8)
-        row["wall_s"] = round(time.perf_counter() - t0, 3)
+def assemble_row(job: Job, extract_part: dict[str, Any], baseline_parts: dict[str, dict[str, Any]],
+                 restarts_s: float, wall_s: float) -> dict[str, Any]:
+    """The finished row: the units' fields, the comparisons, and the task's times.
+
+    ``restarts_s``: wall time from the task's first unit to the end of its last restart;
+    ``dt_train_s`` adds the extract unit's finishing of the run (loading, test score)."""
+    row = new_row(job)
+    part = dict(extract_part)
+    finish_s = float(part.pop("finish_s", 0.0))
+    row.update(part)
+    row["dt_train_s"] = round(restarts_s + finish_s, 3)
+    for name in BASELINES:
+        row.update(baseline_parts[name])
+    kind = row["kind"]
+    dt = {"exact": row["dt_test_exact"], "nmse": row["dt_test_nmse"]}
+    row["dt_ge_gru"] = _accuracy_ge(kind, dt, {"exact": row["gru_test_exact"], "nmse": row["gru_test_nmse"]})
+    row["dt_ge_transformer"] = _accuracy_ge(
+        kind, dt, {"exact": row["transformer_test_exact"], "nmse": row["transformer_test_nmse"]})
+    row["wall_s"] = round(wall_s, 3)
+    row["error"] = None
     return row
+
+
+def write_row(job: Job, row: dict[str, Any]) -> None:
+    from ..training.checkpoint import atomic_write_json
+
+    atomic_write_json(job.run_dir / ROW_FILE, _finite(row))
 
 
 def _finite(row: dict[str, Any]) -> dict[str, Any]:
@@ -231,4 +322,5 @@ def as_float(v: Any) -> float:
         return float("nan")
 
 
-__all__ = ["BenchConfig", "Job", "ROW_FILE", "model_solved", "read_row", "run_job", "as_float"]
+__all__ = ["BenchConfig", "Job", "ROW_FILE", "STOP_FILE", "assemble_row", "baseline_unit", "extract_unit", "model_solved",
+           "new_row", "prepare_dir", "read_row", "restart_unit", "write_row", "as_float"]

@@ -1,0 +1,157 @@
+"""What runs when: the bench's jobs as units of work (:mod:`.runner`) on ``slots`` workers.
+
+Each job (task, seed) is ``restarts`` restart units, one unit per baseline and an extract unit.
+Whenever a worker is free it takes the first ready unit of the earliest unfinished job, in the
+order restarts > extract > baselines:
+
+- the restarts of a task start side by side when two workers are free (as ``dtx run`` runs them),
+  so a task whose second restart solves it quickly (Max_Seen: the plain search, 3 s) does not wait
+  for the first one; the first restart to solve the task writes the run's stop file, which ends
+  the others at their next evaluation, and restarts not yet started are dropped;
+- a job's extract unit is ready once its restarts are resolved (one solved, or all finished);
+- baselines fill a worker the job's restarts leave idle; a later job starts only when the earlier
+  ones have nothing ready, so no worker waits while there is work.
+
+All restarts of a task end within ``budget`` seconds of the task's first unit. A task's times in
+its row are wall-clock times seen here: ``wall_s`` from its first unit's start to its last unit's
+end, restarts included however they overlapped. With one slot the units run one after another in
+this process, the restarts in portfolio order, and a restart that solves the task ends them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+from ..config import TrainConfig
+from .baselines import BASELINES
+from .runner import (STOP_FILE, Job, assemble_row, baseline_unit, extract_unit, new_row, prepare_dir,
+                     restart_unit, write_row)
+
+
+class Runner(Protocol):
+    """Runs units somewhere: a handle per submitted unit, its result once done."""
+
+    def submit(self, fn: Callable[..., dict[str, Any]], *args: Any) -> Any: ...
+
+    def wait(self, handles: list[Any], timeout: float) -> list[Any]: ...
+
+    def result(self, handle: Any) -> dict[str, Any]: ...
+
+
+@dataclass
+class _JobState:
+    job: Job
+    restarts: int
+    start: float | None = None  # wall clock (time.time) of the first unit
+    next_restart: int = 0
+    restarts_done: int = 0
+    solved: bool = False
+    restarts_end: float | None = None
+    running: int = 0  # units in flight
+    restarts_running: int = 0
+    baselines_left: list[str] = field(default_factory=lambda: list(BASELINES))
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extract_started: bool = False
+    extract: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    done: bool = False
+
+    @property
+    def restarts_resolved(self) -> bool:
+        return self.solved or self.restarts_done >= self.restarts
+
+    def next_unit(self) -> tuple[Callable[..., dict[str, Any]], tuple[Any, ...], str] | None:
+        """The job's first ready unit (function, arguments, kind), or None."""
+        if self.done or self.error is not None:
+            return None
+        deadline = (self.start if self.start is not None else time.time()) + self.job.config.budget
+        if not self.solved and self.next_restart < self.restarts:
+            return restart_unit, (self.job, self.next_restart, deadline), "restart"
+        if self.restarts_resolved and self.restarts_running == 0 and not self.extract_started:
+            return extract_unit, (self.job, deadline), "extract"
+        if self.baselines_left:
+            return baseline_unit, (self.job, self.baselines_left[0]), "baseline"
+        return None
+
+
+def _restarts_of(job: Job) -> int:
+    from ..overrides import configs_from_overrides
+
+    if job.config.restarts is not None:
+        return job.config.restarts
+    train_cfg = configs_from_overrides(job.config.overrides)[1]
+    return (train_cfg or TrainConfig()).restarts
+
+
+def schedule(jobs: Sequence[Job], runner: Runner, slots: int) -> Iterator[dict[str, Any]]:
+    """Run the jobs' units on ``slots`` workers; yield each job's row as it finishes (written to its
+    run directory first, unless the job failed: then the row has ``error`` and is not written)."""
+    states = [_JobState(j, _restarts_of(j)) for j in jobs]
+    flight: dict[Any, tuple[_JobState, str]] = {}
+    while True:
+        while len(flight) < slots:
+            pick = next(((s, u) for s in states if (u := s.next_unit()) is not None), None)
+            if pick is None:
+                break
+            s = pick[0]
+            if s.start is None:
+                prepare_dir(s.job.run_dir)  # an interrupted job starts again from scratch
+                s.start = time.time()  # the budget's deadline counts from here
+            fn, args, kind = s.next_unit()  # type: ignore[misc]
+            if kind == "restart":
+                s.next_restart += 1
+                s.restarts_running += 1
+            elif kind == "extract":
+                s.extract_started = True
+            else:
+                s.baselines_left.pop(0)
+            s.running += 1
+            flight[runner.submit(fn, *args)] = (s, kind)
+        if not flight:
+            return
+        for h in runner.wait(list(flight), timeout=0.5):
+            s, kind = flight.pop(h)
+            s.running -= 1
+            out = runner.result(h)
+            row = _record(s, kind, out)
+            if row is not None:
+                yield row
+
+
+def _record(s: _JobState, kind: str, out: dict[str, Any]) -> dict[str, Any] | None:
+    """Take a unit's result into its job's state; the job's row when the job is finished."""
+    now = time.time()
+    assert s.start is not None
+    if kind == "restart":
+        s.restarts_running -= 1
+    if out.get("error"):
+        s.error = s.error or out
+    elif kind == "restart":
+        s.restarts_done += 1
+        if out["ends"] and not s.solved:
+            s.solved = True
+            (s.job.run_dir / STOP_FILE).touch()  # the task's other running restarts end
+    elif kind == "extract":
+        s.extract = out
+    else:
+        s.baselines.update({k: out for k in BASELINES if f"{k}_test_exact" in out})
+    if kind == "restart" and s.restarts_end is None and s.restarts_resolved and s.restarts_running == 0:
+        s.restarts_end = now
+    if s.running > 0:
+        return None
+    if s.error is not None:
+        s.done = True
+        return {**new_row(s.job), "error": s.error["error"], "traceback": s.error.get("traceback"),
+                "wall_s": round(now - s.start, 3)}
+    if s.extract is None or len(s.baselines) < len(BASELINES):
+        return None
+    s.done = True
+    restarts_s = (s.restarts_end or now) - s.start
+    row = assemble_row(s.job, s.extract, s.baselines, restarts_s, now - s.start)
+    write_row(s.job, row)
+    return row
+
+
+__all__ = ["Runner", "schedule"]
