@@ -133,6 +133,13 @@ def prepare_dir(d: Path) -> None:
 
 def _plan(job: Job) -> Any:
     """The job's validated run plan (its data and configs), the run directory set, nothing written."""
+    return dataclasses.replace(_job_plan(job), t0=time.perf_counter())
+
+
+@functools.lru_cache(maxsize=2)
+def _job_plan(job: Job) -> Any:
+    """Kept per worker process: a task's units often follow one another on the same worker, and
+    generating a task's data takes up to ~1.5 s (plans are only read; ``_plan`` copies)."""
     from ..api import _prepare
     from ..overrides import configs_from_overrides
 

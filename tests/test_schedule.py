@@ -1,0 +1,140 @@
+"""The bench scheduler (bench/schedule.py) with fake units: which units run, in what order, and
+when a task's restarts stop one another. Threads stand in for worker processes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from discrete_transformer.bench import schedule as sched
+from discrete_transformer.bench.runner import ROW_FILE, STOP_FILE, BenchConfig, Job, read_row
+from discrete_transformer.bench.suite import BenchTask
+
+
+class Threads:
+    def __init__(self, n: int) -> None:
+        self.pool = ThreadPoolExecutor(n)
+        self.submitted: list[tuple[str, tuple[Any, ...]]] = []
+
+    def submit(self, fn, *args) -> Future:
+        self.submitted.append((fn.__name__, args[1:]))
+        return self.pool.submit(fn, *args)
+
+    def wait(self, handles, timeout):
+        done, _ = wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)
+        return [h for h in handles if h in done]
+
+    def result(self, h):
+        return h.result()
+
+
+class Fake:
+    """Restart i of task t sleeps `time[t][i]` seconds (polling the stop file) and solves the task
+    when `solves[t][i]`; the log lists (event, task, index) in order."""
+
+    def __init__(self, times: dict[str, list[float]], solves: dict[str, list[bool]], fail: str | None = None) -> None:
+        self.times, self.solves, self.fail = times, solves, fail
+        self.log: list[tuple[str, str, Any]] = []
+        self.lock = threading.Lock()
+
+    def note(self, *e: Any) -> None:
+        with self.lock:
+            self.log.append(e)
+
+    def restart_unit(self, job: Job, index: int, deadline: float) -> dict[str, Any]:
+        t = job.task.label
+        if t == self.fail:
+            return {"error": "RuntimeError: boom", "traceback": "..."}
+        self.note("start", t, index)
+        end = time.monotonic() + self.times[t][index]
+        stopped = False
+        while time.monotonic() < end:
+            if (job.run_dir / STOP_FILE).exists():
+                stopped = True
+                break
+            time.sleep(0.01)
+        self.note("stopped" if stopped else "end", t, index)
+        return {"seed": job.seed + index, "variant": "x", "ends": self.solves[t][index] and not stopped,
+                "steps": 1, "seconds": 0.0}
+
+    def baseline_unit(self, job: Job, name: str) -> dict[str, Any]:
+        self.note("baseline", job.task.label, name)
+        return {f"{name}_test_exact": 0.5, f"{name}_test_nmse": 0.1, f"{name}_solved": False, f"{name}_s": 0.0,
+                f"{name}_steps": 1, f"{name}_params": 1}
+
+    def extract_unit(self, job: Job, deadline: float) -> dict[str, Any]:
+        self.note("extract", job.task.label, None)
+        assert not any(e[0] == "start" and e[1] == job.task.label and ("end", *e[1:]) not in self.log
+                       and ("stopped", *e[1:]) not in self.log for e in self.log), "a restart still ran"
+        return {"kind": "discrete", "T": 4, "finish_s": 0.0, "dt_test_exact": 1.0, "dt_test_nmse": 0.0, "n_test": 1,
+                "dt_model_solved": True, "dt_restarts_run": 2, "dt_steps": 1, "extract_s": 0.0,
+                "program_verified": True, "program_lines": 1, "program_modules": 1, "program_ops": 1,
+                "program_test_exact": 1.0, "program_test_nmse": 0.0, "length_gen": True}
+
+
+def _jobs(tmp_path: Path, names: list[str], restarts: int = 2) -> list[Job]:
+    cfg = BenchConfig(budget=60, restarts=restarts)
+    return [Job(BenchTask(n, n, "mips"), 0, str(tmp_path), cfg) for n in names]
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    def install(**kw: Any) -> Fake:
+        f = Fake(**kw)
+        for name in ("restart_unit", "baseline_unit", "extract_unit"):
+            monkeypatch.setattr(sched, name, getattr(f, name))
+        return f
+
+    return install
+
+
+def test_a_quick_second_restart_stops_the_first_and_the_task_is_finished_without_waiting(tmp_path, fake):
+    f = fake(times={"A": [5.0, 0.05]}, solves={"A": [False, True]})
+    t0 = time.monotonic()
+    rows = list(sched.schedule(_jobs(tmp_path, ["A"]), Threads(2), 2))
+    assert time.monotonic() - t0 < 3.0  # restart 0 (5 s) was stopped
+    assert ("stopped", "A", 0) in f.log and ("end", "A", 1) in f.log
+    assert [r["task"] for r in rows] == ["A"] and rows[0]["error"] is None
+    assert read_row(tmp_path / "tasks" / "A") is not None
+
+
+def test_one_worker_runs_the_portfolio_in_order_and_stops_at_the_first_solve(tmp_path, fake):
+    f = fake(times={"A": [0.01, 0.01], "B": [0.01, 0.01]}, solves={"A": [True, True], "B": [False, True]})
+    rows = list(sched.schedule(_jobs(tmp_path, ["A", "B"]), Threads(1), 1))
+    assert [r["task"] for r in rows] == ["A", "B"]
+    starts = [e[1:] for e in f.log if e[0] == "start"]
+    assert starts == [("A", 0), ("B", 0), ("B", 1)]  # A's restart 1 never ran: restart 0 solved it
+    # each task's units are done before the next task's begin
+    tasks_in_order = [e[1] for e in f.log]
+    assert tasks_in_order == sorted(tasks_in_order)
+
+
+def test_a_later_task_starts_only_on_a_worker_the_earlier_one_leaves_idle(tmp_path, fake):
+    f = fake(times={"A": [0.3, 0.3], "B": [0.01, 0.01]}, solves={"A": [False, False], "B": [True, True]})
+    list(sched.schedule(_jobs(tmp_path, ["A", "B"]), Threads(2), 2))
+    first_b = next(i for i, e in enumerate(f.log) if e[1] == "B")
+    # both of A's restarts started before anything of B, and A's baselines filled the gap before B
+    assert {e[1:] for e in f.log[:first_b] if e[0] == "start"} == {("A", 0), ("A", 1)}
+    assert f.log.index(("extract", "A", None)) > f.log.index(("end", "A", 0))
+
+
+def test_a_failed_unit_gives_an_error_row_that_is_not_written(tmp_path, fake):
+    fake(times={"A": [0.01, 0.01], "B": [0.01, 0.01]}, solves={"A": [True, True], "B": [True, True]}, fail="A")
+    rows = {r["task"]: r for r in sched.schedule(_jobs(tmp_path, ["A", "B"]), Threads(2), 2)}
+    assert rows["A"]["error"] == "RuntimeError: boom" and not (tmp_path / "tasks" / "A" / ROW_FILE).exists()
+    assert rows["B"]["error"] is None and (tmp_path / "tasks" / "B" / ROW_FILE).exists()
+
+
+def test_restarts_share_the_task_budget_counted_from_its_start(tmp_path, fake):
+    fake(times={"A": [0.01, 0.01]}, solves={"A": [False, False]})
+    runner = Threads(1)
+    t0 = time.time()
+    list(sched.schedule(_jobs(tmp_path, ["A"]), runner, 1))
+    deadlines = [args[-1] for name, args in runner.submitted if name in ("restart_unit", "extract_unit")]
+    assert len(deadlines) == 3 and len(set(deadlines)) == 1  # two restarts and the extraction
+    assert t0 + 60 <= deadlines[0] <= time.time() + 60
