@@ -121,11 +121,14 @@ class _Ray:
 
         self.ray = ray
         self.remote: dict[Callable[..., Any], Any] = {}
+        self.handles: list[Any] = []  # every unit submitted, for cancelling on interruption
 
     def submit(self, fn: Callable[..., dict[str, Any]], *args: Any) -> Any:
         if fn not in self.remote:
             self.remote[fn] = self.ray.remote(num_cpus=1, max_retries=0)(fn)
-        return self.remote[fn].remote(*args)
+        h = self.remote[fn].remote(*args)
+        self.handles.append(h)
+        return h
 
     def wait(self, handles: list[Any], timeout: float) -> list[Any]:
         done, _ = self.ray.wait(handles, num_returns=1, timeout=timeout)
@@ -147,19 +150,10 @@ def _ray(jobs: Sequence[Job], n_jobs: int, address: str | None) -> Iterator[dict
             ray.init(num_cpus=n_jobs, **opts)
         started = True
     runner = _Ray()
-    handles: list[Any] = []
-    real_submit = runner.submit
-
-    def submit(fn: Callable[..., dict[str, Any]], *args: Any) -> Any:
-        h = real_submit(fn, *args)
-        handles.append(h)
-        return h
-
-    runner.submit = submit  # type: ignore[method-assign]
     try:
         yield from schedule(jobs, runner, n_jobs)
     except BaseException:
-        for ref in handles:
+        for ref in runner.handles:
             try:
                 ray.cancel(ref, force=True)
             except Exception:

@@ -136,18 +136,39 @@ def _plan(job: Job) -> Any:
     return dataclasses.replace(_job_plan(job), t0=time.perf_counter())
 
 
+def job_configs(job: Job) -> tuple[Any, TrainConfig, Any]:
+    """The (model, training, extraction) configs every unit of the job runs with: the defaults, the
+    bench's ``--set`` overrides, and its run controls (restarts, the testing step cap)."""
+    from ..overrides import configs_from_overrides
+
+    model_cfg, train_cfg, extract_cfg = configs_from_overrides(job.config.overrides)
+    training = train_cfg or TrainConfig()
+    controls: dict[str, Any] = {}
+    if job.config.restarts is not None:
+        controls["restarts"] = job.config.restarts
+    if job.config.max_steps is not None:
+        controls["steps"] = min(training.steps, job.config.max_steps)
+    return model_cfg, dataclasses.replace(training, **controls), extract_cfg
+
+
 @functools.lru_cache(maxsize=2)
 def _job_plan(job: Job) -> Any:
     """Kept per worker process: a task's units often follow one another on the same worker, and
     generating a task's data takes up to ~1.5 s (plans are only read; ``_plan`` copies)."""
     from ..api import _prepare
-    from ..overrides import configs_from_overrides
 
-    model_cfg, train_cfg, _ = configs_from_overrides(job.config.overrides)
-    training = train_cfg or TrainConfig()
-    steps = min(training.steps, job.config.max_steps) if job.config.max_steps is not None else None
-    plan = _prepare(job.task.source, None, job.seed, model_cfg, train_cfg, job.config.restarts, steps, None, False, 0)
+    model_cfg, train_cfg, _ = job_configs(job)
+    plan = _prepare(job.task.source, None, job.seed, model_cfg, train_cfg, None, None, None, False, 0)
     return dataclasses.replace(plan, run_dir=job.run_dir)
+
+
+def _split_spec(plan: Any) -> tuple[Any, Any]:
+    """The job's train/validation split and data spec: the ones ``_execute`` builds for the run."""
+    from ..training.loop import Split, data_spec
+
+    ds = plan.ds
+    split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, plan.train_cfg.val_size, plan.seed)
+    return split, data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
 
 
 def _budgeted_restart(deadline: float, model_cfg, train_cfg: TrainConfig, split, spec, seed, **kw):
@@ -182,14 +203,12 @@ def _guarded(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]
 def restart_unit(job: Job, index: int, deadline: float) -> dict[str, Any]:
     """Train restart ``index`` of the job and keep it in the run directory."""
     from ..config import restart_configs
-    from ..training.loop import Split, data_spec
     from ..training.restarts import CONTINUOUS_TOL as RUN_TOL, ends_portfolio, seed_log_path
     from ..training.resume import save_restart
 
     plan = _plan(job)
     ds, run_dir = plan.ds, job.run_dir
-    split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, plan.train_cfg.val_size, job.seed)
-    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    split, spec = _split_spec(plan)
     model_cfg, train_cfg, variant = restart_configs(plan.model_cfg, plan.train_cfg, index)
     run_dir.mkdir(parents=True, exist_ok=True)
     stop = run_dir / STOP_FILE
@@ -207,12 +226,9 @@ def restart_unit(job: Job, index: int, deadline: float) -> dict[str, Any]:
 @_guarded
 def baseline_unit(job: Job, name: str) -> dict[str, Any]:
     """Train baseline ``name`` on the job's split (the one the Discrete Transformer trains on)."""
-    from ..training.loop import Split, data_spec
-
     plan = _plan(job)
     ds = plan.ds
-    split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, plan.train_cfg.val_size, job.seed)
-    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
+    split, spec = _split_spec(plan)
     cfg = job.config
     bcfg = cfg.baseline if cfg.baseline.time_limit is not None else dataclasses.replace(cfg.baseline, time_limit=cfg.budget)
     b = train_baseline(name, spec, split, ds.x_test, ds.y_test, bcfg, seed=job.seed)
@@ -231,7 +247,6 @@ def extract_unit(job: Job, deadline: float) -> dict[str, Any]:
     """Finish the run from its kept restarts (any restart missing is trained here, within the
     budget), score it on the test split, extract and verify its program."""
     from ..api import _execute, _write_run_config, extract
-    from ..overrides import configs_from_overrides
 
     t0 = time.perf_counter()
     # The run's wall time (result.json) counts from the task's start, not from this unit's.
@@ -255,7 +270,7 @@ def extract_unit(job: Job, deadline: float) -> dict[str, Any]:
         "dt_steps": result.best.steps_run,
     }
     t1 = time.perf_counter()
-    program = extract(result, config=configs_from_overrides(job.config.overrides)[2])
+    program = extract(result, config=job_configs(job)[2])
     program.save(job.run_dir)
     v = program.verification
     part.update({
@@ -329,5 +344,5 @@ def as_float(v: Any) -> float:
         return float("nan")
 
 
-__all__ = ["BenchConfig", "Job", "ROW_FILE", "STOP_FILE", "assemble_row", "baseline_unit", "extract_unit", "model_solved",
-           "new_row", "prepare_dir", "read_row", "restart_unit", "write_row", "as_float"]
+__all__ = ["BenchConfig", "Job", "ROW_FILE", "STOP_FILE", "assemble_row", "baseline_unit", "extract_unit", "job_configs",
+           "model_solved", "new_row", "prepare_dir", "read_row", "restart_unit", "write_row", "as_float"]

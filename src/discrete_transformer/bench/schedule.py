@@ -24,10 +24,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from ..config import TrainConfig
 from .baselines import BASELINES
-from .runner import (STOP_FILE, Job, assemble_row, baseline_unit, extract_unit, new_row, prepare_dir,
-                     restart_unit, write_row)
+from .runner import (STOP_FILE, Job, assemble_row, baseline_unit, extract_unit, job_configs, new_row,
+                     prepare_dir, restart_unit, write_row)
 
 
 class Runner(Protocol):
@@ -62,52 +61,46 @@ class _JobState:
     def restarts_resolved(self) -> bool:
         return self.solved or self.restarts_done >= self.restarts
 
-    def next_unit(self) -> tuple[Callable[..., dict[str, Any]], tuple[Any, ...], str] | None:
-        """The job's first ready unit (function, arguments, kind), or None."""
+    def next_kind(self) -> str | None:
+        """The kind of the job's first ready unit (restart, extract, baseline), or None."""
         if self.done or self.error is not None:
             return None
-        deadline = (self.start if self.start is not None else time.time()) + self.job.config.budget
         if not self.solved and self.next_restart < self.restarts:
-            return restart_unit, (self.job, self.next_restart, deadline), "restart"
+            return "restart"
         if self.restarts_resolved and self.restarts_running == 0 and not self.extract_started:
-            return extract_unit, (self.job, deadline), "extract"
-        if self.baselines_left:
-            return baseline_unit, (self.job, self.baselines_left[0]), "baseline"
-        return None
+            return "extract"
+        return "baseline" if self.baselines_left else None
 
-
-def _restarts_of(job: Job) -> int:
-    from ..overrides import configs_from_overrides
-
-    if job.config.restarts is not None:
-        return job.config.restarts
-    train_cfg = configs_from_overrides(job.config.overrides)[1]
-    return (train_cfg or TrainConfig()).restarts
+    def take(self, kind: str) -> tuple[Callable[..., dict[str, Any]], tuple[Any, ...]]:
+        """Mark a unit of that kind as started; its function and arguments."""
+        assert self.start is not None
+        deadline = self.start + self.job.config.budget
+        self.running += 1
+        if kind == "restart":
+            self.next_restart += 1
+            self.restarts_running += 1
+            return restart_unit, (self.job, self.next_restart - 1, deadline)
+        if kind == "extract":
+            self.extract_started = True
+            return extract_unit, (self.job, deadline)
+        return baseline_unit, (self.job, self.baselines_left.pop(0))
 
 
 def schedule(jobs: Sequence[Job], runner: Runner, slots: int) -> Iterator[dict[str, Any]]:
     """Run the jobs' units on ``slots`` workers; yield each job's row as it finishes (written to its
     run directory first, unless the job failed: then the row has ``error`` and is not written)."""
-    states = [_JobState(j, _restarts_of(j)) for j in jobs]
+    states = [_JobState(j, job_configs(j)[1].restarts) for j in jobs]
     flight: dict[Any, tuple[_JobState, str]] = {}
     while True:
         while len(flight) < slots:
-            pick = next(((s, u) for s in states if (u := s.next_unit()) is not None), None)
+            pick = next(((s, k) for s in states if (k := s.next_kind()) is not None), None)
             if pick is None:
                 break
-            s = pick[0]
+            s, kind = pick
             if s.start is None:
                 prepare_dir(s.job.run_dir)  # an interrupted job starts again from scratch
                 s.start = time.time()  # the budget's deadline counts from here
-            fn, args, kind = s.next_unit()  # type: ignore[misc]
-            if kind == "restart":
-                s.next_restart += 1
-                s.restarts_running += 1
-            elif kind == "extract":
-                s.extract_started = True
-            else:
-                s.baselines_left.pop(0)
-            s.running += 1
+            fn, args = s.take(kind)
             flight[runner.submit(fn, *args)] = (s, kind)
         if not flight:
             return
