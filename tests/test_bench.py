@@ -289,3 +289,12 @@ def test_sigterm_stops_a_bench_like_ctrl_c(tmp_path, jobs):
     assert "rerun the same command to resume" in stderr.replace("\n", " ")
     assert (out / "bench.json").is_file() and (out / "results.json").is_file()
     assert not (tmp_path / "benchmarks.md").exists()  # --docs only gets a finished bench's table
+
+
+def test_the_cli_budget_default_is_the_bench_config_default():
+    import inspect
+
+    from discrete_transformer import cli
+
+    option = inspect.signature(cli.bench_cmd).parameters["budget"].default
+    assert option.default == BenchConfig().budget

@@ -160,7 +160,7 @@ def _train_table(result, title: str) -> Table:
     pf = result.train_config.portfolio
     variant = f", {pf[(result.best.seed - result.seed) % len(pf)]} search" if len(pf) > 1 else ""
     table.add_row("best seed", f"{result.best.seed} (of {len(result.restarts)} restart(s) run{variant})")
-    table.add_row("steps", f"{result.best.steps_run} of {result.train_config.steps}")
+    table.add_row("steps", f"{result.best.steps_run} of {result.train_config.total_steps}")
     table.add_row("wall time", f"{result.seconds:.1f} s")
     table.add_row("run dir", escape(str(result.run_dir)))
     return table
@@ -361,7 +361,7 @@ def bench_cmd(
     seeds: int = typer.Option(1, "--seeds", help="Seeds per task (0..N-1); a task is solved when any seed is."),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes; a task's restarts, baselines and extraction are units they share."),
     executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
-    budget: float = typer.Option(150.0, "--budget", help="Seconds from a task's start within which all its DT restarts end."),
+    budget: float = typer.Option(300.0, "--budget", help="Seconds from a task's start within which all its DT restarts end (BenchConfig.budget)."),
     out: Path = typer.Option(..., "--out", help="Bench directory; rerunning resumes, skipping finished tasks."),
     docs: Optional[Path] = typer.Option(None, "--docs", help="Also write the Markdown summary here (docs/benchmarks.md) once every task has a row."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)."),

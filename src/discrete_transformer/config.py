@@ -100,7 +100,10 @@ class ModelConfig:
 class TrainConfig:
     """How the discrete search and the hardening phase are run (DESIGN §3, Annealing)."""
 
-    steps: int = 2000  # total steps per restart: search + hardening
+    steps: int = 2000  # total steps per restart: search + hardening (times steps_scale)
+    # A search variant's multiplier of `steps` (the arithmetic one: 2); kept apart from `steps` so
+    # that `--steps N` still sets every restart's length and a variant applied twice changes nothing.
+    steps_scale: float = 1.0
     harden_fraction: float = 0.35  # last fraction of steps: selectors frozen at argmax
     population: int = 16  # independent models trained in lockstep (vectorised) per restart
     # independent seeds, run in parallel processes; restart i runs portfolio[i % len(portfolio)].
@@ -161,6 +164,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"steps must be a positive integer, got {self.steps}")
+        _check(self.steps_scale > 0, f"steps_scale must be > 0, got {self.steps_scale}")
         _check(0.0 <= self.harden_fraction < 1.0, "harden_fraction must be in [0, 1)")
         _check(self.population >= 1, "population must be >= 1")
         _check(self.restarts >= 1, f"restarts must be >= 1, got {self.restarts}")
@@ -185,8 +189,13 @@ class TrainConfig:
         object.__setattr__(self, "portfolio", names)
 
     @property
+    def total_steps(self) -> int:
+        """Steps this restart runs: `steps` times the variant's `steps_scale`."""
+        return max(1, int(round(self.steps * self.steps_scale)))
+
+    @property
     def search_steps(self) -> int:
-        return max(1, int(round(self.steps * (1.0 - self.harden_fraction))))
+        return max(1, int(round(self.total_steps * (1.0 - self.harden_fraction))))
 
 
 # Search variants a restart may run (TrainConfig.portfolio): overrides of the model and training
@@ -199,11 +208,14 @@ class TrainConfig:
 # a prefix sum then mod k is two modules (Parity_All). `forbid_reads` entries add to the
 # configured ones; under attention_routing="positional" (q and k read only `pos` and `one`) the
 # q/k `pos` entries are dropped, else the user's positional heads could only route uniformly.
+# Its `steps_scale` of 2 doubles the configured steps: its temperatures fall twice as slowly (§20:
+# Evens_Counter and Path_Length are found only so).
 SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "plain": MappingProxyType({}),
     "arithmetic": MappingProxyType({
         "model.readout_gain": True, "model.attention_sum": True, "train.attention_st_from": 0.2, "model.mlp_periods": 6,
         "model.forbid_reads": (("L*.H*.q", "pos"), ("L*.H*.k", "pos")),
+        "train.steps_scale": 2.0,
     }),
 })
 

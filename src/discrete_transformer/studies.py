@@ -119,7 +119,7 @@ def run_one(task: str, sets: tuple[str, ...], run_dir: Path, seed: int, steps: i
         "model_val": dict(result.best.val),
         "model_test": dict(result.test),
         "steps_run": result.best.steps_run,
-        "steps_budget": result.train_config.steps,
+        "steps_budget": result.train_config.total_steps,
         "steps_to_exact": steps_to_exact,
         "exact_phase": phase,
         "train_seconds": round(train_s, 1),

@@ -432,7 +432,7 @@ def _harden(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, step0: i
     model.train()
     mode = dataclasses.replace(HARD, attention_grad=cfg.harden_attention_grad)
     opt = torch.optim.Adam(model.weight_parameters(), lr=cfg.lr, fused=True)
-    n = max(cfg.steps - cfg.search_steps, 1)
+    n = max(cfg.total_steps - cfg.search_steps, 1)
     step = step0
     for k in range(n):
         step = step0 + 1 + k

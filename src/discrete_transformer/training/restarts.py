@@ -197,12 +197,14 @@ def merge_metrics(out_dir: Path, seeds: list[int]) -> Path:
 class _Display:
     """Rich progress bar (terminal), plain end-of-restart lines (not a terminal), or nothing."""
 
-    def __init__(self, seeds: list[int], train_cfg: TrainConfig, kind: str, enabled: bool) -> None:
+    def __init__(self, steps: dict[int, int], kind: str, enabled: bool) -> None:
+        """`steps`: each restart's (seed's) step count (its portfolio variant may scale them)."""
         from rich.console import Console
 
         self.console = Console()
         self.kind = kind
-        self.steps = train_cfg.steps
+        self.steps = dict(steps)
+        seeds = list(steps)
         self.mode = "off" if not enabled else ("rich" if self.console.is_terminal else "plain")
         self.best: dict[int, float] = {}
         self.progress = None
@@ -222,7 +224,7 @@ class _Display:
             )
             for s in seeds:
                 self.tasks[s] = self.progress.add_task(
-                    "", total=self.steps, seed=s, tau="  -  ", best="-", status=""
+                    "", total=self.steps[s], seed=s, tau="  -  ", best="-", status=""
                 )
 
     def _fmt_best(self, seed: int) -> str:
@@ -256,10 +258,11 @@ class _Display:
             )
 
     def done(self, result: RestartResult, solved: bool) -> None:
-        status = "solved" if solved else ("stopped" if result.steps_run < self.steps else "done")
+        steps = self.steps.get(result.seed, result.steps_run)
+        status = "solved" if solved else ("stopped" if result.steps_run < steps else "done")
         if self.progress is not None:
             self.progress.update(
-                self.tasks[result.seed], completed=self.steps if solved or status == "done" else result.steps_run,
+                self.tasks[result.seed], completed=steps if solved or status == "done" else result.steps_run,
                 status=status,
             )
         elif self.mode == "plain":
@@ -330,7 +333,7 @@ def run_restarts(
     fn = train_fn if train_fn is not None else train_restart
     # Restart i runs the portfolio's variant i (TrainConfig.portfolio).
     cfgs = {s: restart_configs(model_cfg, train_cfg, s - seed)[:2] for s in seeds}
-    display = _Display(seeds, train_cfg, split.kind, progress)
+    display = _Display({s: cfgs[s][1].total_steps for s in seeds}, split.kind, progress)
     previous_term = _term_as_interrupt()
     try:
         with display:
