@@ -308,14 +308,15 @@ def test_the_arithmetic_variant_adds_its_masks_to_the_configured_ones() -> None:
     assert restart_configs(m1, t1, 1)[0] == m1  # applying a variant twice changes nothing
 
 
-def test_the_arithmetic_restart_runs_twice_the_configured_steps() -> None:
+def test_the_long_arithmetic_restart_runs_twice_the_configured_steps() -> None:
     from discrete_transformer.config import ModelConfig, TrainConfig, restart_configs
 
-    train = TrainConfig(steps=300, portfolio=("arithmetic", "plain"))
+    train = TrainConfig(steps=300, portfolio=("arithmetic_long", "plain"))
     _, t0, _ = restart_configs(ModelConfig(), train, 0)
     assert (t0.steps, t0.total_steps, t0.search_steps) == (300, 600, 390)  # its anneal twice as slow
     assert restart_configs(ModelConfig(), train, 1)[1].total_steps == 300
     assert restart_configs(ModelConfig(), t0, 0)[1].total_steps == 600  # applied twice: the same
+    assert restart_configs(ModelConfig(), TrainConfig(steps=300), 0)[1].total_steps == 300  # the default
 
 
 def test_under_positional_routing_the_arithmetic_variant_leaves_queries_and_keys_their_pos() -> None:
