@@ -138,3 +138,14 @@ def test_restarts_share_the_task_budget_counted_from_its_start(tmp_path, fake):
     deadlines = [args[-1] for name, args in runner.submitted if name in ("restart_unit", "extract_unit")]
     assert len(deadlines) == 3 and len(set(deadlines)) == 1  # two restarts and the extraction
     assert t0 + 60 <= deadlines[0] <= time.time() + 60
+
+
+def test_a_third_restart_waits_until_an_earlier_one_ends_unsolved(tmp_path, fake):
+    # three workers: restart 2 does not take the free one at once but waits for restart 1 to end
+    f = fake(times={"A": [0.4, 0.1, 0.01]}, solves={"A": [False, False, True]})
+    list(sched.schedule(_jobs(tmp_path, ["A"], restarts=3), Threads(3), 3))
+    assert f.log.index(("start", "A", 2)) > f.log.index(("end", "A", 1))
+    assert f.log.index(("start", "A", 2)) < f.log.index(("stopped", "A", 0))
+    f = fake(times={"B": [0.1, 0.5, 0.01]}, solves={"B": [True, False, False]})
+    list(sched.schedule(_jobs(tmp_path, ["B"], restarts=3), Threads(3), 3))
+    assert ("start", "B", 2) not in f.log  # restart 0 solved the task before any restart ended unsolved

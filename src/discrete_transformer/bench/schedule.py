@@ -8,6 +8,9 @@ order restarts > extract > baselines:
   so a task whose second restart solves it quickly (Max_Seen: the plain search, 3 s) does not wait
   for the first one; the first restart to solve the task writes the run's stop file, which ends
   the others at their next evaluation, and restarts not yet started are dropped;
+- at most ``SIDE_BY_SIDE`` (2) of a task's restarts run at once: restart i >= 2 of a longer
+  portfolio (a fallback search) is ready only once i - 1 earlier ones have ended unsolved, so it
+  never runs beside the first two while one of them may still solve the task;
 - a job's extract unit is ready once its restarts are resolved (one solved, or all finished);
 - baselines fill a worker the job's restarts leave idle; a later job starts only when the earlier
   ones have nothing ready, so no worker waits while there is work.
@@ -27,6 +30,11 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 from .baselines import BASELINES
 from .runner import (STOP_FILE, Job, assemble_row, baseline_unit, extract_unit, job_configs, new_row,
                      prepare_dir, restart_unit, write_row)
+
+
+# A task's restarts that may run at once: the default portfolio's two searches side by side; a
+# longer portfolio's later restarts wait for earlier ones to end unsolved (docs/bench.md).
+SIDE_BY_SIDE = 2
 
 
 class Runner(Protocol):
@@ -65,7 +73,8 @@ class _JobState:
         """The kind of the job's first ready unit (restart, extract, baseline), or None."""
         if self.done or self.error is not None:
             return None
-        if not self.solved and self.next_restart < self.restarts:
+        i = self.next_restart
+        if not self.solved and i < self.restarts and self.restarts_done >= i - SIDE_BY_SIDE + 1:
             return "restart"
         if self.restarts_resolved and self.restarts_running == 0 and not self.extract_started:
             return "extract"
