@@ -101,7 +101,7 @@ class TrainConfig:
     """How the discrete search and the hardening phase are run (DESIGN §3, Annealing)."""
 
     steps: int = 2000  # total steps per restart: search + hardening (times steps_scale)
-    # A search variant's multiplier of `steps` (the arithmetic one: 2); kept apart from `steps` so
+    # A search variant's multiplier of `steps` (`arithmetic_long`: 2); kept apart from `steps` so
     # that `--steps N` still sets every restart's length and a variant applied twice changes nothing.
     steps_scale: float = 1.0
     harden_fraction: float = 0.35  # last fraction of steps: selectors frozen at argmax

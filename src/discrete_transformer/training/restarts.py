@@ -258,7 +258,7 @@ class _Display:
             )
 
     def done(self, result: RestartResult, solved: bool) -> None:
-        steps = self.steps.get(result.seed, result.steps_run)
+        steps = self.steps[result.seed]
         status = "solved" if solved else ("stopped" if result.steps_run < steps else "done")
         if self.progress is not None:
             self.progress.update(
