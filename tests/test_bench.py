@@ -298,3 +298,24 @@ def test_the_cli_budget_default_is_the_bench_config_default():
 
     option = inspect.signature(cli.bench_cmd).parameters["budget"].default
     assert option.default == BenchConfig().budget
+
+
+def test_the_probe_extraction_finishes_the_run_from_its_first_restarts_only(tmp_path):
+    # the scheduler's probe before a fallback restart: extract_unit(..., restarts=n) reads only the
+    # first n kept restarts; the final extract unit then reads all of them
+    import time
+
+    from discrete_transformer.bench.runner import Job, extract_unit, prepare_dir, restart_unit
+
+    cfg = BenchConfig(budget=60, baseline=BaselineConfig(gru_steps=30, tf_steps=30, eval_every=30),
+                      max_steps=20, restarts=2, overrides=("train.stop_on_exact=false",))
+    job = Job(resolve_suite(["bitwise_not"])[0], 0, str(tmp_path), cfg)
+    prepare_dir(job.run_dir)
+    deadline = time.time() + 60
+    for i in range(2):
+        assert "error" not in restart_unit(job, i, deadline)
+    probe = extract_unit(job, deadline, 1)
+    assert probe.get("error") is None and probe["dt_restarts_run"] == 1
+    assert [r["seed"] for r in json.loads((job.run_dir / "result.json").read_text())["restarts"]] == [0]
+    final = extract_unit(job, deadline)
+    assert final["dt_restarts_run"] == 2

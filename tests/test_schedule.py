@@ -37,8 +37,11 @@ class Fake:
     """Restart i of task t sleeps `time[t][i]` seconds (polling the stop file) and solves the task
     when `solves[t][i]`; the log lists (event, task, index) in order."""
 
-    def __init__(self, times: dict[str, list[float]], solves: dict[str, list[bool]], fail: str | None = None) -> None:
+    def __init__(self, times: dict[str, list[float]], solves: dict[str, list[bool]], fail: str | None = None,
+                 verifies: dict[str, list[bool]] | None = None) -> None:
         self.times, self.solves, self.fail = times, solves, fail
+        # verifies[t][n]: whether the program of task t's first n restarts verifies (default: yes)
+        self.verifies = verifies or {}
         self.log: list[tuple[str, str, Any]] = []
         self.lock = threading.Lock()
 
@@ -67,13 +70,15 @@ class Fake:
         return {f"{name}_test_exact": 0.5, f"{name}_test_nmse": 0.1, f"{name}_solved": False, f"{name}_s": 0.0,
                 f"{name}_steps": 1, f"{name}_params": 1}
 
-    def extract_unit(self, job: Job, deadline: float) -> dict[str, Any]:
-        self.note("extract", job.task.label, None)
+    def extract_unit(self, job: Job, deadline: float, restarts: int | None = None) -> dict[str, Any]:
+        self.note("extract", job.task.label, restarts)
+        n = restarts if restarts is not None else len(self.times[job.task.label])
+        verified = self.verifies.get(job.task.label, [True] * (n + 1))[n]
         assert not any(e[0] == "start" and e[1] == job.task.label and ("end", *e[1:]) not in self.log
                        and ("stopped", *e[1:]) not in self.log for e in self.log), "a restart still ran"
         return {"kind": "discrete", "T": 4, "finish_s": 0.0, "dt_test_exact": 1.0, "dt_test_nmse": 0.0, "n_test": 1,
                 "dt_model_solved": True, "dt_restarts_run": 2, "dt_steps": 1, "extract_s": 0.0,
-                "program_verified": True, "program_lines": 1, "program_modules": 1, "program_ops": 1,
+                "program_verified": verified, "program_lines": 1, "program_modules": 1, "program_ops": 1,
                 "program_test_exact": 1.0, "program_test_nmse": 0.0, "length_gen": True}
 
 
@@ -140,12 +145,27 @@ def test_restarts_share_the_task_budget_counted_from_its_start(tmp_path, fake):
     assert t0 + 60 <= deadlines[0] <= time.time() + 60
 
 
-def test_a_third_restart_waits_until_an_earlier_one_ends_unsolved(tmp_path, fake):
-    # three workers: restart 2 does not take the free one at once but waits for restart 1 to end
-    f = fake(times={"A": [0.4, 0.1, 0.01]}, solves={"A": [False, False, True]})
-    list(sched.schedule(_jobs(tmp_path, ["A"], restarts=3), Threads(3), 3))
-    assert f.log.index(("start", "A", 2)) > f.log.index(("end", "A", 1))
-    assert f.log.index(("start", "A", 2)) < f.log.index(("stopped", "A", 0))
+def test_a_fallback_restart_runs_only_after_the_first_two_ended_and_their_program_did_not_verify(tmp_path, fake):
+    # three workers: restart 2 does not take the free one at once; it waits for restarts 0 and 1
+    # to end unsolved and for the probe extraction of their program, which does not verify
+    f = fake(times={"A": [0.4, 0.1, 0.01]}, solves={"A": [False, False, True]}, verifies={"A": [False] * 4})
+    rows = list(sched.schedule(_jobs(tmp_path, ["A"], restarts=3), Threads(3), 3))
+    probe = f.log.index(("extract", "A", 2))
+    assert f.log.index(("end", "A", 0)) < probe < f.log.index(("start", "A", 2))
+    assert f.log.index(("end", "A", 1)) < probe
+    assert f.log.index(("extract", "A", None)) > f.log.index(("end", "A", 2))  # the final extraction
+    assert rows[0]["program_verified"] is False  # the final extraction's row (the fake says no)
     f = fake(times={"B": [0.1, 0.5, 0.01]}, solves={"B": [True, False, False]})
     list(sched.schedule(_jobs(tmp_path, ["B"], restarts=3), Threads(3), 3))
     assert ("start", "B", 2) not in f.log  # restart 0 solved the task before any restart ended unsolved
+    assert [e for e in f.log if e[0] == "extract"] == [("extract", "B", None)]  # no probe either
+
+
+def test_no_fallback_restart_runs_when_the_first_two_models_program_verifies(tmp_path, fake):
+    # neither model is exact, but the program of the better one verifies (Add_Mod_4's case)
+    f = fake(times={"A": [0.05, 0.05, 0.01]}, solves={"A": [False, False, True]}, verifies={"A": [False, False, True, True]})
+    rows = list(sched.schedule(_jobs(tmp_path, ["A"], restarts=3), Threads(2), 2))
+    assert ("start", "A", 2) not in f.log
+    assert [e for e in f.log if e[0] == "extract"] == [("extract", "A", 2)]  # the probe was the extraction
+    assert rows[0]["program_verified"] is True and rows[0]["error"] is None
+    assert read_row(tmp_path / "tasks" / "A") is not None

@@ -246,15 +246,19 @@ def baseline_unit(job: Job, name: str) -> dict[str, Any]:
 
 
 @_guarded
-def extract_unit(job: Job, deadline: float) -> dict[str, Any]:
+def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict[str, Any]:
     """Finish the run from its kept restarts (any restart missing is trained here, within the
-    budget), score it on the test split, extract and verify its program."""
+    budget), score it on the test split, extract and verify its program. With ``restarts``, the
+    run is finished from its first ``restarts`` restarts only (the scheduler's probe before a
+    fallback restart); a later extract unit finishes it again with all of them."""
     from ..api import _execute, _write_run_config, extract
 
     t0 = time.perf_counter()
     # The run's wall time (result.json) counts from the task's start, not from this unit's.
     started = time.perf_counter() - (time.time() - (deadline - job.config.budget))
     plan = dataclasses.replace(_plan(job), resume=True, t0=started)
+    if restarts is not None:
+        plan = dataclasses.replace(plan, train_cfg=dataclasses.replace(plan.train_cfg, restarts=restarts))
     _write_run_config(plan)
     result = _execute(plan, progress=False, parallel=False, train_fn=functools.partial(_budgeted_restart, deadline))
     stop = job.run_dir / STOP_FILE

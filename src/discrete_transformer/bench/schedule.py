@@ -11,7 +11,11 @@ order restarts > extract > baselines:
 - at most ``SIDE_BY_SIDE`` (2) of a task's restarts run at once: restart i >= 2 of a longer
   portfolio (a fallback search) is ready only once i - 1 earlier ones have ended unsolved, so it
   never runs beside the first two while one of them may still solve the task;
-- a job's extract unit is ready once its restarts are resolved (one solved, or all finished);
+- before the first fallback restart, a *probe* extract unit extracts the program of the first
+  two restarts' best model: a task counts as solved when its program verifies, which an inexact
+  model's often does (Add_Mod_4: model 0.1 %, program verified), and then no fallback runs;
+- a job's extract unit is ready once its restarts are resolved (one solved, all finished, or the
+  probe's program verified — then the probe is the job's extraction);
 - baselines fill a worker the job's restarts leave idle; a later job starts only when the earlier
   ones have nothing ready, so no worker waits while there is work.
 
@@ -56,27 +60,37 @@ class _JobState:
     restarts_done: int = 0
     solved: bool = False
     restarts_end: float | None = None
+    last_restart_end: float | None = None
     running: int = 0  # units in flight
     restarts_running: int = 0
     baselines_left: list[str] = field(default_factory=lambda: list(BASELINES))
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     extract_started: bool = False
     extract: dict[str, Any] | None = None
+    probe_started: bool = False
+    probe: dict[str, Any] | None = None  # the probe extraction's result, once it has one
     error: dict[str, Any] | None = None
     done: bool = False
 
     @property
+    def probe_verified(self) -> bool:
+        return self.probe is not None and bool(self.probe.get("program_verified"))
+
+    @property
     def restarts_resolved(self) -> bool:
-        return self.solved or self.restarts_done >= self.restarts
+        return self.solved or self.restarts_done >= self.restarts or self.probe_verified
 
     def next_kind(self) -> str | None:
-        """The kind of the job's first ready unit (restart, extract, baseline), or None."""
+        """The kind of the job's first ready unit (restart, probe, extract, baseline), or None."""
         if self.done or self.error is not None:
             return None
         i = self.next_restart
-        if not self.solved and i < self.restarts and self.restarts_done >= i - SIDE_BY_SIDE + 1:
-            return "restart"
-        if self.restarts_resolved and self.restarts_running == 0 and not self.extract_started:
+        if not self.restarts_resolved and i < self.restarts and self.restarts_done >= i - SIDE_BY_SIDE + 1:
+            if i < SIDE_BY_SIDE or self.probe is not None:
+                return "restart"
+            if not self.probe_started and self.restarts_running == 0:
+                return "probe"  # the first two ended unsolved: does their program verify?
+        if self.restarts_resolved and self.restarts_running == 0 and not self.extract_started and not self.probe_verified:
             return "extract"
         return "baseline" if self.baselines_left else None
 
@@ -92,6 +106,9 @@ class _JobState:
         if kind == "extract":
             self.extract_started = True
             return extract_unit, (self.job, deadline)
+        if kind == "probe":
+            self.probe_started = True
+            return extract_unit, (self.job, deadline, self.next_restart)
         return baseline_unit, (self.job, self.baselines_left.pop(0))
 
 
@@ -137,10 +154,16 @@ def _record(s: _JobState, kind: str, out: dict[str, Any]) -> dict[str, Any] | No
             (s.job.run_dir / STOP_FILE).touch()  # the task's other running restarts end
     elif kind == "extract":
         s.extract = out
+    elif kind == "probe":
+        s.probe = out
+        if s.probe_verified:
+            s.extract = out  # the job's extraction: no fallback restart runs
     else:
         s.baselines.update({k: out for k in BASELINES if f"{k}_test_exact" in out})
-    if kind == "restart" and s.restarts_end is None and s.restarts_resolved and s.restarts_running == 0:
-        s.restarts_end = now
+    if kind == "restart":
+        s.last_restart_end = now
+    if s.restarts_end is None and s.restarts_resolved and s.restarts_running == 0:
+        s.restarts_end = s.last_restart_end or now
     if s.running > 0:
         return None
     if s.error is not None:
