@@ -171,11 +171,16 @@ def _split_spec(plan: Any) -> tuple[Any, Any]:
     return split, data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
 
 
-def _budgeted_restart(deadline: float, model_cfg, train_cfg: TrainConfig, split, spec, seed, **kw):
+def _budgeted_restart(deadline: float, max_steps: int | None, model_cfg, train_cfg: TrainConfig, split, spec, seed,
+                      **kw):
     """``train_restart`` whose time limit is what is left of the task's budget (``deadline`` is
-    wall-clock time, ``time.time()``: units of one task may run in different processes)."""
+    wall-clock time, ``time.time()``: units of one task may run in different processes), and
+    whose steps are at most the bench's testing cap ``max_steps`` — after its portfolio variant,
+    which may scale them."""
     from ..training.loop import train_restart
 
+    if max_steps is not None and train_cfg.total_steps > max_steps:
+        train_cfg = dataclasses.replace(train_cfg, steps=max_steps, steps_scale=1.0)
     left = max(deadline - time.time(), 1e-3)
     return train_restart(model_cfg, dataclasses.replace(train_cfg, time_limit=left), split, spec, seed, **kw)
 
@@ -210,16 +215,13 @@ def restart_unit(job: Job, index: int, deadline: float) -> dict[str, Any]:
     ds, run_dir = plan.ds, job.run_dir
     split, spec = _split_spec(plan)
     model_cfg, train_cfg, variant = restart_configs(plan.model_cfg, plan.train_cfg, index)
-    if job.config.max_steps is not None and train_cfg.total_steps > job.config.max_steps:
-        # the testing cap holds for a variant that scales its steps too
-        train_cfg = dataclasses.replace(train_cfg, steps=job.config.max_steps, steps_scale=1.0)
     run_dir.mkdir(parents=True, exist_ok=True)
     stop = run_dir / STOP_FILE
     seed = job.seed + index
     log = seed_log_path(run_dir, seed)
     if log.exists():
         log.unlink()
-    r = _budgeted_restart(deadline, model_cfg, train_cfg, split, spec, seed, log_path=log,
+    r = _budgeted_restart(deadline, job.config.max_steps, model_cfg, train_cfg, split, spec, seed, log_path=log,
                           continuous_tol=RUN_TOL, should_stop=stop.exists)
     save_restart(run_dir, r)
     return {"seed": seed, "variant": variant, "ends": bool(ends_portfolio(ds.kind, r.val, RUN_TOL)),
@@ -260,7 +262,7 @@ def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict
     if restarts is not None:
         plan = dataclasses.replace(plan, train_cfg=dataclasses.replace(plan.train_cfg, restarts=restarts))
     _write_run_config(plan)
-    result = _execute(plan, progress=False, parallel=False, train_fn=functools.partial(_budgeted_restart, deadline))
+    result = _execute(plan, progress=False, parallel=False, train_fn=functools.partial(_budgeted_restart, deadline, job.config.max_steps))
     stop = job.run_dir / STOP_FILE
     if stop.exists():
         stop.unlink()

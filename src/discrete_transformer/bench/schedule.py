@@ -59,8 +59,7 @@ class _JobState:
     next_restart: int = 0
     restarts_done: int = 0
     solved: bool = False
-    restarts_end: float | None = None
-    last_restart_end: float | None = None
+    restarts_end: float | None = None  # wall clock when the job's latest restart ended
     running: int = 0  # units in flight
     restarts_running: int = 0
     baselines_left: list[str] = field(default_factory=lambda: list(BASELINES))
@@ -161,9 +160,7 @@ def _record(s: _JobState, kind: str, out: dict[str, Any]) -> dict[str, Any] | No
     else:
         s.baselines.update({k: out for k in BASELINES if f"{k}_test_exact" in out})
     if kind == "restart":
-        s.last_restart_end = now
-    if s.restarts_end is None and s.restarts_resolved and s.restarts_running == 0:
-        s.restarts_end = s.last_restart_end or now
+        s.restarts_end = now  # no restart starts once they are resolved: the last one sets it
     if s.running > 0:
         return None
     if s.error is not None:
