@@ -157,6 +157,32 @@ def test_frozen_selector_returns_its_argmax_even_when_sampling() -> None:
         assert torch.all((w == 0) | (w == 1))
 
 
+def test_a_partly_frozen_selector_samples_only_its_free_choices() -> None:
+    """Frozen rows read their argmax and get no gradient; free rows are Gumbel-softmax samples
+    (the search's fast path with nothing frozen must give the same free rows)."""
+    sel = Selector(population=2, roles=(3,), n_options=5)
+    with torch.no_grad():
+        sel.theta.normal_()
+        sel.frozen[0, 1] = True
+        sel.frozen[1, 2] = True
+    for per_example in (False, True):
+        mode = SelectMode(tau=0.7, generator=torch.Generator().manual_seed(3), per_example=per_example, batch=4)
+        w = sel.weights(mode)
+        sel.theta.grad = None
+        (w * torch.arange(5.0)).sum().backward()
+        assert torch.all(sel.theta.grad[sel.frozen] == 0)
+        assert torch.all(sel.theta.grad[~sel.frozen].abs().sum(-1) > 0)
+        frozen = sel.frozen.clone()
+        sel.frozen.fill_(False)  # the same noise with nothing frozen
+        free = sel.weights(dataclasses.replace(mode, generator=torch.Generator().manual_seed(3)))
+        sel.frozen.copy_(frozen)
+        mask = frozen if not per_example else frozen.unsqueeze(1).expand(2, 4, 3)
+        hard = torch.nn.functional.one_hot(sel.argmax(), 5).float()
+        hard = hard if not per_example else hard.unsqueeze(1).expand(2, 4, 3, 5)
+        assert torch.equal(w[mask], hard[mask].detach())
+        assert torch.equal(w[~mask], free[~mask])
+
+
 def test_hardening_keeps_the_argmaxes() -> None:
     """After the search, the choices the hardened model makes are the argmaxes it had."""
     rng = np.random.default_rng(0)

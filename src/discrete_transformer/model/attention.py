@@ -223,10 +223,11 @@ def select(stream: torch.Tensor, w: torch.Tensor, per_example: bool) -> torch.Te
     """Read `stream` (P, B, T1, n) through weights w: (P, *roles, n), or (P, B, *roles, n) when
     `per_example`. Returns (P, B, T1, *roles)."""
     P, B, T1, n = stream.shape
+    # Batched matmuls written out: einsum's planning cost more than the product on these sizes.
     if per_example:
         roles = w.shape[2:-1]
-        out = torch.einsum("pbtv,pbrv->pbtr", stream, w.reshape(P, B, -1, n))
+        out = torch.matmul(stream, w.reshape(P, B, -1, n).transpose(-1, -2))  # (P, B, T1, R)
     else:
         roles = w.shape[1:-1]
-        out = torch.einsum("pbtv,prv->pbtr", stream, w.reshape(P, -1, n))
+        out = torch.matmul(stream.reshape(P, B * T1, n), w.reshape(P, -1, n).transpose(-1, -2))  # (P, B·T1, R)
     return out.reshape(P, B, T1, *roles)

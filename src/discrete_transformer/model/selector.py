@@ -52,7 +52,7 @@ class SelectMode:
 
 def gumbel_like(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
     u = torch.rand(shape, generator=generator).clamp_(1e-9, 1.0 - 1e-9)
-    return -torch.log(-torch.log(u))
+    return u.log_().neg_().log_().neg_()  # -log(-log u), in place: one allocation, not four
 
 
 class Selector(nn.Module):
@@ -113,17 +113,15 @@ class Selector(nn.Module):
     def weights(self, mode: SelectMode) -> torch.Tensor:
         """Selection weights: (P, *roles, n), or (P, B, *roles, n) when `mode.batched`."""
         theta = self.logits()
-        hard = nn.functional.one_hot(theta.argmax(-1), self.n_options).to(theta.dtype)
         if mode.hard:
-            return hard
+            return self._one_hot(theta)
         if self.forced is not None:
             return self.forced
+        # During the search no choice is frozen: the one-hot and the select below are skipped
+        # (the same values and gradients; a few fewer tensor operations in every training step).
+        any_frozen = bool(self.frozen.any())
         if mode.per_example:
             theta = theta.unsqueeze(1).expand(theta.shape[0], mode.batch, *theta.shape[1:])
-            hard = hard.unsqueeze(1).expand_as(theta)
-            frozen = self.frozen.unsqueeze(1).expand(theta.shape[:-1])
-        else:
-            frozen = self.frozen
         g = gumbel_like(tuple(theta.shape), mode.generator)
         tau = mode.tau
         if isinstance(tau, torch.Tensor):
@@ -132,4 +130,14 @@ class Selector(nn.Module):
         if mode.straight_through:
             sample = nn.functional.one_hot(soft.argmax(-1), self.n_options).to(theta.dtype)
             soft = sample + soft - soft.detach()
+        if not any_frozen:
+            return soft
+        hard = self._one_hot(self.logits())
+        frozen = self.frozen
+        if mode.per_example:
+            hard = hard.unsqueeze(1).expand_as(theta)
+            frozen = frozen.unsqueeze(1).expand(theta.shape[:-1])
         return torch.where(frozen.unsqueeze(-1), hard, soft)
+
+    def _one_hot(self, theta: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(theta.argmax(-1), self.n_options).to(theta.dtype)
