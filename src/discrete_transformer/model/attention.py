@@ -95,6 +95,14 @@ class AttentionLayer(nn.Module):
             fixed_pattern(name, 2)  # an unknown name fails here, not at the first forward pass
         self.pattern_choice = Selector(population, (n_heads,), 1 + len(self.patterns)) if self.patterns else None
         self._fixed: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+        self._masks: dict[tuple[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def masks(self, T1: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(causal_bias, bos_mask) for length T1, built once per length (read-only)."""
+        key = (T1, dtype)
+        if key not in self._masks:
+            self._masks[key] = (causal_bias(T1, dtype), bos_mask(T1, dtype))
+        return self._masks[key]
 
     def fixed_patterns(self, T1: int, dtype: torch.dtype) -> torch.Tensor:
         """(F, T1, T1) the fixed patterns this layer's heads may choose (cached per length)."""
@@ -124,9 +132,10 @@ class AttentionLayer(nn.Module):
         ws = self.w_score.view(P, 1, self.n_heads, 1, 3) / tau_attn
         # s[i, j] = k_j·(w_qk·q_i + w_k) + w_kk·k_j², built as one fused outer product.
         row = (ws[..., 0] * q + ws[..., 1]).unsqueeze(-1)  # (P, B, H, T1, 1)
-        col = (ws[..., 2] * k * k).unsqueeze(-2) + causal_bias(T1, k.dtype)  # (P, B, H, T1, T1)
+        causal, at_seq = self.masks(T1, k.dtype)
+        col = (ws[..., 2] * k * k).unsqueeze(-2) + causal  # (P, B, H, T1, T1)
         if self.w_bos is not None:  # s[i, BOS] += w_bos (P, H), at the current temperature
-            at_bos = 1.0 - bos_mask(T1, k.dtype)  # (T1,): 1 at the BOS key only
+            at_bos = 1.0 - at_seq  # (T1,): 1 at the BOS key only
             col = col + (self.w_bos.view(P, 1, self.n_heads, 1, 1) / tau_attn) * at_bos
         scores = torch.addcmul(col, row, k.unsqueeze(-2))
         if mode.hard_attention:
@@ -161,7 +170,7 @@ class AttentionLayer(nn.Module):
             wa = self.aggregate.weights(mode)  # (P, H, 2) or (P, B, H, 2)
             wa = wa.view(P, 1, 1, self.n_heads, 2) if wa.dim() == 3 else wa.view(P, B, 1, self.n_heads, 2)
             out = out * (wa[..., 0] + wa[..., 1] * width)
-        out = out * bos_mask(T1, out.dtype).view(1, 1, T1, 1)
+        out = out * self.masks(T1, out.dtype)[1].view(1, 1, T1, 1)
         if cache is not None:
             for h in range(self.n_heads):
                 name = f"{prefix}H{h}"

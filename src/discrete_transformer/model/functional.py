@@ -12,10 +12,11 @@ import torch
 EXP_FLOOR = 80.0
 
 
-def _shifted_exp(x: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
-    """exp(x - top) with inputs floored at -EXP_FLOOR; -inf (masked) entries stay exactly 0."""
+def _shifted_exp(x: torch.Tensor, top: torch.Tensor, masked: bool = True) -> torch.Tensor:
+    """exp(x - top) with inputs floored at -EXP_FLOOR; -inf (masked) entries stay exactly 0.
+    `masked=False` promises that `x` has no -inf entry (the test for them is then skipped)."""
     e = (x - top).clamp_min_(-EXP_FLOOR).exp_()
-    return e.masked_fill_(x == float("-inf"), 0.0)
+    return e.masked_fill_(x == float("-inf"), 0.0) if masked else e
 
 
 class _Softmax(torch.autograd.Function):
@@ -28,21 +29,22 @@ class _Softmax(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        e = _shifted_exp(x, x.amax(-1, keepdim=True))
+    def forward(ctx, x: torch.Tensor, masked: bool) -> torch.Tensor:  # type: ignore[override]
+        e = _shifted_exp(x, x.amax(-1, keepdim=True), masked)
         e.div_(e.sum(-1, keepdim=True))
         ctx.save_for_backward(e)
         return e
 
     @staticmethod
-    def backward(ctx, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         (p,) = ctx.saved_tensors
-        return p * (g - (g * p).sum(-1, keepdim=True))
+        return p * (g - (g * p).sum(-1, keepdim=True)), None
 
 
-def softmax(x: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last axis (see `_Softmax`)."""
-    return _Softmax.apply(x)
+def softmax(x: torch.Tensor, masked: bool = True) -> torch.Tensor:
+    """Softmax over the last axis (see `_Softmax`). `masked=False` when `x` is known to hold no
+    -inf (e.g. Gumbel logits of an unmasked selector): two fewer tensor operations."""
+    return _Softmax.apply(x, masked)
 
 
 class _StraightThroughPattern(torch.autograd.Function):

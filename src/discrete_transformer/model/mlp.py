@@ -85,6 +85,7 @@ class MLPLayer(nn.Module):
         keep = torch.ones(n_avail, dtype=torch.float64)
         keep[list(periodic_skip)] = 0.0
         self.register_buffer("periodic_keep", keep, persistent=False)  # (n_avail,) 0 where skipped
+        self._consts: dict[tuple[str, int, torch.dtype], torch.Tensor] = {}  # built once per length/dtype
         if omegas:  # only then: checkpoints of models without periodic units keep their keys
             self.c_p = nn.Parameter(torch.zeros(P, M, a, len(omegas), 2))
 
@@ -95,6 +96,15 @@ class MLPLayer(nn.Module):
     @property
     def omega(self) -> torch.Tensor:
         return torch.tensor(self.omegas, dtype=torch.float64)
+
+    def _const(self, name: str, n: int, dtype: torch.dtype) -> torch.Tensor:
+        """Read-only constants of a forward pass, cast once: `omega`, `keep` (periodic_keep) and
+        `bos` (bos_mask of length n)."""
+        key = (name, n, dtype)
+        if key not in self._consts:
+            src = {"omega": lambda: self.omega, "keep": lambda: self.periodic_keep, "bos": lambda: bos_mask(n, dtype)}
+            self._consts[key] = src[name]().to(dtype)
+        return self._consts[key]
 
     def function(self, u: torch.Tensor, raw: torch.Tensor | None = None) -> torch.Tensor:
         """The element-wise map. u: (P, N, M, arity) normalised inputs, raw: the same inputs
@@ -117,7 +127,7 @@ class MLPLayer(nn.Module):
         if self.periodic:
             if raw is None:
                 raise ValueError("an MLP with periodic units needs the raw (un-normalised) inputs")
-            phase = raw.unsqueeze(-1) * self.omega.to(raw.dtype)  # (P, N, M, a, F)
+            phase = raw.unsqueeze(-1) * self._const("omega", 0, raw.dtype)  # (P, N, M, a, F)
             pfeats = torch.stack([phase.cos(), phase.sin()], dim=-1)  # (P, N, M, a, F, 2)
             f = f + PERIODIC_GAIN * (pfeats * self.c_p.unsqueeze(1)).sum(dim=(-3, -2, -1)).transpose(1, 2)
         return (f * self.rho.exp().unsqueeze(-1)).transpose(1, 2)  # (P, N, M)
@@ -139,10 +149,10 @@ class MLPLayer(nn.Module):
         if self.periodic:
             if stream is None:
                 raise ValueError("an MLP with periodic units needs the raw stream")
-            seen = stream[..., : self.n_avail] * self.periodic_keep.to(stream.dtype)
+            seen = stream[..., : self.n_avail] * self._const("keep", 0, stream.dtype)
             raw = select(seen, w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)
         out = self.function(u.reshape(P, B * T1, self.n_mlps, self.arity), raw).reshape(P, B, T1, self.n_mlps)
-        out = out * bos_mask(T1, out.dtype).view(1, 1, T1, 1)
+        out = out * self._const("bos", T1, out.dtype).view(1, 1, T1, 1)
         if cache is not None:
             for m in range(self.n_mlps):
                 cache[f"{prefix}M{m}.in"] = u[..., m, :]

@@ -126,7 +126,7 @@ class Selector(nn.Module):
         tau = mode.tau
         if isinstance(tau, torch.Tensor):
             tau = tau.view(-1, *([1] * (theta.dim() - 1)))
-        soft = softmax((theta + g) / tau)
+        soft = softmax((theta + g) / tau, masked=self.allowed is not None)  # finite unless masked
         if mode.straight_through:
             sample = nn.functional.one_hot(soft.argmax(-1), self.n_options).to(theta.dtype)
             soft = sample + soft - soft.detach()
