@@ -160,7 +160,10 @@ def test_speed_program_is_faster_than_the_model(bench_dir):
     p = program_vs_model(bench_dir / "tasks" / "Bitwise_Not", n=2000, repeats=1)
     assert p["agreement"] == 1.0 and p["ratio"] > 1.0
     s = train_speed("bitwise_not", steps=6)
-    assert s["steps"] == 5 and s["steps_per_s"] > 0
+    assert s["steps"] == 5 and s["steps_per_s"] > 0 and s["variant"] == "defaults"
+    a = train_speed("bitwise_not", steps=7, variant="arithmetic", block=3)
+    assert a["variant"] == "arithmetic" and a["blocks"] == 2 and a["steps"] == 6
+    assert a["steps_per_s"] >= a["median_steps_per_s"] > 0
 
 
 # ----------------------------------------------------------------------------- CLI errors
@@ -245,6 +248,11 @@ def test_speed_cli_prints_the_ratio_and_fails_cleanly(bench_dir, tmp_path):
     assert "program run_batch" in res.output and "ratio" in res.output
     bad = runner.invoke(app, ["speed", "--skip-train", "--run", str(tmp_path / "nope")])
     assert bad.exit_code == 2 and "error:" in bad.stderr
+    bad = runner.invoke(app, ["speed", "--variant", "fastest"])
+    assert bad.exit_code == 2 and "unknown --variant 'fastest'" in bad.stderr
+    res = runner.invoke(app, ["speed", "--task", "bitwise_not", "--steps", "4", "--variant", "plain"])
+    assert res.exit_code == 0, res.output
+    assert "training (plain search):" in res.output and "arithmetic" not in res.output
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

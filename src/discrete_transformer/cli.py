@@ -417,19 +417,28 @@ def speed_cmd(
     run_dir: Optional[Path] = typer.Option(None, "--run", help="A run directory with program.py: program vs. model throughput."),
     n: int = typer.Option(10_000, "--n", help="Sequences in the throughput batch."),
     skip_train: bool = typer.Option(False, "--skip-train", help="Only the program vs. model measurement."),
+    variant: Optional[list[str]] = typer.Option(
+        None, "--variant", help="Search variant to time (repeatable; default: each of the default portfolio)."),
 ) -> None:
     """Micro-benchmarks: training steps/s; program run_batch vs. model forward throughput."""
     from .bench.speed import program_vs_model, train_speed
+    from .config import SEARCH_VARIANTS, TrainConfig
 
     console = Console()
+    variants = list(variant) if variant else list(dict.fromkeys(TrainConfig().portfolio))
+    unknown = [v for v in variants if v not in SEARCH_VARIANTS]
+    if unknown:
+        _fail(f"unknown --variant {unknown[0]!r}; known: {', '.join(SEARCH_VARIANTS)}")
     try:
         if not skip_train:
-            r = train_speed(task, steps)
-            console.print(
-                f"training: {r['steps_per_s']:.1f} steps/s ({r['steps']} search steps in {r['seconds']:.2f} s, evaluation excluded; "
-                f"{escape(r['task'])}, population {r['population']}, batch {r['batch_size']}, "
-                f"{r['torch_threads']} torch thread)"
-            )
+            for v in variants:
+                r = train_speed(task, steps, variant=v)
+                console.print(
+                    f"training ({escape(v)} search): {r['steps_per_s']:.1f} steps/s in the best of {r['blocks']} blocks, "
+                    f"median {r['median_steps_per_s']:.1f} ({r['steps']} search steps in {r['seconds']:.2f} s, evaluations excluded; "
+                    f"{escape(r['task'])}, population {r['population']}, batch {r['batch_size']}, "
+                    f"{r['torch_threads']} torch thread)", highlight=False,
+                )
         if run_dir is not None:
             p = program_vs_model(run_dir, n)
             console.print(

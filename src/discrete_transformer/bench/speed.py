@@ -1,9 +1,9 @@
 """Micro-benchmarks behind ``dtx speed``.
 
 - :func:`train_speed`: training steps/s of the default model and TrainConfig (population and
-  batch as configured) on one task, through the real :func:`~..training.loop.train_restart`
-  (search phase only; the time between the evaluations at the first and the last step, minus
-  one evaluation), so that any speed-up of the loop shows here.
+  batch as configured; optionally one search variant of the portfolio) on one task, through the
+  real :func:`~..training.loop.train_restart` (search phase only, timed in blocks between
+  evaluations, each block's evaluation subtracted), so that any speed-up of the loop shows here.
 - :func:`program_vs_model`: sequences/s of an extracted program's NumPy ``run_batch`` and of the
   trained model's forward pass (discretised, no grad) on the *same* batch of inputs, measured in
   one run, and their ratio.
@@ -29,11 +29,19 @@ def _best_of(fn: Callable[[], Any], repeats: int) -> float:
     return best
 
 
-def train_speed(task: str, steps: int = 200, seed: int = 0) -> dict[str, Any]:
-    """Steps/s of one restart's search phase with the default configurations."""
+def train_speed(task: str, steps: int = 200, seed: int = 0, variant: str | None = None,
+                block: int = 50) -> dict[str, Any]:
+    """Steps/s of one restart's search phase with the default configurations.
+
+    `variant`: a search variant of the default portfolio (``train.portfolio``; None: the plain
+    defaults). The search is timed in blocks of `block` steps between evaluations (each block's
+    evaluation, timed separately, is subtracted); ``steps_per_s`` is the best block's rate and
+    ``median_steps_per_s`` the median's, so that a neighbour's burst of load on a shared machine
+    shows as a spread, not as a slower step.
+    """
     import torch
 
-    from ..config import ModelConfig, TrainConfig
+    from ..config import ModelConfig, TrainConfig, restart_configs
     from ..tasks import load_source
     from ..model import DiscreteTransformer
     from ..training.loop import Split, data_spec, evaluate, train_restart
@@ -42,21 +50,30 @@ def train_speed(task: str, steps: int = 200, seed: int = 0) -> dict[str, Any]:
         raise ValueError(f"--steps must be >= 2, got {steps}")
     torch.set_num_threads(1)
     ds = load_source(task)
-    base = TrainConfig()
-    cfg = dataclasses.replace(base, steps=steps, harden_fraction=0.0, polish_iters=0, eval_every=steps,
-                              stop_on_exact=False, time_limit=None)
+    model_cfg, base = ModelConfig(), TrainConfig()
+    if variant is not None:
+        model_cfg, base, _ = restart_configs(model_cfg, dataclasses.replace(base, portfolio=(variant,)), 0)
+    block = max(1, min(block, steps - 1))
+    cfg = dataclasses.replace(base, steps=steps, steps_scale=1.0, harden_fraction=0.0, polish_iters=0,
+                              eval_every=block, stop_on_exact=False, time_limit=None, trial_polish_nmse=0.0)
     split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, cfg.val_size, seed)
     spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
-    r = train_restart(ModelConfig(), cfg, split, spec, seed)
+    r = train_restart(model_cfg, cfg, split, spec, seed)
     rows = [h for h in r.history if h["phase"] == "search"]
-    # Rows are logged after the evaluations at step 0 and step steps-1: the time between them is
-    # steps-1 training steps plus one evaluation, which is timed separately and subtracted.
-    model = DiscreteTransformer(ModelConfig(), spec, population=cfg.population, seed=seed)
+    # Rows are logged after the evaluation at every block boundary (and at step steps-1): the time
+    # between two rows is the block's training steps plus one evaluation, timed separately.
+    model = DiscreteTransformer(model_cfg, spec, population=cfg.population, seed=seed)
     eval_s = _best_of(lambda: evaluate(model, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end), 2)
-    span = max(rows[-1]["seconds"] - rows[0]["seconds"] - eval_s, 1e-9)
+    rates = []
+    for a, b in zip(rows, rows[1:]):
+        n_b = int(b["step"] - a["step"])
+        rates.append(n_b / max(b["seconds"] - a["seconds"] - eval_s, 1e-9))
+    span = max(rows[-1]["seconds"] - rows[0]["seconds"] - (len(rows) - 1) * eval_s, 1e-9)
     n = int(rows[-1]["step"] - rows[0]["step"])
-    return {"task": ds.name, "steps": n, "seconds": span, "steps_per_s": n / span, "eval_s": eval_s,
-            "population": cfg.population, "batch_size": cfg.batch_size, "torch_threads": torch.get_num_threads()}
+    return {"task": ds.name, "variant": variant or "defaults", "steps": n, "seconds": span,
+            "steps_per_s": max(rates), "median_steps_per_s": float(np.median(rates)), "blocks": len(rates),
+            "eval_s": eval_s, "population": cfg.population, "batch_size": cfg.batch_size,
+            "torch_threads": torch.get_num_threads()}
 
 
 def program_vs_model(run_dir: str | Path, n: int = 10_000, repeats: int = 3, seed: int = 0) -> dict[str, Any]:
