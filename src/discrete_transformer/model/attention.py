@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from .functional import softmax, straight_through_pattern
+from .functional import cached, softmax, straight_through_pattern
 from .selector import SelectMode, Selector
 
 # Initial logit of "mean" over "sum" in a head's aggregate selector (ModelConfig.attention_sum).
@@ -94,22 +94,12 @@ class AttentionLayer(nn.Module):
         for name in self.patterns:
             fixed_pattern(name, 2)  # an unknown name fails here, not at the first forward pass
         self.pattern_choice = Selector(population, (n_heads,), 1 + len(self.patterns)) if self.patterns else None
-        self._fixed: dict[tuple[int, torch.dtype], torch.Tensor] = {}
-        self._masks: dict[tuple[int, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def masks(self, T1: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """(causal_bias, bos_mask) for length T1, built once per length (read-only)."""
-        key = (T1, dtype)
-        if key not in self._masks:
-            self._masks[key] = (causal_bias(T1, dtype), bos_mask(T1, dtype))
-        return self._masks[key]
+        self._consts: dict[tuple, torch.Tensor] = {}  # constant tensors per length and dtype (`cached`)
 
     def fixed_patterns(self, T1: int, dtype: torch.dtype) -> torch.Tensor:
         """(F, T1, T1) the fixed patterns this layer's heads may choose (cached per length)."""
-        key = (T1, dtype)
-        if key not in self._fixed:
-            self._fixed[key] = torch.stack([fixed_pattern(n, T1, dtype) for n in self.patterns])
-        return self._fixed[key]
+        return cached(self._consts, ("fixed", T1, dtype),
+                      lambda: torch.stack([fixed_pattern(n, T1, dtype) for n in self.patterns]))
 
     def forward(
         self,
@@ -132,10 +122,10 @@ class AttentionLayer(nn.Module):
         ws = self.w_score.view(P, 1, self.n_heads, 1, 3) / tau_attn
         # s[i, j] = k_j·(w_qk·q_i + w_k) + w_kk·k_j², built as one fused outer product.
         row = (ws[..., 0] * q + ws[..., 1]).unsqueeze(-1)  # (P, B, H, T1, 1)
-        causal, at_seq = self.masks(T1, k.dtype)
+        causal = cached(self._consts, ("causal", T1, k.dtype), lambda: causal_bias(T1, k.dtype))
         col = (ws[..., 2] * k * k).unsqueeze(-2) + causal  # (P, B, H, T1, T1)
         if self.w_bos is not None:  # s[i, BOS] += w_bos (P, H), at the current temperature
-            at_bos = 1.0 - at_seq  # (T1,): 1 at the BOS key only
+            at_bos = 1.0 - self._bos(T1, k.dtype)  # (T1,): 1 at the BOS key only
             col = col + (self.w_bos.view(P, 1, self.n_heads, 1, 1) / tau_attn) * at_bos
         scores = torch.addcmul(col, row, k.unsqueeze(-2))
         if mode.hard_attention:
@@ -170,7 +160,7 @@ class AttentionLayer(nn.Module):
             wa = self.aggregate.weights(mode)  # (P, H, 2) or (P, B, H, 2)
             wa = wa.view(P, 1, 1, self.n_heads, 2) if wa.dim() == 3 else wa.view(P, B, 1, self.n_heads, 2)
             out = out * (wa[..., 0] + wa[..., 1] * width)
-        out = out * self.masks(T1, out.dtype)[1].view(1, 1, T1, 1)
+        out = out * self._bos(T1, out.dtype).view(1, 1, T1, 1)
         if cache is not None:
             for h in range(self.n_heads):
                 name = f"{prefix}H{h}"
@@ -180,6 +170,9 @@ class AttentionLayer(nn.Module):
                 cache[f"{name}.pattern"] = pattern[:, :, h]
                 cache[f"{name}.out"] = out[..., h]
         return out
+
+    def _bos(self, T1: int, dtype: torch.dtype) -> torch.Tensor:
+        return cached(self._consts, ("bos", T1, dtype), lambda: bos_mask(T1, dtype))
 
 
 TIE_MARGIN = math.log(2.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable, Hashable
+
 import torch
 
 
@@ -78,3 +80,12 @@ def straight_through_pattern(scores: torch.Tensor, use_hard: torch.Tensor, margi
     softmax gradient everywhere (see `_StraightThroughPattern`). `margin` is in score units."""
     margin = torch.as_tensor(margin, dtype=scores.dtype)
     return _StraightThroughPattern.apply(scores, use_hard, margin)
+
+
+def cached(cache: dict, key: Hashable, build: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """`cache[key]`, built by `build()` on first use: a layer's constant tensors (masks, cast
+    frequencies) are made once per length and dtype instead of in every forward pass. The
+    tensors are shared: callers only read them."""
+    if key not in cache:
+        cache[key] = build()
+    return cache[key]

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from .attention import bos_mask, select
+from .functional import cached
 from .selector import SelectMode, Selector
 
 
@@ -85,7 +86,7 @@ class MLPLayer(nn.Module):
         keep = torch.ones(n_avail, dtype=torch.float64)
         keep[list(periodic_skip)] = 0.0
         self.register_buffer("periodic_keep", keep, persistent=False)  # (n_avail,) 0 where skipped
-        self._consts: dict[tuple[str, int, torch.dtype], torch.Tensor] = {}  # built once per length/dtype
+        self._consts: dict[tuple, torch.Tensor] = {}  # constant tensors per length and dtype (`cached`)
         if omegas:  # only then: checkpoints of models without periodic units keep their keys
             self.c_p = nn.Parameter(torch.zeros(P, M, a, len(omegas), 2))
 
@@ -96,15 +97,6 @@ class MLPLayer(nn.Module):
     @property
     def omega(self) -> torch.Tensor:
         return torch.tensor(self.omegas, dtype=torch.float64)
-
-    def _const(self, name: str, n: int, dtype: torch.dtype) -> torch.Tensor:
-        """Read-only constants of a forward pass, cast once: `omega`, `keep` (periodic_keep) and
-        `bos` (bos_mask of length n)."""
-        key = (name, n, dtype)
-        if key not in self._consts:
-            src = {"omega": lambda: self.omega, "keep": lambda: self.periodic_keep, "bos": lambda: bos_mask(n, dtype)}
-            self._consts[key] = src[name]().to(dtype)
-        return self._consts[key]
 
     def function(self, u: torch.Tensor, raw: torch.Tensor | None = None) -> torch.Tensor:
         """The element-wise map. u: (P, N, M, arity) normalised inputs, raw: the same inputs
@@ -127,7 +119,8 @@ class MLPLayer(nn.Module):
         if self.periodic:
             if raw is None:
                 raise ValueError("an MLP with periodic units needs the raw (un-normalised) inputs")
-            phase = raw.unsqueeze(-1) * self._const("omega", 0, raw.dtype)  # (P, N, M, a, F)
+            omega = cached(self._consts, ("omega", raw.dtype), lambda: self.omega.to(raw.dtype))
+            phase = raw.unsqueeze(-1) * omega  # (P, N, M, a, F)
             pfeats = torch.stack([phase.cos(), phase.sin()], dim=-1)  # (P, N, M, a, F, 2)
             f = f + PERIODIC_GAIN * (pfeats * self.c_p.unsqueeze(1)).sum(dim=(-3, -2, -1)).transpose(1, 2)
         return (f * self.rho.exp().unsqueeze(-1)).transpose(1, 2)  # (P, N, M)
@@ -149,10 +142,11 @@ class MLPLayer(nn.Module):
         if self.periodic:
             if stream is None:
                 raise ValueError("an MLP with periodic units needs the raw stream")
-            seen = stream[..., : self.n_avail] * self._const("keep", 0, stream.dtype)
+            keep = cached(self._consts, ("keep", stream.dtype), lambda: self.periodic_keep.to(stream.dtype))
+            seen = stream[..., : self.n_avail] * keep
             raw = select(seen, w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)
         out = self.function(u.reshape(P, B * T1, self.n_mlps, self.arity), raw).reshape(P, B, T1, self.n_mlps)
-        out = out * self._const("bos", T1, out.dtype).view(1, 1, T1, 1)
+        out = out * cached(self._consts, ("bos", T1, out.dtype), lambda: bos_mask(T1, out.dtype)).view(1, 1, T1, 1)
         if cache is not None:
             for m in range(self.n_mlps):
                 cache[f"{prefix}M{m}.in"] = u[..., m, :]

@@ -112,9 +112,9 @@ class Selector(nn.Module):
 
     def weights(self, mode: SelectMode) -> torch.Tensor:
         """Selection weights: (P, *roles, n), or (P, B, *roles, n) when `mode.batched`."""
-        theta = self.logits()
+        logits = theta = self.logits()
         if mode.hard:
-            return self._one_hot(theta)
+            return self._one_hot(logits)
         if self.forced is not None:
             return self.forced
         # During the search no choice is frozen: the one-hot and the select below are skipped
@@ -128,11 +128,10 @@ class Selector(nn.Module):
             tau = tau.view(-1, *([1] * (theta.dim() - 1)))
         soft = softmax((theta + g) / tau, masked=self.allowed is not None)  # finite unless masked
         if mode.straight_through:
-            sample = nn.functional.one_hot(soft.argmax(-1), self.n_options).to(theta.dtype)
-            soft = sample + soft - soft.detach()
+            soft = self._one_hot(soft) + soft - soft.detach()
         if not any_frozen:
             return soft
-        hard = self._one_hot(self.logits())
+        hard = self._one_hot(logits)
         frozen = self.frozen
         if mode.per_example:
             hard = hard.unsqueeze(1).expand_as(theta)
@@ -140,4 +139,5 @@ class Selector(nn.Module):
         return torch.where(frozen.unsqueeze(-1), hard, soft)
 
     def _one_hot(self, theta: torch.Tensor) -> torch.Tensor:
+        """The argmax of the last axis as one-hot weights, in theta's dtype (no gradient)."""
         return nn.functional.one_hot(theta.argmax(-1), self.n_options).to(theta.dtype)
