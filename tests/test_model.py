@@ -12,7 +12,7 @@ import torch
 from discrete_transformer.config import ModelConfig, TrainConfig
 from discrete_transformer.model import DataSpec, DiscreteTransformer, SelectMode, Selector
 from discrete_transformer.model.attention import hard_pattern
-from discrete_transformer.model.functional import softmax
+from discrete_transformer.model.functional import row_dot, softmax
 from discrete_transformer.training import schedules
 from discrete_transformer.training.loop import HARD, Split, data_spec, member_state, subset, train_restart
 
@@ -284,6 +284,13 @@ def test_fast_softmax_matches_torch() -> None:
     p = softmax(far)
     assert p[0, 2] == 0.0 and float(p[0, 1]) < 1e-30 and float(p[0, 4]) < 1e-30
     assert torch.allclose(p, torch.softmax(far, -1), atol=1e-30)
+
+
+def test_row_dot_matches_the_batched_matrix_vector_product_and_its_gradients() -> None:
+    x = torch.randn(3, 5, 7, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 1, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.allclose(row_dot(x, w), torch.bmm(x, w.transpose(1, 2)).squeeze(-1))
+    assert torch.autograd.gradcheck(row_dot, (x, w))
 
 
 def test_schedules_are_pure_and_monotone() -> None:

@@ -115,8 +115,8 @@ class AttentionLayer(nn.Module):
         w = self.selector.weights(mode)  # (P, H, 3, n) or (P, B, H, 3, n)
         qk = select(stream_n[..., : self.n_avail], w[..., :2, :], mode.batched)
         v = select(stream[..., : self.n_avail], w[..., 2, :], mode.batched)
-        q = qk[..., 0].transpose(2, 3)  # (P, B, H, T1)
-        k = qk[..., 1].transpose(2, 3)
+        q = qk[..., 0].transpose(2, 3).contiguous()  # (P, B, H, T1)
+        k = qk[..., 1].transpose(2, 3).contiguous()
         if isinstance(tau_attn, torch.Tensor):  # (P,): one temperature per member
             tau_attn = tau_attn.view(P, 1, 1, 1, 1)
         ws = self.w_score.view(P, 1, self.n_heads, 1, 3) / tau_attn
@@ -149,11 +149,13 @@ class AttentionLayer(nn.Module):
             wp = wp.unsqueeze(1) if wp.dim() == 3 else wp  # (P, B or 1, H, 1+F)
             if not self.averaging:  # one pattern forward (a mix would average), soft gradient
                 wp = nn.functional.one_hot(wp.argmax(-1), wp.shape[-1]).to(wp.dtype) + wp - wp.detach()
-            fixed = torch.einsum("pbhf,fij->pbhij", wp[..., 1:], self.fixed_patterns(T1, pattern.dtype))
+            # (P, B or 1, H, F) @ (F, T1·T1): one plain matrix product (einsum chose a slower bmm)
+            fixed = torch.matmul(wp[..., 1:], self.fixed_patterns(T1, pattern.dtype).reshape(-1, T1 * T1))
+            fixed = fixed.view(*wp.shape[:-1], T1, T1)
             pattern = wp[..., :1].unsqueeze(-1) * pattern + fixed
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
         # thousands of tiny batched mat-vecs on CPU.
-        out = (pattern * v.transpose(2, 3).unsqueeze(-2)).sum(-1).transpose(2, 3)  # (P, B, T1, H)
+        out = (pattern * v.transpose(2, 3).contiguous().unsqueeze(-2)).sum(-1).transpose(2, 3)  # (P, B, T1, H)
         if self.aggregate is not None:
             # selector width: 1 / the row's largest weight = the number of tied keys of a hard row
             width = pattern.amax(-1).clamp_min(1.0 / T1).reciprocal().transpose(2, 3)  # (P, B, T1, H)

@@ -82,6 +82,33 @@ def straight_through_pattern(scores: torch.Tensor, use_hard: torch.Tensor, margi
     return _StraightThroughPattern.apply(scores, use_hard, margin)
 
 
+class _RowDot(torch.autograd.Function):
+    """out[g, n] = Σ_k x[g, n, k]·w[g, 0, k]: one weight vector per group, dotted with every row.
+
+    A matrix-vector product per group is one of MKL's slow shapes on CPU, and its autograd
+    backward (an outer product as bmm) slower still; the broadcast forms written out here ran
+    forward+backward in about half the time of `baddbmm` (32 groups, 176 rows, 30–54 features),
+    and in ~70 % of autograd's own backward for `(x * w).sum(-1)`, whose weight gradient
+    multiplies an expanded (stride-0) tensor.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, w)
+        return (x * w).sum(-1)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        x, w = ctx.saved_tensors
+        g3 = g.unsqueeze(-1)  # (G, N, 1)
+        return g3 * w, (x * g3).sum(1, keepdim=True)
+
+
+def row_dot(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """x: (G, N, K), w: (G, 1, K) -> (G, N), the dot product of every row of x with its group's w."""
+    return _RowDot.apply(x, w)
+
+
 def cached(cache: dict, key: Hashable, build: Callable[[], torch.Tensor]) -> torch.Tensor:
     """`cache[key]`, built by `build()` on first use: a layer's constant tensors (masks, cast
     frequencies) are made once per length and dtype instead of in every forward pass. The

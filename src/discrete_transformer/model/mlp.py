@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from .attention import bos_mask, select
-from .functional import cached
+from .functional import cached, row_dot
 from .selector import SelectMode, Selector
 
 
@@ -113,16 +113,19 @@ class MLPLayer(nn.Module):
         pre, left, right = z.split([K, nb, nb], dim=-1)  # split's backward is one cat, not 3 zero-fills
         h = torch.relu(pre)
         prod = left * right
-        feats = torch.cat([h, prod, um], dim=-1)  # (P·M, N, K + nb + a)
-        coef = torch.cat([self.c_r, self.c_b, self.d], dim=-1).reshape(P * M, K + nb + a, 1)
-        f = torch.baddbmm(self.e.reshape(P * M, 1, 1), feats, coef).view(P, M, N)
+        parts, coefs = [h, prod, um], [self.c_r, self.c_b, self.d]
         if self.periodic:
             if raw is None:
                 raise ValueError("an MLP with periodic units needs the raw (un-normalised) inputs")
             omega = cached(self._consts, ("omega", raw.dtype), lambda: self.omega.to(raw.dtype))
-            phase = raw.unsqueeze(-1) * omega  # (P, N, M, a, F)
-            pfeats = torch.stack([phase.cos(), phase.sin()], dim=-1)  # (P, N, M, a, F, 2)
-            f = f + PERIODIC_GAIN * (pfeats * self.c_p.unsqueeze(1)).sum(dim=(-3, -2, -1)).transpose(1, 2)
+            rm = raw.permute(0, 2, 1, 3).reshape(P * M, N, a)
+            phase = (rm.unsqueeze(-1) * omega).reshape(P * M, N, -1)  # (P·M, N, a·F), a-major
+            parts += [phase.cos(), phase.sin()]
+            cp = PERIODIC_GAIN * self.c_p  # (P, M, a, F, 2)
+            coefs += [cp[..., 0].reshape(P, M, -1), cp[..., 1].reshape(P, M, -1)]
+        feats = torch.cat(parts, dim=-1)  # (P·M, N, K + nb + a [+ 2·a·F])
+        coef = torch.cat(coefs, dim=-1).reshape(P * M, 1, -1)
+        f = (row_dot(feats, coef) + self.e.reshape(P * M, 1)).view(P, M, N)  # not baddbmm: see row_dot
         return (f * self.rho.exp().unsqueeze(-1)).transpose(1, 2)  # (P, N, M)
 
     def forward(
