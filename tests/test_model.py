@@ -80,6 +80,20 @@ def test_bos_semantics_shift_reads_zero_at_start() -> None:
     assert out.tolist() == [0.0, 0.0, 0.0, 5.0, 7.0, 11.0, 13.0]
 
 
+def test_attention_patterns_keep_the_key_axis_innermost_in_the_search() -> None:
+    """Scores and patterns are built from contiguous (P, B, H, T1) queries and keys: with the head
+    axis innermost instead (transposed views), every (T1, T1) op of a training step ran strided,
+    ~1.5-2x slower (docs/architecture.md §23)."""
+    model = _model(population=2, n_heads=2)
+    cfg = TrainConfig()
+    mode = SelectMode(tau=torch.full((2,), 1.0), per_example=True, generator=torch.Generator().manual_seed(0), batch=4)
+    cache: dict[str, torch.Tensor] = {}
+    model(torch.rand(4, 6, 1) * 99, mode, cfg.tau_attn_start, cache)
+    for h in range(2):
+        pattern = cache[f"L0.H{h}.pattern"]  # (P, B, T1, T1)
+        assert pattern.stride(-1) == 1 and pattern.stride(-2) == pattern.shape[-1]
+
+
 def test_every_variable_is_zero_at_bos_except_pos() -> None:
     model = _model(population=3).eval()
     cache: dict[str, torch.Tensor] = {}
