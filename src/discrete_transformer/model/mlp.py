@@ -103,9 +103,9 @@ class MLPLayer(nn.Module):
         un-normalised (needed only by periodic units) -> (P, N, M)."""
         P, N, M, a = u.shape
         K, nb = self.W.shape[-1], self.A.shape[-1]
-        # One batched matmul per stage over the P·M networks, in a contiguous (P·M, N, ·) layout:
-        # the einsum/broadcast form of the same sums ran ~10x slower on CPU (strided elementwise
-        # ops on (P, N, M, hidden) views dominated the training step).
+        # Both stages over the P·M networks in a contiguous (P·M, N, ·) layout (one batched matmul
+        # in, one row_dot out): the einsum/broadcast form on strided (P, N, M, hidden) views ran
+        # ~10x slower on CPU and dominated the training step.
         um = u.permute(0, 2, 1, 3).reshape(P * M, N, a)
         w_in = torch.cat([self.W, self.A, self.B], dim=-1).reshape(P * M, a, K + 2 * nb)
         b_in = torch.cat([self.b, self.a0, self.b0], dim=-1).reshape(P * M, 1, K + 2 * nb)
@@ -121,8 +121,7 @@ class MLPLayer(nn.Module):
             rm = raw.permute(0, 2, 1, 3).reshape(P * M, N, a)
             phase = (rm.unsqueeze(-1) * omega).reshape(P * M, N, -1)  # (P·M, N, a·F), a-major
             parts += [phase.cos(), phase.sin()]
-            cp = PERIODIC_GAIN * self.c_p  # (P, M, a, F, 2)
-            coefs += [cp[..., 0].reshape(P, M, -1), cp[..., 1].reshape(P, M, -1)]
+            coefs.append(PERIODIC_GAIN * self.c_p.movedim(-1, 2).reshape(P, M, -1))  # (P, M, 2·a·F): cos, then sin
         feats = torch.cat(parts, dim=-1)  # (P·M, N, K + nb + a [+ 2·a·F])
         coef = torch.cat(coefs, dim=-1).reshape(P * M, 1, -1)
         f = (row_dot(feats, coef) + self.e.reshape(P * M, 1)).view(P, M, N)  # not baddbmm: see row_dot
