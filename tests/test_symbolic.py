@@ -459,3 +459,30 @@ def test_an_affine_copy_of_a_size_6_expression_is_within_the_extraction_default_
     y = 4.25 * np.sqrt((X**2).sum(1)) - 3.65
     res = symbolic_regression(X, y, ("a", "b"), 1e-6, config=SRConfig(max_size=ExtractConfig().sr_max_size, time_budget=3.0))
     assert res.best.exact and "sqrt(a ** 2 + b ** 2)" in res.best.source, res.best.source
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.integers(-40, 40), st.integers(-(2**63), 2**63 - 1)), max_size=300),
+        max_size=12,
+    ),
+    st.integers(0, 4),
+)
+def test_the_fingerprint_set_keeps_the_first_new_row_of_every_key_as_a_python_set_would(batches, shift) -> None:
+    # The enumeration's dedup: a row is kept when its key is in neither the set nor an earlier
+    # row of its batch. Keys with all-zero low bits (integer-valued candidates) and the key 0
+    # (the table's empty marker) included; the table starts tiny so that it grows.
+    fs, ref = sr._FingerprintSet(log2_capacity=1), set()
+    for batch in batches:
+        keys = np.array([((k << shift) + 2**63) % 2**64 - 2**63 for k in batch], dtype=np.int64)
+        want = []
+        for j, k in enumerate(keys.tolist()):
+            if k not in ref:
+                ref.add(k)
+                want.append(j)
+        assert fs.add_new(keys).tolist() == want
+        assert len(fs) == len(ref)
+    for k in list(ref)[:50]:
+        assert k in fs
+    assert (123456789 in fs) == (123456789 in ref)

@@ -579,6 +579,86 @@ class _Problem:
         return None
 
 
+class _FingerprintSet:
+    """A set of int64 fingerprints with a vectorised insert (open addressing, linear probing).
+
+    Why: the enumeration deduplicates every candidate against all earlier ones; a Python loop
+    over ``set.add`` was half of symbolic regression's time (Base_3_Addition: 40 of 78 s).
+    ``add_new`` keeps the loop's semantics exactly: a row is new when its key is in neither the
+    set nor an earlier row of the same batch."""
+
+    def __init__(self, log2_capacity: int = 16) -> None:
+        self.slots = np.zeros(1 << log2_capacity, dtype=np.int64)  # 0 = empty slot
+        self.size = 0
+        self.has_zero = False  # the key 0 (the empty marker) is kept aside
+
+    def __len__(self) -> int:
+        return self.size + int(self.has_zero)
+
+    def __contains__(self, key: int) -> bool:
+        key = int(key)
+        if key == 0:
+            return self.has_zero
+        mask = self.slots.size - 1
+        p = int(self._home(np.array([key], dtype=np.int64))[0])
+        while True:
+            s = int(self.slots[p])
+            if s == key:
+                return True
+            if s == 0:
+                return False
+            p = (p + 1) & mask
+
+    def add_new(self, keys: np.ndarray) -> np.ndarray:
+        """Insert ``keys`` (int64); the ascending indices of the rows whose key was new."""
+        uniq, first = np.unique(np.asarray(keys, dtype=np.int64), return_index=True)
+        new = np.zeros(uniq.size, dtype=bool)
+        nonzero = uniq != 0
+        if not nonzero.all():
+            new[~nonzero] = not self.has_zero
+            self.has_zero = True
+        cand = np.flatnonzero(nonzero)
+        if 2 * (self.size + cand.size) > self.slots.size:  # keep the load factor <= 1/2
+            self._grow(self.size + cand.size)
+        added = self._insert(uniq[cand])
+        new[cand] = added
+        self.size += int(added.sum())
+        return np.sort(first[new])
+
+    def _grow(self, needed: int) -> None:
+        old = self.slots[self.slots != 0]
+        cap = self.slots.size
+        while 2 * needed > cap:
+            cap *= 4
+        self.slots = np.zeros(cap, dtype=np.int64)
+        self._insert(old)
+
+    def _home(self, keys: np.ndarray) -> np.ndarray:
+        """First slot of each key: the top bits of a Fibonacci-hash product (a fingerprint's low
+        bits are often all 0 for integer-valued candidates, so ``key & mask`` would cluster)."""
+        bits = self.slots.size.bit_length() - 1
+        mixed = keys.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        return (mixed >> np.uint64(64 - bits)).astype(np.int64)
+
+    def _insert(self, keys: np.ndarray) -> np.ndarray:
+        """Insert distinct non-zero keys; True where a key was not already present."""
+        slots, mask = self.slots, self.slots.size - 1
+        pos = self._home(keys)
+        new = np.zeros(keys.size, dtype=bool)
+        pending = np.arange(keys.size)
+        while pending.size:
+            p, k = pos[pending], keys[pending]
+            s = slots[p]
+            empty = s == 0
+            slots[p[empty]] = k[empty]  # of keys racing for one empty slot, one wins
+            won = empty & (slots[p] == k)
+            new[pending[won]] = True
+            go_on = ~(won | (s == k))  # lost a race, or the slot holds another key: probe on
+            pending = pending[go_on]
+            pos[pending] = (pos[pending] + 1) & mask
+        return new
+
+
 class _Search:
     def __init__(self, prob: _Problem, probe: np.ndarray, seed: int) -> None:
         self.prob = prob
@@ -599,7 +679,7 @@ class _Search:
         self.thr2 = 0.25 if prob.integer else prob.tol**2
         rng = np.random.default_rng([seed, 0x5EED])
         self.R = rng.integers(-(2**62), 2**62, size=self.P, dtype=np.int64) | 1
-        self.seen: set[int] = set()
+        self.seen = _FingerprintSet()
         self.block_start: list[int] = []
         self.block_info: list[tuple] = []
         self.next_id = 0
@@ -675,20 +755,14 @@ class _Search:
         # Integer-valuedness is kept apart: round(s) and s differ by float noise only (within the
         # fingerprint's resolution), yet only the former survives a later `% 2` or floor exactly.
         h ^= is_int.astype(np.int64) * _INT_SALT
-        seen = self.seen
-        sel: list[int] = []
-        for j, key in enumerate(h.tolist()):
-            if key not in seen:
-                seen.add(key)
-                sel.append(j)
-        if not sel:
+        sel_a = self.seen.add_new(h)  # ascending: each new fingerprint's first row
+        if sel_a.size == 0:
             return
-        sel_a = np.asarray(sel, dtype=np.int64)
-        if len(sel) < V.shape[0]:
+        if sel_a.size < V.shape[0]:
             V = V[sel_a]
         rows = idx[sel_a]
         first = self.next_id
-        self.next_id += len(sel)
+        self.next_id += int(sel_a.size)
 
         def pick(v):
             return v if v is None or isinstance(v, int) else np.asarray(v)[rows]
