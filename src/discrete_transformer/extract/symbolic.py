@@ -629,7 +629,7 @@ class _FingerprintSet:
         old = self.slots[self.slots != 0]
         cap = self.slots.size
         while 2 * needed > cap:
-            cap *= 4
+            cap *= 2  # doubling: 9 M keys (Base_3_Addition) fit 2**25 slots, 256 MB
         self.slots = np.zeros(cap, dtype=np.int64)
         self._insert(old)
 
