@@ -475,6 +475,49 @@ def test_periodic_units_do_not_see_the_position() -> None:
     assert not torch.allclose(out(1, stream), out(1, moved))
 
 
+def test_a_soft_selector_feeds_the_periodic_units_the_mixture_of_each_candidates_features() -> None:
+    """periodic_mix="features": under soft weights the periodic units give sum_v w_v·c·(cos ω v,
+    sin ω v), not c·(cos, sin)(ω·sum_v w_v·v); with one-hot weights both modes agree."""
+    from discrete_transformer.model.mlp import PERIODIC_GAIN, MLPLayer
+
+    def layer(mix: str) -> MLPLayer:
+        return MLPLayer(1, 1, 1, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4, periodic_mix=mix).double()
+
+    feat = layer("features")
+    with torch.no_grad():
+        feat.c_p.copy_(torch.randn(feat.c_p.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    w = torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64).view(1, 1, 1, 3)
+    stream = torch.tensor([[[[0.0, 0.0, 0.0], [1.0, 2.0, 3.0], [2.0, 5.0, 7.0]]]], dtype=torch.float64)
+    c = PERIODIC_GAIN * feat.c_p[0, 0, 0]  # (F, 2)
+
+    def units(v: torch.Tensor) -> torch.Tensor:  # the periodic units' output on raw values v
+        phase = v.unsqueeze(-1) * feat.omega.double()
+        return (phase.cos() * c[:, 0] + phase.sin() * c[:, 1]).sum(-1)
+
+    mixed = feat._periodic_mixture(stream, w, batched=False)[0]  # (B·T1,)
+    assert torch.allclose(mixed, (units(stream[0, 0]) * w.view(3)).sum(-1))
+    assert not torch.allclose(mixed, units(stream[0, 0] @ w.view(3)))  # the "value" mode's term
+    batched = feat._periodic_mixture(stream, w.unsqueeze(1), batched=True)  # a weight per sequence
+    assert torch.allclose(batched[0], mixed)
+    # One-hot selection (frozen selectors, in a soft forward pass; two inputs per MLP, two MLPs,
+    # so that the feature layout matters): both modes compute the same function
+    pair = [MLPLayer(1, 2, 2, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4, periodic_mix=mix).double()
+            for mix in ("features", "value")]
+    with torch.no_grad():
+        for l in pair:
+            l.c_p.copy_(torch.randn(l.c_p.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+            l.selector.theta.zero_()
+            l.selector.theta[0, 0, 0, 2] = l.selector.theta[0, 0, 1, 1] = 10.0
+            l.selector.theta[0, 1, 0, 1] = l.selector.theta[0, 1, 1, 0] = 10.0
+            l.selector.freeze()
+    soft = SelectMode(tau=1.0)
+    assert torch.allclose(pair[0](stream / 3.0, soft, stream=stream), pair[1](stream / 3.0, soft, stream=stream))
+    with pytest.raises(ValueError, match="periodic_mix"):
+        layer("values")
+    with pytest.raises(ValueError, match="mlp_periodic_mix"):
+        ModelConfig(mlp_periodic_mix="mixed")  # type: ignore[arg-type]
+
+
 # ----------------------------------------------------------------------------- summing heads
 
 

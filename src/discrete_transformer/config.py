@@ -38,6 +38,11 @@ class ModelConfig:
     # Periodic units: cos/sin of each raw input at the frequencies 2πj/k, k ≤ mlp_periods (0 = none),
     # so that integer functions of period ≤ K (mod K, parity) are exactly representable.
     mlp_periods: int = 0
+    # How a soft (searching) MLP selector feeds its periodic units: "features" = the selector's
+    # mixture of every candidate's cos/sin features; "value" = the features of the mixed value
+    # (noise unless the choice is already sharp). Identical once selectors are one-hot.
+    # docs/architecture.md §25.
+    mlp_periodic_mix: Literal["features", "value"] = "features"
     # Inductive-bias knobs (docs/inductive_bias.md); the defaults are the unrestricted model.
     # "content": q and k may read any variable; "positional": q and k read only `pos` / `one`.
     attention_routing: Literal["content", "positional"] = "content"
@@ -71,6 +76,8 @@ class ModelConfig:
         _check(self.mlp_hidden + self.mlp_bilinear >= 1, "an MLP needs at least one hidden unit")
         _check(self.mlp_periods == 0 or 2 <= self.mlp_periods <= 32,
                f"ModelConfig.mlp_periods must be 0 (off) or in 2..32, got {self.mlp_periods}")
+        _check(self.mlp_periodic_mix in ("features", "value"),
+               f"ModelConfig.mlp_periodic_mix must be 'features' or 'value', got {self.mlp_periodic_mix!r}")
         _check(
             self.attention_routing in ("content", "positional"),
             f"ModelConfig.attention_routing must be 'content' or 'positional', got {self.attention_routing!r}",
@@ -238,7 +245,7 @@ def restart_configs(model: "ModelConfig", train: "TrainConfig", index: int) -> t
 
 # Fields whose default changed after runs were saved without them: a stored config that lacks
 # one gets the value those runs had, not today's default.
-_LEGACY: dict[str, dict[str, Any]] = {"TrainConfig": {"portfolio": ("plain",), "trial_polish_nmse": 0.0}, "ModelConfig": {"attention_patterns": ()}}
+_LEGACY: dict[str, dict[str, Any]] = {"TrainConfig": {"portfolio": ("plain",), "trial_polish_nmse": 0.0}, "ModelConfig": {"attention_patterns": (), "mlp_periodic_mix": "value"}}
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -21,7 +21,11 @@ inputs `r` at the fixed frequencies ω = 2πj/k, 2 ≤ k ≤ K, j ≤ k/2: on in
 of period k ≤ K is a linear combination of them, so `s mod 3` or "x is even" become exactly
 representable, which a ReLU network can only approximate tooth by tooth. Frequencies are fixed
 (a bank, not learned: gradient descent on a frequency is hopelessly non-convex); their read-out
-weights start at 0, so they change nothing until the loss asks for them.
+weights start at 0, so they change nothing until the loss asks for them. While a selector is
+soft, the periodic units see the selector's mixture of every candidate's cos/sin features
+(`periodic_mix="features"`), not the cos/sin of the mixed value, which is noise until the choice
+is sharp: the right candidate's features then carry the signal in proportion to its weight
+(docs/architecture.md §25).
 """
 
 from __future__ import annotations
@@ -58,10 +62,14 @@ class MLPLayer(nn.Module):
         allowed: torch.Tensor | None = None,
         periods: int = 0,
         periodic_skip: tuple[int, ...] = (),
+        periodic_mix: str = "features",
     ) -> None:
         super().__init__()
         P, M, a = population, n_mlps, arity
         self.n_mlps, self.arity, self.n_avail = M, a, n_avail
+        if periodic_mix not in ("features", "value"):
+            raise ValueError(f"periodic_mix must be 'features' or 'value', got {periodic_mix!r}")
+        self.periodic_mix = periodic_mix
 
         def rnd(*shape: int, std: float) -> nn.Parameter:
             return nn.Parameter(torch.randn(*shape, generator=generator) * std)
@@ -98,9 +106,12 @@ class MLPLayer(nn.Module):
     def omega(self) -> torch.Tensor:
         return torch.tensor(self.omegas, dtype=torch.float64)
 
-    def function(self, u: torch.Tensor, raw: torch.Tensor | None = None) -> torch.Tensor:
+    def function(
+        self, u: torch.Tensor, raw: torch.Tensor | None = None, periodic_out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The element-wise map. u: (P, N, M, arity) normalised inputs, raw: the same inputs
-        un-normalised (needed only by periodic units) -> (P, N, M)."""
+        un-normalised (needed only by periodic units) -> (P, N, M). `periodic_out`: the periodic
+        units' contribution already computed, (P·M, N) (`_periodic_mixture`; then `raw` is unused)."""
         P, N, M, a = u.shape
         K, nb = self.W.shape[-1], self.A.shape[-1]
         # Both stages over the P·M networks in a contiguous (P·M, N, ·) layout (one batched matmul
@@ -114,7 +125,7 @@ class MLPLayer(nn.Module):
         h = torch.relu(pre)
         prod = left * right
         parts, coefs = [h, prod, um], [self.c_r, self.c_b, self.d]
-        if self.periodic:
+        if self.periodic and periodic_out is None:
             if raw is None:
                 raise ValueError("an MLP with periodic units needs the raw (un-normalised) inputs")
             omega = cached(self._consts, ("omega", raw.dtype), lambda: self.omega.to(raw.dtype))
@@ -124,8 +135,28 @@ class MLPLayer(nn.Module):
             coefs.append(PERIODIC_GAIN * self.c_p.movedim(-1, 2).reshape(P, M, -1))  # (P, M, 2·a·F): cos, then sin
         feats = torch.cat(parts, dim=-1)  # (P·M, N, K + nb + a [+ 2·a·F])
         coef = torch.cat(coefs, dim=-1).reshape(P * M, 1, -1)
-        f = (row_dot(feats, coef) + self.e.reshape(P * M, 1)).view(P, M, N)  # not baddbmm: see row_dot
-        return (f * self.rho.exp().unsqueeze(-1)).transpose(1, 2)  # (P, N, M)
+        f = row_dot(feats, coef) + self.e.reshape(P * M, 1)  # (P·M, N); not baddbmm: see row_dot
+        if periodic_out is not None:
+            f = f + periodic_out
+        return (f.view(P, M, N) * self.rho.exp().unsqueeze(-1)).transpose(1, 2)  # (P, N, M)
+
+    def _periodic_mixture(self, seen: torch.Tensor, w: torch.Tensor, batched: bool) -> torch.Tensor:
+        """The periodic units under a soft selector: the selector's weighted mixture of what the
+        units give on every candidate, sum_v w_v·c_p·(cos ω v, sin ω v), not their value on the
+        mixture. seen: (P, B, T1, V) raw stream, w: (P, M, a, V) or (P, B, M, a, V)
+        -> (P·M, B·T1), the term `function` adds. Linear in w, so the per-candidate outputs are
+        taken first: one (B·T1·V, 2F) @ (2F, M·a) product per member, then a weighted sum."""
+        P, B, T1, V = seen.shape
+        M, a = self.n_mlps, self.arity
+        omega = cached(self._consts, ("omega", seen.dtype), lambda: self.omega.to(seen.dtype))
+        F = omega.numel()
+        phase = seen.unsqueeze(-1) * omega  # (P, B, T1, V, F)
+        cs = torch.cat([phase.cos(), phase.sin()], dim=-1).reshape(P, B * T1 * V, 2 * F)  # cos, then sin
+        coef = (PERIODIC_GAIN * self.c_p).permute(0, 4, 3, 1, 2).reshape(P, 2 * F, M * a)  # (P, 2F, M·a)
+        g = torch.bmm(cs, coef).view(P, B, T1, V, M * a)  # every candidate's periodic output
+        wv = w.reshape(P, B if batched else 1, 1, M * a, V).transpose(-1, -2)  # (P, B|1, 1, V, M·a)
+        out = (g * wv).sum(dim=3).view(P, B * T1, M, a).sum(dim=-1)  # (P, N, M)
+        return out.transpose(1, 2).reshape(P * M, B * T1)
 
     def forward(
         self,
@@ -140,14 +171,17 @@ class MLPLayer(nn.Module):
         P, B, T1, _ = stream_n.shape
         w = self.selector.weights(mode)  # (P, M, a, n) or (P, B, M, a, n)
         u = select(stream_n[..., : self.n_avail], w, mode.batched)  # (P, B, T1, M, a)
-        raw = None
+        raw = periodic_out = None
         if self.periodic:
             if stream is None:
                 raise ValueError("an MLP with periodic units needs the raw stream")
             keep = cached(self._consts, ("keep", stream.dtype), lambda: self.periodic_keep.to(stream.dtype))
             seen = stream[..., : self.n_avail] * keep
-            raw = select(seen, w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)
-        out = self.function(u.reshape(P, B * T1, self.n_mlps, self.arity), raw).reshape(P, B, T1, self.n_mlps)
+            if mode.hard or self.periodic_mix == "value":
+                raw = select(seen, w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)
+            else:
+                periodic_out = self._periodic_mixture(seen, w, mode.batched)
+        out = self.function(u.reshape(P, B * T1, self.n_mlps, self.arity), raw, periodic_out).reshape(P, B, T1, self.n_mlps)
         out = out * cached(self._consts, ("bos", T1, out.dtype), lambda: bos_mask(T1, out.dtype)).view(1, 1, T1, 1)
         if cache is not None:
             for m in range(self.n_mlps):

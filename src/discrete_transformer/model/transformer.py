@@ -76,6 +76,7 @@ class DiscreteTransformer(nn.Module):
                 allowed=masks.mlp(layer, config.n_mlps, config.mlp_arity, names),
                 periods=config.mlp_periods,
                 periodic_skip=(data.n_in, data.n_in + 1),  # pos, one
+                periodic_mix=config.mlp_periodic_mix,
             )
             names += [f"L{layer}.M{m}" for m in range(config.n_mlps)]
             layers.append(nn.ModuleDict({"attn": attn, "mlp": mlp}))
