@@ -177,7 +177,9 @@ class MLPLayer(nn.Module):
                 raise ValueError("an MLP with periodic units needs the raw stream")
             keep = cached(self._consts, ("keep", stream.dtype), lambda: self.periodic_keep.to(stream.dtype))
             seen = stream[..., : self.n_avail] * keep
-            if mode.hard or self.periodic_mix == "value":
+            # One-hot weights (hard mode, or every choice frozen: hardening, polish) give the same
+            # values either way; the value path is the cheaper one (no features of every candidate).
+            if mode.hard or self.periodic_mix == "value" or bool(self.selector.frozen.all()):
                 raw = select(seen, w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)
             else:
                 periodic_out = self._periodic_mixture(seen, w, mode.batched)
