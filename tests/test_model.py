@@ -499,19 +499,22 @@ def test_a_soft_selector_feeds_the_periodic_units_the_mixture_of_each_candidates
     assert not torch.allclose(mixed, units(stream[0, 0] @ w.view(3)))  # the "value" mode's term
     batched = feat._periodic_mixture(stream, w.unsqueeze(1), batched=True)  # a weight per sequence
     assert torch.allclose(batched[0], mixed)
-    # One-hot selection (frozen selectors, in a soft forward pass; two inputs per MLP, two MLPs,
-    # so that the feature layout matters): both modes compute the same function
-    pair = [MLPLayer(1, 2, 2, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4, periodic_mix=mix).double()
-            for mix in ("features", "value")]
+    # One-hot weights (two inputs per MLP, two MLPs, so that the layout matters): the mixture
+    # term is the value path's periodic units on the chosen variables
+    two = MLPLayer(1, 2, 2, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4).double()
     with torch.no_grad():
-        for l in pair:
-            l.c_p.copy_(torch.randn(l.c_p.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
-            l.selector.theta.zero_()
-            l.selector.theta[0, 0, 0, 2] = l.selector.theta[0, 0, 1, 1] = 10.0
-            l.selector.theta[0, 1, 0, 1] = l.selector.theta[0, 1, 1, 0] = 10.0
-            l.selector.freeze()
-    soft = SelectMode(tau=1.0)
-    assert torch.allclose(pair[0](stream / 3.0, soft, stream=stream), pair[1](stream / 3.0, soft, stream=stream))
+        two.c_p.copy_(torch.randn(two.c_p.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
+    pick = torch.tensor([[2, 1], [1, 0]])  # (M, a): the variable each input reads
+    one_hot = torch.nn.functional.one_hot(pick, 3).double().unsqueeze(0)  # (P, M, a, V)
+    raw = stream[0, 0][:, pick].reshape(1, 3, 2, 2)  # (P, N, M, a)
+    u = raw / 3.0
+    assert torch.allclose(two.function(u, None, two._periodic_mixture(stream, one_hot, batched=False)), two.function(u, raw))
+    # ... and a frozen selector takes the value path in a soft forward pass: the same output
+    with torch.no_grad():
+        two.selector.theta.copy_(one_hot * 10.0)
+        two.selector.freeze()
+    out = two(stream / 3.0, SelectMode(tau=1.0), stream=stream)[0, 0]  # (T1, M); the BOS row is 0
+    assert torch.allclose(out[1:], two.function(u, raw)[0, 1:])
     with pytest.raises(ValueError, match="periodic_mix"):
         layer("values")
     with pytest.raises(ValueError, match="mlp_periodic_mix"):
