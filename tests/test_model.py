@@ -509,6 +509,16 @@ def test_a_soft_selector_feeds_the_periodic_units_the_mixture_of_each_candidates
     raw = stream[0, 0][:, pick].reshape(1, 3, 2, 2)  # (P, N, M, a)
     u = raw / 3.0
     assert torch.allclose(two.function(u, None, two._periodic_mixture(stream, one_hot, batched=False)), two.function(u, raw))
+    # A variable the periodic units skip (the model's `pos`, `one`) is seen as 0 in both paths
+    skip = MLPLayer(1, 2, 2, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4, periodic_skip=(1,)).double()
+    with torch.no_grad():
+        skip.c_p.copy_(two.c_p)
+    soft_w = torch.softmax(torch.randn(1, 2, 2, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64), -1)
+    zeroed = stream.clone()
+    zeroed[..., 1] = 0.0
+    assert torch.allclose(skip._periodic_mixture(stream, soft_w, batched=False), two._periodic_mixture(zeroed, soft_w, batched=False))
+    assert torch.allclose(skip.function(u, None, skip._periodic_mixture(stream, one_hot, batched=False)),
+                          two.function(u, raw * (pick != 1)))
     # ... and a frozen selector takes the value path in a soft forward pass: the same output
     with torch.no_grad():
         two.selector.theta.copy_(one_hot * 10.0)

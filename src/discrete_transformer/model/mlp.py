@@ -22,10 +22,10 @@ of period k ≤ K is a linear combination of them, so `s mod 3` or "x is even" b
 representable, which a ReLU network can only approximate tooth by tooth. Frequencies are fixed
 (a bank, not learned: gradient descent on a frequency is hopelessly non-convex); their read-out
 weights start at 0, so they change nothing until the loss asks for them. While a selector is
-soft, the periodic units see the selector's mixture of every candidate's cos/sin features
-(`periodic_mix="features"`), not the cos/sin of the mixed value, which is noise until the choice
-is sharp: the right candidate's features then carry the signal in proportion to its weight
-(docs/architecture.md §25).
+soft, the periodic units read the cos/sin of the mixed value, which is noise until the choice is
+sharp; with `periodic_mix="features"` they give instead the selector's mixture of their output on
+every candidate, so that the right candidate carries the signal in proportion to its weight
+(an option, not the default: docs/architecture.md §25).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class MLPLayer(nn.Module):
         allowed: torch.Tensor | None = None,
         periods: int = 0,
         periodic_skip: tuple[int, ...] = (),
-        periodic_mix: str = "features",
+        periodic_mix: str = "value",
     ) -> None:
         super().__init__()
         P, M, a = population, n_mlps, arity
@@ -140,22 +140,31 @@ class MLPLayer(nn.Module):
             f = f + periodic_out
         return (f.view(P, M, N) * self.rho.exp().unsqueeze(-1)).transpose(1, 2)  # (P, N, M)
 
-    def _periodic_mixture(self, seen: torch.Tensor, w: torch.Tensor, batched: bool) -> torch.Tensor:
+    def _periodic_mixture(self, stream: torch.Tensor, w: torch.Tensor, batched: bool) -> torch.Tensor:
         """The periodic units under a soft selector: the selector's weighted mixture of what the
         units give on every candidate, sum_v w_v·c_p·(cos ω v, sin ω v), not their value on the
-        mixture. seen: (P, B, T1, V) raw stream, w: (P, M, a, V) or (P, B, M, a, V)
-        -> (P·M, B·T1), the term `function` adds. Linear in w, so the per-candidate outputs are
-        taken first: one (B·T1·V, 2F) @ (2F, M·a) product per member, then a weighted sum."""
-        P, B, T1, V = seen.shape
+        mixture. stream: (P, B, T1, V) raw, w: (P, M, a, V) or (P, B, M, a, V) -> (P·M, B·T1),
+        the term `function` adds. Linear in w, so the per-candidate outputs are taken first: one
+        (B·T1·V', 2F) @ (2F, M·a) product per member over the V' candidates the units see, then a
+        weighted sum; a skipped candidate (`pos`, `one`: seen as 0) gives the constant sum_f c_cos."""
+        P, B, T1, V = stream.shape
         M, a = self.n_mlps, self.arity
-        omega = cached(self._consts, ("omega", seen.dtype), lambda: self.omega.to(seen.dtype))
-        F = omega.numel()
-        phase = seen.unsqueeze(-1) * omega  # (P, B, T1, V, F)
-        cs = torch.cat([phase.cos(), phase.sin()], dim=-1).reshape(P, B * T1 * V, 2 * F)  # cos, then sin
-        coef = (PERIODIC_GAIN * self.c_p).permute(0, 4, 3, 1, 2).reshape(P, 2 * F, M * a)  # (P, 2F, M·a)
-        g = torch.bmm(cs, coef).view(P, B, T1, V, M * a)  # every candidate's periodic output
-        wv = w.reshape(P, B if batched else 1, 1, M * a, V).transpose(-1, -2)  # (P, B|1, 1, V, M·a)
-        out = (g * wv).sum(dim=3).view(P, B * T1, M, a).sum(dim=-1)  # (P, N, M)
+        omega = cached(self._consts, ("omega", stream.dtype), lambda: self.omega.to(stream.dtype))
+        seen = cached(self._consts, ("seen", V), lambda: self.periodic_keep.nonzero().view(-1))
+        skipped = cached(self._consts, ("skipped", V), lambda: (self.periodic_keep == 0).nonzero().view(-1))
+        F, Vs = omega.numel(), seen.numel()
+        phase = stream.index_select(-1, seen).unsqueeze(-1) * omega  # (P, B, T1, V', F)
+        cs = torch.cat([phase.cos(), phase.sin()], dim=-1).reshape(P, B * T1 * Vs, 2 * F)  # cos, then sin
+        c = PERIODIC_GAIN * self.c_p  # (P, M, a, F, 2)
+        coef = c.permute(0, 4, 3, 1, 2).reshape(P, 2 * F, M * a)  # (P, 2F, M·a)
+        g = torch.bmm(cs, coef).view(P, B, T1, Vs, M * a)  # every seen candidate's periodic output
+        wm = w.reshape(P, B if batched else 1, M * a, V)
+        wv = wm.index_select(-1, seen).transpose(-1, -2).unsqueeze(2)  # (P, B|1, 1, V', M·a)
+        out = (g * wv).sum(dim=3)  # (P, B, T1, M·a)
+        if skipped.numel():  # the skipped candidates: their weight times the units' output at 0
+            w_skip = wm.index_select(-1, skipped).sum(-1)  # (P, B|1, M·a)
+            out = out + (w_skip * c[..., 0].sum(-1).reshape(P, 1, M * a)).unsqueeze(2)
+        out = out.view(P, B * T1, M, a).sum(dim=-1)  # (P, N, M)
         return out.transpose(1, 2).reshape(P * M, B * T1)
 
     def forward(
@@ -175,14 +184,14 @@ class MLPLayer(nn.Module):
         if self.periodic:
             if stream is None:
                 raise ValueError("an MLP with periodic units needs the raw stream")
-            keep = cached(self._consts, ("keep", stream.dtype), lambda: self.periodic_keep.to(stream.dtype))
-            seen = stream[..., : self.n_avail] * keep
             # One-hot weights (hard mode, or every choice frozen: hardening, polish) give the same
             # values either way; the value path is the cheaper one (no features of every candidate).
             if mode.hard or self.periodic_mix == "value" or bool(self.selector.frozen.all()):
+                keep = cached(self._consts, ("keep", stream.dtype), lambda: self.periodic_keep.to(stream.dtype))
+                seen = stream[..., : self.n_avail] * keep
                 raw = select(seen, w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)
             else:
-                periodic_out = self._periodic_mixture(seen, w, mode.batched)
+                periodic_out = self._periodic_mixture(stream[..., : self.n_avail], w, mode.batched)
         out = self.function(u.reshape(P, B * T1, self.n_mlps, self.arity), raw, periodic_out).reshape(P, B, T1, self.n_mlps)
         out = out * cached(self._consts, ("bos", T1, out.dtype), lambda: bos_mask(T1, out.dtype)).view(1, 1, T1, 1)
         if cache is not None:
