@@ -525,6 +525,20 @@ def test_a_soft_selector_feeds_the_periodic_units_the_mixture_of_each_candidates
         two.selector.freeze()
     out = two(stream / 3.0, SelectMode(tau=1.0), stream=stream)[0, 0]  # (T1, M); the BOS row is 0
     assert torch.allclose(out[1:], two.function(u, raw)[0, 1:])
+    # periodic_mix_tau: the mixture while tau >= it, the value path below
+    late = MLPLayer(1, 2, 2, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4, periodic_mix="features",
+                    periodic_mix_tau=0.5).double()
+    plain = MLPLayer(1, 2, 2, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4).double()
+    with torch.no_grad():
+        late.c_p.copy_(two.c_p), plain.c_p.copy_(two.c_p)
+    x_n = stream / 3.0
+    for tau, same_as_value in ((torch.tensor([1.0]), False), (torch.tensor([0.2]), True)):
+        gen = lambda: torch.Generator().manual_seed(5)  # noqa: E731 - the same Gumbel draw for both
+        got = late(x_n, SelectMode(tau=tau, generator=gen()), stream=stream)
+        ref = plain(x_n, SelectMode(tau=tau, generator=gen()), stream=stream)
+        assert torch.allclose(got, ref) == same_as_value
+    with pytest.raises(ValueError, match="mlp_periodic_mix_tau"):
+        ModelConfig(mlp_periodic_mix_tau=-1.0)
     with pytest.raises(ValueError, match="periodic_mix"):
         layer("values")
     with pytest.raises(ValueError, match="mlp_periodic_mix"):

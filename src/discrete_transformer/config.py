@@ -44,6 +44,9 @@ class ModelConfig:
     # counting models more often but made the bench 13 % longer: not the default
     # (docs/architecture.md §25).
     mlp_periodic_mix: Literal["value", "features"] = "value"
+    # With "features": the mixture only while the selector temperature is at least this (0 = the
+    # whole search); below it selections are near one-hot and the value path is cheaper.
+    mlp_periodic_mix_tau: float = 0.0
     # Inductive-bias knobs (docs/inductive_bias.md); the defaults are the unrestricted model.
     # "content": q and k may read any variable; "positional": q and k read only `pos` / `one`.
     attention_routing: Literal["content", "positional"] = "content"
@@ -79,6 +82,8 @@ class ModelConfig:
                f"ModelConfig.mlp_periods must be 0 (off) or in 2..32, got {self.mlp_periods}")
         _check(self.mlp_periodic_mix in ("features", "value"),
                f"ModelConfig.mlp_periodic_mix must be 'features' or 'value', got {self.mlp_periodic_mix!r}")
+        _check(self.mlp_periodic_mix_tau >= 0.0,
+               f"ModelConfig.mlp_periodic_mix_tau must be >= 0, got {self.mlp_periodic_mix_tau}")
         _check(
             self.attention_routing in ("content", "positional"),
             f"ModelConfig.attention_routing must be 'content' or 'positional', got {self.attention_routing!r}",

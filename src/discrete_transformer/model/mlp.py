@@ -63,13 +63,14 @@ class MLPLayer(nn.Module):
         periods: int = 0,
         periodic_skip: tuple[int, ...] = (),
         periodic_mix: str = "value",
+        periodic_mix_tau: float = 0.0,
     ) -> None:
         super().__init__()
         P, M, a = population, n_mlps, arity
         self.n_mlps, self.arity, self.n_avail = M, a, n_avail
         if periodic_mix not in ("features", "value"):
             raise ValueError(f"periodic_mix must be 'features' or 'value', got {periodic_mix!r}")
-        self.periodic_mix = periodic_mix
+        self.periodic_mix, self.periodic_mix_tau = periodic_mix, float(periodic_mix_tau)
 
         def rnd(*shape: int, std: float) -> nn.Parameter:
             return nn.Parameter(torch.randn(*shape, generator=generator) * std)
@@ -140,6 +141,14 @@ class MLPLayer(nn.Module):
             f = f + periodic_out
         return (f.view(P, M, N) * self.rho.exp().unsqueeze(-1)).transpose(1, 2)  # (P, N, M)
 
+    def _tau_below(self, mode: SelectMode) -> bool:
+        """True when every member's selector temperature is under `periodic_mix_tau` (then the
+        soft selections are near one-hot and the mixture is not worth its cost)."""
+        if self.periodic_mix_tau <= 0.0:
+            return False
+        tau = float(mode.tau.max()) if isinstance(mode.tau, torch.Tensor) else float(mode.tau)
+        return tau < self.periodic_mix_tau
+
     def _periodic_mixture(self, stream: torch.Tensor, w: torch.Tensor, batched: bool) -> torch.Tensor:
         """The periodic units under a soft selector: the selector's weighted mixture of what the
         units give on every candidate, sum_v w_v·c_p·(cos ω v, sin ω v), not their value on the
@@ -186,7 +195,7 @@ class MLPLayer(nn.Module):
                 raise ValueError("an MLP with periodic units needs the raw stream")
             # One-hot weights (hard mode, or every choice frozen: hardening, polish) give the same
             # values either way; the value path is the cheaper one (no features of every candidate).
-            if mode.hard or self.periodic_mix == "value" or bool(self.selector.frozen.all()):
+            if mode.hard or self.periodic_mix == "value" or bool(self.selector.frozen.all()) or self._tau_below(mode):
                 keep = cached(self._consts, ("keep", stream.dtype), lambda: self.periodic_keep.to(stream.dtype))
                 seen = stream[..., : self.n_avail] * keep
                 raw = select(seen, w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)

@@ -77,6 +77,7 @@ class DiscreteTransformer(nn.Module):
                 periods=config.mlp_periods,
                 periodic_skip=(data.n_in, data.n_in + 1),  # pos, one
                 periodic_mix=config.mlp_periodic_mix,
+                periodic_mix_tau=config.mlp_periodic_mix_tau,
             )
             names += [f"L{layer}.M{m}" for m in range(config.n_mlps)]
             layers.append(nn.ModuleDict({"attn": attn, "mlp": mlp}))
