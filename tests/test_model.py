@@ -480,10 +480,10 @@ def test_a_soft_selector_feeds_the_periodic_units_the_mixture_of_each_candidates
     sin ω v), not c·(cos, sin)(ω·sum_v w_v·v); with one-hot weights both modes agree."""
     from discrete_transformer.model.mlp import PERIODIC_GAIN, MLPLayer
 
-    def layer(mix: str) -> MLPLayer:
-        return MLPLayer(1, 1, 1, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4, periodic_mix=mix).double()
+    def layer(n_mlps: int = 1, arity: int = 1, **kw: object) -> MLPLayer:  # 3 variables, periods <= 4
+        return MLPLayer(1, n_mlps, arity, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4, **kw).double()
 
-    feat = layer("features")
+    feat = layer(periodic_mix="features")
     with torch.no_grad():
         feat.c_p.copy_(torch.randn(feat.c_p.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
     w = torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64).view(1, 1, 1, 3)
@@ -501,7 +501,7 @@ def test_a_soft_selector_feeds_the_periodic_units_the_mixture_of_each_candidates
     assert torch.allclose(batched[0], mixed)
     # One-hot weights (two inputs per MLP, two MLPs, so that the layout matters): the mixture
     # term is the value path's periodic units on the chosen variables
-    two = MLPLayer(1, 2, 2, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4).double()
+    two = layer(2, 2)
     with torch.no_grad():
         two.c_p.copy_(torch.randn(two.c_p.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64))
     pick = torch.tensor([[2, 1], [1, 0]])  # (M, a): the variable each input reads
@@ -510,7 +510,7 @@ def test_a_soft_selector_feeds_the_periodic_units_the_mixture_of_each_candidates
     u = raw / 3.0
     assert torch.allclose(two.function(u, None, two._periodic_mixture(stream, one_hot, batched=False)), two.function(u, raw))
     # A variable the periodic units skip (the model's `pos`, `one`) is seen as 0 in both paths
-    skip = MLPLayer(1, 2, 2, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4, periodic_skip=(1,)).double()
+    skip = layer(2, 2, periodic_skip=(1,))
     with torch.no_grad():
         skip.c_p.copy_(two.c_p)
     soft_w = torch.softmax(torch.randn(1, 2, 2, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64), -1)
@@ -526,11 +526,10 @@ def test_a_soft_selector_feeds_the_periodic_units_the_mixture_of_each_candidates
     out = two(stream / 3.0, SelectMode(tau=1.0), stream=stream)[0, 0]  # (T1, M); the BOS row is 0
     assert torch.allclose(out[1:], two.function(u, raw)[0, 1:])
     # periodic_mix_tau: the mixture while tau >= it, the value path below
-    late = MLPLayer(1, 2, 2, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4, periodic_mix="features",
-                    periodic_mix_tau=0.5).double()
-    plain = MLPLayer(1, 2, 2, 3, 0, 1, 1.0, torch.Generator().manual_seed(0), periods=4).double()
+    late, plain = layer(2, 2, periodic_mix="features", periodic_mix_tau=0.5), layer(2, 2)
     with torch.no_grad():
-        late.c_p.copy_(two.c_p), plain.c_p.copy_(two.c_p)
+        late.c_p.copy_(two.c_p)
+        plain.c_p.copy_(two.c_p)
     x_n = stream / 3.0
     for tau, same_as_value in ((torch.tensor([1.0]), False), (torch.tensor([0.2]), True)):
         gen = lambda: torch.Generator().manual_seed(5)  # noqa: E731 - the same Gumbel draw for both
@@ -540,7 +539,7 @@ def test_a_soft_selector_feeds_the_periodic_units_the_mixture_of_each_candidates
     with pytest.raises(ValueError, match="mlp_periodic_mix_tau"):
         ModelConfig(mlp_periodic_mix_tau=-1.0)
     with pytest.raises(ValueError, match="periodic_mix"):
-        layer("values")
+        layer(periodic_mix="values")
     with pytest.raises(ValueError, match="mlp_periodic_mix"):
         ModelConfig(mlp_periodic_mix="mixed")  # type: ignore[arg-type]
 

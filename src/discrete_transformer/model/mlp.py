@@ -141,13 +141,15 @@ class MLPLayer(nn.Module):
             f = f + periodic_out
         return (f.view(P, M, N) * self.rho.exp().unsqueeze(-1)).transpose(1, 2)  # (P, N, M)
 
-    def _tau_below(self, mode: SelectMode) -> bool:
-        """True when every member's selector temperature is under `periodic_mix_tau` (then the
-        soft selections are near one-hot and the mixture is not worth its cost)."""
-        if self.periodic_mix_tau <= 0.0:
+    def _mixes(self, mode: SelectMode) -> bool:
+        """Whether this pass feeds the periodic units by `_periodic_mixture`. Not with one-hot
+        weights (hard mode, or every choice frozen: hardening, polish), where the cheaper value path
+        gives the same values, nor once every member's selector temperature is under
+        `periodic_mix_tau` (the soft selections are then near one-hot)."""
+        if self.periodic_mix == "value" or mode.hard or bool(self.selector.frozen.all()):
             return False
         tau = float(mode.tau.max()) if isinstance(mode.tau, torch.Tensor) else float(mode.tau)
-        return tau < self.periodic_mix_tau
+        return tau >= self.periodic_mix_tau
 
     def _periodic_mixture(self, stream: torch.Tensor, w: torch.Tensor, batched: bool) -> torch.Tensor:
         """The periodic units under a soft selector: the selector's weighted mixture of what the
@@ -193,14 +195,12 @@ class MLPLayer(nn.Module):
         if self.periodic:
             if stream is None:
                 raise ValueError("an MLP with periodic units needs the raw stream")
-            # One-hot weights (hard mode, or every choice frozen: hardening, polish) give the same
-            # values either way; the value path is the cheaper one (no features of every candidate).
-            if mode.hard or self.periodic_mix == "value" or bool(self.selector.frozen.all()) or self._tau_below(mode):
+            if self._mixes(mode):
+                periodic_out = self._periodic_mixture(stream[..., : self.n_avail], w, mode.batched)
+            else:
                 keep = cached(self._consts, ("keep", stream.dtype), lambda: self.periodic_keep.to(stream.dtype))
                 seen = stream[..., : self.n_avail] * keep
                 raw = select(seen, w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)
-            else:
-                periodic_out = self._periodic_mixture(stream[..., : self.n_avail], w, mode.batched)
         out = self.function(u.reshape(P, B * T1, self.n_mlps, self.arity), raw, periodic_out).reshape(P, B, T1, self.n_mlps)
         out = out * cached(self._consts, ("bos", T1, out.dtype), lambda: bos_mask(T1, out.dtype)).view(1, 1, T1, 1)
         if cache is not None:
