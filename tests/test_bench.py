@@ -123,6 +123,34 @@ def test_bench_writes_rows_and_reports(bench_dir):
     assert "testing caps in force" in md  # --max-steps is never hidden in a report
     assert (bench_dir.parent / "docs" / "benchmarks.md").read_text() == md
     assert doc["headline"] in md
+    # where the compute went: the rows' phase seconds add up to the summary's, which the report prints
+    phases = [r["dt_phase_s"] for r in doc["rows"]]
+    assert all(p and set(p) <= {"search", "trial", "harden", "polish"} for p in phases)
+    total = sum(sum(p.values()) for p in phases)
+    assert total > 0 and abs(sum(doc["summary"]["seconds"][k] for k in ("search", "trial", "harden", "polish")) - total) < 0.5
+    assert "compute, summed over tasks" in md
+
+
+def test_phase_seconds_attributes_each_span_to_the_phase_of_the_row_that_ends_it():
+    from discrete_transformer.bench.report import _seconds_line, summarise
+    from discrete_transformer.bench.runner import phase_seconds
+
+    a = [{"phase": "search", "seconds": 1.0}, {"phase": "search", "seconds": 4.0}, {"phase": "trial", "seconds": 6.5},
+         {"phase": "harden", "seconds": 9.0}, {"phase": "polish", "seconds": 10.0}]
+    b = [{"phase": "search", "seconds": 2.0}, {"phase": "trial", "seconds": 3.0}, {"seconds": None}]
+    assert phase_seconds([a]) == {"search": 4.0, "trial": 2.5, "harden": 2.5, "polish": 1.0}
+    assert phase_seconds([a, b]) == {"search": 6.0, "trial": 3.5, "harden": 2.5, "polish": 1.0}  # restarts add up
+    assert phase_seconds([]) == {}
+    row = {"task": "t", "family": "mips", "dt_phase_s": phase_seconds([a, b]), "extract_s": 2.0, "gru_s": 3.0,
+           "transformer_s": None}
+    s = summarise([row, {**row, "task": "u"}], 60.0)
+    assert s["seconds"] == {"search": 12.0, "trial": 7.0, "harden": 5.0, "polish": 2.0, "extract": 4.0, "gru": 6.0,
+                            "transformer": 0.0}
+    assert _seconds_line(s) == ["- compute, summed over tasks (process seconds; side-by-side units add up): DT training "
+                                "search 12, trial polishes 7, hardening 5, final polish 2; extraction 4; GRU 6; "
+                                "Transformer 0"]
+    old = summarise([{k: v for k, v in row.items() if k != "dt_phase_s"}], 60.0)  # rows from before the field
+    assert _seconds_line(old) == []
 
 
 def test_bench_job_dir_is_a_run_dir(bench_dir):

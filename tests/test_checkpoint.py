@@ -281,6 +281,23 @@ def test_a_config_saved_before_bos_offsets_loads_as_it_was_trained(tmp_path: Pat
     assert torch.equal(_predict(m, x), _predict(loaded, x))
 
 
+def test_a_config_saved_before_the_periodic_mixture_loads_with_the_value_path() -> None:
+    """Runs saved before `mlp_periodic_mix` existed fed their periodic units the mixed value, and
+    runs saved before `mlp_periodic_mix_tau` mixed features for the whole search: a stored config
+    resumes as it was trained, whatever today's defaults are."""
+    from discrete_transformer.config import from_dict, to_dict
+
+    before_both = to_dict(ModelConfig())
+    before_both.pop("mlp_periodic_mix"), before_both.pop("mlp_periodic_mix_tau")
+    cfg = from_dict(ModelConfig, before_both)
+    assert (cfg.mlp_periodic_mix, cfg.mlp_periodic_mix_tau) == ("value", 0.0)
+    before_tau = to_dict(ModelConfig(mlp_periodic_mix="features"))
+    before_tau.pop("mlp_periodic_mix_tau")
+    assert from_dict(ModelConfig, before_tau).mlp_periodic_mix_tau == 0.0
+    today = from_dict(ModelConfig, to_dict(ModelConfig()))
+    assert (today.mlp_periodic_mix, today.mlp_periodic_mix_tau) == (ModelConfig().mlp_periodic_mix, ModelConfig().mlp_periodic_mix_tau)
+
+
 def test_a_config_saved_before_the_portfolio_loads_with_the_plain_search() -> None:
     """Runs saved before TrainConfig.portfolio existed ran every restart with the plain search: a
     stored config without the field resumes that way, whatever today's default portfolio is."""

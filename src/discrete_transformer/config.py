@@ -40,13 +40,14 @@ class ModelConfig:
     mlp_periods: int = 0
     # How a soft (searching) MLP selector feeds its periodic units: "value" = cos/sin of the mixed
     # value (noise until the choice is sharp); "features" = the selector's mixture of what the units
-    # give on every candidate. Identical once selectors are one-hot. "features" found the mod-k
-    # counting models more often but made the bench 13 % longer: not the default
-    # (docs/architecture.md §25).
-    mlp_periodic_mix: Literal["value", "features"] = "value"
+    # give on every candidate. Identical once selectors are one-hot. "features" finds the mod-k
+    # counting models more often (docs/architecture.md §25-26). Periodic units exist only where
+    # mlp_periods > 0 (the arithmetic search variant), so elsewhere this changes nothing.
+    mlp_periodic_mix: Literal["value", "features"] = "features"
     # With "features": the mixture only while the selector temperature is at least this (0 = the
-    # whole search); below it selections are near one-hot and the value path is cheaper.
-    mlp_periodic_mix_tau: float = 0.0
+    # whole search); below it selections are near one-hot and the value path is cheaper (§25:
+    # with 0 the bench ran 13 % longer, with 0.2 it keeps the same tasks at ~40 % of that cost).
+    mlp_periodic_mix_tau: float = 0.2
     # Inductive-bias knobs (docs/inductive_bias.md); the defaults are the unrestricted model.
     # "content": q and k may read any variable; "positional": q and k read only `pos` / `one`.
     attention_routing: Literal["content", "positional"] = "content"
@@ -251,7 +252,10 @@ def restart_configs(model: "ModelConfig", train: "TrainConfig", index: int) -> t
 
 # Fields whose default changed after runs were saved without them: a stored config that lacks
 # one gets the value those runs had, not today's default.
-_LEGACY: dict[str, dict[str, Any]] = {"TrainConfig": {"portfolio": ("plain",), "trial_polish_nmse": 0.0}, "ModelConfig": {"attention_patterns": ()}}
+_LEGACY: dict[str, dict[str, Any]] = {
+    "TrainConfig": {"portfolio": ("plain",), "trial_polish_nmse": 0.0},
+    "ModelConfig": {"attention_patterns": (), "mlp_periodic_mix": "value", "mlp_periodic_mix_tau": 0.0},
+}
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -109,7 +109,37 @@ def summarise(rows: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
         "median_task_s": statistics.median(times) if times else 0.0,
         "median_dt_s": statistics.median(dt_times) if dt_times else 0.0,
         "wall_min": wall_s / 60.0,
+        "seconds": _seconds(ok),
     }
+
+
+# The phases of a restart's history (training/loop.py) in the order they run.
+PHASES = ("search", "trial", "harden", "polish")
+
+
+def _seconds(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Where the bench's compute went, summed over rows (process seconds, so side-by-side units add
+    up): DT training by phase, extraction, each baseline. Rows from before `dt_phase_s` add
+    nothing to the phases."""
+    out: dict[str, float] = {p: 0.0 for p in PHASES}
+    for r in rows:
+        for phase, sec in (r.get("dt_phase_s") or {}).items():
+            out[phase] = out.get(phase, 0.0) + as_float(sec)
+    for key in ("extract_s", "gru_s", "transformer_s"):
+        vals = [as_float(r.get(key)) for r in rows]
+        out[key.removesuffix("_s")] = sum(v for v in vals if v == v)
+    return {k: round(v, 1) for k, v in out.items()}
+
+
+def _seconds_line(s: dict[str, Any]) -> list[str]:
+    sec = s.get("seconds")
+    if not sec or not any(sec.get(p) for p in PHASES):
+        return []  # rows from before the breakdown: say nothing rather than zeros
+    names = {"search": "search", "trial": "trial polishes", "harden": "hardening", "polish": "final polish"}
+    phases = ", ".join(f"{names.get(p, p)} {sec[p]:,.0f}" for p in [*PHASES, *sorted(set(sec) - set(PHASES) - {"extract", "gru", "transformer"})] if p in sec)
+    return [f"- compute, summed over tasks (process seconds; side-by-side units add up): DT training {phases}; "
+            f"extraction {sec.get('extract', 0.0):,.0f}; GRU {sec.get('gru', 0.0):,.0f}; "
+            f"Transformer {sec.get('transformer', 0.0):,.0f}"]
 
 
 def headline(s: dict[str, Any]) -> str:
@@ -169,6 +199,7 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         f"batch {meta['baseline']['batch_size']}, Adam lr {meta['baseline']['lr']:g} with cosine decay, "
         f"each capped at the per-task budget"
         + (" and stopped once validation is solved" if meta["baseline"].get("stop_on_solved") else ""),
+        *_seconds_line(s),
         *([f"- **testing caps in force**: DT steps per restart ≤ {meta['max_steps']} (not the default "
             "configuration's step count)"] if meta.get("max_steps") else []),
         "",

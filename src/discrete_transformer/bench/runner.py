@@ -277,6 +277,7 @@ def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict
         "dt_model_solved": model_solved(ds.kind, result.test),
         "dt_restarts_run": len(result.restarts),
         "dt_steps": result.best.steps_run,
+        "dt_phase_s": phase_seconds([r.history for r in result.restarts]),
     }
     t1 = time.perf_counter()
     program = extract(result, config=job_configs(job)[2])
@@ -346,6 +347,24 @@ def _finite(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
 
 
+def phase_seconds(histories: list[list[dict[str, Any]]]) -> dict[str, float]:
+    """Seconds each training phase took, summed over restarts (process seconds: side-by-side
+    restarts add up). A restart's history rows carry the seconds since its start; the span up to
+    a row is that row's phase (the search's evaluations count as search). Why: a row's wall time
+    hides whether the search, the trial polishes, hardening or the final polish cost it."""
+    out: dict[str, float] = {}
+    for history in histories:
+        prev = 0.0
+        for row in history:
+            now = as_float(row.get("seconds"))
+            if not math.isfinite(now):
+                continue
+            phase = str(row.get("phase", "search"))
+            out[phase] = round(out.get(phase, 0.0) + max(now - prev, 0.0), 3)
+            prev = now
+    return out
+
+
 def as_float(v: Any) -> float:
     try:
         return float(v)
@@ -354,4 +373,4 @@ def as_float(v: Any) -> float:
 
 
 __all__ = ["BenchConfig", "Job", "ROW_FILE", "STOP_FILE", "assemble_row", "baseline_unit", "extract_unit", "job_configs",
-           "model_solved", "new_row", "prepare_dir", "read_row", "restart_unit", "write_row", "as_float"]
+           "model_solved", "new_row", "phase_seconds", "prepare_dir", "read_row", "restart_unit", "write_row", "as_float"]
