@@ -25,7 +25,7 @@ weights start at 0, so they change nothing until the loss asks for them. While a
 soft, the periodic units read the cos/sin of the mixed value, which is noise until the choice is
 sharp; with `periodic_mix="features"` they give instead the selector's mixture of their output on
 every candidate, so that the right candidate carries the signal in proportion to its weight
-(an option, not the default: docs/architecture.md §25).
+(the default while the selector temperature is at least 0.2: docs/architecture.md §25–§26).
 """
 
 from __future__ import annotations
