@@ -15,6 +15,7 @@ import csv
 import datetime as _dt
 import io
 import json
+import math
 import os
 import platform
 import statistics
@@ -113,8 +114,9 @@ def summarise(rows: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
     }
 
 
-# The phases of a restart's history (training/loop.py) in the order they run.
-PHASES = ("search", "trial", "harden", "polish")
+# The phases of a restart's history (training/loop.py) in the order they run, as the report names them.
+PHASES = {"search": "search", "trial": "trial polishes", "harden": "hardening", "polish": "final polish"}
+OTHER_WORK = ("extract", "gru", "transformer")
 
 
 def _seconds(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -125,9 +127,8 @@ def _seconds(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     for r in rows:
         for phase, sec in (r.get("dt_phase_s") or {}).items():
             out[phase] = out.get(phase, 0.0) + as_float(sec)
-    for key in ("extract_s", "gru_s", "transformer_s"):
-        vals = [as_float(r.get(key)) for r in rows]
-        out[key.removesuffix("_s")] = sum(v for v in vals if v == v)
+    for key in OTHER_WORK:
+        out[key] = sum(v for v in (as_float(r.get(f"{key}_s")) for r in rows) if math.isfinite(v))
     return {k: round(v, 1) for k, v in out.items()}
 
 
@@ -135,8 +136,7 @@ def _seconds_line(s: dict[str, Any]) -> list[str]:
     sec = s.get("seconds")
     if not sec or not any(sec.get(p) for p in PHASES):
         return []  # rows from before the breakdown: say nothing rather than zeros
-    names = {"search": "search", "trial": "trial polishes", "harden": "hardening", "polish": "final polish"}
-    phases = ", ".join(f"{names.get(p, p)} {sec[p]:,.0f}" for p in [*PHASES, *sorted(set(sec) - set(PHASES) - {"extract", "gru", "transformer"})] if p in sec)
+    phases = ", ".join(f"{PHASES.get(p, p)} {v:,.0f}" for p, v in sec.items() if p not in OTHER_WORK)
     return [f"- compute, summed over tasks (process seconds; side-by-side units add up): DT training {phases}; "
             f"extraction {sec.get('extract', 0.0):,.0f}; GRU {sec.get('gru', 0.0):,.0f}; "
             f"Transformer {sec.get('transformer', 0.0):,.0f}"]

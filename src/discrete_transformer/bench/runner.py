@@ -360,9 +360,9 @@ def phase_seconds(histories: list[list[dict[str, Any]]]) -> dict[str, float]:
             if not math.isfinite(now):
                 continue
             phase = str(row.get("phase", "search"))
-            out[phase] = round(out.get(phase, 0.0) + max(now - prev, 0.0), 3)
+            out[phase] = out.get(phase, 0.0) + max(now - prev, 0.0)
             prev = now
-    return out
+    return {k: round(v, 3) for k, v in out.items()}
 
 
 def as_float(v: Any) -> float:
