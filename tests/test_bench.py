@@ -84,6 +84,12 @@ def test_baselines_train_and_are_scored_like_the_model(name):
     assert capped.steps_run < 10**6 and capped.seconds < 30
 
 
+@pytest.mark.parametrize("bad", [{"gru_steps": 0}, {"batch_size": 0}, {"eval_every": 0}, {"tf_dim": 30, "tf_heads": 4}])
+def test_a_baseline_config_that_cannot_be_built_is_refused_when_made(bad):
+    with pytest.raises(ValueError, match="BaselineConfig"):
+        BaselineConfig(**bad)
+
+
 @pytest.mark.parametrize("name", ["gru", "transformer"])
 def test_a_baseline_stops_at_the_first_evaluation_where_validation_is_solved(name):
     ds, split, spec = _baseline_data("bitwise_not")

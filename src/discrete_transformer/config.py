@@ -165,7 +165,9 @@ class TrainConfig:
     trial_polish_nmse: float = 1e-3
     trial_polish_max: int = 3
     trial_polish_iters: int = 100  # L-BFGS iterations of a trial (Sum_Last2 at step 400: 30 too few)
-    polish_size: int = 1024  # training sequences in the full-batch polish
+    # Training sequences in the full-batch polish (trial and final); 512 since §27 (1,024 before:
+    # every task verified as before, polish time halved).
+    polish_size: int = 512
     eval_every: int = 100
     val_size: int = 1000  # validation sequences carved from the training split
     time_limit: float | None = None  # seconds per restart; None = no limit

@@ -53,11 +53,11 @@ class BaselineConfig:
     def __post_init__(self) -> None:
         if min(self.gru_steps, self.tf_steps, self.batch_size, self.eval_every) < 1:
             raise ValueError("BaselineConfig: steps, batch_size and eval_every must be >= 1")
+        if self.tf_dim % self.tf_heads:
+            raise ValueError("BaselineConfig: tf_dim must be a multiple of tf_heads")
 
     def steps(self, name: str) -> int:
         return self.gru_steps if name == "gru" else self.tf_steps
-        if self.tf_dim % self.tf_heads:
-            raise ValueError("BaselineConfig: tf_dim must be a multiple of tf_heads")
 
 
 class _Scaled(nn.Module):
