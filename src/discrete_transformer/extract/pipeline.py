@@ -19,7 +19,10 @@
    rate / normalised MSE on *training* sequences; then symbolic regression of each readout MLP
    against the task's true targets, with that MLP's inputs computed by the program itself; then
    one more round of swaps. A candidate that is perfect on the training sequences is verified
-   on the test split; the first that verifies wins. Everything is bounded by ``search_budget``.
+   on the test split; the first that verifies wins. The search is bounded by ``search_budget``
+   seconds counted from its own start: the graph's symbolic regressions before it are bounded by
+   work, not time, so a loaded machine makes them slower but must not leave the search no time
+   (docs/architecture.md §27).
 """
 
 from __future__ import annotations
@@ -101,7 +104,7 @@ class ExtractConfig:
     # The symbolic-regression grammar (an inductive-bias knob): a subset of symbolic.ALL_OPERATORS.
     sr_operators: tuple[str, ...] = SRConfig().operators
     grid_points: int = 2048  # grid samples per MLP, on top of the seen inputs
-    search_budget: float = 60.0  # seconds for the fallback search
+    search_budget: float = 60.0  # seconds for the fallback search, from its start
     search_rows: int = 2000  # training sequences the search scores candidates on
     max_alternatives: int = 6  # per module, tried by the search
     python_check: int = 200  # test sequences also run through the standard-library program()
@@ -1075,7 +1078,7 @@ def extract(
     if not ver.verified:
         # A model far from the targets still gets the readout refit (its heads may be right and
         # only the MLP behind them imprecise: Add_Mod_k), but swaps only when it is nearly exact.
-        found = _search(ex, choice, ir, mod, attempt, t0 + cfg.search_budget, swaps=ex.model_near,
+        found = _search(ex, choice, ir, mod, attempt, time.perf_counter() + cfg.search_budget, swaps=ex.model_near,
                         attempt_ir=attempt_ir)
         if found is not None:
             ir, src, ver, mod, choice = found
