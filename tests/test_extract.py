@@ -12,6 +12,8 @@ import math
 import re
 import subprocess
 import sys
+import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -396,6 +398,30 @@ def test_search_recovers_from_a_wrong_first_candidate(hand_result: TrainResult, 
     assert p.search_log[0]["try"] == "first candidates" and not p.search_log[0]["verified"]
     assert any("L0.M0 alternative" in row["try"] for row in p.search_log[1:])
     assert "x + prev1_x" in p.source
+
+
+def test_a_slow_first_build_leaves_the_search_its_whole_budget(hand_result: TrainResult, monkeypatch) -> None:
+    """The search's clock starts with the search: on a loaded machine the graph's symbolic
+    regressions (bounded by work, not time) take longer, and must not use up the search's time
+    (bench35's Add_Mod_3). The first build is made to look 1,000 s long on the pipeline's clock."""
+    original = pipeline._Extractor.mlp_alternatives
+    offset = [0.0]
+
+    def slow_and_sabotaged(self, m, full=False):
+        alts = original(self, m, full)
+        if not getattr(self, "_sabotaged", False):
+            self._sabotaged = True
+            offset[0] += 1000.0
+            a = alts[0]
+            alts.insert(0, pipeline._MLPAlt(a.inputs, "u0", "u0", "u0", 1, 1.0, 99.0, True, a.tolerance,
+                                            a.integer_target, "mlp", a.n_samples, "sabotage"))
+        return alts
+
+    monkeypatch.setattr(pipeline._Extractor, "mlp_alternatives", slow_and_sabotaged)
+    monkeypatch.setattr(pipeline, "time", types.SimpleNamespace(perf_counter=lambda: time.perf_counter() + offset[0]))
+    p = dtx.extract(hand_result, config=ExtractConfig(search_budget=30))
+    assert offset[0] == 1000.0
+    assert p.verified and len(p.search_log) > 1, p.search_log
 
 
 def test_truth_fit_regresses_the_readout_against_the_targets(hand_result: TrainResult) -> None:
