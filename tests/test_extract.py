@@ -378,21 +378,27 @@ def test_trace_gives_every_live_variable(hand_program: Program) -> None:
     np.testing.assert_array_equal(env[4], [[1.0, 3.0, 6.0]])  # y
 
 
-def test_search_recovers_from_a_wrong_first_candidate(hand_result: TrainResult, monkeypatch) -> None:
-    """The first MLP candidate is wrong while the model is exact: the search swaps in the next
-    one (scored on training sequences) and the program verifies."""
+def _sabotage_first_mlp(monkeypatch, on_first=lambda: None) -> None:
+    """Put a wrong candidate (`u0`) first in the first MLP's alternatives, calling `on_first` then."""
     original = pipeline._Extractor.mlp_alternatives
 
     def sabotaged(self, m, full=False):
         alts = original(self, m, full)
         if not getattr(self, "_sabotaged", False):
             self._sabotaged = True
+            on_first()
             a = alts[0]
             alts.insert(0, pipeline._MLPAlt(a.inputs, "u0", "u0", "u0", 1, 1.0, 99.0, True, a.tolerance,
                                             a.integer_target, "mlp", a.n_samples, "sabotage"))
         return alts
 
     monkeypatch.setattr(pipeline._Extractor, "mlp_alternatives", sabotaged)
+
+
+def test_search_recovers_from_a_wrong_first_candidate(hand_result: TrainResult, monkeypatch) -> None:
+    """The first MLP candidate is wrong while the model is exact: the search swaps in the next
+    one (scored on training sequences) and the program verifies."""
+    _sabotage_first_mlp(monkeypatch)
     p = dtx.extract(hand_result, config=ExtractConfig(search_budget=30))
     assert p.verified, p.search_log
     assert p.search_log[0]["try"] == "first candidates" and not p.search_log[0]["verified"]
@@ -404,20 +410,8 @@ def test_a_slow_first_build_leaves_the_search_its_whole_budget(hand_result: Trai
     """The search's clock starts with the search: on a loaded machine the graph's symbolic
     regressions (bounded by work, not time) take longer, and must not use up the search's time
     (bench35's Add_Mod_3). The first build is made to look 1,000 s long on the pipeline's clock."""
-    original = pipeline._Extractor.mlp_alternatives
     offset = [0.0]
-
-    def slow_and_sabotaged(self, m, full=False):
-        alts = original(self, m, full)
-        if not getattr(self, "_sabotaged", False):
-            self._sabotaged = True
-            offset[0] += 1000.0
-            a = alts[0]
-            alts.insert(0, pipeline._MLPAlt(a.inputs, "u0", "u0", "u0", 1, 1.0, 99.0, True, a.tolerance,
-                                            a.integer_target, "mlp", a.n_samples, "sabotage"))
-        return alts
-
-    monkeypatch.setattr(pipeline._Extractor, "mlp_alternatives", slow_and_sabotaged)
+    _sabotage_first_mlp(monkeypatch, on_first=lambda: offset.__setitem__(0, offset[0] + 1000.0))
     monkeypatch.setattr(pipeline, "time", types.SimpleNamespace(perf_counter=lambda: time.perf_counter() + offset[0]))
     p = dtx.extract(hand_result, config=ExtractConfig(search_budget=30))
     assert offset[0] == 1000.0
