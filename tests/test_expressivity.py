@@ -52,10 +52,20 @@ def relu_interpolant(points: np.ndarray, values: np.ndarray) -> tuple[int, Calla
     return len(knots) + 1, f  # + 1: the first linear piece is a ReLU of u - z[0] (u ≥ z[0])
 
 
+def _with_bos(x: np.ndarray) -> np.ndarray:
+    """(n, T) -> (n, T1): the BOS slot, which reads 0, first."""
+    return np.concatenate([np.zeros((x.shape[0], 1)), x], axis=1)
+
+
+def _bos(T1: int) -> np.ndarray:
+    """(T1,): 0 at the BOS slot, 1 at sequence positions (every derived variable is 0 at BOS)."""
+    return bos_mask(T1, torch.float64).numpy()
+
+
 def _route(pattern: torch.Tensor, v: np.ndarray) -> np.ndarray:
     """Apply (T1, T1) or (n, T1, T1) attention weights to per-position values v (n, T1)."""
     out = torch.matmul(pattern, torch.as_tensor(v).unsqueeze(-1)).squeeze(-1)
-    return (out * bos_mask(v.shape[1], out.dtype)).numpy()
+    return out.numpy() * _bos(v.shape[1])
 
 
 def _head(q: np.ndarray, k: np.ndarray, w_qk: float, w_k: float, w_kk: float,
@@ -73,10 +83,8 @@ def _addition_program(x: np.ndarray, base: int, averaging: bool) -> tuple[np.nda
     (0 propagate, 1 kill, 2 generate), L0.M1 = a + b; L1.H0 = the kind at the latest earlier
     position that is not a propagate (key: kind, scores equal for 1 and 2, lower for 0);
     L1.M0 (readout) = (a + b + [that kind is generate]) mod base. Returns (y, MLP units used)."""
-    n, T, _ = x.shape
-    z = np.zeros((n, 1))
-    a = np.concatenate([z, x[..., 0]], axis=1)  # (n, T1), BOS slot first
-    b = np.concatenate([z, x[..., 1]], axis=1)
+    T = x.shape[1]
+    a, b = _with_bos(x[..., 0]), _with_bos(x[..., 1])  # (n, T1)
     shift1 = fixed_pattern("shift1", T + 1, torch.float64)
     a1, b1 = _route(shift1, a), _route(shift1, b)
     grid = np.array([(i, j) for i in range(base) for j in range(base)], dtype=float)
@@ -84,8 +92,8 @@ def _addition_program(x: np.ndarray, base: int, averaging: bool) -> tuple[np.nda
     kind = np.where(s_grid == base - 1, 0.0, np.where(s_grid < base - 1, 1.0, 2.0))
     u_kind, f_kind = relu_interpolant(grid, kind)
     u_sum, f_sum = relu_interpolant(grid, s_grid)
-    k_prev = f_kind(a1, b1) * bos_mask(T + 1, torch.float64).numpy()
-    digit_sum = f_sum(a, b) * bos_mask(T + 1, torch.float64).numpy()
+    k_prev = f_kind(a1, b1) * _bos(T + 1)
+    digit_sum = f_sum(a, b) * _bos(T + 1)
     # s(0) = 0 < s(1) = s(2) = 2: w_k = 3, w_kk = -1 (a concave parabola in the key)
     h = _route(_head(np.ones_like(k_prev), k_prev, 0.0, 3.0, -1.0, averaging), k_prev)
     read = np.array([(s, c) for s in range(2 * base - 1) for c in range(3)], dtype=float)
@@ -118,17 +126,11 @@ def test_the_same_construction_fails_when_the_head_averages_its_tie_set(task: st
 # raw MLP input, ModelConfig.mlp_periods).
 
 
-def _with_bos(x: np.ndarray) -> np.ndarray:
-    """(n, T) -> (n, T1): the BOS slot, which reads 0, first."""
-    return np.concatenate([np.zeros((x.shape[0], 1)), x], axis=1)
-
-
 def _aggregate(pattern: torch.Tensor, v: np.ndarray, how: str) -> np.ndarray:
     out = _route(pattern, v)
     if how == "sum":  # mean × selector width (1 / the row's largest weight)
         p = pattern if pattern.dim() == 3 else pattern.unsqueeze(0)
-        out = out / p.amax(-1).numpy()
-        out = out * bos_mask(v.shape[1], torch.float64).numpy()
+        out = out / p.amax(-1).numpy()  # the BOS row stays 0
     return out
 
 
@@ -137,10 +139,9 @@ def _balanced_parenthesis(x: np.ndarray) -> np.ndarray:
     L1.H0 = d at the smallest d (BOS's 0 included; ties hold equal values); readout
     L1.M0 = relu(1 − (d − 2·min)): d − 2·min ≥ 0, and = 0 only when d = min = 0 (one ReLU)."""
     x, T1 = _with_bos(x[..., 0]), x.shape[1] + 1
-    bos = bos_mask(T1, torch.float64).numpy()
     pos = np.arange(T1) - 1.0
     m = _aggregate(fixed_pattern("prefix", T1, torch.float64), x, "mean")
-    d = ((pos + 1) - 2.0 * m * (pos + 1)) * bos
+    d = ((pos + 1) - 2.0 * m * (pos + 1)) * _bos(T1)
     mn = _aggregate(_head(np.ones_like(d), d, 0.0, -1.0, 0.0), d, "mean")
     return np.maximum(1.0 - (d - 2.0 * mn), 0.0)[:, 1:]
 
@@ -159,7 +160,7 @@ def _majority_0_2(x: np.ndarray) -> np.ndarray:
     κ = 3·count − x; readout L1.H0 = x at the largest κ: the value with the largest count, the
     smallest of those tied (κ determines x, so tied keys hold one value)."""
     x, T1 = _with_bos(x[..., 0]), x.shape[1] + 1
-    one = bos_mask(T1, torch.float64).numpy() * np.ones_like(x)
+    one = _bos(T1) * np.ones_like(x)
     count = _aggregate(_head(x, x, 2.0, 0.0, -1.0), one, "sum")
     kappa = (3.0 * count - x) * one
     return _aggregate(_head(np.ones_like(kappa), kappa, 0.0, 1.0, 0.0), x, "mean")[:, 1:]
@@ -168,14 +169,14 @@ def _majority_0_2(x: np.ndarray) -> np.ndarray:
 def _evens_counter(x: np.ndarray) -> np.ndarray:
     """L0.M0 = (1 + cos(π·x)) / 2 (a period-2 unit); readout L1.H0 = its prefix sum."""
     x, T1 = _with_bos(x[..., 0]), x.shape[1] + 1
-    even = (1.0 + np.cos(np.pi * x)) / 2.0 * bos_mask(T1, torch.float64).numpy()
+    even = (1.0 + np.cos(np.pi * x)) / 2.0 * _bos(T1)
     return _aggregate(fixed_pattern("prefix", T1, torch.float64), even, "sum")[:, 1:]
 
 
 def _parity_zeros(x: np.ndarray) -> np.ndarray:
     """L0.M0 = 1 − x; L1.H0 = its prefix sum n; readout L1.M0 = (1 − cos(π·n)) / 2."""
     x, T1 = _with_bos(x[..., 0]), x.shape[1] + 1
-    zero = (1.0 - x) * bos_mask(T1, torch.float64).numpy()
+    zero = (1.0 - x) * _bos(T1)
     n = _aggregate(fixed_pattern("prefix", T1, torch.float64), zero, "sum")
     return ((1.0 - np.cos(np.pi * n)) / 2.0)[:, 1:]
 
