@@ -38,8 +38,8 @@ class Fake:
     when `solves[t][i]`; the log lists (event, task, index) in order."""
 
     def __init__(self, times: dict[str, list[float]], solves: dict[str, list[bool]], fail: str | None = None,
-                 verifies: dict[str, list[bool]] | None = None) -> None:
-        self.times, self.solves, self.fail = times, solves, fail
+                 verifies: dict[str, list[bool]] | None = None, extract_s: float = 0.0) -> None:
+        self.times, self.solves, self.fail, self.extract_s = times, solves, fail, extract_s
         # verifies[t][n]: whether the program of task t's first n restarts verifies (default: yes)
         self.verifies = verifies or {}
         self.log: list[tuple[str, str, Any]] = []
@@ -63,7 +63,7 @@ class Fake:
             time.sleep(0.01)
         self.note("stopped" if stopped else "end", t, index)
         return {"seed": job.seed + index, "variant": "x", "ends": self.solves[t][index] and not stopped,
-                "steps": 1, "seconds": 0.0}
+                "steps": 1, "seconds": self.times[t][index]}
 
     def baseline_unit(self, job: Job, name: str) -> dict[str, Any]:
         self.note("baseline", job.task.label, name)
@@ -72,6 +72,7 @@ class Fake:
 
     def extract_unit(self, job: Job, deadline: float, restarts: int | None = None) -> dict[str, Any]:
         self.note("extract", job.task.label, restarts)
+        time.sleep(self.extract_s)
         n = restarts if restarts is not None else len(self.times[job.task.label])
         verified = self.verifies.get(job.task.label, [True] * (n + 1))[n]
         assert not any(e[0] == "start" and e[1] == job.task.label and ("end", *e[1:]) not in self.log
@@ -82,8 +83,8 @@ class Fake:
                 "program_test_exact": 1.0, "program_test_nmse": 0.0, "length_gen": True}
 
 
-def _jobs(tmp_path: Path, names: list[str], restarts: int = 2) -> list[Job]:
-    cfg = BenchConfig(budget=60, restarts=restarts)
+def _jobs(tmp_path: Path, names: list[str], restarts: int = 2, budget: float = 60) -> list[Job]:
+    cfg = BenchConfig(budget=budget, restarts=restarts)
     return [Job(BenchTask(n, n, "mips"), 0, str(tmp_path), cfg) for n in names]
 
 
@@ -169,3 +170,32 @@ def test_no_fallback_restart_runs_when_the_first_two_models_program_verifies(tmp
     assert [e for e in f.log if e[0] == "extract"] == [("extract", "A", 2)]  # the probe was the extraction
     assert rows[0]["program_verified"] is True and rows[0]["error"] is None
     assert read_row(tmp_path / "tasks" / "A") is not None
+
+
+def test_no_fallback_starts_when_it_would_not_end_within_the_budget(tmp_path, fake):
+    # restarts 0 and 1 take 0.3 s of a 0.5 s budget: a third as long would end past it, so neither
+    # it nor the probe before it runs, and the extraction finishes the run from the two that ran
+    f = fake(times={"A": [0.3, 0.3, 0.01, 0.01]}, solves={"A": [False] * 4}, verifies={"A": [False] * 5})
+    rows = list(sched.schedule(_jobs(tmp_path, ["A"], restarts=4, budget=0.5), Threads(2), 2))
+    assert not any(e[0] == "start" and e[2] >= 2 for e in f.log)
+    assert [e for e in f.log if e[0] == "extract"] == [("extract", "A", 2)]
+    assert rows[0]["error"] is None and read_row(tmp_path / "tasks" / "A") is not None
+
+
+def test_a_probe_after_which_no_fallback_fits_is_the_extraction(tmp_path, fake):
+    # at 0.3 s a 0.3 s fallback fits the 1 s budget, so the probe runs; it takes 0.5 s, after
+    # which the fallback would end past the budget: no restart starts and the probe is the extraction
+    f = fake(times={"A": [0.3, 0.3, 0.01]}, solves={"A": [False] * 3}, verifies={"A": [False] * 4}, extract_s=0.5)
+    rows = list(sched.schedule(_jobs(tmp_path, ["A"], restarts=3, budget=1.0), Threads(2), 2))
+    assert ("start", "A", 2) not in f.log
+    assert [e for e in f.log if e[0] == "extract"] == [("extract", "A", 2)]
+    assert rows[0]["error"] is None and rows[0]["program_verified"] is False
+
+
+def test_fallbacks_that_fit_the_budget_run_side_by_side_after_the_probe(tmp_path, fake):
+    f = fake(times={"A": [0.1, 0.1, 0.1, 0.1]}, solves={"A": [False] * 4}, verifies={"A": [False] * 5})
+    list(sched.schedule(_jobs(tmp_path, ["A"], restarts=4, budget=30), Threads(2), 2))
+    probe = f.log.index(("extract", "A", 2))
+    assert probe < f.log.index(("start", "A", 2)) < f.log.index(("end", "A", 2))
+    assert f.log.index(("start", "A", 3)) < f.log.index(("end", "A", 2))  # the two fallbacks overlap
+    assert [e for e in f.log if e[0] == "extract"] == [("extract", "A", 2), ("extract", "A", None)]

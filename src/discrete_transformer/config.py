@@ -121,8 +121,10 @@ class TrainConfig:
     harden_fraction: float = 0.35  # last fraction of steps: selectors frozen at argmax
     population: int = 16  # independent models trained in lockstep (vectorised) per restart
     # independent seeds, run in parallel processes; restart i runs portfolio[i % len(portfolio)].
-    # A third (arithmetic again) was measured and not adopted (docs/architecture.md §18).
-    restarts: int = 2
+    # Four since §29: the bench starts a fallback restart (i >= 2) only when it can end within the
+    # task's budget, so a slower machine runs two and a faster one the whole portfolio (§18, §28
+    # measured a third without that rule).
+    restarts: int = 4
     batch_size: int = 16  # per population member, during the search
     lr: float = 1e-2  # continuous weights (Adam)
     lr_selector: float = 3e-2  # selector logits (Adam)

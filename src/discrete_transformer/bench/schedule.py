@@ -14,8 +14,13 @@ order restarts > extract > baselines:
 - before the first fallback restart, a *probe* extract unit extracts the program of the first
   two restarts' best model: a task counts as solved when its program verifies, which an inexact
   model's often does (Add_Mod_4: model 0.1 %, program verified), and then no fallback runs;
-- a job's extract unit is ready once its restarts are resolved (one solved, all finished, or the
-  probe's program verified — then the probe is the job's extraction);
+- a fallback restart (and the probe before the first one) starts only when it can end within the
+  budget, judged by the longest restart the task has run so far (they ran their whole schedule):
+  a restart cut short by the budget is compute spent on a search whose temperatures never fell,
+  so on a slower machine the portfolio simply ends sooner; a probe after which no fallback fits
+  is the job's extraction;
+- a job's extract unit is ready once its restarts are resolved (one solved, all finished, the
+  probe's program verified — then the probe is the job's extraction — or no fallback fits);
 - baselines fill a worker the job's restarts leave idle; a later job starts only when the earlier
   ones have nothing ready, so no worker waits while there is work.
 
@@ -68,6 +73,9 @@ class _JobState:
     extract: dict[str, Any] | None = None
     probe_started: bool = False
     probe: dict[str, Any] | None = None  # the probe extraction's result, once it has one
+    longest_restart_s: float = 0.0  # the longest finished restart's training seconds
+    closed: bool = False  # no further restart starts: the next one would not end within the budget
+    fallback_ok: bool | None = None  # at the probe's end: may the first fallback start?
     error: dict[str, Any] | None = None
     done: bool = False
 
@@ -77,7 +85,13 @@ class _JobState:
 
     @property
     def restarts_resolved(self) -> bool:
-        return self.solved or self.restarts_done >= self.restarts or self.probe_verified
+        return self.solved or self.restarts_done >= self.restarts or self.probe_verified or self.closed
+
+    def fallback_fits(self, now: float | None = None) -> bool:
+        """Whether one more restart, as long as the longest so far, ends within the budget."""
+        assert self.start is not None
+        now = time.time() if now is None else now
+        return now + self.longest_restart_s <= self.start + self.job.config.budget
 
     def next_kind(self) -> str | None:
         """The kind of the job's first ready unit (restart, probe, extract, baseline), or None."""
@@ -85,10 +99,17 @@ class _JobState:
             return None
         i = self.next_restart
         if not self.restarts_resolved and i < self.restarts and self.restarts_done >= i - SIDE_BY_SIDE + 1:
-            if i < SIDE_BY_SIDE or self.probe is not None:
+            if i < SIDE_BY_SIDE:
                 return "restart"
-            if not self.probe_started and self.restarts_running == 0:
-                return "probe"  # the first two ended unsolved: does their program verify?
+            if self.probe is not None:
+                # the first fallback was judged when the probe ended; later ones now
+                if (self.fallback_ok if i == SIDE_BY_SIDE else self.fallback_fits()):
+                    return "restart"
+                self.closed = True
+            elif not self.probe_started and self.restarts_running == 0:
+                if self.fallback_fits():
+                    return "probe"  # the first two ended unsolved: does their program verify?
+                self.closed = True  # no fallback fits: the extraction is the task's last unit
         if self.restarts_resolved and self.restarts_running == 0 and not self.extract_started and not self.probe_verified:
             return "extract"
         return "baseline" if self.baselines_left else None
@@ -104,7 +125,8 @@ class _JobState:
             return restart_unit, (self.job, self.next_restart - 1, deadline)
         if kind == "extract":
             self.extract_started = True
-            return extract_unit, (self.job, deadline)
+            # restarts never started (no time left for them) stay untrained: the run ends with the rest
+            return extract_unit, (self.job, deadline) + ((self.next_restart,) if self.closed else ())
         if kind == "probe":
             self.probe_started = True
             return extract_unit, (self.job, deadline, self.next_restart)
@@ -148,6 +170,7 @@ def _record(s: _JobState, kind: str, out: dict[str, Any]) -> dict[str, Any] | No
         s.error = s.error or out
     elif kind == "restart":
         s.restarts_done += 1
+        s.longest_restart_s = max(s.longest_restart_s, float(out.get("seconds", 0.0)))
         if out["ends"] and not s.solved:
             s.solved = True
             (s.job.run_dir / STOP_FILE).touch()  # the task's other running restarts end
@@ -155,8 +178,12 @@ def _record(s: _JobState, kind: str, out: dict[str, Any]) -> dict[str, Any] | No
         s.extract = out
     elif kind == "probe":
         s.probe = out
+        s.fallback_ok = s.fallback_fits(now)
         if s.probe_verified:
             s.extract = out  # the job's extraction: no fallback restart runs
+        elif not s.fallback_ok:
+            s.closed = True
+            s.extract = out  # it extracted every restart that ran, and none follows
     else:
         s.baselines.update({k: out for k in BASELINES if f"{k}_test_exact" in out})
     if kind == "restart":
