@@ -58,3 +58,11 @@ def never_finishes(model_cfg, train_cfg, split, spec, seed, log_path=None, progr
     _log(log_path, _row(seed, 0, 0.0))
     time.sleep(120)
     return RestartResult(seed, 0, {"nmse": 1.0, "exact": 0.0, "score": 1.0}, 1, 120.0, False, {}, [])
+
+
+def takes_two_seconds(model_cfg, train_cfg, split, spec, seed, log_path=None, progress=None,
+                        continuous_tol=1e-7, should_stop=None) -> RestartResult:
+    """Every restart takes 2 s, unsolved."""
+    time.sleep(2.0)
+    val = {"nmse": 0.5, "exact": 0.0, "score": 0.5}
+    return RestartResult(seed, 0, val, 1, 2.0, False, {"w": torch.tensor([float(seed)])}, [])

@@ -288,3 +288,52 @@ def test_restarts_cycle_through_the_portfolio_variants(monkeypatch) -> None:
     run_restarts(tiny_model(), cfg, split, spec, seed=0, progress=False, parallel=False)
     st = cfg.attention_st_from
     assert seen == [(0, False, False, st), (1, True, True, 0.2), (2, False, False, st)]
+
+
+def _timed_fake(seconds: float):
+    """Every restart takes `seconds` and reports it; the calls record each restart's time limit."""
+    calls: list[tuple[int, float | None]] = []
+
+    def train_restart(model_cfg, train_cfg, split, spec, seed, log_path=None, progress=None, **kw):
+        import time
+
+        calls.append((seed, train_cfg.time_limit))
+        time.sleep(seconds)
+        val = {"nmse": 0.5, "exact": 0.0, "score": 0.5}
+        return RestartResult(seed, 0, val, 1, seconds, False, {"w": torch.tensor([float(seed)])}, [])
+
+    return train_restart, calls
+
+
+def test_a_budget_skips_the_restarts_that_would_not_end_within_it(monkeypatch) -> None:
+    # 0.3 s restarts, a 0.7 s budget: restart 0 starts at 0 s, restart 1 at 0.3 s (0.6 <= 0.7),
+    # restart 2 would end at 0.9 s: it and restart 3 are skipped; each runs under what is left
+    fake, calls = _timed_fake(0.3)
+    monkeypatch.setattr(R, "train_restart", fake)
+    split, spec = _data("sum_last2", n=50)
+    best, results = run_restarts(tiny_model(), tiny_train(restarts=4, budget=0.7), split, spec, seed=0,
+                                 progress=False, parallel=False)
+    assert [s for s, _ in calls] == [0, 1] and [r.seed for r in results] == [0, 1]
+    assert 0.6 < calls[0][1] <= 0.7 and 0.3 < calls[1][1] <= 0.4
+    fake, calls = _timed_fake(0.01)
+    monkeypatch.setattr(R, "train_restart", fake)
+    run_restarts(tiny_model(), tiny_train(restarts=4), split, spec, seed=0, progress=False, parallel=False)
+    assert calls == [(0, None), (1, None), (2, None), (3, None)]  # no budget: every restart, no limit
+
+
+def test_the_pool_skips_restarts_that_would_not_end_within_the_budget(tmp_path: Path) -> None:
+    from restart_fakes import takes_two_seconds
+
+    # restarts 0 and 1 start at once and end 2 s (plus the workers' start-up) into a 3 s budget:
+    # 2 s more would end past it, so the workers skip restarts 2 and 3
+    split, spec = _data("sum_last2", n=50)
+    best, results = run_restarts(tiny_model(), tiny_train(restarts=4, budget=3.0), split, spec, seed=0,
+                                 out_dir=tmp_path, progress=False, max_workers=2, train_fn=takes_two_seconds)
+    assert [r.seed for r in results] == [0, 1]
+
+
+def test_a_budget_must_be_positive() -> None:
+    from discrete_transformer.config import TrainConfig
+
+    with pytest.raises(ValueError, match="budget"):
+        TrainConfig(budget=0)

@@ -173,6 +173,12 @@ class TrainConfig:
     eval_every: int = 100
     val_size: int = 1000  # validation sequences carved from the training split
     time_limit: float | None = None  # seconds per restart; None = no limit
+    # Wall seconds from the start of the restarts within which they all end (None = no limit): a
+    # restart starts only if one as long as the longest finished so far would end in time (a
+    # search cut short never lets its temperatures fall), and runs under what is left. `dtx bench`
+    # applies the same rule with its own per-task budget (--budget); this one is for `dtx
+    # train`/`run` (`--set train.budget=150` bounds them as the bench does). docs/architecture.md §29.
+    budget: float | None = None
     stop_on_exact: bool = True
     # Search variants the restarts cycle through (restart i runs portfolio[i % len]); names are
     # keys of SEARCH_VARIANTS. Every task gets the same portfolio: it is one configuration whose
@@ -194,6 +200,8 @@ class TrainConfig:
                and self.attention_st_spread >= 0.0,
                "attention_st_from and attention_st_share must be in [0, 1], attention_st_spread >= 0")
         _check(self.harden_top >= 1, "harden_top must be >= 1")
+        _check(self.budget is None or self.budget > 0, f"budget must be > 0 seconds or None, got {self.budget}")
+        _check(self.time_limit is None or self.time_limit > 0, f"time_limit must be > 0 seconds or None, got {self.time_limit}")
         _check(self.polish_iters >= 0 and self.polish_size >= 1, "polish_iters >= 0, polish_size >= 1")
         _check(self.trial_polish_nmse >= 0.0 and self.trial_polish_max >= 0 and self.trial_polish_iters >= 1,
                "trial_polish_nmse and trial_polish_max must be >= 0, trial_polish_iters >= 1")

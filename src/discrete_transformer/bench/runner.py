@@ -178,11 +178,11 @@ def _budgeted_restart(deadline: float, max_steps: int | None, model_cfg, train_c
     whose steps are at most the bench's testing cap ``max_steps`` — after its portfolio variant,
     which may scale them."""
     from ..training.loop import train_restart
+    from ..training.restarts import within
 
     if max_steps is not None and train_cfg.total_steps > max_steps:
         train_cfg = dataclasses.replace(train_cfg, steps=max_steps, steps_scale=1.0)
-    left = max(deadline - time.time(), 1e-3)
-    return train_restart(model_cfg, dataclasses.replace(train_cfg, time_limit=left), split, spec, seed, **kw)
+    return train_restart(model_cfg, within(train_cfg, deadline), split, spec, seed, **kw)
 
 
 def _guarded(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:

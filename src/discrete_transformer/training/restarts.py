@@ -24,6 +24,7 @@ Best = lowest ``val["score"]``, ties broken by the lower seed.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import queue as queue_mod
@@ -66,6 +67,21 @@ def ends_portfolio(kind: str, val: dict[str, float], continuous_tol: float = CON
     """Whether a finished restart makes the remaining ones unnecessary: solved, or (continuous)
     within ENOUGH_TOL (or `continuous_tol`, if looser)."""
     return is_solved(kind, val, max(continuous_tol, ENOUGH_TOL))
+
+
+def fits(deadline: float | None, longest: float) -> bool:
+    """Whether a restart as long as ``longest`` seconds, started now, ends by ``deadline``
+    (wall clock, ``time.time()``; None = no budget)."""
+    return deadline is None or time.time() + longest <= deadline
+
+
+def within(train_cfg: TrainConfig, deadline: float | None) -> TrainConfig:
+    """``train_cfg`` whose per-restart time limit is at most what is left until ``deadline``."""
+    if deadline is None:
+        return train_cfg
+    left = max(deadline - time.time(), 1e-3)
+    limit = left if train_cfg.time_limit is None else min(train_cfg.time_limit, left)
+    return dataclasses.replace(train_cfg, time_limit=limit)
 
 
 def seed_log_path(out_dir: Path, seed: int) -> Path:
@@ -144,10 +160,18 @@ def _run_one(
     rows: Any,
     continuous_tol: float,
     train_fn: Callable[..., RestartResult],
+    deadline: float | None = None,
+    longest: Any = None,
 ) -> RestartResult | None:
-    """One restart in a pool worker. Returns None when the run was already solved elsewhere."""
+    """One restart in a pool worker. Returns None when the run was already solved elsewhere, or
+    when the restart would not end within the budget (``longest``: a shared value, the longest
+    finished restart's seconds)."""
     if stop_event.is_set():
         return None
+    if deadline is not None:
+        if longest.value > 0 and not fits(deadline, longest.value):
+            return None  # the first restarts always start (under what is left of the budget)
+        train_cfg = within(train_cfg, deadline)
     split = _split_from_numpy(split_np)
 
     def progress(step: int, row: dict) -> None:
@@ -167,6 +191,8 @@ def _run_one(
     )
     if train_cfg.stop_on_exact and ends_portfolio(split.kind, result.val, continuous_tol):
         stop_event.set()
+    if longest is not None:  # here, not in the parent: this worker may take the next restart at once
+        longest.value = max(longest.value, float(result.seconds))
     return _state_to_numpy(result)
 
 
@@ -306,8 +332,11 @@ def run_restarts(
     Resuming (see :mod:`.resume`): ``finished`` are restarts of an earlier, interrupted session;
     their seeds are not run again (nothing more runs if one of them solved the task and
     ``stop_on_exact``). ``on_finished(result)`` is called as each restart finishes, in this
-    process (the run keeps it on disk).
+    process (the run keeps it on disk). With ``train_cfg.budget``, restarts end within that many
+    seconds of this call, and a restart starts only if it can (:func:`fits`); skipped restarts are
+    not in the list either.
     """
+    deadline = None if train_cfg.budget is None else time.time() + train_cfg.budget
     K = train_cfg.restarts
     all_seeds = [seed + i for i in range(K)]
     done = {r.seed: r for r in (finished or []) if r.seed in all_seeds}
@@ -339,13 +368,14 @@ def run_restarts(
         with display:
             if len(seeds) == 1 or not parallel:
                 results = _run_in_process(
-                    cfgs, train_cfg, split, spec, seeds, out, display, continuous_tol, fn, on_finished
+                    cfgs, train_cfg, split, spec, seeds, out, display, continuous_tol, fn, on_finished, deadline
                 )
             else:
                 workers = max_workers if max_workers is not None else (os.cpu_count() or 1)
                 workers = max(1, min(len(seeds), workers))
                 results = _run_in_pool(
-                    cfgs, train_cfg, split, spec, seeds, out, display, continuous_tol, workers, fn, on_finished
+                    cfgs, train_cfg, split, spec, seeds, out, display, continuous_tol, workers, fn, on_finished,
+                    deadline,
                 )
     finally:
         if previous_term is not None:
@@ -371,15 +401,20 @@ def _run_in_process(
     continuous_tol: float,
     train_fn: Callable[..., RestartResult],
     on_finished: Callable[[RestartResult], None] | None = None,
+    deadline: float | None = None,
 ) -> list[RestartResult]:
     results: list[RestartResult] = []
     for s in seeds:
         if results and train_cfg.stop_on_exact and any(ends_portfolio(split.kind, r.val, continuous_tol) for r in results):
             display.cancelled(s)
             continue
+        if results and not fits(deadline, max(r.seconds for r in results)):
+            display.cancelled(s)
+            continue
         on_row: Callable[[int, dict], None] = lambda step, row, s=s: display.row(s, row)  # noqa: E731
         r = train_fn(
-            *cfgs[s],
+            cfgs[s][0],
+            within(cfgs[s][1], deadline),
             split,
             spec,
             s,
@@ -418,6 +453,7 @@ def _run_in_pool(
     workers: int,
     train_fn: Callable[..., RestartResult],
     on_finished: Callable[[RestartResult], None] | None = None,
+    deadline: float | None = None,
 ) -> list[RestartResult]:
     ctx = mp.get_context("spawn")
     manager = SyncManager(ctx=ctx)
@@ -428,13 +464,15 @@ def _run_in_pool(
     results: list[RestartResult] = []
     try:
         stop_event = manager.Event()
+        longest = manager.Value("d", 0.0) if deadline is not None else None
         rows = manager.Queue() if display.mode != "off" else None
         executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
         split_np = _split_to_numpy(split)
         for s in seeds:
             log = str(seed_log_path(out, s)) if out is not None else None
             f = executor.submit(
-                _run_one, *cfgs[s], split_np, spec, s, log, stop_event, rows, continuous_tol, train_fn
+                _run_one, *cfgs[s], split_np, spec, s, log, stop_event, rows, continuous_tol, train_fn, deadline,
+                longest,
             )
             futures[f] = s
         pending = set(futures)
@@ -504,4 +542,4 @@ def _stop_pool(executor: ProcessPoolExecutor | None, futures: dict[Future, int],
             pass
 
 
-__all__ = ["CONTINUOUS_TOL", "ENOUGH_TOL", "ends_portfolio", "is_solved", "merge_metrics", "run_restarts", "seed_log_path"]
+__all__ = ["CONTINUOUS_TOL", "ENOUGH_TOL", "ends_portfolio", "fits", "is_solved", "within", "merge_metrics", "run_restarts", "seed_log_path"]
