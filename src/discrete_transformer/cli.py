@@ -361,7 +361,7 @@ def bench_cmd(
     seeds: int = typer.Option(1, "--seeds", help="Seeds per task (0..N-1); a task is solved when any seed is."),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes; a task's restarts, baselines and extraction are units they share."),
     executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
-    budget: float = typer.Option(150.0, "--budget", help="Seconds from a task's start within which all its DT restarts end (BenchConfig.budget)."),
+    budget: float = typer.Option(150.0, "--budget", help="Seconds from a task's start within which all its DT restarts end; a fallback restart starts only if it fits (BenchConfig.budget)."),
     out: Path = typer.Option(..., "--out", help="Bench directory; rerunning resumes, skipping finished tasks."),
     docs: Optional[Path] = typer.Option(None, "--docs", help="Also write the Markdown summary here (docs/benchmarks.md) once every task has a row."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)."),
