@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
+from ..training.restarts import fits
 from .baselines import BASELINES
 from .runner import (STOP_FILE, Job, assemble_row, baseline_unit, extract_unit, job_configs, new_row,
                      prepare_dir, restart_unit, write_row)
@@ -75,7 +76,6 @@ class _JobState:
     probe: dict[str, Any] | None = None  # the probe extraction's result, once it has one
     longest_restart_s: float = 0.0  # the longest finished restart's training seconds
     closed: bool = False  # no further restart starts: the next one would not end within the budget
-    fallback_ok: bool | None = None  # at the probe's end: may the first fallback start?
     error: dict[str, Any] | None = None
     done: bool = False
 
@@ -87,11 +87,10 @@ class _JobState:
     def restarts_resolved(self) -> bool:
         return self.solved or self.restarts_done >= self.restarts or self.probe_verified or self.closed
 
-    def fallback_fits(self, now: float | None = None) -> bool:
+    def fallback_fits(self) -> bool:
         """Whether one more restart, as long as the longest so far, ends within the budget."""
         assert self.start is not None
-        now = time.time() if now is None else now
-        return now + self.longest_restart_s <= self.start + self.job.config.budget
+        return fits(self.start + self.job.config.budget, self.longest_restart_s)
 
     def next_kind(self) -> str | None:
         """The kind of the job's first ready unit (restart, probe, extract, baseline), or None."""
@@ -102,8 +101,8 @@ class _JobState:
             if i < SIDE_BY_SIDE:
                 return "restart"
             if self.probe is not None:
-                # the first fallback was judged when the probe ended; later ones now
-                if (self.fallback_ok if i == SIDE_BY_SIDE else self.fallback_fits()):
+                # the first fallback was judged when the probe ended (else the job is closed)
+                if i == SIDE_BY_SIDE or self.fallback_fits():
                     return "restart"
                 self.closed = True
             elif not self.probe_started and self.restarts_running == 0:
@@ -178,10 +177,9 @@ def _record(s: _JobState, kind: str, out: dict[str, Any]) -> dict[str, Any] | No
         s.extract = out
     elif kind == "probe":
         s.probe = out
-        s.fallback_ok = s.fallback_fits(now)
         if s.probe_verified:
             s.extract = out  # the job's extraction: no fallback restart runs
-        elif not s.fallback_ok:
+        elif not s.fallback_fits():
             s.closed = True
             s.extract = out  # it extracted every restart that ran, and none follows
     else:
