@@ -706,8 +706,21 @@ def test_fixed_patterns_are_causal_rows_that_route_exactly() -> None:
     assert (fixed_pattern("shift2", 7) @ v).tolist() == [0, 0, 0, 5, 7, 1, 3]  # 0 before the start
     np.testing.assert_allclose((fixed_pattern("prefix", 7) @ v)[1:].numpy(),
                                np.cumsum(v[1:].numpy()) / np.arange(1, 7), rtol=1e-6)  # float32
-    with pytest.raises(ValueError, match="unknown fixed attention pattern"):
-        fixed_pattern("shift", 3)
+    assert (fixed_pattern("shift5", 7) @ v).tolist() == [0, 0, 0, 0, 0, 0, 5]  # any shift c >= 1
+    for bad in ("shift", "shift0", "shifts"):  # "shifts" is a family, expanded before use
+        with pytest.raises(ValueError, match="unknown fixed attention pattern"):
+            fixed_pattern(bad, 3)
+
+
+def test_shifts_expand_to_every_shift_the_length_allows() -> None:
+    from discrete_transformer.model.attention import expand_patterns
+
+    assert expand_patterns(("shifts", "prefix"), 5) == ("shift1", "shift2", "shift3", "shift4", "prefix")
+    assert expand_patterns(("shift2", "shifts"), 3) == ("shift2", "shift1")  # no duplicates
+    model = _model(population=1, attention_patterns=("shifts", "prefix"))
+    assert model.layers[0]["attn"].patterns == expand_patterns(("shifts", "prefix"), model.data.T)
+    with pytest.raises(ValueError, match="attention_patterns"):
+        ModelConfig(attention_patterns=("shift0",))
 
 
 def test_a_head_that_chooses_a_fixed_pattern_routes_by_it() -> None:
@@ -745,7 +758,7 @@ def test_fixed_patterns_off_add_nothing_and_on_get_gradients() -> None:
     g = model.layers[0]["attn"].pattern_choice.theta.grad
     assert g is not None and bool(torch.isfinite(g).all()) and float(g.abs().sum()) > 0
     with pytest.raises(ValueError, match="attention_patterns"):
-        ModelConfig(attention_patterns=("shift9",))
+        ModelConfig(attention_patterns=("shift9", "shift9"))  # not distinct
 
 
 def test_without_averaging_only_one_key_patterns_are_offered_and_the_choice_is_hard_forward() -> None:

@@ -37,6 +37,11 @@ def _ints(lo: int, hi: int) -> Callable[[np.random.Generator, int], np.ndarray]:
     return lambda rng, n: rng.integers(lo, hi + 1, n).astype(np.float64)
 
 
+def _rare(hi: int, rare: int, p: float) -> Callable[[np.random.Generator, int], np.ndarray]:
+    """Integers on [0, hi], and with probability p the value `rare`."""
+    return lambda rng, n: np.where(rng.random(n) < p, rare, rng.integers(0, hi + 1, n)).astype(np.float64)
+
+
 @dataclass(frozen=True)
 class Planted:
     id: str
@@ -73,7 +78,7 @@ PLANTED = [
     Planted("a (a>=0)", ("a",), (_u(0, 5),), lambda a: a, 1),
     Planted("where(c,a,b)", ("a", "b", "c"), (U3, U3, _ints(0, 1)), lambda a, b, c: np.where(c != 0, a, b), 4),
     Planted("(a+b)%3", ("a", "b"), (_ints(0, 9), _ints(0, 9)), lambda a, b: np.mod(a + b, 3), 5),
-    Planted("a+(a==5) rare", ("a",), (_ints(0, 1000),), lambda a: a + (a == 5), 5, n=6000),
+    Planted("a+(a==50) rare", ("a", "b"), (_rare(3000, 50, 0.001), _ints(0, 50)), lambda a, b: a + (a == 50), 5, n=6000),
 ]
 
 
@@ -240,9 +245,21 @@ def test_operator_subset_is_respected() -> None:
 
 def test_no_fitted_constants() -> None:
     X, y = next(c for c in PLANTED if c.id == "0.01*x").sample(0)
-    cfg = SRConfig(fit_constants=False, time_budget=1.0)
+    cfg = SRConfig(fit_constants=False, time_budget=1.0, int_constants=(0, 1, 2, 10))  # given, not derived
     res = symbolic_regression(X, y, ("x",), 1e-9, cfg)
     assert res.best.exact and res.best.size == 5 and res.best.source == "x / 10 / 10"
+
+
+def test_constants_come_from_the_data() -> None:
+    """0, 1, 2, then the integer target's and integer inputs' largest value, its successor, span
+    and negated minimum; real-valued columns add nothing."""
+    X = np.array([[0.0, 0.5, -3.0], [6.0, 0.25, 4.0]])
+    assert sr.data_constants(X, np.array([0.0, 6.0])) == (0, 1, 2, 6, 7, 4, 5, 8, 3)[:3 + sr.MAX_DATA_CONSTANTS]
+    assert sr.data_constants(X[:, 1:2], np.array([0.5, 1.5])) == (0, 1, 2)
+    cfg = SRConfig(int_constants=(0, 1, 7))
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 20, 500).astype(float)
+    assert symbolic_regression(a[:, None], np.mod(a, 7), ("a",), 0.5, cfg, integer_target=True).best.source == "a % 7"
 
 
 @pytest.mark.parametrize("case_id", ["0.5*a*b**2", "(a+b)>=2 bits", "where(c,a,b)", "a%3"])
@@ -417,9 +434,10 @@ def test_printer_text() -> None:
 
 
 def test_counterexamples_restart_the_search(monkeypatch) -> None:
-    """``a + (a == 5)`` agrees with ``a`` on a probe that misses a == 5: the failed verification
-    on the full data adds those rows to the probe and the search restarts and finds it."""
-    case = next(c for c in PLANTED if c.id == "a+(a==5) rare")
+    """``a + (a == 50)`` agrees with ``a`` on a probe that misses a == 50: the failed
+    verification on the full data adds those rows to the probe and the search restarts and finds
+    it (50, the largest value of the input b, is one of the constants the data suggests)."""
+    case = next(c for c in PLANTED if c.id == "a+(a==50) rare")
     X, y = case.sample(0)
     searches = []
     orig = sr._Search.__init__
@@ -431,7 +449,7 @@ def test_counterexamples_restart_the_search(monkeypatch) -> None:
     monkeypatch.setattr(sr._Search, "__init__", counting_init)
     best = symbolic_regression(X, y, case.names, case.tol).best
     assert len(searches) >= 2
-    assert best.exact and best.source == "a + (1 if a == 5 else 0)"
+    assert best.exact and best.source == "a + (1 if a == 50 else 0)"
 
 
 def test_a_modulus_of_a_computed_integer_is_taken_of_its_rounded_value() -> None:

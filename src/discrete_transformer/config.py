@@ -65,9 +65,10 @@ class ModelConfig:
     # exp(gamma_v) (gamma 0 at init), so that while it is soft every candidate enters the mixture
     # at the target's scale; kept after hardening (y = g·v). docs/architecture.md §14.
     readout_gain: bool = False
-    # Fixed routing patterns (names from model.attention.FIXED_PATTERNS: shift1..3, prefix) each
-    # head may choose, by one more selector, instead of its learned scores; () = none (DESIGN's
-    # head, and what configs stored before the field load as). docs/architecture.md §15.
+    # Fixed routing patterns each head may choose, by one more selector, instead of its learned
+    # scores: shift<c> (attend to i - c), "shifts" (shift1 .. shift{T-1} at the data's length T),
+    # "prefix" (uniform over 0..i); () = none (DESIGN's head, and what configs stored before the
+    # field load as). docs/architecture.md §15.
     attention_patterns: tuple[str, ...] = ("shift1", "shift2", "shift3", "prefix")
     # (module pattern, variable pattern) pairs, fnmatch-style: the module may not read the
     # variable. Modules are `L{l}.H{h}` (roles `.q .k .v`), `L{l}.M{m}` (roles `.in0 ...`) and
@@ -93,12 +94,12 @@ class ModelConfig:
         _check(isinstance(self.attention_sum, bool), "ModelConfig.attention_sum must be a bool")
         _check(isinstance(self.attention_bos_bias, bool), "ModelConfig.attention_bos_bias must be a bool")
         _check(isinstance(self.readout_gain, bool), "ModelConfig.readout_gain must be a bool")
-        from .model.attention import FIXED_PATTERNS  # the model's library is the one truth
+        from .model.attention import is_pattern_name  # the model's library is the one truth
 
         pats = (self.attention_patterns,) if isinstance(self.attention_patterns, str) else tuple(self.attention_patterns)
-        _check(all(p in FIXED_PATTERNS for p in pats) and len(set(pats)) == len(pats),
-               f"ModelConfig.attention_patterns must be distinct names among {', '.join(FIXED_PATTERNS)}, "
-               f"got {self.attention_patterns!r}")
+        _check(all(isinstance(p, str) and is_pattern_name(p) for p in pats) and len(set(pats)) == len(pats),
+               "ModelConfig.attention_patterns must be distinct names among shift<c> (c >= 1), shifts "
+               f"(every shift the sequence length allows), prefix; got {self.attention_patterns!r}")
         object.__setattr__(self, "attention_patterns", pats)
         # JSON round-trips tuples as lists: normalise, then validate the shape.
         pairs = tuple(tuple(p) for p in self.forbid_reads)

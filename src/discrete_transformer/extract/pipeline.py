@@ -103,6 +103,9 @@ class ExtractConfig:
     sr_max_size: int = 10
     # The symbolic-regression grammar (an inductive-bias knob): a subset of symbolic.ALL_OPERATORS.
     sr_operators: tuple[str, ...] = SRConfig().operators
+    # The grammar's integer constants; None = derived from each regression's data
+    # (symbolic.data_constants: 0, 1, 2 and the ranges of the integer inputs and target).
+    sr_int_constants: tuple[int, ...] | None = None
     grid_points: int = 2048  # grid samples per MLP, on top of the seen inputs
     search_budget: float = 60.0  # seconds for the fallback search, from its start
     search_rows: int = 2000  # training sequences the search scores candidates on
@@ -430,7 +433,8 @@ class _Extractor:
         return g
 
     def _sr(self, X: np.ndarray, y: np.ndarray, n_names: int, tol: float, integer: bool) -> SRResult:
-        conf = SRConfig(max_size=self.cfg.sr_max_size, time_budget=self.cfg.sr_budget, operators=self.cfg.sr_operators)
+        conf = SRConfig(max_size=self.cfg.sr_max_size, time_budget=self.cfg.sr_budget, operators=self.cfg.sr_operators,
+                        int_constants=self.cfg.sr_int_constants)
         return symbolic_regression(X, y, PLACEHOLDERS[:n_names], tol, config=conf,
                                    integer_target=integer, seed=self.cfg.seed)
 
@@ -569,7 +573,7 @@ class _Extractor:
         y_all = self.y_search[..., channel].reshape(-1)
         tol = INT_TOL if self.kind == "discrete" else 1e-3 * max(float(np.std(y_all)), 1e-9)
         conf = SRConfig(max_size=self.cfg.sr_max_size, time_budget=TRUTH_BUDGET_FACTOR * self.cfg.sr_budget,
-                        operators=self.cfg.sr_operators)
+                        operators=self.cfg.sr_operators, int_constants=self.cfg.sr_int_constants)
         out: list[_MLPAlt] = []
         tried: set[tuple[int, ...]] = set()
         for tag, reads in (("composed", self._fused_inputs(m)), ("own", tuple(m.reads))):

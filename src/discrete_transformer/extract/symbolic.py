@@ -100,7 +100,9 @@ class SRConfig:
         "add", "sub", "mul", "div", "mod", "floor", "round", "abs", "min", "max", "square",
         "sqrt", "neg", "ge", "gt", "eq", "where",
     )  # the grammar; a subset restricts it
-    int_constants: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6, 10)  # small integers
+    # Integer constants of the grammar; None = derived from the data (`data_constants`): 0, 1, 2
+    # and the integers the data's ranges suggest (a modulus, a divisor, a threshold).
+    int_constants: tuple[int, ...] | None = None
     fit_constants: bool = True  # allow real constants fitted by least squares
     max_samples: int = 4000  # subsample the data for search; final errors on all data
 
@@ -523,6 +525,9 @@ class _Problem:
         self.XS, self.tS = X[S], t[S]
         self.exact: tuple[int, float, Tree] | None = None  # (size, mse on S, tree)
         self.restarts = 0
+        given = config.int_constants
+        self.constants = tuple(dict.fromkeys(int(k) for k in given)) if given is not None else (
+            data_constants(X, t))
 
     @property
     def exact_size(self) -> int:
@@ -1037,7 +1042,7 @@ class _Search:
         self._begin_level(1)
         self._emit(1, self.Xp.T.copy(), "var", np.arange(m), leaf=True)
         self.n_var_rows = self.next_id
-        consts = [int(k) for k in dict.fromkeys(prob.cfg.int_constants)]
+        consts = list(prob.constants)
         if consts:
             C = np.repeat(np.asarray(consts, dtype=np.float64)[:, None], self.P, axis=1)
             self._emit(1, C, "int", np.asarray(consts), leaf=True, affine=False)
@@ -1173,6 +1178,31 @@ def _choose_probe(X: np.ndarray, t: np.ndarray, S: np.ndarray, rng: np.random.Ge
     prio += rng.permutation(len(S)).tolist()
     chosen = list(dict.fromkeys(prio))[:_PROBE_ROWS]
     return np.sort(S[np.asarray(chosen, dtype=np.int64)])
+
+
+SMALL_INTEGERS = (0, 1, 2)  # identities and doubling: in every grammar
+MAX_DATA_CONSTANTS = 6  # at most this many constants taken from the data, beyond SMALL_INTEGERS
+MAX_DATA_CONSTANT = 10_000  # larger integers are left to fitted real constants
+
+
+def data_constants(X: np.ndarray, y: np.ndarray | None = None) -> tuple[int, ...]:
+    """Integer constants the data suggests: ``SMALL_INTEGERS`` and, for the integer target ``y``
+    (first, when it is integer-valued) and each integer-valued input column, its largest value ``hi``, ``hi + 1`` and its
+    span ``hi - lo + 1``, and ``-lo`` for a negative ``lo``.
+
+    Why: a modulus, divisor or threshold of an integer rule is the range of a value it produces
+    or reads (``s mod k`` takes k values; ``floor(s / 16)`` divides by an input's span), so the
+    grammar's constants come from the data instead of a fixed list of small integers."""
+    found: list[int] = []
+    cols = ([np.asarray(y, dtype=np.float64).reshape(-1)] if y is not None else []) + [
+        np.asarray(X, dtype=np.float64)[:, c] for c in range(np.asarray(X).shape[1])]
+    for v in cols:
+        if v.size == 0 or not np.all(np.isfinite(v)) or not np.all(v == np.rint(v)):
+            continue
+        lo, hi = int(v.min()), int(v.max())
+        found += [hi, hi + 1, hi - lo + 1] + ([-lo] if lo < 0 else [])
+    extra = [k for k in dict.fromkeys(found) if k not in SMALL_INTEGERS and 2 < abs(k) <= MAX_DATA_CONSTANT]
+    return SMALL_INTEGERS + tuple(extra[:MAX_DATA_CONSTANTS])
 
 
 def symbolic_regression(

@@ -29,9 +29,24 @@ AGGREGATE_MEAN_PRIOR = 2.0
 
 # Fixed routing patterns a head may choose instead of its learned scores
 # (ModelConfig.attention_patterns): RASP's positional selectors, exact by construction.
-#   shift{c}: position i attends to i - c (to BOS, which reads 0, when i < c)
+#   shift{c}: position i attends to i - c (to BOS, which reads 0, when i < c), any c >= 1
+#   shifts:   every shift the sequence length allows, shift1 .. shift{T-1} (expand_patterns)
 #   prefix:   position i attends uniformly to positions 0..i (BOS excluded): the prefix mean
-FIXED_PATTERNS = ("shift1", "shift2", "shift3", "prefix")
+FIXED_PATTERNS = ("shift1", "shift2", "shift3", "prefix")  # examples; `shifts` expands to shift1..
+
+
+def is_pattern_name(name: str) -> bool:
+    """A name `fixed_pattern` or `expand_patterns` understands: shift{c} (c >= 1), shifts, prefix."""
+    return name in ("shifts", "prefix") or (name.startswith("shift") and name[5:].isdigit() and int(name[5:]) >= 1)
+
+
+def expand_patterns(names: tuple[str, ...], T: int) -> tuple[str, ...]:
+    """The concrete patterns of a configured list at sequence length `T`: "shifts" becomes
+    shift1 .. shift{T-1}, so every shift the data's length allows is one choice of a head."""
+    out: list[str] = []
+    for name in names:
+        out += [f"shift{c}" for c in range(1, T)] if name == "shifts" else [name]
+    return tuple(dict.fromkeys(out))
 
 
 def fixed_pattern(name: str, T1: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -39,14 +54,14 @@ def fixed_pattern(name: str, T1: int, dtype: torch.dtype = torch.float32) -> tor
     sequence positions 1..T1-1 (causal; the BOS row attends to BOS)."""
     a = torch.zeros(T1, T1, dtype=dtype)
     rows = torch.arange(T1)
-    if name.startswith("shift") and name[5:].isdigit():
+    if name != "shifts" and is_pattern_name(name) and name.startswith("shift"):
         a[rows, (rows - int(name[5:])).clamp_min(0)] = 1.0
     elif name == "prefix":
         a = torch.ones(T1, T1, dtype=dtype).tril()
         a[1:, 0] = 0.0
         a = a / a.sum(-1, keepdim=True)
     else:
-        raise ValueError(f"unknown fixed attention pattern {name!r}; choose from {', '.join(FIXED_PATTERNS)}")
+        raise ValueError(f"unknown fixed attention pattern {name!r}; choose from shift<c> (c >= 1), prefix")
     a[0] = 0.0
     a[0, 0] = 1.0
     return a

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..config import ModelConfig
-from .attention import AttentionLayer, select
+from .attention import AttentionLayer, expand_patterns, select
 from .bias import MaskBuilder
 from .mlp import MLPLayer
 from .selector import SelectMode, Selector
@@ -61,7 +61,7 @@ class DiscreteTransformer(nn.Module):
                 population, config.n_heads, n_avail, gen,
                 allowed=masks.attention(layer, config.n_heads, names), averaging=config.attention_averaging,
                 summing=config.attention_sum, bos_bias=config.attention_bos_bias,
-                patterns=config.attention_patterns,
+                patterns=expand_patterns(config.attention_patterns, data.T),
             )
             names += [f"L{layer}.H{h}" for h in range(config.n_heads)]
             mlp = MLPLayer(
