@@ -343,3 +343,14 @@ def test_under_positional_routing_the_arithmetic_variant_leaves_queries_and_keys
     m, _, name = restart_configs(base, TrainConfig(), 0)
     assert name == "arithmetic" and m.attention_sum and m.attention_routing == "positional"
     assert m.forbid_reads == (("readout", "pos"),)  # q/k may still read pos, the one thing they route by
+
+
+def test_data_spec_round_trips_and_older_specs_load_without_target_levels() -> None:
+    from discrete_transformer.model import DataSpec
+    from discrete_transformer.training.checkpoint import spec_from_dict, spec_to_dict
+
+    spec = DataSpec(("a", "b"), ("y",), (1.0, 2.0), 3.0, 7, target_levels=5)
+    assert spec_from_dict(spec_to_dict(spec)) == spec
+    old = spec_to_dict(spec)
+    del old["target_levels"]
+    assert spec_from_dict(old).target_levels == 0

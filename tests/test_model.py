@@ -770,3 +770,21 @@ def test_without_averaging_only_one_key_patterns_are_offered_and_the_choice_is_h
     for k, p in cache.items():
         if k.endswith(".pattern"):
             assert torch.allclose(p.amax(-1), torch.ones(())), k
+
+
+def test_periodic_bank_from_the_data_follows_the_target_levels() -> None:
+    """With mlp_periods_from_data the largest period is the integer target's number of distinct
+    values, capped by mlp_periods; a real-valued target gets no periodic units."""
+    from discrete_transformer.model.mlp import periodic_frequencies
+    from discrete_transformer.model.transformer import periods_for
+    from discrete_transformer.training.loop import data_spec
+
+    x = np.zeros((4, 5, 1))
+    cfg = ModelConfig(mlp_periods=16, mlp_periods_from_data=True)
+    for y, K in ((np.arange(20).reshape(4, 5, 1) % 7, 7), (np.arange(20.0).reshape(4, 5, 1), 16),
+                 (np.full((4, 5, 1), 0.5), 0), (np.arange(20).reshape(4, 5, 1) % 2, 2)):
+        spec = data_spec(x, y, ("x",), ("y",))
+        assert periods_for(cfg, spec) == K
+        model = DiscreteTransformer(cfg, spec, population=1)
+        assert model.layers[0]["mlp"].omegas == tuple(periodic_frequencies(K))
+    assert periods_for(ModelConfig(mlp_periods=6), data_spec(x, np.full((4, 5, 1), 0.5), ("x",), ("y",))) == 6

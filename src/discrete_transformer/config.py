@@ -38,6 +38,9 @@ class ModelConfig:
     # Periodic units: cos/sin of each raw input at the frequencies 2πj/k, k ≤ mlp_periods (0 = none),
     # so that integer functions of period ≤ K (mod K, parity) are exactly representable.
     mlp_periods: int = 0
+    # True: the bank's largest period is the number of distinct values of an integer target,
+    # at most mlp_periods (none for real-valued targets); False: mlp_periods itself.
+    mlp_periods_from_data: bool = False
     # How a soft (searching) MLP selector feeds its periodic units: "value" = cos/sin of the mixed
     # value (noise until the choice is sharp); "features" = the selector's mixture of what the units
     # give on every candidate. Identical once selectors are one-hot. "features" finds the mod-k
@@ -82,6 +85,7 @@ class ModelConfig:
         _check(self.mlp_hidden + self.mlp_bilinear >= 1, "an MLP needs at least one hidden unit")
         _check(self.mlp_periods == 0 or 2 <= self.mlp_periods <= 32,
                f"ModelConfig.mlp_periods must be 0 (off) or in 2..32, got {self.mlp_periods}")
+        _check(isinstance(self.mlp_periods_from_data, bool), "ModelConfig.mlp_periods_from_data must be a bool")
         _check(self.mlp_periodic_mix in ("features", "value"),
                f"ModelConfig.mlp_periodic_mix must be 'features' or 'value', got {self.mlp_periodic_mix!r}")
         _check(self.mlp_periodic_mix_tau >= 0.0,

@@ -36,6 +36,9 @@ class DataSpec:
     input_rms: tuple[float, ...]
     target_rms: float
     T: int
+    # Distinct values of an all-integer target (0 for real-valued targets): the largest period an
+    # integer rule's output can show, which sets the periodic units' bank (ModelConfig.mlp_periods_from_data).
+    target_levels: int = 0
 
     @property
     def n_in(self) -> int:
@@ -44,6 +47,15 @@ class DataSpec:
     @property
     def n_out(self) -> int:
         return len(self.output_names)
+
+
+def periods_for(config: ModelConfig, data: DataSpec) -> int:
+    """The periodic units' largest period K: `mlp_periods`, or with `mlp_periods_from_data` the
+    number of distinct target values clamped to [2, mlp_periods] (0 for real-valued targets), since
+    an integer rule of period k has at least k output values (s mod k, parity)."""
+    if not config.mlp_periods_from_data or config.mlp_periods == 0:
+        return config.mlp_periods
+    return 0 if data.target_levels < 2 else min(config.mlp_periods, data.target_levels)
 
 
 class DiscreteTransformer(nn.Module):
@@ -74,7 +86,7 @@ class DiscreteTransformer(nn.Module):
                 max(data.target_rms, 1e-3),
                 gen,
                 allowed=masks.mlp(layer, config.n_mlps, config.mlp_arity, names),
-                periods=config.mlp_periods,
+                periods=periods_for(config, data),
                 periodic_skip=(data.n_in, data.n_in + 1),  # pos, one
                 periodic_mix=config.mlp_periodic_mix,
                 periodic_mix_tau=config.mlp_periodic_mix_tau,

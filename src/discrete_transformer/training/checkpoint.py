@@ -88,6 +88,7 @@ def spec_to_dict(spec: DataSpec) -> dict[str, Any]:
         "input_rms": [float(v) for v in spec.input_rms],
         "target_rms": float(spec.target_rms),
         "T": int(spec.T),
+        "target_levels": int(spec.target_levels),
     }
 
 
@@ -98,6 +99,7 @@ def spec_from_dict(d: dict[str, Any]) -> DataSpec:
         input_rms=tuple(float(v) for v in d["input_rms"]),
         target_rms=float(d["target_rms"]),
         T=int(d["T"]),
+        target_levels=int(d.get("target_levels", 0)),  # absent from checkpoints written before it
     )
 
 

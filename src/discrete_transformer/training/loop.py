@@ -61,7 +61,14 @@ def data_spec(x: np.ndarray, y: np.ndarray, input_names: tuple[str, ...], output
         input_rms=rms_in,
         target_rms=float(np.sqrt(np.mean(np.square(y)))),
         T=int(x.shape[1]),
+        target_levels=target_levels(y),
     )
+
+
+def target_levels(y: np.ndarray) -> int:
+    """Distinct values of an all-integer target, 0 when any value is not an integer."""
+    y = np.asarray(y, dtype=np.float64)
+    return int(np.unique(y).size) if bool(np.all(y == np.rint(y))) else 0
 
 
 def per_member_loss(pred: torch.Tensor, y: torch.Tensor, var_y: torch.Tensor) -> torch.Tensor:
