@@ -364,6 +364,7 @@ def bench_cmd(
     budget: float = typer.Option(150.0, "--budget", help="Seconds from a task's start within which all its DT restarts end; a fallback restart starts only if it fits (BenchConfig.budget)."),
     out: Path = typer.Option(..., "--out", help="Bench directory; rerunning resumes, skipping finished tasks."),
     docs: Optional[Path] = typer.Option(None, "--docs", help="Also write the Markdown summary here (docs/benchmarks.md) once every task has a row."),
+    public_results: Optional[Path] = typer.Option(None, "--public-results", help="results.json of a public-suite bench: which public tasks the library verifies, for the generated suite's per-family report."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", hidden=True, help="Testing: cap DT steps per restart."),
     baseline_steps: Optional[int] = typer.Option(None, "--baseline-steps", hidden=True, help="Testing: baseline steps."),
@@ -377,6 +378,7 @@ def bench_cmd(
     from .bench.bench import plan_jobs, run_bench
     from .bench.baselines import BaselineConfig
     from .bench.executors import check_executor
+    from .bench.generalization import load_public_results
     from .bench.live import LiveView
     from .bench.runner import BenchConfig
 
@@ -392,6 +394,7 @@ def bench_cmd(
             base = dataclasses.replace(base, gru_steps=baseline_steps, tf_steps=baseline_steps,
                                        eval_every=min(base.eval_every, baseline_steps))
         config = BenchConfig(budget=budget, baseline=base, max_steps=max_steps, overrides=tuple(sets or ()))
+        public = None if public_results is None else load_public_results(public_results)
         planned = plan_jobs([*(suite or []), *(files or [])] or ["all"], seeds, out, config)
     except ValueError as e:  # unknown suite/task, bad data file, bad option, Ray missing
         _fail(str(e))
@@ -399,7 +402,8 @@ def bench_cmd(
     console = Console()
     try:
         with LiveView(len(planned), console) as view:
-            summary = run_bench(planned, out, executor, jobs, command=command, docs=docs, address=address, on_row=view)
+            summary = run_bench(planned, out, executor, jobs, command=command, docs=docs, address=address, on_row=view,
+                                public_results=public)
     except KeyboardInterrupt:
         Console(stderr=True).print(f"[yellow]interrupted[/yellow]: finished tasks are kept; rerun the same command to resume ({out})")
         raise typer.Exit(EXIT_INTERRUPTED)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Sequence
 from ..training.checkpoint import atomic_write_json
 from ..training.restarts import _term_as_interrupt
 from .executors import check_executor, run_jobs
+from .generalization import GENERATED, write_generalization
 from .report import git_commit, headline, machine, now_utc, previous_wall, write_reports
 from .runner import BenchConfig, Job, read_row
 from .suite import resolve_suite
@@ -58,8 +59,13 @@ def run_bench(
     docs: Path | None = None,
     address: str | None = None,
     on_row: OnRow | None = None,
+    public_results: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the jobs and write the reports; returns the summary (with ``headline``)."""
+    """Run (or resume) the jobs and write the reports; returns the summary (with ``headline``).
+
+    Generated tasks also get the per-family report (``generalization.md``, which ``docs`` gets
+    instead of the benchmark table when every task is generated); ``public_results``
+    (:func:`.generalization.load_public_results`) says which public tasks the library verifies."""
     check_executor(executor, n_jobs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,6 +97,9 @@ def run_bench(
         "overrides": list(cfg.overrides),
         "wall_s": wall0,
     }
+    if public_results is not None:
+        meta["public_results"] = public_results
+    every_generated = bool(jobs) and all(j.task.family == GENERATED for j in jobs)
 
     def key_of(row: dict[str, Any]) -> str:
         return row["task"] if int(row.get("seed", 0)) == 0 else f"{row['task']}.seed{row['seed']}"
@@ -102,8 +111,10 @@ def run_bench(
         # control) only once every job has a row, so an interrupted bench never leaves a
         # partial table there.
         complete = final and len(rows) >= len(jobs)
-        s = write_reports(out, ordered, meta, docs if complete else None)
-        s["headline"] = headline(s)
+        done_docs = docs if complete else None
+        s = write_reports(out, ordered, meta, None if every_generated else done_docs)
+        per_family = write_generalization(out, ordered, meta, done_docs if every_generated else None)
+        s["headline"] = per_family if every_generated and per_family else headline(s)
         return s
 
     for r in sorted(rows.values(), key=lambda r: order.get(key_of(r), 0)):

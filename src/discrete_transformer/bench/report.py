@@ -173,15 +173,12 @@ def _score(r: dict[str, Any], prefix: str) -> str:
     return f"{as_float(r.get(prefix + '_test_nmse')):.1e}"
 
 
-def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, Any]) -> str:
+def conditions(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, Any]) -> list[str]:
+    """The exact command and what it ran under (date, machine, commit, executor, budget,
+    baselines, compute, testing caps): every bench report starts with them, so that it can be
+    rerun and its numbers questioned."""
     m = meta["machine"]
-    out = [
-        "# Benchmark",
-        "",
-        "Produced by `dtx bench`; do not edit by hand — rerun the command below to regenerate it.",
-        "",
-        f"**{headline(s)}**",
-        "",
+    return [
         "```bash",
         meta["command"],
         "```",
@@ -202,6 +199,18 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         *_seconds_line(s),
         *([f"- **testing caps in force**: DT steps per restart ≤ {meta['max_steps']} (not the default "
             "configuration's step count)"] if meta.get("max_steps") else []),
+    ]
+
+
+def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, Any]) -> str:
+    out = [
+        "# Benchmark",
+        "",
+        "Produced by `dtx bench`; do not edit by hand — rerun the command below to regenerate it.",
+        "",
+        f"**{headline(s)}**",
+        "",
+        *conditions(rows, meta, s),
         "",
         "Scores are on the test split: discrete tasks by exact match after rounding (whole sequence), "
         "continuous tasks by MSE normalised by the target variance (solved: ≤ 1e-6). *verified*: the "
@@ -260,5 +269,5 @@ def previous_wall(out: Path) -> float:
         return 0.0
 
 
-__all__ = ["COLUMNS", "git_commit", "headline", "machine", "markdown", "now_utc", "previous_wall", "summarise",
+__all__ = ["COLUMNS", "conditions", "git_commit", "headline", "machine", "markdown", "now_utc", "previous_wall", "summarise",
            "write_reports"]

@@ -296,6 +296,44 @@ def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict
     return part
 
 
+def _jsonable(v: Any) -> Any:
+    """A task parameter as plain JSON (tuples as lists, numpy scalars as numbers, anything else
+    as its text, non-finite floats as "inf"/"nan" like :func:`_finite`), so a row stays
+    readable whatever a task generator stores."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    item = getattr(v, "item", None)
+    return _jsonable(item()) if callable(item) and getattr(v, "ndim", None) == 0 else str(v)
+
+
+def _task_fields(task: BenchTask) -> dict[str, Any]:
+    """What the registry says about a built-in task (its generator family, the public task it
+    generalises, parameter bands, reference program size, T), copied into the row so that the
+    per-family report reads rows alone, as they were when the bench ran. Empty for data files
+    and for a task the registry no longer resolves."""
+    if task.family == "file":
+        return {}
+    try:
+        from ..tasks import get_task
+
+        spec = get_task(task.source)
+    except Exception:  # noqa: BLE001 - a task renamed or a generator changed since: the row is still written
+        return {}
+    ref = getattr(spec, "reference_ops", None)
+    return {
+        "generator": str(getattr(spec, "generator", "") or ""),
+        "generalises": str(getattr(spec, "generalises", "") or ""),
+        "params": {str(k): _jsonable(v) for k, v in dict(getattr(spec, "params", None) or ()).items()},
+        "bands": {str(k): str(v) for k, v in dict(getattr(spec, "bands", None) or ()).items()},
+        "reference_ops": None if ref is None else int(ref),
+        "T": int(spec.T),
+    }
+
+
 def new_row(job: Job) -> dict[str, Any]:
     """The fields of a row known before anything runs."""
     cfg = job.config
@@ -310,6 +348,7 @@ def new_row(job: Job) -> dict[str, Any]:
         "overrides": list(cfg.overrides),
         "run_dir": str(job.run_dir),
         "commit": job.commit,
+        **_task_fields(job.task),
     }
 
 
