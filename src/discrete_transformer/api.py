@@ -191,6 +191,9 @@ class _Plan:
     resume: bool = False  # continue an interrupted run in run_dir (keep its finished restarts)
 
 
+MIN_TRAIN_SEQUENCES = 2  # the validation carve-out takes at least one training sequence
+
+
 def _prepare(
     source: str | os.PathLike | Dataset,
     out: str | os.PathLike | None,
@@ -220,6 +223,10 @@ def _prepare(
         ds = source if kind is None or kind == source.kind else dataclasses.replace(source, kind=kind)
     else:
         ds = load_source(source, seed=data_seed, kind=kind)
+    if ds.n_train < MIN_TRAIN_SEQUENCES:
+        where = source if not isinstance(source, Dataset) else f"dataset {ds.name}"
+        raise ValueError(f"{os.fspath(where)}: x_train: has {ds.n_train} sequence; training needs at least "
+                         f"{MIN_TRAIN_SEQUENCES} (one is held out for validation)")
     return _Plan(ds, model_cfg, train_cfg, run_dir, seed, data_seed, t0)
 
 

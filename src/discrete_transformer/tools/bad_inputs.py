@@ -194,6 +194,8 @@ def _cases() -> list[Case]:
           _npz(y_test=np.full((3, 4), np.inf)), ("data.npz", "y_test", "inf")),
         c("npz-empty", ".npz with 0 training sequences", T + ("data.npz",) + OUT,
           _npz(x_train=np.zeros((0, 4)), y_train=np.zeros((0, 4))), ("data.npz", "x_train", "empty")),
+        c("npz-one-train", ".npz with 1 training sequence", T + ("data.npz",) + OUT,
+          _npz(x_train=np.zeros((1, 4)), y_train=np.zeros((1, 4))), ("data.npz", "x_train", "at least 2")),
         c("npz-T-one", ".npz with T = 1", T + ("data.npz",) + OUT,
           _npz(x_train=np.zeros((6, 1)), y_train=np.zeros((6, 1)), x_test=np.zeros((3, 1)), y_test=np.zeros((3, 1))),
           ("data.npz", "x_train", "T")),
