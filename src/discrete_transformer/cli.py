@@ -1,6 +1,7 @@
 """The ``dtx`` command line.
 
-Commands: ``dtx tasks`` (the built-in task suite), ``dtx train SOURCE --out DIR`` (train,
+Commands: ``dtx tasks`` (the built-in task suite; ``--suite generated:SEED`` a generated sample),
+``dtx export`` (tasks as data files), ``dtx train SOURCE --out DIR`` (train,
 evaluate on the test split, write a run directory), ``dtx extract DIR`` (turn a run's model into
 ``DIR/program.py`` and verify it: ``DIR/verification.json``) and ``dtx run SOURCE --out DIR``
 (train + extract + verify); ``dtx train --resume DIR`` continues an interrupted run;
@@ -55,21 +56,68 @@ def main(
         raise typer.Exit(0)
 
 
-@app.command("tasks")
-def tasks_cmd() -> None:
-    """List the built-in tasks: name, family, kind, input channels, T and the rule."""
-    from .tasks import TASKS
+SUITE_HELP = "all (the 47 public tasks, default) | mips | continuous | generated | generated:SEED (a generated sample)."
 
-    table = Table(title=f"{len(TASKS)} built-in tasks", show_lines=False)
+
+@app.command("tasks")
+def tasks_cmd(
+    suite: Optional[str] = typer.Option(None, "--suite", help=SUITE_HELP),
+) -> None:
+    """List the built-in tasks: name, family, kind, input channels, T and the rule."""
+    from .tasks import TASKS, suite_specs
+    from .tasks.generated import SUITE_NAMES
+
+    specs, title = TASKS, f"{len(TASKS)} built-in tasks"
+    if suite is not None:
+        try:
+            found = suite_specs(suite)
+        except ValueError as e:  # generated:x, generated:-1
+            _fail(str(e))
+        if found is None:
+            _fail(f"unknown suite {suite!r}; expected one of: {', '.join(SUITE_NAMES)}")
+        specs, title = found, f"{len(found)} tasks of suite {suite.strip()}"
+    generated = any(t.family == "generated" for t in specs)
+    table = Table(title=title, show_lines=False)
     table.add_column("name", no_wrap=True, style="bold")
     table.add_column("family", no_wrap=True)
+    if generated:
+        table.add_column("generalises", no_wrap=True)
     table.add_column("kind", no_wrap=True)
     table.add_column("channels", no_wrap=True)
     table.add_column("T", justify="right", no_wrap=True)
+    if generated:
+        table.add_column("params", overflow="fold")
+        table.add_column("ref ops", justify="right", no_wrap=True)
     table.add_column("rule", overflow="fold")
-    for t in TASKS:
-        table.add_row(t.name, t.family, t.kind, ", ".join(t.input_names), str(t.T), escape(t.description))
+    for t in specs:
+        cells = [t.name, t.generator or t.family]
+        if generated:
+            cells.append(t.generalises or "-")
+        cells += [t.kind, ", ".join(t.input_names) + (" -> " + ", ".join(t.output_names) if t.n_out > 1 else ""), str(t.T)]
+        if generated:
+            cells += [", ".join(f"{k}={v}" for k, v in t.params), str(t.reference_ops or "")]
+        table.add_row(*(escape(c) for c in cells), escape(t.description))
     Console().print(table)
+
+
+@app.command("export")
+def export_cmd(
+    sources: list[str] = typer.Argument(..., help="Task names and/or suites: mips, continuous, all, generated, generated:SEED."),
+    out: Path = typer.Option(..., "--out", help="A .npz/.csv/.jsonl file (one task), else a directory: one DIR/<name>.npz per task."),
+    n_test: Optional[int] = typer.Option(None, "--n-test", help="Test sequences per sampled task (default: make_dataset's 10000)."),
+) -> None:
+    """Write tasks as data files: the same make_dataset(seed=0) arrays the bench trains on."""
+    from .tasks.export import export_tasks
+    from .tasks.registry import DEFAULT_N_TEST
+
+    try:
+        written = export_tasks(sources, out, n_test=DEFAULT_N_TEST if n_test is None else n_test)
+    except ValueError as e:  # unknown task or suite, bad --out, bad --n-test
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"{getattr(e, 'filename', None) or out}: cannot write: {e.strerror or e}")
+    where = written[0] if len(written) == 1 else out
+    Console().print(f"wrote {len(written)} task(s) to {escape(str(where))}", highlight=False)
 
 
 SET_HELP = "Override a config field: section.field=value (sections model, train, extract); repeatable."

@@ -1,8 +1,10 @@
 """Resolve ``dtx bench --suite`` arguments into the list of tasks to run.
 
-A suite item is ``mips``, ``continuous`` or ``all`` (the built-in families), a built-in task name
-(any spelling :func:`~..tasks.get_task` accepts) or a data file path. Everything is checked here,
-before the bench writes anything, so a typo fails in one line instead of an hour in.
+A suite item is ``mips``, ``continuous`` or ``all`` (the 47 public tasks), ``generated`` or
+``generated:SEED`` (the generated suite's sample for that seed, :mod:`..tasks.generated`), a
+built-in or generated task name (any spelling :func:`~..tasks.get_task` accepts) or a data file
+path. Everything is checked here, before the bench writes anything, so a typo fails in one line
+instead of an hour in.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ from pathlib import Path
 from typing import Sequence
 
 from ..tasks import DATA_EXTENSIONS, TASKS, get_task, load_file
+from ..tasks.generated import generated_suite, parse_generated_suite
 
-SUITES = ("mips", "continuous", "all")
+PUBLIC_SUITES = ("mips", "continuous", "all")
+SUITES = (*PUBLIC_SUITES, "generated")  # and generated:SEED
 
 
 @dataclass(frozen=True)
 class BenchTask:
     """One task of a bench: ``label`` names its directory, ``source`` is what ``load_source``
-    takes (a task name or a file path), ``family`` is mips | continuous | file."""
+    takes (a task name or a file path), ``family`` is mips | continuous | generated | file."""
 
     label: str
     source: str
@@ -35,17 +39,23 @@ def _file_label(path: Path) -> str:
 def resolve_suite(items: Sequence[str]) -> list[BenchTask]:
     """Suite names, task names and data files -> tasks, in order, without duplicates.
 
-    Raises ``ValueError`` (``UnknownTaskError``, ``DataFileError``) naming the bad item."""
+    Raises ``ValueError`` (``UnknownTaskError``, ``DataFileError``, a bad ``generated:SEED``)
+    naming the bad item."""
     if not items:
         items = ["all"]
     out: dict[str, BenchTask] = {}
     for raw in items:
         item = str(raw).strip()
         low = item.lower()
-        if low in SUITES:
+        if low in PUBLIC_SUITES:
             for t in TASKS:
                 if low == "all" or t.family == low:
                     out.setdefault(t.name, BenchTask(t.name, t.name, t.family))
+            continue
+        seed = parse_generated_suite(item)  # ValueError for generated:x, generated:-1
+        if seed is not None:
+            for t in generated_suite(seed):
+                out.setdefault(t.name, BenchTask(t.name, t.name, t.family))
             continue
         if Path(item).suffix.lower() in DATA_EXTENSIONS or (os.path.exists(item) and not _is_task(item)):
             path = Path(item).resolve()  # job directories record it: keep it valid from any cwd

@@ -1,4 +1,5 @@
-"""Tasks and data: the built-in suite (tasks.md) and user data files, both as a :class:`Dataset`.
+"""Tasks and data: the built-in suite (tasks.md), the generated suite of task families
+(:mod:`.generated`) and user data files, all as a :class:`Dataset`.
 
 :func:`load_source` is the single entry point the CLI and the benchmark use, so a task name and a
 data file are interchangeable everywhere downstream.
@@ -11,16 +12,21 @@ from dataclasses import replace
 from pathlib import Path
 
 from .dataset import Dataset, infer_kind
+from .export import export_tasks
 from .files import DATA_EXTENSIONS, DataFileError, load_file, save_csv, save_jsonl, save_npz
+from .generated import FAMILIES, generated_suite, suite_specs
 from .registry import TASKS, TaskSpec, UnknownTaskError, get_task, make_dataset, task_names
 
 __all__ = [
     "DATA_EXTENSIONS",
+    "FAMILIES",
     "TASKS",
     "DataFileError",
     "Dataset",
     "TaskSpec",
     "UnknownTaskError",
+    "export_tasks",
+    "generated_suite",
     "get_task",
     "infer_kind",
     "load_file",
@@ -29,6 +35,7 @@ __all__ = [
     "save_csv",
     "save_jsonl",
     "save_npz",
+    "suite_specs",
     "task_names",
 ]
 

@@ -30,12 +30,15 @@ class UnknownTaskError(ValueError):
     """A task name that matches no built-in task; the message suggests the nearest names."""
 
 
+GENERATED_NAME = re.compile(r"gen\d+_\d+_", re.IGNORECASE | re.ASCII)  # gen{seed}_{index}_{family}
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One built-in task: how to sample inputs and the exact rule that produces the targets."""
 
     name: str
-    family: Literal["mips", "continuous"]
+    family: Literal["mips", "continuous", "generated"]
     kind: Literal["discrete", "continuous"]
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
@@ -49,6 +52,15 @@ class TaskSpec:
     domain: tuple[float, ...] | None = None
     description: str = ""
     iid: bool = True  # False when positions are not independent (Bit_Palindrome's sampler)
+    # Generated tasks only (tasks/generated.py): the family that drew the task, the public task
+    # whose rule it generalises, its parameters and their bands (for the per-family report), and
+    # its reference program with that program's size in the library's operation count.
+    generator: str = ""
+    generalises: str = ""
+    params: tuple[tuple[str, object], ...] = ()
+    bands: tuple[tuple[str, str], ...] = ()
+    reference: str = ""
+    reference_ops: int | None = None
 
     @property
     def n_in(self) -> int:
@@ -210,7 +222,8 @@ def _close_names(name: str, n: int = 3, cutoff: float = 0.6) -> list[str]:
 
 
 def get_task(name: str) -> TaskSpec:
-    """Look a task up by its MIPS name or any case/separator variant (``sum_last2``, ``SUM-LAST2``).
+    """Look a task up by its MIPS name or any case/separator variant (``sum_last2``, ``SUM-LAST2``),
+    or a generated task by its name ``gen{seed}_{index:03d}_{family}`` (tasks/generated.py).
 
     Raises :class:`UnknownTaskError` naming the closest matches, so a typo on the command line
     gets an actionable message instead of a bare KeyError.
@@ -221,6 +234,11 @@ def get_task(name: str) -> TaskSpec:
     for spec in TASKS:
         if _key(spec.name) == key:
             return spec
+    if GENERATED_NAME.match(str(name).strip()):
+        # Imported here: the generated suite builds on this module.
+        from .generated import generated_task
+
+        return generated_task(str(name))
     close = _close_names(str(name))
     if close:
         hint = "did you mean: " + ", ".join(close) + "?"
