@@ -246,6 +246,10 @@ _ARITHMETIC: dict[str, Any] = {
 SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "plain": MappingProxyType({}),
     "arithmetic": MappingProxyType(_ARITHMETIC),
+    # A candidate default, not yet adopted (docs/workflow.md): the arithmetic search whose periodic bank
+    # comes from the data (periods up to the integer target's number of distinct values, <= 16)
+    # instead of the fixed periods <= 6.
+    "arithmetic_data": MappingProxyType({**_ARITHMETIC, "model.mlp_periods": 16, "model.mlp_periods_from_data": True}),
     # Not in the default portfolio (§20): the arithmetic search with twice the steps, so its
     # temperatures fall twice as slowly. As the first restart it verified Evens_Counter and
     # Path_Length, which the default misses, but it doubled the bench's median task time and total.
