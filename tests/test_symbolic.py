@@ -3,10 +3,11 @@ integer targets, operator subsets, determinism, source/NumPy parity and time bud
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -86,7 +87,7 @@ def _check_front(res: SRResult) -> None:
     sizes = [c.size for c in res.front]
     mses = [c.mse for c in res.front]
     assert sizes == sorted(set(sizes)), sizes
-    assert all(x > y for x, y in zip(mses, mses[1:])), mses
+    assert all(x > y for x, y in itertools.pairwise(mses)), mses
     assert 0 <= res.picked < len(res.front)
     if any(c.exact for c in res.front):
         assert res.best.exact
@@ -152,6 +153,23 @@ def test_constant_targets() -> None:
     assert best.size == 1 and best.exact and best.source == "2.5"
     assert np.allclose(evaluate_source(best.numpy_source, ("a", "b"), list(X.T), numpy=True), 2.5)
 
+
+# Whole fronts (not only the picked candidate): the best expression per smaller size and the
+# display rounding of its fitted constants. A change here is a change of the search's results.
+GOLDEN_FRONTS = {
+    "|a-b|": [(1, "2.022", False), (3, "max(a, 2)", False), (4, "abs(a - b)", True)],
+    "(a+b)%3": [(1, "0.965", False), (4, "(1 if a > -b else 0)", False), (5, "(a + b) % 3", True)],
+    "0.5*a*b**2": [(1, "a", False), (2, "abs(b)", False), (4, "abs(a * b)", False), (6, "0.5 * a * b ** 2", True)],
+}
+
+
+@pytest.mark.parametrize("case_id", sorted(GOLDEN_FRONTS))
+def test_golden_fronts(case_id: str) -> None:
+    case = next(c for c in PLANTED if c.id == case_id)
+    X, y = case.sample(0)
+    res = symbolic_regression(X, y, case.names, case.tol)
+    assert [(c.size, c.source, c.exact) for c in res.front] == GOLDEN_FRONTS[case_id]
+    assert res.picked == len(res.front) - 1
 
 # ---- integer targets --------------------------------------------------------------------------
 
