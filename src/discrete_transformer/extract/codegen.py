@@ -24,7 +24,8 @@ import textwrap
 from typing import Sequence
 
 from .graph import AttentionNode, MLPNode, ProgramIR, rename_names
-from .hypotheses import Hypothesis, helper_sources, numpy_call, python_call
+from .hypotheses import helper_sources, numpy_call, python_call, python_helper
+from .patterns import pattern_label
 
 __all__ = ["escape_text", "evidence", "pattern_label", "render", "used_helpers"]
 
@@ -80,29 +81,6 @@ def _pct(x: float, digits: int) -> str:
     scale = 10**digits
     v = math.floor(100.0 * x * scale + 1e-9) / scale
     return f"{v:.{digits}f}%"
-
-
-def pattern_label(h: Hypothesis, q: str, k: str) -> str:
-    """A compact label of a routing pattern, e.g. `shift(1)` or `match(q=x, k=pos, latest)`."""
-    p = h.params
-    if h.name == "shift":
-        return f"shift({p['c']})"
-    if h.name == "prefix_mean":
-        return "prefix_mean(with BOS)" if p["include_bos"] else "prefix_mean"
-    if h.name == "window_mean":
-        return f"window_mean({p['c']}{', with BOS' if p['include_bos'] else ''})"
-    if h.name == "lag_window_mean":
-        return f"lag_window_mean({p['lo']}..{p['hi']} back{', with BOS' if p['include_bos'] else ''})"
-    if h.name in ("prefix_argmax", "prefix_argmin"):
-        bos = ", with BOS" if p["include_bos"] else ""
-        return f"{h.name}(k={k}, ties {p['tie']}{bos})"
-    if h.name == "match":
-        return f"match(q={q}, k={k}, {p['tie']})"
-    if h.name == "match_all":
-        return f"match_all(q={q}, k={k})"
-    if h.name == "lookup":
-        return f"lookup(q={q}, {len(p['table'])} entries)"
-    return h.name
 
 
 def _num(x: float) -> str:
@@ -371,8 +349,6 @@ def render(ir: ProgramIR, verification: Sequence[str] | None = None) -> str:
 
 def used_helpers(ir: ProgramIR) -> list[str]:
     """Names of the standard-library helpers the rendered program defines."""
-    from .hypotheses import python_helper
-
     seen: dict[str, None] = {}
     for n in ir.nodes:
         if isinstance(n, AttentionNode) and not n.is_alias:

@@ -25,7 +25,7 @@ import tokenize
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal, Union
 
-from .hypotheses import Hypothesis
+from .patterns import HELPER_NAMES, Hypothesis, hypothesis_reads
 
 __all__ = [
     "AttentionNode",
@@ -49,16 +49,13 @@ __all__ = [
 
 Role = Literal["input", "pos", "one", "attn", "mlp"]
 
-# Names a generated module uses itself: helpers, its two entry points, modules and builtins its
-# code calls. No program variable may take them. (Comprehension variables of MLP lines are
-# chosen by codegen among names the program does not use.)
-RESERVED_NAMES = frozenset(
+# Names a generated module uses itself: helpers (every routing pattern's, from the pattern
+# registry), its two entry points, modules and builtins its code calls. No program variable may
+# take them. (Comprehension variables of MLP lines are chosen by codegen among names the program
+# does not use.)
+RESERVED_NAMES = HELPER_NAMES | frozenset(
     {
         "program", "run_batch", "X", "np", "math", "numpy",
-        "identity", "shift", "first", "prefix_mean", "window_mean", "prefix_argmax",
-        "prefix_argmin", "match", "match_all", "lookup", "lag_window_mean",
-        "np_identity", "np_shift", "np_first", "np_prefix_mean", "np_window_mean", "np_lag_window_mean",
-        "np_prefix_argmax", "np_prefix_argmin", "np_match", "np_match_all", "np_lookup",
         "abs", "min", "max", "round", "len", "range", "list", "zip", "sum", "float", "int",
         "tuple", "enumerate", "print", "map", "bool", "str", "object", "type", "id", "input",
     }
@@ -414,17 +411,6 @@ class ProgramIR:
             "outputs": [{"channel": o.channel, "name": o.name, "variable": o.var.name, "module": o.var.key,
                          "gain": o.gain} for o in self.outputs],
         }
-
-
-def hypothesis_reads(h: Hypothesis) -> frozenset[str]:
-    """Which of q, k, v a routing pattern uses."""
-    if h.name in ("match", "match_all"):
-        return frozenset({"q", "k", "v"})
-    if h.name in ("prefix_argmax", "prefix_argmin"):
-        return frozenset({"k", "v"})
-    if h.name == "lookup":
-        return frozenset({"q", "v"})
-    return frozenset({"v"})
 
 
 def eliminate_dead_code(nodes: Iterable[Node], outputs: Iterable[Variable]) -> tuple[Node, ...]:
