@@ -3,10 +3,10 @@ primitives (hard_pattern, fixed_pattern, the causal mask, BOS = 0) and element-w
 realised as one-hidden-layer ReLU MLPs of at most `ModelConfig.mlp_hidden` units and arity 2.
 
 These are not the method (nothing here is used by training or extraction); they pin down
-docs/architecture.md §28: the carry tasks (Binary/Base_3/Base_4_Addition) have a two-layer
-construction whose content head takes the *latest* key of its tie set, the routing a hardened
-head has with `attention_averaging=False`; the default heads average their tie set instead, and
-the same construction then fails.
+(docs/design.md, What the default architecture can express) that the carry tasks
+(Binary/Base_3/Base_4_Addition) have a two-layer construction whose content head takes the
+*latest* key of its tie set, the routing a hardened head has with `attention_averaging=False`;
+the default heads average their tie set instead, and the same construction then fails.
 """
 
 from __future__ import annotations

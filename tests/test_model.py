@@ -83,7 +83,7 @@ def test_bos_semantics_shift_reads_zero_at_start() -> None:
 def test_attention_patterns_keep_the_key_axis_innermost_in_the_search() -> None:
     """Scores and patterns are built from contiguous (P, B, H, T1) queries and keys: with the head
     axis innermost instead (transposed views), every (T1, T1) op of a training step ran strided,
-    ~1.5-2x slower (docs/architecture.md §23)."""
+    ~1.5-2x slower."""
     model = _model(population=2, n_heads=2)
     cfg = TrainConfig()
     mode = SelectMode(tau=torch.full((2,), 1.0), per_example=True, generator=torch.Generator().manual_seed(0), batch=4)

@@ -44,12 +44,12 @@ class ModelConfig:
     # How a soft (searching) MLP selector feeds its periodic units: "value" = cos/sin of the mixed
     # value (noise until the choice is sharp); "features" = the selector's mixture of what the units
     # give on every candidate. Identical once selectors are one-hot. "features" finds the mod-k
-    # counting models more often (docs/architecture.md §25-26). Periodic units exist only where
+    # counting models more often (docs/design.md, Periodic MLP units). Periodic units exist only where
     # mlp_periods > 0 (the arithmetic search variant), so elsewhere this changes nothing.
     mlp_periodic_mix: Literal["value", "features"] = "features"
     # With "features": the mixture only while the selector temperature is at least this (0 = the
-    # whole search); below it selections are near one-hot and the value path is cheaper (§25:
-    # with 0 the bench ran 13 % longer, with 0.2 it keeps the same tasks at ~40 % of that cost).
+    # whole search); below it selections are near one-hot and the value path is cheaper (with 0
+    # the bench ran 13 % longer, with 0.2 it keeps the same tasks at ~40 % of that cost).
     mlp_periodic_mix_tau: float = 0.2
     # Inductive-bias knobs (docs/inductive_bias.md); the defaults are the unrestricted model.
     # "content": q and k may read any variable; "positional": q and k read only `pos` / `one`.
@@ -59,19 +59,19 @@ class ModelConfig:
     attention_averaging: bool = True
     # True: each head also chooses (a selector over {mean, sum}) whether it aggregates the values
     # of its selected keys by their mean or by their sum (mean × selector width), so a prefix
-    # sum is one head instead of prefix mean → MLP × (pos + 1). docs/architecture.md §12.
+    # sum is one head instead of prefix mean → MLP × (pos + 1). docs/design.md, Summing heads.
     attention_sum: bool = False
     # True: each head has a learned score offset for the BOS slot, so it can exclude BOS (an argmax
-    # of signed values) or prefer it. docs/architecture.md §13.
+    # of signed values) or prefer it. docs/design.md, Options measured and kept off.
     attention_bos_bias: bool = False
     # True: the readout multiplies the variable it reads by a learned gain, target_rms / rms(v) ·
     # exp(gamma_v) (gamma 0 at init), so that while it is soft every candidate enters the mixture
-    # at the target's scale; kept after hardening (y = g·v). docs/architecture.md §14.
+    # at the target's scale; kept after hardening (y = g·v). docs/design.md, Readout gain.
     readout_gain: bool = False
     # Fixed routing patterns each head may choose, by one more selector, instead of its learned
     # scores: shift<c> (attend to i - c), "shifts" (shift1 .. shift{T-1} at the data's length T),
     # "prefix" (uniform over 0..i); () = none (DESIGN's head, and what configs stored before the
-    # field load as). docs/architecture.md §15.
+    # field load as). docs/design.md, Fixed routing patterns.
     attention_patterns: tuple[str, ...] = ("shift1", "shift2", "shift3", "prefix")
     # (module pattern, variable pattern) pairs, fnmatch-style: the module may not read the
     # variable. Modules are `L{l}.H{h}` (roles `.q .k .v`), `L{l}.M{m}` (roles `.in0 ...`) and
@@ -126,9 +126,9 @@ class TrainConfig:
     harden_fraction: float = 0.35  # last fraction of steps: selectors frozen at argmax
     population: int = 16  # independent models trained in lockstep (vectorised) per restart
     # independent seeds, run in parallel processes; restart i runs portfolio[i % len(portfolio)].
-    # Four since §29: the bench starts a fallback restart (i >= 2) only when it can end within the
-    # task's budget, so a slower machine runs two and a faster one the whole portfolio (§18, §28
-    # measured a third without that rule).
+    # Four: the bench starts a fallback restart (i >= 2) only when it can end within the task's
+    # budget, so a slower machine runs two and a faster one the whole portfolio (a third restart
+    # was measured without that rule). docs/design.md, Fallback restarts within the budget.
     restarts: int = 4
     batch_size: int = 16  # per population member, during the search
     lr: float = 1e-2  # continuous weights (Adam)
@@ -168,11 +168,11 @@ class TrainConfig:
     # Trial polish during the search: at an evaluation where the best member's discretised model
     # is within this validation nMSE (0 = off), a copy of it is polished (as in phase 3); if the
     # copy solves the task the restart ends there. At most `trial_polish_max` trials per restart,
-    # each at an nMSE at most half the previous trial's. docs/architecture.md §16.
+    # each at an nMSE at most half the previous trial's. docs/design.md, Trial polish.
     trial_polish_nmse: float = 1e-3
     trial_polish_max: int = 3
     trial_polish_iters: int = 100  # L-BFGS iterations of a trial (Sum_Last2 at step 400: 30 too few)
-    # Training sequences in the full-batch polish (trial and final); 512 since §27 (1,024 before:
+    # Training sequences in the full-batch polish (trial and final); 512 (1,024 before:
     # bench34 kept every verdict and spent 41 % less time polishing).
     polish_size: int = 512
     eval_every: int = 100
@@ -182,13 +182,14 @@ class TrainConfig:
     # restart starts only if one as long as the longest finished so far would end in time (a
     # search cut short never lets its temperatures fall), and runs under what is left. `dtx bench`
     # applies the same rule with its own per-task budget (--budget); this one is for `dtx
-    # train`/`run` (`--set train.budget=150` bounds them as the bench does). docs/architecture.md §29.
+    # train`/`run` (`--set train.budget=150` bounds them as the bench does). docs/design.md,
+    # Fallback restarts within the budget.
     budget: float | None = None
     stop_on_exact: bool = True
     # Search variants the restarts cycle through (restart i runs portfolio[i % len]); names are
     # keys of SEARCH_VARIANTS. Every task gets the same portfolio: it is one configuration whose
-    # restarts search differently, not a per-task choice. docs/architecture.md §14; the
-    # arithmetic search runs first since it also solves most routing tasks (§17).
+    # restarts search differently, not a per-task choice. docs/design.md, Restart portfolio; the
+    # arithmetic search runs first since it also solves most routing tasks.
     portfolio: tuple[str, ...] = ("arithmetic", "plain")
 
     def __post_init__(self) -> None:
@@ -231,14 +232,15 @@ class TrainConfig:
 
 # Search variants a restart may run (TrainConfig.portfolio): overrides of the model and training
 # configs, "section.field" -> value. "plain" is DESIGN's search as the defaults describe it;
-# "arithmetic" lets heads sum (§12), scales the readout (§14), runs hard attention forward from
-# 20 % of the search and routes by content or uniformly only (queries and keys never read `pos`:
-# positional routing is the plain search's job, and the fixed patterns of §15 cover the shifts):
-# the search that finds prefix sums of prefix sums (Kinematics_1D) and weighted sums, and since
-# §15-16 most routing tasks too, so it runs first (§17). Its MLPs also have periodic units (§11):
-# a prefix sum then mod k is two modules (Parity_All). `forbid_reads` entries add to the
+# "arithmetic" lets heads sum, scales the readout, runs hard attention forward from 20 % of the
+# search and routes by content or uniformly only (queries and keys never read `pos`: positional
+# routing is the plain search's job, and the fixed patterns cover the shifts): the search that
+# finds prefix sums of prefix sums (Kinematics_1D) and weighted sums, and since the fixed patterns
+# and the trial polish most routing tasks too, so it runs first. Its MLPs also have periodic
+# units: a prefix sum then mod k is two modules (Parity_All). `forbid_reads` entries add to the
 # configured ones; under attention_routing="positional" (q and k read only `pos` and `one`) the
 # q/k `pos` entries are dropped, else the user's positional heads could only route uniformly.
+# docs/design.md, Restart portfolio.
 _ARITHMETIC: dict[str, Any] = {
     "model.readout_gain": True, "model.attention_sum": True, "train.attention_st_from": 0.2, "model.mlp_periods": 6,
     "model.forbid_reads": (("L*.H*.q", "pos"), ("L*.H*.k", "pos")),
@@ -250,9 +252,10 @@ SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     # comes from the data (periods up to the integer target's number of distinct values, <= 16)
     # instead of the fixed periods <= 6.
     "arithmetic_data": MappingProxyType({**_ARITHMETIC, "model.mlp_periods": 16, "model.mlp_periods_from_data": True}),
-    # Not in the default portfolio (§20): the arithmetic search with twice the steps, so its
-    # temperatures fall twice as slowly. As the first restart it verified Evens_Counter and
-    # Path_Length, which the default misses, but it doubled the bench's median task time and total.
+    # Not in the default portfolio (docs/design.md, Options measured and kept off): the arithmetic
+    # search with twice the steps, so its temperatures fall twice as slowly. As the first restart
+    # it verified Evens_Counter and Path_Length, which the default misses, but it doubled the
+    # bench's median task time and total.
     "arithmetic_long": MappingProxyType({**_ARITHMETIC, "train.steps_scale": 2.0}),
 })
 

@@ -10,7 +10,7 @@ uniform averaging (k constant). The mask is causal (j ≤ i) and the BOS slot j 
 visible. Weights are `softmax(s / tau_attn)`; exactly tied scores share weight equally, which is
 RASP's select/aggregate averaging. The output `Σ_j a[i, j]·v_j` is a convex combination of
 existing values: no new arithmetic value is ever produced here — except, when the optional
-summing heads are on (`ModelConfig.attention_sum`, docs/architecture.md §12), the sum over the
+summing heads are on (`ModelConfig.attention_sum`; docs/design.md, Summing heads), the sum over the
 selected keys (the mean × selector width), chosen per head by a second selector.
 """
 

@@ -13,8 +13,8 @@ ReLU units give piecewise-linear functions (abs, max, comparisons, clipping); th
 represent products and squares exactly (a·b, a², v·dt); `d·u` makes sums and differences
 trivially reachable. `exp(rho)` is the learnable output scale, in log space so that Adam can
 move it by orders of magnitude quickly. (Deviation from DESIGN §3's plain hidden-ReLU MLP,
-recorded in docs/architecture.md: without product units an MLP cannot reach 1e-6 normalised MSE
-on `mean × (pos + 1)`, which every prefix-sum task needs.)
+recorded in docs/design.md, Product units in MLPs: without product units an MLP cannot reach
+1e-6 normalised MSE on `mean × (pos + 1)`, which every prefix-sum task needs.)
 
 Optional *periodic* units (``ModelConfig.mlp_periods`` = K ≥ 2) read the **raw** (un-normalised)
 inputs `r` at the fixed frequencies ω = 2πj/k, 2 ≤ k ≤ K, j ≤ k/2: on integers, every function
@@ -25,7 +25,7 @@ weights start at 0, so they change nothing until the loss asks for them. While a
 soft, the periodic units read the cos/sin of the mixed value, which is noise until the choice is
 sharp; with `periodic_mix="features"` they give instead the selector's mixture of their output on
 every candidate, so that the right candidate carries the signal in proportion to its weight
-(the default while the selector temperature is at least 0.2: docs/architecture.md §25–§26).
+(the default while the selector temperature is at least 0.2: docs/design.md, Periodic MLP units).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class MLPLayer(nn.Module):
         self.omegas = tuple(omegas)  # kept in Python floats: float32 frequencies dephase by ~1e-6·s
         # Variables the periodic units see as 0 (`pos`, `one`): periodicity in the position is
         # routing's job; given to MLPs it let models encode position ripples that no program
-        # line explains (measured: Majority_0_1, docs/architecture.md §11).
+        # line explains (measured: Majority_0_1).
         keep = torch.ones(n_avail, dtype=torch.float64)
         keep[list(periodic_skip)] = 0.0
         self.register_buffer("periodic_keep", keep, persistent=False)  # (n_avail,) 0 where skipped

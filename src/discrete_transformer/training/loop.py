@@ -297,7 +297,8 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
     opt_s = torch.optim.Adam(model.selector_parameters(), lr=cfg.lr_selector, fused=True)
     birth = torch.zeros(P)
     # Late in the search these members run hard attention forward, soft backward, so the
-    # structure they settle on is one that survives discretisation (see docs/architecture.md).
+    # structure they settle on is one that survives discretisation (docs/design.md, Straight-through
+    # hard attention).
     st_start = (cfg.attention_st_from + cfg.attention_st_spread * torch.arange(P) / max(P - 1, 1)) * cfg.search_steps
     st_start[torch.arange(P) >= round(cfg.attention_st_share * P)] = float("inf")
     loss_ema: torch.Tensor | None = None
