@@ -20,6 +20,8 @@ A run directory holds:
 - ``result.json`` — validation and test metrics, wall time, steps, best seed, every restart.
 - ``restarts/seed{N}.safetensors`` + ``.json`` — each restart as it finishes, so that
   :func:`resume` can continue an interrupted run (see :mod:`.training.resume`).
+- ``.dtx.lock`` — only while a command writes the directory: one process at a time (see
+  :mod:`.rundir_lock`); a leftover one from a killed process is ignored.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import os
 import platform
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,7 @@ import torch
 from . import __version__
 from .config import ModelConfig, TrainConfig, from_dict, restart_configs, to_dict
 from .model import DataSpec, DiscreteTransformer
+from .rundir_lock import contents, hold
 from .tasks import Dataset, infer_kind, load_source
 from .training.checkpoint import CheckpointError, atomic_write_json, load_checkpoint, save_run_checkpoint
 from .training.loop import HARD, RestartResult, Split, data_spec, evaluate
@@ -118,11 +123,12 @@ def is_run_dir(path: str | os.PathLike) -> bool:
 
 
 def check_out_dir(out: str | os.PathLike, force: bool = False) -> Path:
-    """Refuse an output path that would clobber something; writes nothing."""
+    """Refuse an output path that would clobber something; writes nothing. (A leftover lock
+    file is not content.) Repeated by :func:`_owning` once the directory is locked."""
     p = Path(out)
     if p.exists() and not p.is_dir():
         raise RunDirError(f"--out {p}: exists and is not a directory")
-    if p.is_dir() and any(p.iterdir()):
+    if p.is_dir() and any(contents(p)):
         if not is_run_dir(p):
             raise RunDirError(f"--out {p}: directory is not empty and is not a run directory; choose a new directory")
         if not force:
@@ -131,8 +137,9 @@ def check_out_dir(out: str | os.PathLike, force: bool = False) -> Path:
 
 
 def _clear_run_dir(p: Path) -> None:
-    """Empty a previous run directory (only called after :func:`is_run_dir` said it is one)."""
-    for child in p.iterdir():
+    """Empty a previous run directory (only called after :func:`is_run_dir` said it is one),
+    keeping the lock file: removing it would let another process lock a new one."""
+    for child in contents(p):
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:
@@ -172,9 +179,13 @@ def train(
     final report, never for selection. ``restarts`` / ``steps`` override ``training``.
     ``data_seed`` generates built-in task data (fixed at 0 by default, so that different training
     seeds see the same data). With ``out``, the run directory is written (see the module doc);
-    an existing run directory is overwritten only with ``force=True``.
+    an existing run directory is overwritten only with ``force=True``, and never while another
+    process uses it (:class:`RunDirError`).
     """
-    return _execute(_prepare(source, out, seed, model, training, restarts, steps, kind, force, data_seed), progress)
+    plan = _prepare(source, out, seed, model, training, restarts, steps, kind, force, data_seed)
+    name = source.name if isinstance(source, Dataset) else os.fspath(source)
+    with _owning(plan, f"dtx.train({name})", force):
+        return _execute(plan, progress)
 
 
 @dataclass
@@ -230,11 +241,31 @@ def _prepare(
     return _Plan(ds, model_cfg, train_cfg, run_dir, seed, data_seed, t0)
 
 
+@contextmanager
+def _owning(plan: _Plan, what: str, force: bool = False) -> Iterator[None]:
+    """Own the plan's run directory (creating a new one) for the whole block, and repeat the
+    checks :func:`_prepare` / :func:`_resume_plan` made before: another command may have changed
+    the directory in between. `what` names the command for the message others get."""
+    d = plan.run_dir
+    if d is None:
+        yield
+        return
+    if not plan.resume:
+        d.mkdir(parents=True, exist_ok=True)
+    with hold(d, what):
+        if plan.resume:
+            _check_resumable(d)
+        else:
+            check_out_dir(d, force)
+        yield
+
+
 def _execute(plan: _Plan, progress: bool = True, parallel: bool = True, train_fn: Any = None) -> TrainResult:
     """Train, evaluate on the test split and (with a run directory) write the run.
 
     ``parallel=False`` runs the restarts one after another in this process (the benchmark's
-    workers do, so that busy processes ≈ jobs); ``train_fn`` is :func:`run_restarts`' seam."""
+    workers do, so that busy processes ≈ jobs); ``train_fn`` is :func:`run_restarts`' seam.
+    The caller owns the run directory (:func:`_owning`; the benchmark's workers through the bench's)."""
     ds, model_cfg, train_cfg, run_dir, seed = plan.ds, plan.model_cfg, plan.train_cfg, plan.run_dir, plan.seed
     split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, train_cfg.val_size, seed)
     spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
@@ -339,22 +370,18 @@ def _solved(kind: str, val: dict[str, float]) -> bool:
 def resume(dir: str | os.PathLike, progress: bool = True) -> TrainResult:
     """Continue an interrupted run directory: its configuration, data source and seed come from
     its ``config.json``; restarts that had finished are reused, the others run from their start
-    (see :mod:`.training.resume`). Raises :class:`RunDirError` when `dir` is not an unfinished run."""
+    (see :mod:`.training.resume`). Raises :class:`RunDirError` when `dir` is not an unfinished run
+    or another process uses it."""
     plan = _resume_plan(dir)
-    return _execute(plan, progress)
+    with _owning(plan, "dtx.resume()"):
+        return _execute(plan, progress)
 
 
 def _resume_plan(dir: str | os.PathLike) -> _Plan:
     """Validate a run directory for resuming and rebuild its plan; writes nothing."""
     t0 = time.perf_counter()
     d = Path(dir)
-    if not d.is_dir():
-        raise RunDirError(f"--resume {d}: run directory not found")
-    if not is_run_dir(d):
-        raise RunDirError(f"--resume {d}: not a run directory (no config.json written by `dtx train`)")
-    cfg = _read_json(d / CONFIG_FILE)
-    if (d / RESULT_FILE).is_file():
-        raise RunDirError(f"--resume {d}: the run already finished ({RESULT_FILE} exists); nothing to resume")
+    cfg = _check_resumable(d)
     try:
         model_cfg = from_dict(ModelConfig, cfg["model"])
         train_cfg = from_dict(TrainConfig, cfg["train"])
@@ -368,6 +395,18 @@ def _resume_plan(dir: str | os.PathLike) -> _Plan:
 
 
 # ----------------------------------------------------------------------------- load_run
+
+
+def _check_resumable(d: Path) -> dict[str, Any]:
+    """An unfinished run's config.json; :class:`RunDirError` otherwise. Writes nothing."""
+    if not d.is_dir():
+        raise RunDirError(f"--resume {d}: run directory not found")
+    if not is_run_dir(d):
+        raise RunDirError(f"--resume {d}: not a run directory (no config.json written by `dtx train`)")
+    cfg = _read_json(d / CONFIG_FILE)
+    if (d / RESULT_FILE).is_file():
+        raise RunDirError(f"--resume {d}: the run already finished ({RESULT_FILE} exists); nothing to resume")
+    return cfg
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -460,12 +499,14 @@ def extract(
     optional callable receiving one line of text per step. Returns a
     :class:`~.extract.pipeline.Program`: ``.source``, ``.run(*channels)``, ``.run_batch(X)``,
     ``.verify(dataset=None)``, ``.verification``, ``.ir``, ``.sr_tables``, ``.save(dir)``.
-    Raises :class:`RunDirError` for a path that is not a run directory and
-    :class:`~.extract.pipeline.ExtractionError` when the data cannot be found.
+    Raises :class:`RunDirError` for a path that is not a run directory (or one another process
+    is writing) and :class:`~.extract.pipeline.ExtractionError` when the data cannot be found.
     """
     from .extract.pipeline import extract as _extract
 
-    return _extract(result_or_run_dir, dataset=dataset, config=config, progress=progress)
+    path = result_or_run_dir if isinstance(result_or_run_dir, (str, os.PathLike)) else None
+    with hold(path, "dtx.extract()") if path is not None and is_run_dir(path) else nullcontext():
+        return _extract(result_or_run_dir, dataset=dataset, config=config, progress=progress)
 
 
 __all__ = [

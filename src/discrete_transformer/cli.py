@@ -11,11 +11,14 @@ evaluate on the test split, write a run directory), ``dtx extract DIR`` (turn a 
 Expected failures (unknown task, bad data file, bad option value, unusable ``--out``) print one
 red line ``error: ...`` on stderr and exit with code 2, before anything is written (every case:
 docs/errors.md). An unexpected exception is one line too, with exit code 1 (``DTX_DEBUG=1``
-shows its traceback); Ctrl-C / SIGTERM exit with code 130 and say how to resume.
+shows its traceback); Ctrl-C / SIGTERM exit with code 130 and say how to resume. A command that
+writes a run (or bench) directory owns it until it ends: a second one is refused with exit code 2
+while the first runs (see :mod:`.rundir_lock`).
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import NoReturn, Optional
 
@@ -134,12 +137,24 @@ def _configs_from_sets(sets: Optional[list[str]]):
         _fail(str(e))
 
 
+def _own(owned: ExitStack, lock: AbstractContextManager, where: Path) -> None:
+    """Enter a run-directory lock (:mod:`.rundir_lock`) until `owned` closes, at the command's
+    end; another process using the directory (or a change since it was checked) ends the command."""
+    try:
+        owned.enter_context(lock)
+    except ValueError as e:  # RunDirError: in use, or no longer what the checks saw
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"{getattr(e, 'filename', None) or where}: cannot lock the directory: {e.strerror or e}")
+
+
 def _train_from_options(
     source: str, out: Path, seed: int, restarts: Optional[int], steps: Optional[int], kind: Optional[str], force: bool,
-    sets: Optional[list[str]] = None,
+    sets: Optional[list[str]], owned: ExitStack, command: str = "dtx train",
 ):
     """The training half shared by `train` and `run`: validate options, check data and --out
-    before anything is written, train with a progress display; errors end the command."""
+    before anything is written, own --out until `owned` closes, train with a progress display;
+    errors end the command."""
     if steps is not None and steps < 1:
         _fail(f"--steps must be a positive integer, got {steps}")
     if restarts is not None and restarts < 1:
@@ -149,8 +164,7 @@ def _train_from_options(
         if kind not in ("discrete", "continuous"):
             _fail(f"--kind must be 'discrete' or 'continuous', got {kind!r}")
 
-    from .api import RunDirError, _execute, _prepare
-    from .training.checkpoint import CheckpointError
+    from .api import _owning, _prepare
 
     model_cfg, train_cfg, _ = _configs_from_sets(sets)
     try:  # options, data and --out are all checked before anything is written
@@ -159,6 +173,7 @@ def _train_from_options(
         _fail(str(e))
     except Exception as e:  # noqa: BLE001 - anything else from bad input: one line, not a traceback
         _unexpected(e)
+    _own(owned, _owning(plan, f"{command} {source}", force), out)
     return _execute_plan(plan)
 
 
@@ -178,14 +193,16 @@ def train_cmd(
     if resume is not None:
         if source is not None or out is not None or sets:
             _fail("--resume DIR takes no SOURCE, --out or --set: the run directory holds them")
-        result = _resume_run(resume)
+        with ExitStack() as owned:
+            result = _resume_run(resume, owned)
         Console().print(_train_table(result, "dtx train --resume"))
         return
     if source is None:
         _fail("missing argument SOURCE (a task name or a data file), or --resume DIR")
     if out is None:
         _fail("missing option --out DIR (the run directory to write)")
-    result = _train_from_options(source, out, seed, restarts, steps, kind, force, sets)
+    with ExitStack() as owned:
+        result = _train_from_options(source, out, seed, restarts, steps, kind, force, sets, owned)
     Console().print(_train_table(result, "dtx train"))
 
 
@@ -283,6 +300,7 @@ def extract_cmd(
 ) -> None:
     """Extract RUN_DIR's model as a Python program, verify it, write program.py and verification.json."""
     from .api import is_run_dir
+    from .rundir_lock import hold
 
     if run_dir.exists() and not run_dir.is_dir():
         _fail(f"{run_dir}: is a file, expected a run directory written by `dtx train`")
@@ -293,11 +311,13 @@ def extract_cmd(
         _fail(f"{run_dir}: run directory not found")
     if not is_run_dir(run_dir):
         _fail(f"{run_dir}: not a run directory (no config.json written by `dtx train`)")
-    if not (run_dir / "result.json").is_file():
-        _fail(f"{run_dir}: the run has not finished (no result.json); continue it with: dtx train --resume {run_dir}")
     console = Console()
-    program = _extract_quietly(run_dir, console, extract_cfg)
-    _save(program, run_dir)
+    with ExitStack() as owned:
+        _own(owned, hold(run_dir, "dtx extract"), run_dir)  # api.extract's own hold is then a no-op
+        if not (run_dir / "result.json").is_file():
+            _fail(f"{run_dir}: the run has not finished (no result.json); continue it with: dtx train --resume {run_dir}")
+        program = _extract_quietly(run_dir, console, extract_cfg)
+        _save(program, run_dir)
     _show_program(program, run_dir, console)
 
 
@@ -314,11 +334,12 @@ def run_cmd(
 ) -> None:
     """Train on SOURCE, extract the program, verify it; print the program and the verdict."""
     _, _, extract_cfg = _configs_from_sets(sets)
-    result = _train_from_options(source, out, seed, restarts, steps, kind, force, sets)
     console = Console()
-    console.print(_train_table(result, "dtx run: training"))
-    program = _extract_quietly(result, console, extract_cfg)
-    _save(program, Path(result.run_dir))
+    with ExitStack() as owned:  # --out stays ours from its check to the program's save
+        result = _train_from_options(source, out, seed, restarts, steps, kind, force, sets, owned, "dtx run")
+        console.print(_train_table(result, "dtx run: training"))
+        program = _extract_quietly(result, console, extract_cfg)
+        _save(program, Path(result.run_dir))
     _show_program(program, Path(result.run_dir), console)
 
 
@@ -364,9 +385,10 @@ def _execute_plan(plan):
         _unexpected(e)
 
 
-def _resume_run(run_dir: Path):
-    """`dtx train --resume DIR`: rebuild the plan from DIR/config.json and continue."""
-    from .api import _resume_plan
+def _resume_run(run_dir: Path, owned: ExitStack):
+    """`dtx train --resume DIR`: rebuild the plan from DIR/config.json, own DIR until `owned`
+    closes, and continue."""
+    from .api import _owning, _resume_plan
 
     try:
         plan = _resume_plan(run_dir)
@@ -374,6 +396,7 @@ def _resume_run(run_dir: Path):
         _fail(str(e))
     except Exception as e:  # noqa: BLE001
         _unexpected(e)
+    _own(owned, _owning(plan, "dtx train --resume"), run_dir)
     return _execute_plan(plan)
 
 
@@ -423,6 +446,7 @@ def bench_cmd(
     import shlex
     import sys
 
+    from .api import RunDirError
     from .bench.bench import plan_jobs, run_bench
     from .bench.baselines import BaselineConfig
     from .bench.executors import check_executor
@@ -452,6 +476,8 @@ def bench_cmd(
         with LiveView(len(planned), console) as view:
             summary = run_bench(planned, out, executor, jobs, command=command, docs=docs, address=address, on_row=view,
                                 public_results=public)
+    except RunDirError as e:  # OUT is in use by another process (run_bench owns it while it runs)
+        _fail(str(e))
     except KeyboardInterrupt:
         Console(stderr=True).print(f"[yellow]interrupted[/yellow]: finished tasks are kept; rerun the same command to resume ({out})")
         raise typer.Exit(EXIT_INTERRUPTED)

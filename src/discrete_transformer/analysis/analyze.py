@@ -2,7 +2,9 @@
 
 One run: ``RUN/analysis/dynamics.png`` + ``RUN/analysis/transition.json``. A tree of runs (e.g. a
 bench output, runs at ``OUT/tasks/<task>/``): the same for each run, plus
-``DIR/analysis/cross_task.png``, ``transitions.csv`` and ``transitions.json``.
+``DIR/analysis/cross_task.png``, ``transitions.csv`` and ``transitions.json``. A run's own
+files are written while holding its lock (:mod:`..rundir_lock`): a run another process is
+writing is refused (one run) or skipped (a tree).
 """
 
 from __future__ import annotations
@@ -79,7 +81,9 @@ def run_label(run_dir: Path) -> str:
 
 
 def analyze_run(run_dir: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig(), write: bool = True) -> RunAnalysis:
-    """Detect every seed's transition and (with `write`) write the figure and transition.json."""
+    """Detect every seed's transition and (with `write`) write the figure and transition.json.
+    Raises :class:`~..api.RunDirError` (with `write`) while another process writes the run."""
+    from ..rundir_lock import hold
     from ..training.checkpoint import atomic_write_bytes, atomic_write_json
     from .plots import dynamics_figure
 
@@ -94,24 +98,27 @@ def analyze_run(run_dir: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig
     if not write:
         return ra
     out = d / ANALYSIS_DIR
-    out.mkdir(exist_ok=True)
     png, js = out / "dynamics.png", out / "transition.json"
-    atomic_write_bytes(png, dynamics_figure(rows, transitions, best_seed, f"{label}: annealing dynamics"))
-    atomic_write_json(js, {
-        "format": "dtx-transition", "version": 1, "run": label, "best_seed": best_seed,
-        "definition": "argmax over search-phase rows of dH/dlog(tau), H = mean selector entropy "
-                      "Gaussian-smoothed in log(tau); see docs/analysis.md",
-        "config": {"smooth": cfg.smooth, "min_rows": cfg.min_rows, "min_drop": cfg.min_drop},
-        "transition": ra.best.to_dict(),
-        "seeds": [t.to_dict() for _, t in sorted(transitions.items())],
-    })
+    with hold(d, "dtx analyze"):
+        out.mkdir(exist_ok=True)
+        atomic_write_bytes(png, dynamics_figure(rows, transitions, best_seed, f"{label}: annealing dynamics"))
+        atomic_write_json(js, {
+            "format": "dtx-transition", "version": 1, "run": label, "best_seed": best_seed,
+            "definition": "argmax over search-phase rows of dH/dlog(tau), H = mean selector entropy "
+                          "Gaussian-smoothed in log(tau); see docs/analysis.md",
+            "config": {"smooth": cfg.smooth, "min_rows": cfg.min_rows, "min_drop": cfg.min_drop},
+            "transition": ra.best.to_dict(),
+            "seeds": [t.to_dict() for _, t in sorted(transitions.items())],
+        })
     return RunAnalysis(d, label, rows, transitions, best_seed, png, js)
 
 
 def analyze_tree(root: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig(),
                  on_run: Callable[[int, int, Path], None] | None = None) -> tuple[list[RunAnalysis], list[tuple[Path, str]], Path, Path]:
     """Analyse every run below `root`; write the cross-task figure and table into root/analysis.
-    Returns (analyses, skipped runs with the reason, figure path, csv path)."""
+    Returns (analyses, skipped runs with the reason, figure path, csv path); a run another
+    process is writing is skipped."""
+    from ..api import RunDirError
     from ..training.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
     from .plots import cross_task_figure
 
@@ -126,7 +133,7 @@ def analyze_tree(root: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig()
             on_run(i, len(runs), d)
         try:
             done.append(analyze_run(d, cfg))
-        except MetricsError as e:
+        except (MetricsError, RunDirError) as e:
             skipped.append((d, str(e)))
     if not done:
         raise MetricsError(f"{root}: none of the {len(runs)} run(s) has a usable metrics log")

@@ -21,7 +21,7 @@ def _fmt(v: float | None, spec: str = ".3g") -> str:
 
 
 def analyze_directory(directory: Path, console: Console, fail: Fail) -> None:
-    from ..api import is_run_dir
+    from ..api import RunDirError, is_run_dir
     from .analyze import analyze_run, analyze_tree
     from .dynamics import MetricsError
 
@@ -38,7 +38,7 @@ def analyze_directory(directory: Path, console: Console, fail: Fail) -> None:
                     bar.update(task, completed=i, total=n, description=f"analysing {escape(d.name)}")
 
                 runs, skipped, fig, csv = analyze_tree(directory, on_run=step)
-    except MetricsError as e:
+    except (MetricsError, RunDirError) as e:  # RunDirError: another process is writing the run
         fail(str(e))
     except OSError as e:
         fail(f"{directory}: cannot write the analysis: {e.strerror or e}")

@@ -10,6 +10,9 @@ generated source with its evidence comments) and ``verification``.
 Self-contained on purpose: images are inline base64 PNG, CSS is inline, there is no script and no
 external URL, so the file can be mailed or archived and still open. Everything that comes from
 data (task, file and channel names, expressions) goes through :func:`html.escape`.
+
+Building a report can write the run (``program.py`` when it was not extracted yet, and
+``report.html``), so it holds the run's lock (:mod:`..rundir_lock`) throughout.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import base64
 import copy
 import html
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -355,14 +357,22 @@ nav a{margin-right:1em}
 
 
 def build_report(run_dir: str | os.PathLike) -> tuple[str, Any]:
-    """The report's HTML text and the extracted program (extracting if needed)."""
+    """The report's HTML text and the extracted program (extracting if needed). Raises
+    :class:`~..api.RunDirError` while another process writes the run."""
+    from ..rundir_lock import hold
+
+    d = Path(run_dir)
+    with hold(d, "dtx report"):
+        return _build_report(d)
+
+
+def _build_report(d: Path) -> tuple[str, Any]:
     import torch
 
     from ..api import extract, load_run
     from ..extract.graph import read_graph
     from ..training.loop import HARD
 
-    d = Path(run_dir)
     cfg = read_json_dict(d / "config.json")
     result = read_json_dict(d / "result.json")
     program = extract(d)
@@ -398,12 +408,14 @@ def build_report(run_dir: str | os.PathLike) -> tuple[str, Any]:
 
 def write_report(run_dir: str | os.PathLike) -> tuple[Path, str]:
     """Write ``run_dir/report.html`` atomically. Returns (path, one-line summary)."""
+    from ..rundir_lock import hold
     from ..training.checkpoint import atomic_write_text
 
     d = Path(run_dir)
-    page, program = build_report(d)
     path = d / REPORT_FILE
-    atomic_write_text(path, page)
+    with hold(d, "dtx report"):  # build_report's own hold is then a no-op
+        page, program = build_report(d)
+        atomic_write_text(path, page)
     v = program.verification
     verdict = "VERIFIED" if v.verified else "NOT VERIFIED"
     summary = (f"program {verdict}; {len(program.ir.heads)} head(s), {len(program.ir.mlps)} MLP(s); "

@@ -3,6 +3,9 @@
 Resume: a job whose ``OUT/tasks/<task>/bench_row.json`` exists is not run again (its row is
 read back); a job directory without one is an interrupted job and is redone from scratch. The
 reports are rewritten after every finished job and on interruption, so nothing finished is lost.
+
+One bench at a time per directory: :func:`run_bench` holds OUT's lock (:mod:`..rundir_lock`) while
+it runs; the job directories inside are written only by its workers, which take no lock.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ..rundir_lock import contents, hold
 from ..training.checkpoint import atomic_write_json
 from ..training.restarts import _term_as_interrupt
 from .executors import check_executor, run_jobs
@@ -33,7 +37,7 @@ def plan_jobs(items: Sequence[str], seeds: int, out: str | Path, config: BenchCo
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+    if out.is_dir() and any(contents(out)) and not (out / MARKER).is_file():  # a leftover lock file is not content
         raise ValueError(f"--out {out}: directory is not empty and is not a bench directory; choose a new directory")
     if (out / MARKER).is_file():  # resuming: the rows already there must come from the same configuration
         try:
@@ -65,11 +69,29 @@ def run_bench(
 
     Generated tasks also get the per-family report (``generalization.md``, which ``docs`` gets
     instead of the benchmark table when every task is generated); ``public_results``
-    (:func:`.generalization.load_public_results`) says which public tasks the library verifies."""
+    (:func:`.generalization.load_public_results`) says which public tasks the library verifies.
+    Raises :class:`~..api.RunDirError` while another process runs a bench in `out`."""
     check_executor(executor, n_jobs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = jobs[0].config if jobs else BenchConfig()
+    with hold(out, command, noun="bench directory"):  # one bench per directory; its workers take no lock
+        return _run_owned(jobs, out, executor, n_jobs, command, docs, address, on_row, public_results, cfg)
+
+
+def _run_owned(
+    jobs: Sequence[Job],
+    out: Path,
+    executor: str,
+    n_jobs: int,
+    command: str,
+    docs: Path | None,
+    address: str | None,
+    on_row: OnRow | None,
+    public_results: dict[str, Any] | None,
+    cfg: BenchConfig,
+) -> dict[str, Any]:
+    """:func:`run_bench` once it owns `out`."""
     if not (out / MARKER).is_file():  # what lets a rerun (and nothing else) reuse this directory
         atomic_write_json(out / MARKER, {"format": "dtx-bench-dir", "version": 1, "overrides": list(cfg.overrides)})
     t0 = time.perf_counter()
