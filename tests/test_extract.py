@@ -23,7 +23,7 @@ import torch
 import discrete_transformer as dtx
 from discrete_transformer.api import RunDirError, TrainResult
 from discrete_transformer.config import ModelConfig, TrainConfig
-from discrete_transformer.extract import codegen, pipeline
+from discrete_transformer.extract import build, codegen, heads, mlps, record, refit, search, simplify
 from discrete_transformer.extract.graph import (
     RESERVED_NAMES,
     AttentionNode,
@@ -39,7 +39,8 @@ from discrete_transformer.extract.graph import (
     source_names,
     unique_name,
 )
-from discrete_transformer.extract.hypotheses import make_hypothesis
+from discrete_transformer.extract.hypotheses import TestResult, make_hypothesis
+from discrete_transformer.extract.load import RunData
 from discrete_transformer.extract.pipeline import ExtractConfig, Program, load_module, trace
 from discrete_transformer.extract.verify import CONTINUOUS_NMSE, score, verify_program
 from discrete_transformer.model import DiscreteTransformer
@@ -317,6 +318,23 @@ def hand_program(hand_result: TrainResult) -> Program:
     return dtx.extract(hand_result)
 
 
+def stages(res: TrainResult, ds: Dataset, model_doc: dict | None = None) -> types.SimpleNamespace:
+    """extract()'s stage objects for `res` on `ds`, made as it makes them (`model_doc`: the
+    model score recorded in the provenance instead of the measured one)."""
+    cfg, log = ExtractConfig(), lambda _m: None
+    tau = float(res.train_config.tau_attn_end)
+    model = record.hardened(res)
+    graph = read_graph(model)
+    rec = record.record(model, graph, tau, ds, cfg)
+    rows = record.search_rows(ds, cfg)
+    sc = record.score_model(res, ds, tau)
+    hc = heads.HeadCharacteriser(rec, cfg, log)
+    mc = mlps.MLPCharacteriser(rec, graph, ds.kind, cfg, mlps.relative_tolerance(res), sc.near, log)
+    doc = sc.doc if model_doc is None else model_doc
+    builder = build.Builder(graph, hc, mc, ds, cfg, rows, build.provenance(RunData(res, ds, 0), doc))
+    return types.SimpleNamespace(graph=graph, rec=rec, builder=builder, mlps=mc, refits=refit.Refits(mc, rows, cfg, log))
+
+
 def test_graph_reads_the_selectors(hand_result: TrainResult) -> None:
     g = read_graph(hand_result.model)
     assert g.variable_names == ("x", "pos", "one", "L0.H0", "L0.M0", "L0.M1")
@@ -380,7 +398,7 @@ def test_trace_gives_every_live_variable(hand_program: Program) -> None:
 
 def _sabotage_first_mlp(monkeypatch, on_first=lambda: None) -> None:
     """Put a wrong candidate (`u0`) first in the first MLP's alternatives, calling `on_first` then."""
-    original = pipeline._Extractor.mlp_alternatives
+    original = mlps.MLPCharacteriser.alternatives
 
     def sabotaged(self, m, full=False):
         alts = original(self, m, full)
@@ -388,11 +406,11 @@ def _sabotage_first_mlp(monkeypatch, on_first=lambda: None) -> None:
             self._sabotaged = True
             on_first()
             a = alts[0]
-            alts.insert(0, pipeline._MLPAlt(a.inputs, "u0", "u0", "u0", 1, 1.0, 99.0, True, a.tolerance,
-                                            a.integer_target, "mlp", a.n_samples, "sabotage"))
+            alts.insert(0, mlps.MLPAlt(a.inputs, "u0", "u0", "u0", 1, 1.0, 99.0, True, a.tolerance,
+                                       a.integer_target, "mlp", a.n_samples, "sabotage"))
         return alts
 
-    monkeypatch.setattr(pipeline._Extractor, "mlp_alternatives", sabotaged)
+    monkeypatch.setattr(mlps.MLPCharacteriser, "alternatives", sabotaged)
 
 
 def test_search_recovers_from_a_wrong_first_candidate(hand_result: TrainResult, monkeypatch) -> None:
@@ -409,21 +427,20 @@ def test_search_recovers_from_a_wrong_first_candidate(hand_result: TrainResult, 
 def test_a_slow_first_build_leaves_the_search_its_whole_budget(hand_result: TrainResult, monkeypatch) -> None:
     """The search's clock starts with the search: on a loaded machine the graph's symbolic
     regressions (bounded by work, not time) take longer, and must not use up the search's time
-    (bench35's Add_Mod_3). The first build is made to look 1,000 s long on the pipeline's clock."""
+    (bench35's Add_Mod_3). The first build is made to look 1,000 s long on the search's clock."""
     offset = [0.0]
     _sabotage_first_mlp(monkeypatch, on_first=lambda: offset.__setitem__(0, offset[0] + 1000.0))
-    monkeypatch.setattr(pipeline, "time", types.SimpleNamespace(perf_counter=lambda: time.perf_counter() + offset[0]))
+    monkeypatch.setattr(search, "time", types.SimpleNamespace(perf_counter=lambda: time.perf_counter() + offset[0]))
     p = dtx.extract(hand_result, config=ExtractConfig(search_budget=30))
     assert offset[0] == 1000.0
     assert p.verified and len(p.search_log) > 1, p.search_log
 
 
 def test_truth_fit_regresses_the_readout_against_the_targets(hand_result: TrainResult) -> None:
-    ex = pipeline._Extractor(hand_result, hand_result.dataset, ExtractConfig(), 0, lambda _m: None)
-    ex.model_scores()
-    ir = ex.build({})
-    mlp = ex.graph.module_at(4)
-    alts = ex.truth_fit(mlp, ir, 0)
+    st = stages(hand_result, hand_result.dataset)
+    ir = st.builder.build({})
+    mlp = st.graph.module_at(4)
+    alts = st.refits.truth_fit(mlp, ir, 0)
     assert alts and alts[-1].fitted_to == "targets" and alts[-1].exact and alts[-1].source == "u0 + u1"
 
 
@@ -437,7 +454,7 @@ def test_a_model_far_from_the_targets_still_gets_the_readout_refit(hand_result: 
         mlp.d[0, 0, 1] *= 0.3
     far = dataclasses.replace(hand_result, model=model)
     p = dtx.extract(far)
-    assert p.model_score["nmse"] > pipeline.NEAR_NMSE and not p.model_score["passes"]
+    assert p.model_score["nmse"] > record.NEAR_NMSE and not p.model_score["passes"]
     assert p.verified, p.search_log
     assert not p.search_log[0]["verified"]
     assert not any("alternative" in row["try"] for row in p.search_log)
@@ -621,7 +638,7 @@ def test_a_summing_head_extracts_to_a_prefix_sum_program() -> None:
 @pytest.mark.parametrize("g, want", [(0.0099998535, 0.01), (1.00003, 1.0), (2.5, 2.5), (-0.33333, -0.3333),
                                      (0.19378103, 0.1938), (0.1937, 0.1937), (0.0, 0.0)])
 def test_a_learned_readout_gain_is_written_with_the_fewest_digits(g: float, want: float) -> None:
-    assert pipeline.simple_gain(g) == want
+    assert mlps.simple_gain(g) == want
 
 
 def test_a_readout_gain_becomes_an_output_line_and_the_program_verifies(hand_result: TrainResult) -> None:
@@ -661,16 +678,16 @@ def test_a_readout_gain_becomes_an_output_line_and_the_program_verifies(hand_res
 def test_the_search_moves_only_on_a_real_improvement() -> None:
     """Equivalent programs score alike up to float rounding: that is not an improvement."""
     base = (0.0, -6.476512478323215e-06)
-    assert not pipeline._better((0.0, -6.476512478323192e-06), base)
-    assert pipeline._better((0.0, -6.0e-06), base)
-    assert pipeline._better((1.0, -1.0), (0.9, -1e-9))  # a higher pass rate wins whatever the nMSE
-    assert not pipeline._better((0.9, -1e-12), (1.0, -1.0))
+    assert not search.better((0.0, -6.476512478323192e-06), base)
+    assert search.better((0.0, -6.0e-06), base)
+    assert search.better((1.0, -1.0), (0.9, -1e-9))  # a higher pass rate wins whatever the nMSE
+    assert not search.better((0.9, -1e-12), (1.0, -1.0))
 
 
 # ============================================================================ readability passes
 
 
-def _planted_extractor(head_h, mlp_source: str, mlp_reads: str = "x") -> pipeline._Extractor:
+def _planted_extractor(head_h, mlp_source: str, mlp_reads: str = "x") -> build.Builder:
     """A 2-layer model whose L1.H0 averages v = L0.M0 and L0.M0 reads `mlp_reads`, readout L1.H0;
     the characterisations are planted (head: `head_h`; MLP: `mlp_source` over u0)."""
     ds = make_dataset("Sum_Last2", seed=0, n_test=200)
@@ -688,11 +705,10 @@ def _planted_extractor(head_h, mlp_source: str, mlp_reads: str = "x") -> pipelin
         m.readout.theta.zero_()
         m.readout.theta[0, 0, ix["L1.H0"]] = 10.0
     res = as_train_result(ds, m, cfg, spec)
-    ex = pipeline._Extractor(res, ds, ExtractConfig(), 0, lambda _m: None)
-    ex.model_score_doc = {}
-    head = pipeline._HeadAlt(pipeline.TestResult(head_h, 5000, 1.0, 1.0, 0.999, True))
-    mlp = pipeline._MLPAlt((ix[mlp_reads],), mlp_source, mlp_source, mlp_source, 3, 0.0, 0.0, True, 0.5, True,
-                           "mlp", 100, "planted")
+    ex = stages(res, ds, model_doc={}).builder
+    head = heads.HeadAlt(TestResult(head_h, 5000, 1.0, 1.0, 0.999, True))
+    mlp = mlps.MLPAlt((ix[mlp_reads],), mlp_source, mlp_source, mlp_source, 3, 0.0, 0.0, True, 0.5, True,
+                      "mlp", 100, "planted")
     ex.alternatives = lambda mod, full=False: [head] if mod.kind == "attn" else [mlp]  # type: ignore[method-assign]
     return ex
 
@@ -730,7 +746,7 @@ def test_other_means_of_scaled_values_are_left_as_they_are(h, source: str, reads
 def test_a_verified_but_large_readout_is_simplified_against_the_targets(hand_result: TrainResult, monkeypatch) -> None:
     """The first candidate of the readout MLP is right (the program verifies) but needlessly
     large: the refit against the true targets, smaller and verified too, replaces it."""
-    original = pipeline._Extractor.mlp_alternatives
+    original = mlps.MLPCharacteriser.alternatives
 
     def bloated(self, m, full=False):
         alts = original(self, m, full)
@@ -741,7 +757,7 @@ def test_a_verified_but_large_readout_is_simplified_against_the_targets(hand_res
             alts.insert(0, dataclasses.replace(a, source=big, numpy_source=big, expression=big, size=9))
         return alts
 
-    monkeypatch.setattr(pipeline._Extractor, "mlp_alternatives", bloated)
+    monkeypatch.setattr(mlps.MLPCharacteriser, "alternatives", bloated)
     p = dtx.extract(hand_result)
     assert p.verified and p.search_log[0]["verified"]
     assert any("simplified: size 9 -> 3" in row["try"] and row["verified"] for row in p.search_log)
@@ -762,35 +778,35 @@ def test_an_output_is_read_from_the_earliest_variable_that_equals_the_targets() 
     ir = _ir()
     X = np.random.default_rng(0).integers(0, 100, (50, 10, 1)).astype(float)
     prev = np.concatenate([np.zeros((50, 1, 1)), X[:, :-1]], axis=1)
-    ex = SimpleNamespace(x_search=X, y_search=prev, kind="discrete")
-    short = pipeline._earlier_outputs(ex, ir)
+    ex = SimpleNamespace(x=X, y=prev, kind="discrete")
+    short = simplify.earlier_outputs(ex, ir)
     assert short is not None and [n.key for n in short.nodes] == ["L0.H0"]
     assert short.outputs[0].var.name == "prev1_x" and short.outputs[0].name == "y"
     mod = load_module(codegen.render(short))
     assert mod.program([5, 7, 1]) == [0, 5, 7]
-    ex.y_search = X + prev
-    assert pipeline._earlier_outputs(ex, ir) is None
-    ex.y_search, ex.kind = prev + 1e-4, "continuous"  # within 1e-6 normalised MSE
-    assert pipeline._earlier_outputs(ex, ir) is not None
-    ex.y_search = prev + 1.0
-    assert pipeline._earlier_outputs(ex, ir) is None
+    ex.y = X + prev
+    assert simplify.earlier_outputs(ex, ir) is None
+    ex.y, ex.kind = prev + 1e-4, "continuous"  # within 1e-6 normalised MSE
+    assert simplify.earlier_outputs(ex, ir) is not None
+    ex.y = prev + 1.0
+    assert simplify.earlier_outputs(ex, ir) is None
 
 
 def test_the_search_reads_the_output_from_an_early_variable_a_swap_made_right(hand_result: TrainResult, monkeypatch) -> None:
     """Prev1's targets on the hand-built x + prev(x) model, whose head is first read as shift(2):
     the swap to shift(1) alone does not fix the MLP after it, but prev1_x then equals the
     targets, and the search verifies the program that returns it."""
-    original = pipeline._Extractor.head_alternatives
+    original = heads.HeadCharacteriser.alternatives
 
     def wrong_first(self, m, full=False):
         alts = original(self, m, full)
         right = alts[0]
-        wrong = pipeline._HeadAlt(dataclasses.replace(right.result, hypothesis=make_hypothesis("shift", c=2)))
-        return [wrong, right] if full or m.key in self.head_full else [wrong]
+        wrong = heads.HeadAlt(dataclasses.replace(right.result, hypothesis=make_hypothesis("shift", c=2)))
+        return [wrong, right] if full or m.key in self.full else [wrong]
 
-    monkeypatch.setattr(pipeline._Extractor, "head_alternatives", wrong_first)
-    monkeypatch.setattr(pipeline._Extractor, "truth_fit", lambda self, *a, **k: [])
-    monkeypatch.setattr(pipeline, "NEAR_NMSE", math.inf)
+    monkeypatch.setattr(heads.HeadCharacteriser, "alternatives", wrong_first)
+    monkeypatch.setattr(refit.Refits, "truth_fit", lambda self, *a, **k: [])
+    monkeypatch.setattr(record, "NEAR_NMSE", math.inf)
     prev1 = make_dataset("Prev1", seed=0, n_test=1000)
     p = dtx.extract(hand_result, dataset=prev1)
     assert p.verified, "\n".join(map(str, p.search_log))
@@ -833,12 +849,12 @@ def test_a_fixed_pattern_head_extracts_to_its_routing_line() -> None:
 
 def test_monotone_dependence_and_simple_ratios() -> None:
     e = np.array([3.0, 1.0, 2.0, 2.0, 5.0])
-    assert pipeline._monotone_function(e, e**2 + 1, 1e-9)
-    assert pipeline._monotone_function(e, -np.exp(e), 1e-9)
-    assert not pipeline._monotone_function(e, np.array([9.0, 1.0, 4.0, 5.0, 25.0]), 1e-3)  # e = 2 twice, y differs
-    assert not pipeline._monotone_function(e, (e - 2.5) ** 2, 1e-3)  # turns back
-    assert pipeline._monotone_function(e, (e - 2.5) ** 2, 10.0)  # ... within the tolerance
-    assert [pipeline._simple_ratio(v) for v in (1.0004, -0.49996, 0.33331, 2.7182818)] == [1.0, -0.5, 1 / 3, 2.718]
+    assert refit.monotone_function(e, e**2 + 1, 1e-9)
+    assert refit.monotone_function(e, -np.exp(e), 1e-9)
+    assert not refit.monotone_function(e, np.array([9.0, 1.0, 4.0, 5.0, 25.0]), 1e-3)  # e = 2 twice, y differs
+    assert not refit.monotone_function(e, (e - 2.5) ** 2, 1e-3)  # turns back
+    assert refit.monotone_function(e, (e - 2.5) ** 2, 10.0)  # ... within the tolerance
+    assert [refit.simple_ratio(v) for v in (1.0004, -0.49996, 0.33331, 2.7182818)] == [1.0, -0.5, 1 / 3, 2.718]
 
 
 def _core_model(product: bool):
@@ -866,17 +882,17 @@ def _core_model(product: bool):
         m.readout.theta[0, 0, ix["L0.M0"]] = 10.0
     m.eval()
     res = as_train_result(ds, m, cfg, spec)
-    ex = pipeline._Extractor(res, ds, ExtractConfig(), 0, lambda _m: None)
-    return ex, ex.graph.module_at(ix["L0.M0"])
+    st = stages(res, ds)
+    return st, st.graph.module_at(ix["L0.M0"])
 
 
 def test_the_core_of_an_mlp_is_the_expression_its_output_is_a_monotone_function_of() -> None:
     ex, m = _core_model(product=False)
-    out = ex.out[m.key][:, 1:]
-    s = ex.resid[:, 1:, 0] + ex.resid[:, 1:, 3]  # x + prev1_x
+    out = ex.rec.out[m.key][:, 1:]
+    s = ex.rec.resid[:, 1:, 0] + ex.rec.resid[:, 1:, 3]  # x + prev1_x
     np.testing.assert_allclose(out, s + s**2 / 400, rtol=1e-6)  # the planted function (float32 weights)
-    core = ex.core_alternative(m)
+    core = ex.refits.core(m)
     assert core is not None and core.fitted_to == "core" and core.exact
     assert core.source in ("u0 + u1", "u1 + u0") and set(core.inputs) == {0, 3}
     ex_p, m_p = _core_model(product=True)
-    assert ex_p.core_alternative(m_p) is None  # x·prev1_x is a function of no single linear combination
+    assert ex_p.refits.core(m_p) is None  # x·prev1_x is a function of no single linear combination

@@ -1,10 +1,18 @@
 """Extraction (DESIGN §4): a trained Discrete Transformer -> a verified, readable Python program.
 
+:func:`.pipeline.extract` is the list of stages, one module each:
+
+- :mod:`.config`     ``ExtractConfig`` and ``ExtractionError``
+- :mod:`.load`       the run and its data
 - :mod:`.graph`      the typed IR (selector argmaxes, nodes with their evidence, dead-code elimination)
-- :mod:`.hypotheses` attention heads by hypothesis testing
-- :mod:`.symbolic`   MLPs by symbolic regression
-- :mod:`.codegen`    the IR rendered as one self-contained module (``program`` / ``run_batch``)
-- :mod:`.verify`     the program scored on held-out data and on longer sequences
+- :mod:`.record`     the hardened model run on held-out sequences, every intermediate recorded
+- :mod:`.heads`      attention heads by hypothesis testing (:mod:`.hypotheses`)
+- :mod:`.mlps`       MLPs by symbolic regression (:mod:`.symbolic`)
+- :mod:`.build`      a choice of characterisation per module -> the program IR (names: :mod:`.naming`)
+- :mod:`.program`    the IR rendered (:mod:`.codegen`), verified (:mod:`.verify`); the ``Program``
+- :mod:`.search`     the repair when the first program fails (refits: :mod:`.refit`)
+- :mod:`.simplify`   a verified program made smaller
+- :mod:`.trace`      an IR evaluated on data, variable by variable (for the refits and the search)
 - :mod:`.pipeline`   all of it: ``extract(result_or_run_dir) -> Program``
 
 Submodules are imported lazily so that ``import discrete_transformer.extract.hypotheses`` stays light.

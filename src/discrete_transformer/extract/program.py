@@ -1,0 +1,204 @@
+"""Rendering, loading and verifying a program; the :class:`Program` object extraction returns.
+
+* :class:`Verifier` — one candidate IR rendered (:func:`~.codegen.render`), loaded, and verified
+  on the test split and on longer sequences (:func:`~.verify.verify_program`): an :class:`Attempt`.
+* :class:`Program` — the final program: source, IR, evidence, verification; ``save`` writes
+  ``program.py`` and ``verification.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..tasks import Dataset, get_task, load_source, make_dataset
+from ..training.checkpoint import atomic_write_bytes, atomic_write_json
+from .codegen import render
+from .config import ExtractConfig
+from .graph import ProgramIR
+from .hypotheses import TestResult
+from .symbolic import SRResult
+from .verify import Verification, verify_program
+
+__all__ = [
+    "PROGRAM_FILE",
+    "VERIFICATION_FILE",
+    "VERIFICATION_FORMAT",
+    "Attempt",
+    "Program",
+    "Verifier",
+    "load_module",
+    "longer_split",
+]
+
+PROGRAM_FILE = "program.py"
+VERIFICATION_FILE = "verification.json"
+VERIFICATION_FORMAT = "dtx-verification"
+
+
+def load_module(source: str, name: str = "dtx_program") -> types.ModuleType:
+    """Execute generated source as a fresh module (never registered in sys.modules)."""
+    mod = types.ModuleType(name)
+    mod.__dict__["__file__"] = f"<{name}>"
+    exec(compile(source, f"<{name}>", "exec"), mod.__dict__)  # noqa: S102 - our own generated text
+    return mod
+
+
+def longer_split(ds: Dataset, data_seed: int) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+    """Sequences twice as long as the trained ones: built-in tasks only."""
+    if not ds.source.startswith("task:"):
+        return None, "data file: there is no rule to generate longer sequences"
+    try:
+        spec = get_task(ds.source[len("task:"):])
+        long = make_dataset(spec, seed=data_seed, T=2 * ds.T)
+    except ValueError as e:
+        return None, str(e).splitlines()[0]
+    return (long.x_test, long.y_test), ""
+
+
+# ============================================================================ render + verify
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A candidate program, rendered, loaded and verified; `choice` is the alternative per
+    module it was built from."""
+
+    ir: ProgramIR
+    source: str
+    verification: Verification
+    module: types.ModuleType
+    choice: dict[str, int]
+
+    @property
+    def verified(self) -> bool:
+        return self.verification.verified
+
+
+class Verifier:
+    """Renders and verifies candidates on `ds`'s test split (and longer sequences), logging each
+    to `search_log`."""
+
+    def __init__(self, ds: Dataset, data_seed: int, cfg: ExtractConfig, search_log: list[dict]) -> None:
+        self.ds, self.cfg, self.search_log = ds, cfg, search_log
+        self.longer, self.longer_note = longer_split(ds, data_seed)
+
+    def attempt(self, ir: ProgramIR, choice: dict[str, int], why: str) -> Attempt:
+        src = render(ir)
+        mod = load_module(src)
+        ds = self.ds
+        ver = verify_program(mod.program, mod.run_batch, ds.x_test, ds.y_test, ds.kind, self.longer,
+                             self.longer_note, python_check=self.cfg.python_check)
+        self.search_log.append({"try": why, "verified": ver.verified, "test_exact": ver.test.exact,
+                                "test_nmse": ver.test.nmse})
+        return Attempt(ir, src, ver, mod, dict(choice))
+
+
+# ============================================================================ the Program object
+
+
+class Program:
+    """An extracted program: its source, IR, evidence and verification.
+
+    ``run(*channels)`` calls the generated ``program`` (standard library), ``run_batch(X)`` the
+    NumPy path; ``verify(dataset=None)`` re-verifies (by default on the extraction's data).
+    """
+
+    def __init__(
+        self,
+        source: str,
+        ir: ProgramIR,
+        verification: Verification,
+        sr_results: dict[str, SRResult],
+        head_results: dict[str, list[TestResult]],
+        dataset: Dataset,
+        search_log: list[dict],
+        model_score: dict[str, Any],
+        seconds: float,
+        extract_config: dict[str, Any] | None = None,
+    ) -> None:
+        self.source = source
+        self.ir = ir
+        self.verification = verification
+        self.sr_results = sr_results
+        self.head_results = head_results
+        self.dataset = dataset
+        self.search_log = search_log
+        self.model_score = model_score
+        self.seconds = seconds
+        self.extract_config = extract_config  # recorded in verification.json (reproducibility)
+        self._module: types.ModuleType | None = None
+
+    # ---------------------------------------------------------------- running
+    @property
+    def module(self) -> types.ModuleType:
+        if self._module is None:
+            self._module = load_module(self.source)
+        return self._module
+
+    @property
+    def verified(self) -> bool:
+        return self.verification.verified
+
+    @property
+    def sr_tables(self) -> dict[str, Any]:
+        """Module key -> rich Table of the symbolic-regression Pareto front (picked row ▶)."""
+        return {k: r.table() for k, r in self.sr_results.items()}
+
+    def run(self, *channels: Sequence[float]) -> Any:
+        return self.module.program(*channels)
+
+    def run_batch(self, X: np.ndarray) -> np.ndarray:
+        a = np.asarray(X, dtype=np.float64)
+        if a.ndim == 2:
+            a = a[:, :, None]
+        return self.module.run_batch(a)
+
+    def verify(self, dataset: Dataset | str | os.PathLike | None = None, longer: bool = True) -> Verification:
+        """Verify on `dataset`'s test split (default: the data it was extracted from) and, for a
+        built-in task, on sequences twice as long."""
+        ds = self.dataset if dataset is None else (dataset if isinstance(dataset, Dataset) else load_source(dataset))
+        pv = self.ir.provenance
+        long_xy, note = (None, "not requested")
+        if longer:
+            long_xy, note = longer_split(ds, pv.data_seed)
+        return verify_program(self.module.program, self.module.run_batch, ds.x_test, ds.y_test, ds.kind,
+                              long_xy, note, python_check=200)
+
+    # ---------------------------------------------------------------- files
+    def verification_doc(self) -> dict[str, Any]:
+        return {
+            "format": VERIFICATION_FORMAT,
+            "version": 1,
+            **self.verification.to_dict(),
+            "source": self.ir.provenance.source,
+            "model": self.model_score,
+            "program": {
+                "file": PROGRAM_FILE,
+                "lines": len(self.source.splitlines()),
+                "modules": len([n for n in self.ir.nodes if not n.is_alias]),
+                **self.ir.to_dict(),
+            },
+            "search": self.search_log,
+            "seconds": round(self.seconds, 3),
+            "extract_config": self.extract_config,
+        }
+
+    def save(self, directory: str | os.PathLike) -> tuple[Path, Path]:
+        """Write ``program.py`` and ``verification.json`` into `directory` (atomically)."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(d / PROGRAM_FILE, self.source.encode("utf-8"))
+        atomic_write_json(d / VERIFICATION_FILE, self.verification_doc())
+        return d / PROGRAM_FILE, d / VERIFICATION_FILE
+
+    def __repr__(self) -> str:
+        v = self.verification
+        return (f"Program(verified={v.verified}, kind={v.kind!r}, modules={len(self.ir.nodes)}, "
+                f"lines={len(self.source.splitlines())})")
