@@ -34,7 +34,7 @@ import platform
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -504,9 +504,17 @@ def extract(
     """
     from .extract.pipeline import extract as _extract
 
-    path = result_or_run_dir if isinstance(result_or_run_dir, (str, os.PathLike)) else None
-    with hold(path, "dtx.extract()") if path is not None and is_run_dir(path) else nullcontext():
-        return _extract(result_or_run_dir, dataset=dataset, config=config, progress=progress)
+    if isinstance(result_or_run_dir, (str, os.PathLike)):
+        d = Path(result_or_run_dir)
+        if not d.is_dir():
+            raise RunDirError(f"{d}: run directory not found")
+        if not is_run_dir(d):
+            raise RunDirError(f"{d}: not a run directory (no config.json written by `dtx train`)")
+        with hold(d, "dtx.extract()"):
+            return _extract(load_run(d), dataset=dataset, config=config, progress=progress)
+    if not isinstance(result_or_run_dir, TrainResult):
+        raise TypeError(f"extract() takes a TrainResult or a run directory, got {type(result_or_run_dir).__name__}")
+    return _extract(result_or_run_dir, dataset=dataset, config=config, progress=progress)
 
 
 __all__ = [

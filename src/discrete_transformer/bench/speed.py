@@ -81,7 +81,7 @@ def program_vs_model(run_dir: str | Path, n: int = 10_000, repeats: int = 3, see
     import torch
 
     from ..api import load_run
-    from ..extract.pipeline import PROGRAM_FILE, _reload_dataset, load_module
+    from ..extract.pipeline import PROGRAM_FILE, load_module, reload_dataset
     from ..training.loop import HARD
 
     if n < 1 or repeats < 1:
@@ -94,7 +94,7 @@ def program_vs_model(run_dir: str | Path, n: int = 10_000, repeats: int = 3, see
         raise ValueError(f"{d}: no {PROGRAM_FILE}; run `dtx extract {d}` first")
     mod = load_module(prog.read_text(encoding="utf-8"))
     cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    ds = _reload_dataset(d, cfg)
+    ds = reload_dataset(d, cfg)
     rng = np.random.default_rng(seed)
     X = np.ascontiguousarray(ds.x_test[rng.integers(0, ds.x_test.shape[0], n)], dtype=np.float64)
     model = run.model.eval()

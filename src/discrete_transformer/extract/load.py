@@ -1,13 +1,12 @@
 """The extraction's input: a trained run and the data it is extracted on (:func:`load`).
 
-A run is a :class:`~discrete_transformer.api.TrainResult` or a run directory; its data is the
+A run is a :class:`~discrete_transformer.api.TrainResult`; its data is the
 ``dataset`` given, the result's own, or the run's source reloaded (:func:`reload_dataset`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,27 +41,10 @@ def reload_dataset(run_dir: Path, cfg: dict) -> Dataset:
         ) from None
 
 
-def load(obj: Any, dataset: Dataset | None) -> RunData:
-    """The run `obj` (a TrainResult or a run directory) and the data to extract it on."""
-    # A function-level import: api imports this package's pipeline (api.extract), so a top-level
-    # import would be a cycle. It goes once api.extract passes a loaded TrainResult (see
-    # pipeline.extract): only the TrainResult branch remains, and it needs nothing from api.
-    from ..api import RunDirError, TrainResult, is_run_dir, load_run
-
-    if isinstance(obj, TrainResult):
-        run_data = _from_result(obj, dataset)
-    elif isinstance(obj, (str, os.PathLike)):
-        d = Path(obj)
-        if not d.is_dir():
-            raise RunDirError(f"{d}: run directory not found")
-        if not is_run_dir(d):
-            raise RunDirError(f"{d}: not a run directory (no config.json written by `dtx train`)")
-        run = load_run(d)
-        cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
-        ds = dataset if dataset is not None else reload_dataset(d, cfg)
-        run_data = RunData(run, ds, int(cfg.get("data_seed", 0)))
-    else:
-        raise TypeError(f"extract() takes a TrainResult or a run directory, got {type(obj).__name__}")
+def load(run: Any, dataset: Dataset | None) -> RunData:
+    """The trained run (a ``TrainResult``; ``api.extract`` loads a run directory into one) and the
+    data to extract it on."""
+    run_data = _from_result(run, dataset)
     ds, run = run_data.dataset, run_data.run
     if ds.n_in != run.spec.n_in or ds.n_out != run.spec.n_out:
         raise ExtractionError(

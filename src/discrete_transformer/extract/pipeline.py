@@ -64,8 +64,6 @@ __all__ = [
     "trace",
 ]
 
-# The name bench/speed.py imports (kept until it imports `reload_dataset`).
-_reload_dataset = reload_dataset
 
 
 def extract(
