@@ -11,13 +11,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import tiny_model, tiny_train
 from typer.testing import CliRunner
 
 import discrete_transformer as dtx
 from discrete_transformer.analysis.report import SECTIONS, _kv_table
 from discrete_transformer.cli import app
-
-from conftest import tiny_model, tiny_train
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -146,14 +145,14 @@ def test_report_renders_in_headless_chromium(head_run: Path, tmp_path: Path) -> 
 def test_mlp_figure_every_arity(monkeypatch, arity: int) -> None:
     """The surface plot's branches (curve, heatmaps, slice, parity) on a stand-in MLP: the
     expression is the MLP's exact function, so the figure says the difference is ~0."""
-    import numpy as np
     from types import SimpleNamespace
 
+    import numpy as np
+
     from discrete_transformer.analysis import report
-    from discrete_transformer.extract import pipeline
 
     names = ["a", "b", "c"][:arity]
-    monkeypatch.setattr(pipeline, "mlp_function", lambda model, m, uniq, X: X.sum(axis=1))
+    monkeypatch.setattr(report, "mlp_function", lambda model, m, uniq, X: X.sum(axis=1))
     rng = np.random.default_rng(0)
     resid = np.zeros((4, 6, 8))
     resid[:, :, 1 : 1 + arity] = rng.integers(0, 10, size=(4, 6, arity))

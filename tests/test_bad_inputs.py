@@ -79,7 +79,7 @@ def test_unexpected_exception_is_one_line_unless_debug(tmp_path: Path, monkeypat
     def boom(*a, **k):
         raise ZeroDivisionError("synthetic bug")
 
-    monkeypatch.setattr(api, "_prepare", boom)
+    monkeypatch.setattr(api, "prepare", boom)
     monkeypatch.chdir(tmp_path)
     res = CliRunner().invoke(app, ["train", "sum_last2", "--out", "o"], env={"DTX_DEBUG": ""})
     assert res.exit_code == 1

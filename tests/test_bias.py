@@ -8,19 +8,27 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model, tiny_train
 from typer.testing import CliRunner
 
 from discrete_transformer.cli import app
 from discrete_transformer.config import ModelConfig, TrainConfig, from_dict, to_dict
-from discrete_transformer.extract.pipeline import ExtractConfig
-from discrete_transformer.extract.symbolic import SRConfig, symbolic_regression
-from discrete_transformer.model import DataSpec, DiscreteTransformer, SelectMode, Selector
+from discrete_transformer.extraction.pipeline import ExtractConfig
+from discrete_transformer.extraction.symbolic import SRConfig, symbolic_regression
+from discrete_transformer.model import (
+    DataSpec,
+    DiscreteTransformer,
+    SelectMode,
+    Selector,
+)
 from discrete_transformer.model.attention import hard_pattern
-from discrete_transformer.overrides import OverrideError, configs_from_overrides, parse_overrides
+from discrete_transformer.overrides import (
+    OverrideError,
+    configs_from_overrides,
+    parse_overrides,
+)
 from discrete_transformer.training import reinforce
 from discrete_transformer.training.loop import HARD
-
-from conftest import tiny_model, tiny_train
 
 SPEC = DataSpec(("x",), ("y",), (3.0,), 5.0, 6)
 
@@ -67,8 +75,8 @@ def test_positional_routing_restricts_query_and_key_to_position_variables():
     _push_towards(m, "x")
     names = m.variable_names
     allowed = {names.index("pos"), names.index("one")}
-    for l, layer in enumerate(m.layers):
-        ch = m.choices()[f"L{l}.attn"]  # (P, H, 3)
+    for li, layer in enumerate(m.layers):
+        ch = m.choices()[f"L{li}.attn"]  # (P, H, 3)
         assert set(ch[..., :2].flatten().tolist()) <= allowed
         assert set(ch[..., 2].flatten().tolist()) == {names.index("x")}  # v is unrestricted
         w = layer["attn"].selector.weights(SelectMode(tau=1.0, per_example=True, batch=4))
@@ -81,9 +89,9 @@ def test_forbid_reads_masks_sampling_argmax_and_hardening():
     m = DiscreteTransformer(cfg, SPEC, population=2, seed=0)
     _push_towards(m, "x")
     xi = m.variable_names.index("x")
-    for l, layer in enumerate(m.layers):
+    for li, layer in enumerate(m.layers):
         sel = layer["mlp"].selector
-        assert not torch.any(m.choices()[f"L{l}.mlp"] == xi)
+        assert not torch.any(m.choices()[f"L{li}.mlp"] == xi)
         assert torch.all(sel.weights(SelectMode(tau=0.5, per_example=True, batch=3))[..., xi] == 0)
         sel.freeze()  # hardening freezes at the masked argmax
         assert torch.all(sel.weights(SelectMode(tau=0.5))[..., xi] == 0)
@@ -266,7 +274,7 @@ def test_reinforce_respects_masks_and_trains_weights():
     mode = SelectMode(tau=torch.ones(2), per_example=True, generator=torch.Generator().manual_seed(0), batch=2)
     onehots, _ = reinforce.sample_choices(m.selectors(), torch.ones(2), 50, True, torch.Generator().manual_seed(0))
     xi = m.variable_names.index("x")
-    assert all(torch.all(onehots[f"L{l}.mlp"][..., xi] == 0) for l in range(2))
+    assert all(torch.all(onehots[f"L{li}.mlp"][..., xi] == 0) for li in range(2))
     loss = sf.backward(m, x, y, torch.ones(1), mode, 0.5)
     assert loss.shape == (2,) and torch.isfinite(loss).all()
     assert all(s.forced is None for s in m.selectors().values())  # sampling is scoped to one pass
@@ -315,7 +323,7 @@ def test_bias_study_writes_both_programs_and_resumes(tmp_path, monkeypatch):
     assert "dtx bias-study X" in text and text.count("def program(") == 2
     assert rows[0]["counts"] == (ra["verified"] and rb["verified"] and rows[0]["different"])
     calls = []
-    monkeypatch.setattr(api, "train", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(studies, "train", lambda *a, **k: calls.append(1))
     studies.bias_study(tmp_path / "runs", doc, cases=(case,), log=lambda _m: None)
     assert not calls  # finished runs are read back, not retrained
 

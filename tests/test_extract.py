@@ -23,8 +23,17 @@ import torch
 import discrete_transformer as dtx
 from discrete_transformer.api import RunDirError, TrainResult
 from discrete_transformer.config import ModelConfig, TrainConfig
-from discrete_transformer.extract import build, codegen, heads, mlps, record, refit, search, simplify
-from discrete_transformer.extract.graph import (
+from discrete_transformer.extraction import (
+    build,
+    codegen,
+    heads,
+    mlps,
+    record,
+    refit,
+    search,
+    simplify,
+)
+from discrete_transformer.extraction.graph import (
     RESERVED_NAMES,
     AttentionNode,
     MLPNode,
@@ -39,10 +48,19 @@ from discrete_transformer.extract.graph import (
     source_names,
     unique_name,
 )
-from discrete_transformer.extract.hypotheses import TestResult, make_hypothesis
-from discrete_transformer.extract.load import RunData
-from discrete_transformer.extract.pipeline import ExtractConfig, Program, load_module, trace
-from discrete_transformer.extract.verify import CONTINUOUS_NMSE, score, verify_program
+from discrete_transformer.extraction.hypotheses import TestResult, make_hypothesis
+from discrete_transformer.extraction.load import RunData
+from discrete_transformer.extraction.pipeline import (
+    ExtractConfig,
+    Program,
+    load_module,
+    trace,
+)
+from discrete_transformer.extraction.verify import (
+    CONTINUOUS_NMSE,
+    score,
+    verify_program,
+)
 from discrete_transformer.model import DiscreteTransformer
 from discrete_transformer.tasks import Dataset, make_dataset
 from discrete_transformer.training import loop
@@ -540,12 +558,11 @@ def test_constant_and_position_expressions_render() -> None:
 def test_cli_extract_on_a_data_file_run(tmp_path: Path) -> None:
     """Hostile channel names survive into a program that runs; longer sequences are "not
     available" for a file; a run whose file has gone fails with one line and writes nothing."""
+    from conftest import tiny_train
     from typer.testing import CliRunner
 
     from discrete_transformer.cli import app
     from discrete_transformer.tasks import save_npz
-
-    from conftest import tiny_train
 
     base = make_dataset("Current_Number", seed=0, n_test=300)
     evil_in, evil_out = 'x"""\nimport os #', "y\u2028out"

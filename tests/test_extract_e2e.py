@@ -15,7 +15,7 @@ import discrete_transformer as dtx
 from discrete_transformer import api
 from discrete_transformer.cli import app
 from discrete_transformer.config import TrainConfig
-from discrete_transformer.extract.pipeline import load_module
+from discrete_transformer.extraction.pipeline import load_module
 from discrete_transformer.tasks import get_task
 
 pytestmark = pytest.mark.slow

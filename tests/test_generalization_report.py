@@ -175,12 +175,12 @@ def test_new_row_copies_the_task_fields_of_a_public_task(tmp_path):
 
 
 def test_new_row_copies_a_generated_tasks_fields_as_json(tmp_path, monkeypatch):
-    from discrete_transformer import tasks
+    from discrete_transformer.bench import runner
 
     spec = SimpleNamespace(T=18, generator="add_mod", generalises="Add_Mod_3",
                            params=(("m", np.int64(5)), ("w", (1, 2)), ("x", float("inf"))),
                            bands=(("T", "16-24"), ("values", "<=100")), reference_ops=np.int64(9))
-    monkeypatch.setattr(tasks, "get_task", lambda name: spec)
+    monkeypatch.setattr(runner, "get_task", lambda name: spec)
     row = new_row(_job(tmp_path, BenchTask("gen0_017_add_mod", "gen0_017_add_mod", "generated")))
     assert row["generator"] == "add_mod" and row["generalises"] == "Add_Mod_3" and row["T"] == 18
     assert row["params"] == {"m": 5, "w": [1, 2], "x": "inf"} and row["reference_ops"] == 9

@@ -14,16 +14,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_extract import sum_last2_model
 
 import discrete_transformer as dtx
 from discrete_transformer.api import TrainResult
 from discrete_transformer.config import TrainConfig
-from discrete_transformer.extract import codegen
-from discrete_transformer.extract.graph import RESERVED_NAMES, sanitize, unique_name
-from discrete_transformer.extract.pipeline import load_module
-from discrete_transformer.tasks import Dataset, load_file, make_dataset, save_csv, save_jsonl, save_npz
+from discrete_transformer.extraction import codegen
+from discrete_transformer.extraction.graph import RESERVED_NAMES, sanitize, unique_name
+from discrete_transformer.extraction.pipeline import load_module
+from discrete_transformer.tasks import (
+    Dataset,
+    load_file,
+    make_dataset,
+    save_csv,
+    save_jsonl,
+    save_npz,
+)
 from discrete_transformer.training.loop import RestartResult
-from test_extract import sum_last2_model
 
 INJECTIONS = [
     ("x\"\"\"\n__import__('os').system('echo pwned') #", "y'''\nimport os"),

@@ -1,4 +1,4 @@
-"""Attention hypothesis testing (extract/hypotheses.py): planted patterns are detected, wrong ones
+"""Attention hypothesis testing (extraction/hypotheses.py): planted patterns are detected, wrong ones
 rejected, the simplest explanation wins, the confidence bound is right, noise is caught, and the
 generated helpers (standard library and NumPy) compute exactly what the patterns predict."""
 
@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from discrete_transformer.extract.hypotheses import (
+from discrete_transformer.extraction.hypotheses import (
     TIES,
     Hypothesis,
     clopper_pearson_lower,
@@ -25,7 +25,7 @@ from discrete_transformer.extract.hypotheses import (
     python_helper,
     regularized_beta,
 )
-from discrete_transformer.extract.hypotheses import test_head as run_head
+from discrete_transformer.extraction.hypotheses import test_head as run_head
 
 N, T = 5000, 10
 T1 = T + 1
@@ -533,7 +533,7 @@ def test_helpers_handle_other_lengths() -> None:
 
 # ----------------------------------------------------------------------------- summing heads
 
-from discrete_transformer.extract.hypotheses import averages, with_aggregate  # noqa: E402
+from discrete_transformer.extraction.hypotheses import averages, with_aggregate  # noqa: E402
 
 SUM_PLANTS = [with_aggregate(h, "sum") for h in PLANTS if averages(h)]
 

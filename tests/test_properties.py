@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from discrete_transformer.extract import codegen
-from discrete_transformer.extract.graph import (
+from discrete_transformer.extraction import codegen
+from discrete_transformer.extraction.graph import (
     AttentionNode,
     MLPNode,
     OutputNode,
@@ -19,9 +19,16 @@ from discrete_transformer.extract.graph import (
     eliminate_dead_code,
     hypothesis_reads,
 )
-from discrete_transformer.extract.hypotheses import make_hypothesis
-from discrete_transformer.extract.pipeline import load_module
-from discrete_transformer.tasks import Dataset, DataFileError, load_file, save_csv, save_jsonl, save_npz
+from discrete_transformer.extraction.hypotheses import make_hypothesis
+from discrete_transformer.extraction.pipeline import load_module
+from discrete_transformer.tasks import (
+    DataFileError,
+    Dataset,
+    load_file,
+    save_csv,
+    save_jsonl,
+    save_npz,
+)
 
 # ============================================================================ loaders
 

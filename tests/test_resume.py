@@ -22,7 +22,11 @@ from discrete_transformer.tasks import Dataset
 from discrete_transformer.training.checkpoint import CheckpointError
 from discrete_transformer.training.loop import RestartResult, Split
 from discrete_transformer.training.restarts import run_restarts
-from discrete_transformer.training.resume import load_restarts, restart_paths, save_restart
+from discrete_transformer.training.resume import (
+    load_restarts,
+    restart_paths,
+    save_restart,
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 SPEC = DataSpec(("x",), ("y",), (1.0,), 1.0, 3)
@@ -133,7 +137,7 @@ def test_resume_after_losing_a_restart_equals_the_uninterrupted_run(tmp_path: Pa
     for p in restart_paths(out, 0):
         p.unlink()
     # (the CLI's --resume reloads the data from config.json; this dataset lives in memory)
-    resumed = api._execute(api._Plan(ds, mc, cfg, out, 0, 0, time.perf_counter(), resume=True), progress=False)
+    resumed = api.execute(api.RunPlan(ds, mc, cfg, out, 0, 0, time.perf_counter(), resume=True), progress=False)
     assert [r.seed for r in resumed.restarts] == [0]
     assert resumed.best.seed == full.best.seed and resumed.best.val == full.best.val
     for k, v in full.model.state_dict().items():
@@ -211,7 +215,7 @@ def test_the_best_restarts_variant_is_the_model_that_is_saved(tmp_path: Path) ->
                       stop_on_exact=False, harden_top=1, portfolio=("plain", "arithmetic"))
     mc = ModelConfig(n_layers=1, n_heads=1, n_mlps=1, mlp_hidden=4, mlp_bilinear=1)
     out = tmp_path / "run"
-    res = api._execute(api._Plan(_tiny_dataset(), mc, cfg, out, 0, 0, time.perf_counter()), progress=False,
+    res = api.execute(api.RunPlan(_tiny_dataset(), mc, cfg, out, 0, 0, time.perf_counter()), progress=False,
                        parallel=False, train_fn=fake)
     assert res.best.seed == 1 and res.model_config.attention_sum and res.model_config.readout_gain
     assert res.train_config.attention_st_from == 0.2

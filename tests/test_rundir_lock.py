@@ -160,10 +160,10 @@ def test_a_killed_training_leaves_no_stale_lock(tmp_path: Path) -> None:
 def _race(out: str, go: Any, said: Any) -> None:
     """One racer (a forked process, so that it starts at once): own `out` as a new --out, the way
     `dtx train` does after its checks, and say whether it won."""
-    plan = api._Plan(None, None, None, Path(out), 0, 0, 0.0)  # type: ignore[arg-type]  # data unused
+    plan = api.RunPlan(None, None, None, Path(out), 0, 0, 0.0)  # type: ignore[arg-type]  # data unused
     go.wait(30)
     try:
-        with api._owning(plan, "racer"):
+        with api.owning(plan, "racer"):
             said.put("won")
             time.sleep(1.0)
     except api.RunDirError as e:

@@ -15,8 +15,8 @@ import sympy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from discrete_transformer.extract import symbolic as sr
-from discrete_transformer.extract.symbolic import (
+from discrete_transformer.extraction import symbolic as sr
+from discrete_transformer.extraction.symbolic import (
     Candidate,
     SRConfig,
     SRResult,
@@ -489,7 +489,7 @@ def test_a_modulus_of_a_computed_integer_is_taken_of_its_rounded_value() -> None
 def test_an_affine_copy_of_a_size_6_expression_is_within_the_extraction_default_size() -> None:
     """c*sqrt(a**2 + b**2) + d is 6 + 4 nodes: the extractor's default size must reach it (at 9
     the search returned a 5-term polynomial that was not exact)."""
-    from discrete_transformer.extract.pipeline import ExtractConfig
+    from discrete_transformer.extraction.pipeline import ExtractConfig
 
     X = np.random.default_rng(0).uniform(-1, 1, (2000, 2))
     y = 4.25 * np.sqrt((X**2).sum(1)) - 3.65

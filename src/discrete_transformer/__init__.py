@@ -9,13 +9,13 @@ Public API::
     print(program.source)
 
 The pipeline reads like the folder layout: ``tasks`` (data) → ``model`` → ``training``
-(search, hardening, polish, restarts) → ``extract`` → ``bench``.
+(search, hardening, polish, restarts) → ``extraction`` → ``bench``. The subpackage is
+``extraction`` so that ``dtx.extract`` is the API function: importing a subpackage binds its name
+in this package's namespace.
 """
 
-__version__ = "0.1.0"
-
-from .config import ModelConfig, TrainConfig  # noqa: E402
-from .api import TrainResult, load_run, train  # noqa: E402
-from . import extract  # noqa: E402  # the subpackage is callable: dtx.extract(result) -> Program
+from .api import TrainResult, extract, load_run, train
+from .config import ModelConfig, TrainConfig
+from .version import __version__
 
 __all__ = ["ModelConfig", "TrainConfig", "TrainResult", "__version__", "extract", "load_run", "train"]

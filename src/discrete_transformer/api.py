@@ -42,25 +42,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__
 from .config import ModelConfig, TrainConfig, from_dict, restart_configs, to_dict
 from .model import DataSpec, DiscreteTransformer
-from .rundir_lock import contents, hold
+from .rundir_lock import RunDirError, contents, hold
 from .tasks import Dataset, infer_kind, load_source
-from .training.checkpoint import CheckpointError, atomic_write_json, load_checkpoint, save_run_checkpoint
+from .training.checkpoint import (
+    CheckpointError,
+    atomic_write_json,
+    load_checkpoint,
+    save_run_checkpoint,
+)
 from .training.loop import HARD, RestartResult, Split, data_spec, evaluate
 from .training.restarts import CONTINUOUS_TOL, run_restarts
 from .training.resume import load_restarts, save_restart
+from .version import __version__
 
 RUN_FORMAT = "dtx-run"
 RUN_VERSION = 1
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
 METRICS_FILE = "metrics.jsonl"
-
-
-class RunDirError(ValueError):
-    """An output directory that cannot be used (or a run directory that cannot be read)."""
 
 
 @dataclass
@@ -124,7 +125,7 @@ def is_run_dir(path: str | os.PathLike) -> bool:
 
 def check_out_dir(out: str | os.PathLike, force: bool = False) -> Path:
     """Refuse an output path that would clobber something; writes nothing. (A leftover lock
-    file is not content.) Repeated by :func:`_owning` once the directory is locked."""
+    file is not content.) Repeated by :func:`owning` once the directory is locked."""
     p = Path(out)
     if p.exists() and not p.is_dir():
         raise RunDirError(f"--out {p}: exists and is not a directory")
@@ -182,15 +183,21 @@ def train(
     an existing run directory is overwritten only with ``force=True``, and never while another
     process uses it (:class:`RunDirError`).
     """
-    plan = _prepare(source, out, seed, model, training, restarts, steps, kind, force, data_seed)
+    plan = prepare(source, out, seed, model, training, restarts, steps, kind, force, data_seed)
     name = source.name if isinstance(source, Dataset) else os.fspath(source)
-    with _owning(plan, f"dtx.train({name})", force):
-        return _execute(plan, progress)
+    with owning(plan, f"dtx.train({name})", force):
+        return execute(plan, progress)
+
+
+# ----------------------------------------------------------------------------- the steps of train()
+# prepare -> owning -> execute (resume_plan for resume()): also used by cli.py, whose train / run
+# commands hold the directory across training and extraction, and by bench/runner.py's workers.
+# Not in __all__: the public API is train() / resume().
 
 
 @dataclass
-class _Plan:
-    """A validated run, nothing written yet: what :func:`_prepare` hands to :func:`_execute`."""
+class RunPlan:
+    """A validated run, nothing written yet: what :func:`prepare` hands to :func:`execute`."""
 
     ds: Dataset
     model_cfg: ModelConfig
@@ -205,7 +212,7 @@ class _Plan:
 MIN_TRAIN_SEQUENCES = 2  # the validation carve-out takes at least one training sequence
 
 
-def _prepare(
+def prepare(
     source: str | os.PathLike | Dataset,
     out: str | os.PathLike | None,
     seed: int,
@@ -216,7 +223,7 @@ def _prepare(
     kind: str | None,
     force: bool,
     data_seed: int,
-) -> _Plan:
+) -> RunPlan:
     """Validate options, load the data and check `out`. Raises ValueError subclasses only
     (UnknownTaskError, DataFileError, RunDirError, config errors); writes nothing."""
     t0 = time.perf_counter()
@@ -238,13 +245,13 @@ def _prepare(
         where = source if not isinstance(source, Dataset) else f"dataset {ds.name}"
         raise ValueError(f"{os.fspath(where)}: x_train: has {ds.n_train} sequence; training needs at least "
                          f"{MIN_TRAIN_SEQUENCES} (one is held out for validation)")
-    return _Plan(ds, model_cfg, train_cfg, run_dir, seed, data_seed, t0)
+    return RunPlan(ds, model_cfg, train_cfg, run_dir, seed, data_seed, t0)
 
 
 @contextmanager
-def _owning(plan: _Plan, what: str, force: bool = False) -> Iterator[None]:
+def owning(plan: RunPlan, what: str, force: bool = False) -> Iterator[None]:
     """Own the plan's run directory (creating a new one) for the whole block, and repeat the
-    checks :func:`_prepare` / :func:`_resume_plan` made before: another command may have changed
+    checks :func:`prepare` / :func:`resume_plan` made before: another command may have changed
     the directory in between. `what` names the command for the message others get."""
     d = plan.run_dir
     if d is None:
@@ -260,12 +267,12 @@ def _owning(plan: _Plan, what: str, force: bool = False) -> Iterator[None]:
         yield
 
 
-def _execute(plan: _Plan, progress: bool = True, parallel: bool = True, train_fn: Any = None) -> TrainResult:
+def execute(plan: RunPlan, progress: bool = True, parallel: bool = True, train_fn: Any = None) -> TrainResult:
     """Train, evaluate on the test split and (with a run directory) write the run.
 
     ``parallel=False`` runs the restarts one after another in this process (the benchmark's
     workers do, so that busy processes ≈ jobs); ``train_fn`` is :func:`run_restarts`' seam.
-    The caller owns the run directory (:func:`_owning`; the benchmark's workers through the bench's)."""
+    The caller owns the run directory (:func:`owning`; the benchmark's workers through the bench's)."""
     ds, model_cfg, train_cfg, run_dir, seed = plan.ds, plan.model_cfg, plan.train_cfg, plan.run_dir, plan.seed
     split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, train_cfg.val_size, seed)
     spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
@@ -276,7 +283,7 @@ def _execute(plan: _Plan, progress: bool = True, parallel: bool = True, train_fn
     elif run_dir is not None:
         if run_dir.is_dir() and is_run_dir(run_dir):
             _clear_run_dir(run_dir)  # check_out_dir allowed it: a previous run, with force
-        _write_run_config(plan)
+        write_run_config(plan)
 
     keep = (lambda r: save_restart(run_dir, r)) if run_dir is not None else None  # noqa: E731
     best, results = run_restarts(
@@ -320,7 +327,7 @@ def _execute(plan: _Plan, progress: bool = True, parallel: bool = True, train_fn
     return result
 
 
-def _write_run_config(plan: _Plan) -> None:
+def write_run_config(plan: RunPlan) -> None:
     """``config.json``: what makes the directory a run (the data source, seed and configs)."""
     assert plan.run_dir is not None
     plan.run_dir.mkdir(parents=True, exist_ok=True)
@@ -372,12 +379,12 @@ def resume(dir: str | os.PathLike, progress: bool = True) -> TrainResult:
     its ``config.json``; restarts that had finished are reused, the others run from their start
     (see :mod:`.training.resume`). Raises :class:`RunDirError` when `dir` is not an unfinished run
     or another process uses it."""
-    plan = _resume_plan(dir)
-    with _owning(plan, "dtx.resume()"):
-        return _execute(plan, progress)
+    plan = resume_plan(dir)
+    with owning(plan, "dtx.resume()"):
+        return execute(plan, progress)
 
 
-def _resume_plan(dir: str | os.PathLike) -> _Plan:
+def resume_plan(dir: str | os.PathLike) -> RunPlan:
     """Validate a run directory for resuming and rebuild its plan; writes nothing."""
     t0 = time.perf_counter()
     d = Path(dir)
@@ -391,7 +398,7 @@ def _resume_plan(dir: str | os.PathLike) -> _Plan:
         raise RunDirError(f"--resume {d / CONFIG_FILE}: invalid run configuration ({str(e).splitlines()[0]})") from None
     name = source.removeprefix("task:") if source.startswith("task:") else source
     ds = load_source(name, seed=data_seed, kind=kind)
-    return _Plan(ds, model_cfg, train_cfg, d, seed, data_seed, t0, resume=True)
+    return RunPlan(ds, model_cfg, train_cfg, d, seed, data_seed, t0, resume=True)
 
 
 # ----------------------------------------------------------------------------- load_run
@@ -495,14 +502,17 @@ def extract(
 
     ``result_or_run_dir`` is a :class:`TrainResult` or a run directory written by :func:`train`;
     the run's data is reloaded from its source unless ``dataset`` is given (needed when a data
-    file has moved). ``config`` is an :class:`~.extract.pipeline.ExtractConfig`; ``progress`` an
+    file has moved). ``config`` is an :class:`~.extraction.pipeline.ExtractConfig`; ``progress`` an
     optional callable receiving one line of text per step. Returns a
-    :class:`~.extract.pipeline.Program`: ``.source``, ``.run(*channels)``, ``.run_batch(X)``,
+    :class:`~.extraction.pipeline.Program`: ``.source``, ``.run(*channels)``, ``.run_batch(X)``,
     ``.verify(dataset=None)``, ``.verification``, ``.ir``, ``.sr_tables``, ``.save(dir)``.
     Raises :class:`RunDirError` for a path that is not a run directory (or one another process
-    is writing) and :class:`~.extract.pipeline.ExtractionError` when the data cannot be found.
+    is writing) and :class:`~.extraction.pipeline.ExtractionError` when the data cannot be found.
     """
-    from .extract.pipeline import extract as _extract
+    # Imported here, not at the top, for start-up time only (extraction does not import this
+    # module): .extraction loads sympy, about +0.3 s on every `import discrete_transformer` and
+    # every `dtx` command (measured on the 2-core machine), most of which never extract.
+    from .extraction.pipeline import extract as _extract
 
     if isinstance(result_or_run_dir, (str, os.PathLike)):
         d = Path(result_or_run_dir)

@@ -18,6 +18,10 @@ while the first runs (see :mod:`.rundir_lock`).
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import shlex
+import sys
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import NoReturn, Optional
@@ -26,6 +30,24 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from . import api
+from .config import SEARCH_VARIANTS, TrainConfig
+from .rundir_lock import hold
+from .tasks import TASKS, suite_specs
+from .tasks.export import export_tasks
+from .tasks.generated import SUITE_NAMES
+from .tasks.registry import DEFAULT_N_TEST
+from .training.checkpoint import CheckpointError
+from .version import __version__
+
+# Imported inside the commands that use them, so that `dtx --help` and `dtx tasks` start fast
+# (they pay only for the package itself, torch included; measured on the 2-core machine):
+# - .extraction loads sympy, about +0.3 s, and so do .overrides, .studies and .bench, which
+#   import it (`dtx train` / `run` / `extract` / `bench` / `speed` / the studies);
+# - .analysis loads matplotlib, about +0.45 s (`dtx analyze` / `report`);
+# - rich.syntax loads pygments (the program listing of `dtx extract` / `run`).
+# Calls into the API go through the module (api.prepare, ...) so that tests can replace them.
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -53,8 +75,6 @@ def main(
 ) -> None:
     """Discrete Transformer command line."""
     if version:
-        from . import __version__
-
         typer.echo(f"dtx {__version__}")
         raise typer.Exit(0)
 
@@ -67,9 +87,6 @@ def tasks_cmd(
     suite: Optional[str] = typer.Option(None, "--suite", help=SUITE_HELP),
 ) -> None:
     """List the built-in tasks: name, family, kind, input channels, T and the rule."""
-    from .tasks import TASKS, suite_specs
-    from .tasks.generated import SUITE_NAMES
-
     specs, title = TASKS, f"{len(TASKS)} built-in tasks"
     if suite is not None:
         try:
@@ -110,9 +127,6 @@ def export_cmd(
     n_test: Optional[int] = typer.Option(None, "--n-test", help="Test sequences per sampled task (default: make_dataset's 10000)."),
 ) -> None:
     """Write tasks as data files: the same make_dataset(seed=0) arrays the bench trains on."""
-    from .tasks.export import export_tasks
-    from .tasks.registry import DEFAULT_N_TEST
-
     try:
         written = export_tasks(sources, out, n_test=DEFAULT_N_TEST if n_test is None else n_test)
     except ValueError as e:  # unknown task or suite, bad --out, bad --n-test
@@ -128,7 +142,6 @@ SET_HELP = "Override a config field: section.field=value (sections model, train,
 
 def _configs_from_sets(sets: Optional[list[str]]):
     """(ModelConfig, TrainConfig, ExtractConfig) from `--set` overrides; errors end the command."""
-    from . import api
     from .overrides import OverrideError, configs_from_overrides
 
     try:  # None for a section without overrides: the API's own defaults apply
@@ -164,16 +177,14 @@ def _train_from_options(
         if kind not in ("discrete", "continuous"):
             _fail(f"--kind must be 'discrete' or 'continuous', got {kind!r}")
 
-    from .api import _owning, _prepare
-
     model_cfg, train_cfg, _ = _configs_from_sets(sets)
     try:  # options, data and --out are all checked before anything is written
-        plan = _prepare(source, out, seed, model_cfg, train_cfg, restarts, steps, kind, force, 0)
+        plan = api.prepare(source, out, seed, model_cfg, train_cfg, restarts, steps, kind, force, 0)
     except ValueError as e:  # UnknownTaskError, DataFileError, RunDirError, bad config values
         _fail(str(e))
     except Exception as e:  # noqa: BLE001 - anything else from bad input: one line, not a traceback
         _unexpected(e)
-    _own(owned, _owning(plan, f"{command} {source}", force), out)
+    _own(owned, api.owning(plan, f"{command} {source}", force), out)
     return _execute_plan(plan)
 
 
@@ -236,16 +247,14 @@ def _train_table(result, title: str) -> Table:
 
 def _extract_quietly(target, console: Console, config=None):
     """extract() with a spinner on a terminal; expected failures become one red line."""
-    from .api import RunDirError, extract
-    from .extract.pipeline import ExtractionError
-    from .training.checkpoint import CheckpointError
+    from .extraction import ExtractionError
 
     try:
         if console.is_terminal:
             with console.status("extracting: hypothesis tests, symbolic regression, verification ..."):
-                return extract(target, config=config)
-        return extract(target, config=config)
-    except (RunDirError, CheckpointError, ExtractionError) as e:
+                return api.extract(target, config=config)
+        return api.extract(target, config=config)
+    except (api.RunDirError, CheckpointError, ExtractionError) as e:
         _fail(str(e))
     except Exception as e:  # noqa: BLE001
         _unexpected(e)
@@ -299,9 +308,6 @@ def extract_cmd(
     sets: Optional[list[str]] = typer.Option(None, "--set", help="Override an extraction field: extract.field=value; repeatable."),
 ) -> None:
     """Extract RUN_DIR's model as a Python program, verify it, write program.py and verification.json."""
-    from .api import is_run_dir
-    from .rundir_lock import hold
-
     if run_dir.exists() and not run_dir.is_dir():
         _fail(f"{run_dir}: is a file, expected a run directory written by `dtx train`")
     if any(not s.strip().startswith("extract.") for s in sets or ()):
@@ -309,7 +315,7 @@ def extract_cmd(
     _, _, extract_cfg = _configs_from_sets(sets)
     if not run_dir.is_dir():
         _fail(f"{run_dir}: run directory not found")
-    if not is_run_dir(run_dir):
+    if not api.is_run_dir(run_dir):
         _fail(f"{run_dir}: not a run directory (no config.json written by `dtx train`)")
     console = Console()
     with ExitStack() as owned:
@@ -352,8 +358,6 @@ EXIT_INTERNAL = 1
 def _unexpected(e: Exception) -> NoReturn:
     """An exception no check anticipated: one red line (type and message) and exit code 1, or the
     full traceback when ``DTX_DEBUG=1`` — reported, never swallowed."""
-    import os
-
     if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
         raise e
     err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -368,12 +372,9 @@ def _unexpected(e: Exception) -> NoReturn:
 
 def _execute_plan(plan):
     """Run a prepared plan; Ctrl-C / SIGTERM keep the finished restarts and say how to resume."""
-    from .api import RunDirError, _execute
-    from .training.checkpoint import CheckpointError
-
     try:
-        return _execute(plan, progress=True)
-    except (CheckpointError, RunDirError) as e:
+        return api.execute(plan, progress=True)
+    except (CheckpointError, api.RunDirError) as e:
         _fail(str(e))
     except KeyboardInterrupt:
         where = f"; resume with: dtx train --resume {plan.run_dir}" if plan.run_dir is not None else ""
@@ -388,15 +389,13 @@ def _execute_plan(plan):
 def _resume_run(run_dir: Path, owned: ExitStack):
     """`dtx train --resume DIR`: rebuild the plan from DIR/config.json, own DIR until `owned`
     closes, and continue."""
-    from .api import _owning, _resume_plan
-
     try:
-        plan = _resume_plan(run_dir)
+        plan = api.resume_plan(run_dir)
     except ValueError as e:  # RunDirError, UnknownTaskError, DataFileError
         _fail(str(e))
     except Exception as e:  # noqa: BLE001
         _unexpected(e)
-    _own(owned, _owning(plan, "dtx train --resume"), run_dir)
+    _own(owned, api.owning(plan, "dtx train --resume"), run_dir)
     return _execute_plan(plan)
 
 
@@ -442,13 +441,8 @@ def bench_cmd(
     sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP + " Applies to every task (a candidate default)."),
 ) -> None:
     """Benchmark the default configuration on a task suite, with GRU and Transformer baselines."""
-    import dataclasses
-    import shlex
-    import sys
-
-    from .api import RunDirError
-    from .bench.bench import plan_jobs, run_bench
     from .bench.baselines import BaselineConfig
+    from .bench.bench import plan_jobs, run_bench
     from .bench.executors import check_executor
     from .bench.generalization import load_public_results
     from .bench.live import LiveView
@@ -476,7 +470,7 @@ def bench_cmd(
         with LiveView(len(planned), console) as view:
             summary = run_bench(planned, out, executor, jobs, command=command, docs=docs, address=address, on_row=view,
                                 public_results=public)
-    except RunDirError as e:  # OUT is in use by another process (run_bench owns it while it runs)
+    except api.RunDirError as e:  # OUT is in use by another process (run_bench owns it while it runs)
         _fail(str(e))
     except KeyboardInterrupt:
         Console(stderr=True).print(f"[yellow]interrupted[/yellow]: finished tasks are kept; rerun the same command to resume ({out})")
@@ -500,7 +494,6 @@ def speed_cmd(
 ) -> None:
     """Micro-benchmarks: training steps/s; program run_batch vs. model forward throughput."""
     from .bench.speed import program_vs_model, train_speed
-    from .config import SEARCH_VARIANTS, TrainConfig
 
     console = Console()
     variants = list(variant) if variant else list(dict.fromkeys(TrainConfig().portfolio))
@@ -588,7 +581,6 @@ def estimator_study_cmd(
 ) -> None:
     """Gumbel-softmax vs REINFORCE on the same tasks, seed and budget; write DOC."""
     from .studies import ESTIMATOR_TASKS, estimator_study
-    from .tasks import TASKS
 
     _check_study_options(out, doc, steps)
     names = {t.name.lower(): t.name for t in TASKS}

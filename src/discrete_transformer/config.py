@@ -20,6 +20,13 @@ def _check(cond: bool, msg: str) -> None:
         raise ValueError(msg)
 
 
+def is_pattern_name(name: str) -> bool:
+    """A fixed routing pattern's name (ModelConfig.attention_patterns): shift{c} (c >= 1),
+    shifts, prefix. The one definition: the model's ``fixed_pattern`` / ``expand_patterns``
+    (model/attention.py) understand exactly these."""
+    return name in ("shifts", "prefix") or (name.startswith("shift") and name[5:].isdigit() and int(name[5:]) >= 1)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture of the Discrete Transformer (DESIGN §3).
@@ -98,8 +105,6 @@ class ModelConfig:
         _check(isinstance(self.attention_sum, bool), "ModelConfig.attention_sum must be a bool")
         _check(isinstance(self.attention_bos_bias, bool), "ModelConfig.attention_bos_bias must be a bool")
         _check(isinstance(self.readout_gain, bool), "ModelConfig.readout_gain must be a bool")
-        from .model.attention import is_pattern_name  # the model's library is the one truth
-
         pats = (self.attention_patterns,) if isinstance(self.attention_patterns, str) else tuple(self.attention_patterns)
         _check(all(isinstance(p, str) and is_pattern_name(p) for p in pats) and len(set(pats)) == len(pats),
                "ModelConfig.attention_patterns must be distinct names among shift<c> (c >= 1), shifts "
@@ -302,4 +307,5 @@ def dumps(**configs: Any) -> str:
     return json.dumps({k: to_dict(v) for k, v in configs.items()}, indent=2, sort_keys=True)
 
 
-__all__ = ["ModelConfig", "TrainConfig", "SEARCH_VARIANTS", "restart_configs", "to_dict", "from_dict", "dumps", "field"]
+__all__ = ["ModelConfig", "TrainConfig", "SEARCH_VARIANTS", "restart_configs", "to_dict", "from_dict", "dumps", "field",
+           "is_pattern_name"]

@@ -16,6 +16,7 @@ import typing
 from typing import Any, Literal
 
 from .config import ModelConfig, TrainConfig
+from .extraction.pipeline import ExtractConfig
 
 SECTIONS = ("model", "train", "extract")
 
@@ -29,8 +30,6 @@ def _section_class(section: str) -> type:
         return ModelConfig
     if section == "train":
         return TrainConfig
-    from .extract.pipeline import ExtractConfig
-
     return ExtractConfig
 
 
@@ -114,8 +113,6 @@ def configs_from_overrides(items: list[str] | tuple[str, ...] | None, train_base
     """(ModelConfig, TrainConfig, ExtractConfig) with the overrides applied to the defaults
     (`train_base` replaces TrainConfig()); a section without overrides is returned as None, so
     the caller's own default applies unchanged."""
-    from .extract.pipeline import ExtractConfig
-
     vals = parse_overrides(items)
     model = apply(ModelConfig(), vals["model"]) if vals["model"] else None
     train = apply(train_base or TrainConfig(), vals["train"]) if vals["train"] else None

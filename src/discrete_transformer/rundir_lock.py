@@ -47,6 +47,12 @@ _ATTEMPTS = 20  # re-locks when the holder removed the file between our open() a
 _NOT_LOCKABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR)
 
 
+class RunDirError(ValueError):
+    """An output directory that cannot be used (or a run directory that cannot be read).
+
+    Defined here, below :mod:`.api` (which re-exports it), because locking raises it too."""
+
+
 def contents(directory: str | os.PathLike) -> Iterator[Path]:
     """The entries of `directory` that are content: everything but the lock file."""
     return (p for p in Path(directory).iterdir() if p.name != LOCK_FILE)
@@ -57,7 +63,7 @@ def hold(directory: str | os.PathLike, what: str, noun: str = "run directory") -
     """Own `directory` until the block ends.
 
     `what` names the command for the message another process gets; `noun` names the directory
-    in it. Raises :class:`~.api.RunDirError` when another process holds the directory."""
+    in it. Raises :class:`RunDirError` when another process holds the directory."""
     fd = _acquire(Path(directory), what, noun) if fcntl is not None else None
     try:
         yield
@@ -86,8 +92,6 @@ def _acquire(directory: Path, what: str, noun: str) -> int | None:
             os.close(fd)
             if holder.get("pid") == os.getpid():
                 return None  # this process holds it already (a nested hold)
-            from .api import RunDirError
-
             raise RunDirError(
                 f"{directory}: {noun} is in use by another dtx process ({_describe(holder)}); "
                 "wait for it to finish or use another directory"
@@ -99,8 +103,6 @@ def _acquire(directory: Path, what: str, noun: str) -> int | None:
             _write_holder(fd, what)
             return fd
         os.close(fd)  # the previous holder removed (or replaced) the file we opened: start again
-    from .api import RunDirError
-
     raise RunDirError(f"{directory}: cannot lock the {noun} ({path} keeps being replaced)")
 
 
@@ -114,8 +116,6 @@ def _check_own_file(fd: int, path: Path) -> None:
 
 
 def _not_a_lock_file(path: Path) -> NoReturn:
-    from .api import RunDirError
-
     raise RunDirError(f"{path}: not a plain lock file written by dtx; remove it")
 
 
@@ -146,12 +146,21 @@ def _write_holder(fd: int, what: str) -> None:
     os.pwrite(fd, (json.dumps(doc) + "\n").encode("utf-8"), 0)
 
 
+HOLDER_WAIT_SECONDS = 0.5  # how long a refused opener waits for a just-started holder's details
+
+
 def _read_holder(fd: int) -> dict[str, Any]:
-    try:
-        doc = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
-    except (OSError, ValueError):
-        return {}  # the holder has not written it yet, or a foreign file
-    return doc if isinstance(doc, dict) else {}
+    """The holder's details; a holder that has just taken the lock writes them a moment later,
+    so an empty file is re-read for up to HOLDER_WAIT_SECONDS before the message says "unknown"."""
+    deadline = time.monotonic() + HOLDER_WAIT_SECONDS
+    while True:
+        try:
+            doc = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+            return doc if isinstance(doc, dict) else {}
+        except (OSError, ValueError):
+            if time.monotonic() >= deadline:
+                return {}  # a foreign file, or a holder that never wrote its details
+            time.sleep(0.02)
 
 
 def _describe(holder: dict[str, Any]) -> str:
@@ -168,4 +177,4 @@ def _describe(holder: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-__all__ = ["LOCK_FILE", "contents", "hold"]
+__all__ = ["LOCK_FILE", "RunDirError", "contents", "hold"]

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .api import extract, load_run, train
+from .config import TrainConfig
+from .overrides import configs_from_overrides
 from .training.checkpoint import atomic_write_json, atomic_write_text
 
 STUDY_FILE = "study.json"
@@ -87,9 +90,6 @@ def run_one(task: str, sets: tuple[str, ...], run_dir: Path, seed: int, steps: i
     done = run_dir / STUDY_FILE
     if done.is_file():
         return json.loads(done.read_text(encoding="utf-8"))
-    from .api import extract, load_run, train
-    from .overrides import configs_from_overrides
-
     model_cfg, train_cfg, extract_cfg = configs_from_overrides(list(sets))
     t0 = time.perf_counter()
     if trained is not None:
@@ -276,8 +276,6 @@ def estimator_study(out: Path, doc: Path, tasks: tuple[str, ...] = ESTIMATOR_TAS
 
 
 def render_estimator_doc(rows: list[dict[str, Any]], command: str, seed: int, steps: int | None) -> str:
-    from .config import TrainConfig
-
     cfg = TrainConfig()
     budget = rows[0]["steps_budget"] if rows else cfg.steps
     solved = {e: sum(r["verified"] for r in rows if r["estimator"] == e) for e in ("gumbel", "reinforce")}

@@ -17,7 +17,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .dynamics import DynamicsConfig, MetricsError, Transition, load_metrics, run_transitions
+from ..api import RunDirError, is_run_dir
+from ..rundir_lock import hold
+from ..training.checkpoint import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+)
+from .dynamics import (
+    DynamicsConfig,
+    MetricsError,
+    Transition,
+    load_metrics,
+    run_transitions,
+)
+from .plots import cross_task_figure, dynamics_figure
 
 __all__ = ["RunAnalysis", "analyze_run", "analyze_tree", "find_run_dirs", "run_label"]
 
@@ -44,8 +58,6 @@ class RunAnalysis:
 
 def find_run_dirs(root: str | os.PathLike) -> list[Path]:
     """Every run directory at or below `root` (sorted; a run's own subfolders are not searched)."""
-    from ..api import is_run_dir
-
     root = Path(root)
     found: list[Path] = []
 
@@ -83,10 +95,6 @@ def run_label(run_dir: Path) -> str:
 def analyze_run(run_dir: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig(), write: bool = True) -> RunAnalysis:
     """Detect every seed's transition and (with `write`) write the figure and transition.json.
     Raises :class:`~..api.RunDirError` (with `write`) while another process writes the run."""
-    from ..rundir_lock import hold
-    from ..training.checkpoint import atomic_write_bytes, atomic_write_json
-    from .plots import dynamics_figure
-
     d = Path(run_dir)
     rows = load_metrics(d)
     transitions = run_transitions(rows, cfg)
@@ -118,10 +126,6 @@ def analyze_tree(root: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig()
     """Analyse every run below `root`; write the cross-task figure and table into root/analysis.
     Returns (analyses, skipped runs with the reason, figure path, csv path); a run another
     process is writing is skipped."""
-    from ..api import RunDirError
-    from ..training.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
-    from .plots import cross_task_figure
-
     root = Path(root)
     runs = find_run_dirs(root)
     if not runs:

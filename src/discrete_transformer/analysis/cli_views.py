@@ -13,6 +13,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ..api import RunDirError, is_run_dir
+from ..extraction.pipeline import ExtractionError
+from ..training.checkpoint import CheckpointError
+from .analyze import analyze_run, analyze_tree
+from .dynamics import MetricsError
+from .report import write_report
+
 Fail = Callable[[str], NoReturn]
 
 
@@ -21,10 +28,6 @@ def _fmt(v: float | None, spec: str = ".3g") -> str:
 
 
 def analyze_directory(directory: Path, console: Console, fail: Fail) -> None:
-    from ..api import RunDirError, is_run_dir
-    from .analyze import analyze_run, analyze_tree
-    from .dynamics import MetricsError
-
     if not directory.is_dir():
         fail(f"{directory}: directory not found")
     try:
@@ -70,12 +73,6 @@ def analyze_directory(directory: Path, console: Console, fail: Fail) -> None:
 
 
 def report_directory(run_dir: Path, console: Console, fail: Fail) -> None:
-    from ..api import RunDirError, is_run_dir
-    from ..extract.pipeline import ExtractionError
-    from ..training.checkpoint import CheckpointError
-    from .dynamics import MetricsError
-    from .report import write_report
-
     if not run_dir.is_dir():
         fail(f"{run_dir}: run directory not found")
     if not is_run_dir(run_dir):
@@ -102,7 +99,13 @@ class _null:
 
 def _progress(console: Console) -> Any:
     """A Rich progress bar on a terminal; a silent stand-in otherwise."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     if console.is_terminal:
         return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

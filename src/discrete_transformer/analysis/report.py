@@ -27,8 +27,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .analyze import read_json_dict
-from .plots import plt, png_bytes  # Agg backend is selected there
+from ..api import extract, load_run
+from ..extraction.graph import read_graph
+from ..extraction.pipeline import mlp_function
+from ..extraction.symbolic import evaluate_source
+from ..rundir_lock import hold
+from ..training.checkpoint import atomic_write_text
+from ..training.loop import HARD
+from .analyze import analyze_run, read_json_dict
+from .dynamics import MetricsError
+from .plots import dynamics_figure, plt, png_bytes  # Agg backend is selected there
 
 __all__ = ["REPORT_FILE", "SECTIONS", "build_report", "write_report"]
 
@@ -87,8 +95,6 @@ def attention_figure(pattern: np.ndarray, labels: Sequence[str], title: str) -> 
 
 
 def _eval_expr(numpy_source: str, names: Sequence[str], cols: Sequence[np.ndarray]) -> np.ndarray:
-    from ..extract.symbolic import evaluate_source
-
     with np.errstate(all="ignore"):
         y = evaluate_source(numpy_source, list(names), list(cols), numpy=True)
     return np.broadcast_to(np.asarray(y, dtype=np.float64), cols[0].shape).copy()
@@ -109,8 +115,6 @@ def mlp_figure(model: Any, module: Any, node: Any, resid: np.ndarray, one_index:
     more → the same on a slice through the first two inputs, the others at their median. When
     the expression was fused over upstream variables, MLP output against expression value on the
     sampled test positions (a parity plot)."""
-    from ..extract.pipeline import mlp_function
-
     names = [v.name for v in node.inputs]
     idx = tuple(v.index for v in node.inputs)
     seen = resid[:, 1:, :].reshape(-1, resid.shape[-1])
@@ -220,10 +224,6 @@ def _config_section(cfg: dict) -> str:
 
 
 def _dynamics_section(run_dir: Path) -> str:
-    from .analyze import analyze_run
-    from .dynamics import MetricsError
-    from .plots import dynamics_figure
-
     try:
         a = analyze_run(run_dir, write=False)
     except MetricsError as e:
@@ -359,8 +359,6 @@ nav a{margin-right:1em}
 def build_report(run_dir: str | os.PathLike) -> tuple[str, Any]:
     """The report's HTML text and the extracted program (extracting if needed). Raises
     :class:`~..api.RunDirError` while another process writes the run."""
-    from ..rundir_lock import hold
-
     d = Path(run_dir)
     with hold(d, "dtx report"):
         return _build_report(d)
@@ -368,10 +366,6 @@ def build_report(run_dir: str | os.PathLike) -> tuple[str, Any]:
 
 def _build_report(d: Path) -> tuple[str, Any]:
     import torch
-
-    from ..api import extract, load_run
-    from ..extract.graph import read_graph
-    from ..training.loop import HARD
 
     cfg = read_json_dict(d / "config.json")
     result = read_json_dict(d / "result.json")
@@ -408,9 +402,6 @@ def _build_report(d: Path) -> tuple[str, Any]:
 
 def write_report(run_dir: str | os.PathLike) -> tuple[Path, str]:
     """Write ``run_dir/report.html`` atomically. Returns (path, one-line summary)."""
-    from ..rundir_lock import hold
-    from ..training.checkpoint import atomic_write_text
-
     d = Path(run_dir)
     path = d / REPORT_FILE
     with hold(d, "dtx report"):  # build_report's own hold is then a no-op

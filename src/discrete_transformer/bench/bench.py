@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 from ..rundir_lock import contents, hold
 from ..training.checkpoint import atomic_write_json
-from ..training.restarts import _term_as_interrupt
+from ..training.restarts import term_as_interrupt
 from .executors import check_executor, run_jobs
 from .generalization import GENERATED, write_generalization
 from .report import git_commit, headline, machine, now_utc, previous_wall, write_reports
@@ -144,7 +144,7 @@ def _run_owned(
             on_row(r, len(rows), len(jobs))
     # SIGTERM (a scheduler, `kill`, or a background job whose SIGINT the shell ignores) stops the
     # bench like Ctrl-C: workers terminated, the reports written with the rows finished so far.
-    previous_term = _term_as_interrupt()
+    previous_term = term_as_interrupt()
     try:
         for row in run_jobs(todo, executor, n_jobs, address):
             rows[key_of(row)] = row

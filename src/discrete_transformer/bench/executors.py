@@ -19,6 +19,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any, Callable, Iterator, Sequence
 
+from ..training.restarts import worker_init
 from .runner import Job
 from .schedule import schedule
 
@@ -85,10 +86,8 @@ class _Pool:
 
 
 def _pool(jobs: Sequence[Job], n_jobs: int) -> Iterator[dict[str, Any]]:
-    from ..training.restarts import _worker_init
-
     ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=_worker_init)
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=worker_init)
     try:
         yield from schedule(jobs, _Pool(pool), n_jobs)
     except BaseException:

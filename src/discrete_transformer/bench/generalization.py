@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..tasks import TASKS, get_task
 from ..training.checkpoint import atomic_write_text
-from .report import _fmt, _score, conditions, summarise
+from .report import conditions, fmt_cell, score_cell, summarise
 from .runner import as_float
 
 GENERATED = "generated"  # the ``family`` of a generated task's row
@@ -46,8 +47,6 @@ def load_public_results(path: str | Path) -> dict[str, Any]:
 
     Raises ``ValueError`` (one line) when the file is missing, is not a bench's results.json, or
     holds no public task."""
-    from ..tasks import TASKS
-
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"--public-results {p}: file not found (expected the results.json of a public-suite bench)")
@@ -69,8 +68,6 @@ def load_public_results(path: str | Path) -> dict[str, Any]:
 
 def _canonical(name: str) -> str:
     """A task name as the registry spells it (any spelling get_task accepts), else unchanged."""
-    from ..tasks import get_task
-
     try:
         return get_task(name).name
     except ValueError:
@@ -255,7 +252,7 @@ def params_text(params: Any) -> str:
     def value(v: Any) -> str:
         if isinstance(v, list):
             return "[" + ",".join(value(x) for x in v[:6]) + (",…" if len(v) > 6 else "") + "]"
-        return _fmt(v)
+        return fmt_cell(v)
 
     text = ", ".join(f"{k}={value(v)}" for k, v in params.items())
     return _cell(text if len(text) <= PARAMS_WIDTH else text[:PARAMS_WIDTH - 1] + "…")
@@ -269,13 +266,13 @@ def task_table(tasks: Sequence[TaskResult], failed: Sequence[dict[str, Any]]) ->
         name = t.name + (f" (seed {r['seed']})" if int(r.get("seed", 0)) else "")
         out.append(
             f"| {_cell(name)} | {_cell(t.family)} | {params_text(r.get('params'))} | {r.get('kind', '–')} "
-            f"| {_fmt(r.get('T'))} | {'**yes**' if t.verified else 'no'} | {_fmt(r.get('length_gen'))} "
-            f"| {_score(r, 'dt')} | {_fmt(r.get('program_ops'))} | {_fmt(r.get('reference_ops'))} "
+            f"| {fmt_cell(r.get('T'))} | {'**yes**' if t.verified else 'no'} | {fmt_cell(r.get('length_gen'))} "
+            f"| {score_cell(r, 'dt')} | {fmt_cell(r.get('program_ops'))} | {fmt_cell(r.get('reference_ops'))} "
             f"| {_times(t.ratio)} | {as_float(r.get('wall_s')):.0f} |")
     for r in failed:
         out.append(f"| {_cell(str(r['task']))} | {_cell(str(r.get('generator') or r.get('family', '')))} "
-                   f"| {params_text(r.get('params'))} | {r.get('kind', '–')} | {_fmt(r.get('T'))} "
-                   f"| failed: {_cell(str(r['error']))} | | | | | | {_fmt(r.get('wall_s'))} |")
+                   f"| {params_text(r.get('params'))} | {r.get('kind', '–')} | {fmt_cell(r.get('T'))} "
+                   f"| failed: {_cell(str(r['error']))} | | | | | | {fmt_cell(r.get('wall_s'))} |")
     return out
 
 

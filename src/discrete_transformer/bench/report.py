@@ -157,7 +157,8 @@ def headline(s: dict[str, Any]) -> str:
     )
 
 
-def _fmt(v: Any, kind: str = "") -> str:
+def fmt_cell(v: Any, kind: str = "") -> str:
+    """A table cell: – for missing, yes/no, 3 significant digits."""
     if v is None:
         return "–"
     if isinstance(v, bool):
@@ -167,7 +168,8 @@ def _fmt(v: Any, kind: str = "") -> str:
     return str(v)
 
 
-def _score(r: dict[str, Any], prefix: str) -> str:
+def score_cell(r: dict[str, Any], prefix: str) -> str:
+    """A model's test score cell (`prefix` dt, gru or transformer): exact % or nMSE."""
     if r.get("kind") == "discrete":
         return f"{100 * as_float(r.get(prefix + '_test_exact')):.1f} %"
     return f"{as_float(r.get(prefix + '_test_nmse')):.1e}"
@@ -225,13 +227,13 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
     for r in rows:
         if r.get("error"):
             out.append(f"| {r['task']} | {r.get('family', '')} | {r.get('kind', '')} | {r.get('seed', 0)} "
-                       f"| failed: {str(r['error']).replace('|', '/')} | | | | | | | {_fmt(r.get('wall_s'))} |")
+                       f"| failed: {str(r['error']).replace('|', '/')} | | | | | | | {fmt_cell(r.get('wall_s'))} |")
             continue
         out.append(
-            f"| {r['task']} | {r['family']} | {r['kind']} | {r['seed']} | {_score(r, 'dt')} "
-            f"| {'**yes**' if r['program_verified'] else 'no'} | {_fmt(r.get('length_gen'))} "
-            f"| {r['program_modules']} / {r['program_ops']} | {_score(r, 'gru')} | {_score(r, 'transformer')} "
-            f"| {_fmt(r.get('dt_ge_gru'))} | {as_float(r.get('wall_s')):.0f} |"
+            f"| {r['task']} | {r['family']} | {r['kind']} | {r['seed']} | {score_cell(r, 'dt')} "
+            f"| {'**yes**' if r['program_verified'] else 'no'} | {fmt_cell(r.get('length_gen'))} "
+            f"| {r['program_modules']} / {r['program_ops']} | {score_cell(r, 'gru')} | {score_cell(r, 'transformer')} "
+            f"| {fmt_cell(r.get('dt_ge_gru'))} | {as_float(r.get('wall_s')):.0f} |"
         )
     out.append("")
     return "\n".join(out)
@@ -269,5 +271,5 @@ def previous_wall(out: Path) -> float:
         return 0.0
 
 
-__all__ = ["COLUMNS", "conditions", "git_commit", "headline", "machine", "markdown", "now_utc", "previous_wall", "summarise",
-           "write_reports"]
+__all__ = ["COLUMNS", "conditions", "fmt_cell", "git_commit", "headline", "machine", "markdown", "now_utc", "previous_wall", "score_cell",
+           "summarise", "write_reports"]

@@ -33,14 +33,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import TrainConfig
+from ..api import execute, extract, prepare, write_run_config
+from ..config import TrainConfig, restart_configs
+from ..extraction.graph import MLPNode
+from ..overrides import configs_from_overrides
+from ..tasks import get_task
+from ..training.checkpoint import atomic_write_json
+from ..training.loop import Split, data_spec, train_restart
+from ..training.restarts import CONTINUOUS_TOL as RUN_TOL
+from ..training.restarts import ends_portfolio, seed_log_path, within
+from ..training.resume import save_restart
 from .baselines import BASELINES, BaselineConfig, train_baseline
 from .suite import BenchTask
 
 ROW_FILE = "bench_row.json"
 ROW_FORMAT = "dtx-bench-row"
 STOP_FILE = "stop"  # in a job's run directory while it runs: its restarts end at their next evaluation
-CONTINUOUS_TOL = 1e-6  # the verification rule for continuous tasks (extract/verify.py)
+CONTINUOUS_TOL = 1e-6  # the verification rule for continuous tasks (extraction/verify.py)
 
 
 @dataclass(frozen=True)
@@ -64,8 +73,6 @@ class BenchConfig:
     overrides: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from ..overrides import configs_from_overrides
-
         if not self.budget > 0:
             raise ValueError(f"--budget must be > 0 seconds, got {self.budget}")
         object.__setattr__(self, "overrides", tuple(self.overrides))
@@ -105,8 +112,6 @@ def read_row(run_dir: Path) -> dict[str, Any] | None:
 
 def _program_ops(program: Any) -> int:
     """Operations of a program: one per routing head, the expression size of each MLP line."""
-    from ..extract.graph import MLPNode
-
     return int(sum(n.size if isinstance(n, MLPNode) else 1 for n in program.ir.nodes if not n.is_alias))
 
 
@@ -139,8 +144,6 @@ def _plan(job: Job) -> Any:
 def job_configs(job: Job) -> tuple[Any, TrainConfig, Any]:
     """The (model, training, extraction) configs every unit of the job runs with: the defaults, the
     bench's ``--set`` overrides, and its run controls (restarts, the testing step cap)."""
-    from ..overrides import configs_from_overrides
-
     model_cfg, train_cfg, extract_cfg = configs_from_overrides(job.config.overrides)
     training = train_cfg or TrainConfig()
     controls: dict[str, Any] = {}
@@ -155,17 +158,13 @@ def job_configs(job: Job) -> tuple[Any, TrainConfig, Any]:
 def _job_plan(job: Job) -> Any:
     """Kept per worker process: a task's units often follow one another on the same worker, and
     generating a task's data takes up to ~1.5 s (plans are only read; ``_plan`` copies)."""
-    from ..api import _prepare
-
     model_cfg, train_cfg, _ = job_configs(job)
-    plan = _prepare(job.task.source, None, job.seed, model_cfg, train_cfg, None, None, None, False, 0)
+    plan = prepare(job.task.source, None, job.seed, model_cfg, train_cfg, None, None, None, False, 0)
     return dataclasses.replace(plan, run_dir=job.run_dir)
 
 
 def _split_spec(plan: Any) -> tuple[Any, Any]:
-    """The job's train/validation split and data spec: the ones ``_execute`` builds for the run."""
-    from ..training.loop import Split, data_spec
-
+    """The job's train/validation split and data spec: the ones ``execute`` builds for the run."""
     ds = plan.ds
     split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, plan.train_cfg.val_size, plan.seed)
     return split, data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
@@ -177,9 +176,6 @@ def _budgeted_restart(deadline: float, max_steps: int | None, model_cfg, train_c
     wall-clock time, ``time.time()``: units of one task may run in different processes), and
     whose steps are at most the bench's testing cap ``max_steps`` — after its portfolio variant,
     which may scale them."""
-    from ..training.loop import train_restart
-    from ..training.restarts import within
-
     if max_steps is not None and train_cfg.total_steps > max_steps:
         train_cfg = dataclasses.replace(train_cfg, steps=max_steps, steps_scale=1.0)
     return train_restart(model_cfg, within(train_cfg, deadline), split, spec, seed, **kw)
@@ -207,10 +203,6 @@ def _guarded(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]
 @_guarded
 def restart_unit(job: Job, index: int, deadline: float) -> dict[str, Any]:
     """Train restart ``index`` of the job and keep it in the run directory."""
-    from ..config import restart_configs
-    from ..training.restarts import CONTINUOUS_TOL as RUN_TOL, ends_portfolio, seed_log_path
-    from ..training.resume import save_restart
-
     plan = _plan(job)
     ds, run_dir = plan.ds, job.run_dir
     split, spec = _split_spec(plan)
@@ -253,16 +245,14 @@ def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict
     budget), score it on the test split, extract and verify its program. With ``restarts``, the
     run is finished from its first ``restarts`` restarts only (the scheduler's probe before a
     fallback restart); a later extract unit finishes it again with all of them."""
-    from ..api import _execute, _write_run_config, extract
-
     t0 = time.perf_counter()
     # The run's wall time (result.json) counts from the task's start, not from this unit's.
     started = time.perf_counter() - (time.time() - (deadline - job.config.budget))
     plan = dataclasses.replace(_plan(job), resume=True, t0=started)
     if restarts is not None:
         plan = dataclasses.replace(plan, train_cfg=dataclasses.replace(plan.train_cfg, restarts=restarts))
-    _write_run_config(plan)
-    result = _execute(plan, progress=False, parallel=False, train_fn=functools.partial(_budgeted_restart, deadline, job.config.max_steps))
+    write_run_config(plan)
+    result = execute(plan, progress=False, parallel=False, train_fn=functools.partial(_budgeted_restart, deadline, job.config.max_steps))
     stop = job.run_dir / STOP_FILE
     if stop.exists():
         stop.unlink()
@@ -318,8 +308,6 @@ def _task_fields(task: BenchTask) -> dict[str, Any]:
     if task.family == "file":
         return {}
     try:
-        from ..tasks import get_task
-
         spec = get_task(task.source)
     except Exception:  # noqa: BLE001 - a task renamed or a generator changed since: the row is still written
         return {}
@@ -376,8 +364,6 @@ def assemble_row(job: Job, extract_part: dict[str, Any], baseline_parts: dict[st
 
 
 def write_row(job: Job, row: dict[str, Any]) -> None:
-    from ..training.checkpoint import atomic_write_json
-
     atomic_write_json(job.run_dir / ROW_FILE, _finite(row))
 
 

@@ -19,6 +19,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..api import load_run
+from ..config import ModelConfig, TrainConfig, restart_configs
+from ..extraction.pipeline import PROGRAM_FILE, load_module, reload_dataset
+from ..model import DiscreteTransformer
+from ..tasks import load_source
+from ..training.loop import HARD, Split, data_spec, evaluate, train_restart
+
 
 def _best_of(fn: Callable[[], Any], repeats: int) -> float:
     best = float("inf")
@@ -40,11 +47,6 @@ def train_speed(task: str, steps: int = 200, seed: int = 0, variant: str | None 
     shows as a spread, not as a slower step.
     """
     import torch
-
-    from ..config import ModelConfig, TrainConfig, restart_configs
-    from ..tasks import load_source
-    from ..model import DiscreteTransformer
-    from ..training.loop import Split, data_spec, evaluate, train_restart
 
     if steps < 2:
         raise ValueError(f"--steps must be >= 2, got {steps}")
@@ -79,10 +81,6 @@ def train_speed(task: str, steps: int = 200, seed: int = 0, variant: str | None 
 def program_vs_model(run_dir: str | Path, n: int = 10_000, repeats: int = 3, seed: int = 0) -> dict[str, Any]:
     """Throughput of ``run_batch`` vs. the model's forward on the same ``n`` test-like inputs."""
     import torch
-
-    from ..api import load_run
-    from ..extract.pipeline import PROGRAM_FILE, load_module, reload_dataset
-    from ..training.loop import HARD
 
     if n < 1 or repeats < 1:
         raise ValueError("--n and --repeats must be >= 1")

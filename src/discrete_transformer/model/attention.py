@@ -21,6 +21,7 @@ import math
 import torch
 from torch import nn
 
+from ..config import is_pattern_name
 from .functional import cached, softmax, straight_through_pattern
 from .selector import SelectMode, Selector
 
@@ -33,11 +34,6 @@ AGGREGATE_MEAN_PRIOR = 2.0
 #   shifts:   every shift the sequence length allows, shift1 .. shift{T-1} (expand_patterns)
 #   prefix:   position i attends uniformly to positions 0..i (BOS excluded): the prefix mean
 FIXED_PATTERNS = ("shift1", "shift2", "shift3", "prefix")  # examples; `shifts` expands to shift1..
-
-
-def is_pattern_name(name: str) -> bool:
-    """A name `fixed_pattern` or `expand_patterns` understands: shift{c} (c >= 1), shifts, prefix."""
-    return name in ("shifts", "prefix") or (name.startswith("shift") and name[5:].isdigit() and int(name[5:]) >= 1)
 
 
 def expand_patterns(names: tuple[str, ...], T: int) -> tuple[str, ...]:

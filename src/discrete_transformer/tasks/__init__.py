@@ -13,9 +13,18 @@ from pathlib import Path
 
 from .dataset import Dataset, infer_kind
 from .export import export_tasks
-from .files import DATA_EXTENSIONS, DataFileError, load_file, save_csv, save_jsonl, save_npz
+from .files import (
+    DATA_EXTENSIONS,
+    DataFileError,
+    load_file,
+    save_csv,
+    save_jsonl,
+    save_npz,
+)
 from .generated import FAMILIES, generated_suite, suite_specs
-from .registry import TASKS, TaskSpec, UnknownTaskError, get_task, make_dataset, task_names
+from .public import TASKS
+from .registry import get_task, make_dataset, task_names
+from .spec import TaskSpec, UnknownTaskError
 
 __all__ = [
     "DATA_EXTENSIONS",

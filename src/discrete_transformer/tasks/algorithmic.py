@@ -26,12 +26,12 @@ def shift(x: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _ch(x: np.ndarray, c: int = 0) -> np.ndarray:
+def channel(x: np.ndarray, c: int = 0) -> np.ndarray:
     """Channel ``c`` as an ``(n, T)`` float64 array."""
     return np.asarray(x, dtype=np.float64)[:, :, c]
 
 
-def _out(y: np.ndarray) -> np.ndarray:
+def single_output(y: np.ndarray) -> np.ndarray:
     """``(n, T)`` -> ``(n, T, 1)`` float64."""
     return np.asarray(y, dtype=np.float64)[:, :, None]
 
@@ -67,133 +67,133 @@ def palindrome_sampler(rng: np.random.Generator, n: int, T: int) -> np.ndarray:
 
 
 def abs_current(x: np.ndarray) -> np.ndarray:
-    return _out(np.abs(_ch(x)))
+    return single_output(np.abs(channel(x)))
 
 
 def abs_diff(x: np.ndarray) -> np.ndarray:
-    a = _ch(x)
-    return _out(np.abs(a - shift(a, 1)))
+    a = channel(x)
+    return single_output(np.abs(a - shift(a, 1)))
 
 
 def add_mod(k: int) -> Rule:
     def rule(x: np.ndarray) -> np.ndarray:
-        return _out(np.mod(np.cumsum(_ch(x), axis=1), k))
+        return single_output(np.mod(np.cumsum(channel(x), axis=1), k))
 
     return rule
 
 
 def alternating_last3(x: np.ndarray) -> np.ndarray:
-    a = _ch(x)
+    a = channel(x)
     p1, p2 = shift(a, 1), shift(a, 2)
     # (p2, p1, a) is 010 or 101  <=>  p2 == a and p1 == 1 - a  (for bits)
-    return _out((p2 == a) & (p1 == 1 - a))
+    return single_output((p2 == a) & (p1 == 1 - a))
 
 
 def balanced_parenthesis(x: np.ndarray) -> np.ndarray:
-    a = _ch(x)
+    a = channel(x)
     d = np.cumsum(np.where(a == 0, 1.0, -1.0), axis=1)
     lowest = np.minimum.accumulate(d, axis=1)
-    return _out((d == 0) & (lowest >= 0))
+    return single_output((d == 0) & (lowest >= 0))
 
 
 def base_addition(base: int) -> Rule:
     """Digit-wise addition, least-significant digit first; the final carry is dropped."""
 
     def rule(x: np.ndarray) -> np.ndarray:
-        a, b = _ch(x, 0), _ch(x, 1)
+        a, b = channel(x, 0), channel(x, 1)
         y = np.zeros_like(a)
         carry = np.zeros(a.shape[0])
         for i in range(a.shape[1]):
             s = a[:, i] + b[:, i] + carry
             y[:, i] = np.mod(s, base)
             carry = np.floor(s / base)
-        return _out(y)
+        return single_output(y)
 
     return rule
 
 
 def bit_dot_prod_mod2(x: np.ndarray) -> np.ndarray:
-    return _out(np.mod(np.cumsum(_ch(x, 0) * _ch(x, 1), axis=1), 2))
+    return single_output(np.mod(np.cumsum(channel(x, 0) * channel(x, 1), axis=1), 2))
 
 
 def bit_palindrome(x: np.ndarray) -> np.ndarray:
-    a = _ch(x)
+    a = channel(x)
     y = np.zeros_like(a)
     for i in range(a.shape[1]):
         prefix = a[:, : i + 1]
         y[:, i] = np.all(prefix == prefix[:, ::-1], axis=1)
-    return _out(y)
+    return single_output(y)
 
 
 def bit_shift_right(x: np.ndarray) -> np.ndarray:
-    return _out(shift(_ch(x), 1))
+    return single_output(shift(channel(x), 1))
 
 
 def bitwise_and(x: np.ndarray) -> np.ndarray:
-    return _out(_ch(x, 0) * _ch(x, 1))
+    return single_output(channel(x, 0) * channel(x, 1))
 
 
 def bitwise_not(x: np.ndarray) -> np.ndarray:
-    return _out(1.0 - _ch(x))
+    return single_output(1.0 - channel(x))
 
 
 def bitwise_xor(x: np.ndarray) -> np.ndarray:
-    return _out(np.mod(_ch(x, 0) + _ch(x, 1), 2))
+    return single_output(np.mod(channel(x, 0) + channel(x, 1), 2))
 
 
 def current_number(x: np.ndarray) -> np.ndarray:
-    return _out(_ch(x))
+    return single_output(channel(x))
 
 
 def diff_last2(x: np.ndarray) -> np.ndarray:
-    a = _ch(x)
-    return _out(a - shift(a, 1))
+    a = channel(x)
+    return single_output(a - shift(a, 1))
 
 
 def dithering(x: np.ndarray) -> np.ndarray:
-    s = np.cumsum(_ch(x), axis=1)
-    return _out(np.floor(s / 15) - np.floor(shift(s, 1) / 15))
+    s = np.cumsum(channel(x), axis=1)
+    return single_output(np.floor(s / 15) - np.floor(shift(s, 1) / 15))
 
 
 def div_3(x: np.ndarray) -> np.ndarray:
     """Long division by 3 of a binary number read most-significant bit first."""
-    a = _ch(x)
+    a = channel(x)
     y = np.zeros_like(a)
     r = np.zeros(a.shape[0])
     for i in range(a.shape[1]):
         v = 2 * r + a[:, i]
         y[:, i] = np.floor(v / 3)
         r = np.mod(v, 3)
-    return _out(y)
+    return single_output(y)
 
 
 def evens_counter(x: np.ndarray) -> np.ndarray:
-    return _out(np.cumsum(np.mod(_ch(x), 2) == 0, axis=1))
+    return single_output(np.cumsum(np.mod(channel(x), 2) == 0, axis=1))
 
 
 def majority(values: tuple[int, ...]) -> Rule:
     """Mode of the prefix; ties go to the smaller value (``values`` must be ascending)."""
 
     def rule(x: np.ndarray) -> np.ndarray:
-        a = _ch(x)
+        a = channel(x)
         counts = np.stack([np.cumsum(a == v, axis=1) for v in values], axis=-1)
         # argmax returns the first maximum, i.e. the smallest value on ties.
-        return _out(np.asarray(values, dtype=np.float64)[np.argmax(counts, axis=-1)])
+        return single_output(np.asarray(values, dtype=np.float64)[np.argmax(counts, axis=-1)])
 
     return rule
 
 
 def max_seen(x: np.ndarray) -> np.ndarray:
-    return _out(np.maximum.accumulate(_ch(x), axis=1))
+    return single_output(np.maximum.accumulate(channel(x), axis=1))
 
 
 def newton_freebody(x: np.ndarray) -> np.ndarray:
-    return _out(np.cumsum(np.cumsum(_ch(x), axis=1), axis=1))
+    return single_output(np.cumsum(np.cumsum(channel(x), axis=1), axis=1))
 
 
 def newton_spring(x: np.ndarray) -> np.ndarray:
     """``v += x[i] - p; p += v; y[i] = p``, starting from p = v = 0."""
-    a = _ch(x)
+    a = channel(x)
     y = np.zeros_like(a)
     p = np.zeros(a.shape[0])
     v = np.zeros(a.shape[0])
@@ -201,51 +201,51 @@ def newton_spring(x: np.ndarray) -> np.ndarray:
         v = v + a[:, i] - p
         p = p + v
         y[:, i] = p
-    return _out(y)
+    return single_output(y)
 
 
 def parity_all(x: np.ndarray) -> np.ndarray:
-    return _out(np.mod(np.cumsum(_ch(x), axis=1), 2))
+    return single_output(np.mod(np.cumsum(channel(x), axis=1), 2))
 
 
 def parity_bits_mod2(x: np.ndarray) -> np.ndarray:
     n, T = x.shape[0], x.shape[1]
-    return _out(np.broadcast_to(np.arange(T) % 2, (n, T)))
+    return single_output(np.broadcast_to(np.arange(T) % 2, (n, T)))
 
 
 def parity_last2(x: np.ndarray) -> np.ndarray:
-    a = _ch(x)
-    return _out(np.mod(a + shift(a, 1), 2))
+    a = channel(x)
+    return single_output(np.mod(a + shift(a, 1), 2))
 
 
 def parity_last3(x: np.ndarray) -> np.ndarray:
-    a = _ch(x)
-    return _out(np.mod(a + shift(a, 1) + shift(a, 2), 2))
+    a = channel(x)
+    return single_output(np.mod(a + shift(a, 1) + shift(a, 2), 2))
 
 
 def parity_zeros(x: np.ndarray) -> np.ndarray:
-    return _out(np.mod(np.cumsum(_ch(x) == 0, axis=1), 2))
+    return single_output(np.mod(np.cumsum(channel(x) == 0, axis=1), 2))
 
 
 def prev(k: int) -> Rule:
     def rule(x: np.ndarray) -> np.ndarray:
-        return _out(shift(_ch(x), k))
+        return single_output(shift(channel(x), k))
 
     return rule
 
 
 def previous_equals_current(x: np.ndarray) -> np.ndarray:
-    a = _ch(x)
-    return _out(a == shift(a, 1))
+    a = channel(x)
+    return single_output(a == shift(a, 1))
 
 
 def sum_all(x: np.ndarray) -> np.ndarray:
-    return _out(np.cumsum(_ch(x), axis=1))
+    return single_output(np.cumsum(channel(x), axis=1))
 
 
 def sum_last(k: int) -> Rule:
     def rule(x: np.ndarray) -> np.ndarray:
-        a = _ch(x)
-        return _out(sum(shift(a, j) for j in range(k)))
+        a = channel(x)
+        return single_output(sum(shift(a, j) for j in range(k)))
 
     return rule

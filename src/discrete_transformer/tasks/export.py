@@ -13,7 +13,8 @@ from pathlib import Path
 
 from .files import DATA_EXTENSIONS, save_csv, save_jsonl, save_npz
 from .generated import SUITE_NAMES, suite_specs
-from .registry import DEFAULT_N_TEST, TaskSpec, get_task, make_dataset
+from .registry import DEFAULT_N_TEST, get_task, make_dataset
+from .spec import TaskSpec
 
 WRITERS = {".npz": save_npz, ".csv": save_csv, ".jsonl": save_jsonl}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .algorithmic import _ch, shift
+from .algorithmic import channel, shift
 from .family_kit import (
     Built,
     Family,
@@ -44,7 +44,7 @@ def _pick(rng: Gen, options: tuple) -> object:
 
 
 def _chans(x: np.ndarray) -> list[np.ndarray]:
-    return [_ch(x, c) for c in range(x.shape[2])]
+    return [channel(x, c) for c in range(x.shape[2])]
 
 
 def _lag_lines(k: int, expr: str) -> list[Line]:
@@ -73,7 +73,7 @@ def _plain(rng: Gen, signed: bool | None = None) -> Params:
 
 def _prev_k(p: Params) -> Built:
     k = p["shift"]
-    return discrete((p["x"],), lambda x: out(shift(_ch(x), k)), f"y[i] = x[i-{k}], 0 for i < {k}",
+    return discrete((p["x"],), lambda x: out(shift(channel(x), k)), f"y[i] = x[i-{k}], 0 for i < {k}",
                     [shift_ln("y", "x", k)])
 
 
@@ -81,7 +81,7 @@ def _window_sum(p: Params) -> Built:
     k = p["shift"]
 
     def rule(x: np.ndarray) -> np.ndarray:
-        s = np.cumsum(_ch(x), axis=1)
+        s = np.cumsum(channel(x), axis=1)
         return out(s - shift(s, k))
 
     return discrete((p["x"],), rule, f"y[i] = x[i-{k - 1}] + ... + x[i], x[<0] = 0",
@@ -89,7 +89,7 @@ def _window_sum(p: Params) -> Built:
 
 
 def _prefix_sum(p: Params) -> Built:
-    return discrete((p["x"],), lambda x: out(np.cumsum(_ch(x), axis=1)), "y[i] = x[0] + ... + x[i]",
+    return discrete((p["x"],), lambda x: out(np.cumsum(channel(x), axis=1)), "y[i] = x[0] + ... + x[i]",
                     [prefix_ln("y", "x")])
 
 
@@ -100,7 +100,7 @@ def _add_mod_draw(rng: Gen) -> Params:
 
 def _add_mod(p: Params) -> Built:
     m = p["m"]
-    return discrete((p["x"],), lambda x: out(np.mod(np.cumsum(_ch(x), axis=1), m)),
+    return discrete((p["x"],), lambda x: out(np.mod(np.cumsum(channel(x), axis=1), m)),
                     f"y[i] = (x[0] + ... + x[i]) mod {m}", [prefix_ln("s", "x"), map_ln("y", f"u % {m}", "s")])
 
 
@@ -112,7 +112,7 @@ def _abs_current_draw(rng: Gen) -> Params:
 def _abs_current(p: Params) -> Built:
     c = p["center"]
     inner = lin([(1, "u")], -c)
-    return discrete((p["x"],), lambda x: out(np.abs(_ch(x) - c)), f"y[i] = |{inner.replace('u', 'x[i]')}|",
+    return discrete((p["x"],), lambda x: out(np.abs(channel(x) - c)), f"y[i] = |{inner.replace('u', 'x[i]')}|",
                     [map_ln("y", f"abs({inner})", "x")])
 
 
@@ -125,24 +125,24 @@ def _affine_draw(rng: Gen) -> Params:
 def _affine(p: Params) -> Built:
     a, b = p["scale"], p["offset"]
     expr = lin([(a, "u")], b)
-    return discrete((p["x"],), lambda x: out(a * _ch(x) + b), f"y[i] = {expr.replace('u', 'x[i]')}",
+    return discrete((p["x"],), lambda x: out(a * channel(x) + b), f"y[i] = {expr.replace('u', 'x[i]')}",
                     [map_ln("y", expr, "x")])
 
 
 def _diff_lag(p: Params) -> Built:
     k = p["shift"]
-    return discrete((p["x"],), lambda x: out(_ch(x) - shift(_ch(x), k)), f"y[i] = x[i] - x[i-{k}], x[<0] = 0",
+    return discrete((p["x"],), lambda x: out(channel(x) - shift(channel(x), k)), f"y[i] = x[i] - x[i-{k}], x[<0] = 0",
                     _lag_lines(k, "u - v"))
 
 
 def _abs_diff_lag(p: Params) -> Built:
     k = p["shift"]
-    return discrete((p["x"],), lambda x: out(np.abs(_ch(x) - shift(_ch(x), k))),
+    return discrete((p["x"],), lambda x: out(np.abs(channel(x) - shift(channel(x), k))),
                     f"y[i] = |x[i] - x[i-{k}]|, x[<0] = 0", _lag_lines(k, "abs(u - v)"))
 
 
 def _running_max(p: Params) -> Built:
-    return discrete((p["x"],), lambda x: out(np.maximum.accumulate(_ch(x), axis=1)), "y[i] = max(x[0..i])",
+    return discrete((p["x"],), lambda x: out(np.maximum.accumulate(channel(x), axis=1)), "y[i] = max(x[0..i])",
                     [prefix_ln("y", "x", "max")])
 
 
@@ -150,7 +150,7 @@ def _window_parity(p: Params) -> Built:
     k = p["shift"]
 
     def rule(x: np.ndarray) -> np.ndarray:
-        s = np.cumsum(_ch(x), axis=1)
+        s = np.cumsum(channel(x), axis=1)
         return out(np.mod(s - shift(s, k), 2))
 
     return discrete((BIT,), rule, f"y[i] = (x[i-{k - 1}] + ... + x[i]) mod 2, bits",
@@ -163,7 +163,8 @@ def _parity_all_draw(rng: Gen) -> Params:
 
 def _parity_all(p: Params) -> Built:
     C = p["channels"]
-    rule = lambda x: out(np.mod(np.cumsum(x.sum(axis=2), axis=1), 2))
+    def rule(x: np.ndarray) -> np.ndarray:
+        return out(np.mod(np.cumsum(x.sum(axis=2), axis=1), 2))
     if C == 1:
         lines = [prefix_ln("s", "x"), map_ln("y", "u % 2", "s")]
     else:
@@ -179,7 +180,8 @@ def _position_mod_draw(rng: Gen) -> Params:
 
 def _position_mod(p: Params) -> Built:
     m, r = p["m"], p["phase"]
-    rule = lambda x: out(np.broadcast_to((np.arange(x.shape[1]) + r) % m, x.shape[:2]))
+    def rule(x: np.ndarray) -> np.ndarray:
+        return out(np.broadcast_to((np.arange(x.shape[1]) + r) % m, x.shape[:2]))
     expr = f"(i + {r}) % {m}" if r else f"i % {m}"
     return discrete((p["x"],), rule, f"y[i] = (i + {r}) mod {m}, whatever x", [pos_ln("y", expr, "x")])
 
@@ -214,7 +216,7 @@ def _bitwise(p: Params) -> Built:
 
 def _equals_lag(p: Params) -> Built:
     k = p["shift"]
-    return discrete((p["x"],), lambda x: out(_ch(x) == shift(_ch(x), k)), f"y[i] = 1 iff x[i] == x[i-{k}], x[<0] = 0",
+    return discrete((p["x"],), lambda x: out(channel(x) == shift(channel(x), k)), f"y[i] = 1 iff x[i] == x[i-{k}], x[<0] = 0",
                     _lag_lines(k, "u == v"))
 
 
@@ -226,7 +228,7 @@ def _majority(p: Params) -> Built:
     tie = p["ties"]
 
     def rule(x: np.ndarray) -> np.ndarray:
-        twice, n = 2 * np.cumsum(_ch(x), axis=1), np.arange(1, x.shape[1] + 1)
+        twice, n = 2 * np.cumsum(channel(x), axis=1), np.arange(1, x.shape[1] + 1)
         return out(twice >= n if tie else twice > n)
 
     return discrete((BIT,), rule, f"y[i] = majority bit of x[0..i], ties to {tie}",
@@ -239,7 +241,8 @@ def _dot_mod_draw(rng: Gen) -> Params:
 
 def _dot_mod(p: Params) -> Built:
     m, C = p["m"], p["channels"]
-    rule = lambda x: out(np.mod(np.cumsum(np.prod(x, axis=2), axis=1), m))
+    def rule(x: np.ndarray) -> np.ndarray:
+        return out(np.mod(np.cumsum(np.prod(x, axis=2), axis=1), m))
     lines = [map_ln("prod", " * ".join("uvw"[:C]), *("a", "b", "c")[:C]), prefix_ln("s", "prod"),
              map_ln("y", f"u % {m}", "s")]
     return discrete((p["x"],) * C, rule, f"y[i] = (sum over j<=i of the product of the {C} channels) mod {m}", lines)
@@ -257,7 +260,7 @@ def _count_value(p: Params) -> Built:
     pred = f"u % {d} == {r}" if d else f"u == {r}"
 
     def rule(x: np.ndarray) -> np.ndarray:
-        hit = (np.mod(_ch(x), d) == r) if d else (_ch(x) == r)
+        hit = (np.mod(channel(x), d) == r) if d else (channel(x) == r)
         c = np.cumsum(hit, axis=1)
         return out(np.mod(c, m) if m else c)
 
@@ -279,7 +282,7 @@ def _kinematics(p: Params) -> Built:
     vel = "z" if two else "vel"
 
     def rule(x: np.ndarray) -> np.ndarray:
-        v = np.cumsum((_ch(x) + g) * dt, axis=1)
+        v = np.cumsum((channel(x) + g) * dt, axis=1)
         return out(np.cumsum(v * dt, axis=1), *([v] if two else []))
 
     acc = f"({lin([(1, 'u')], g)}) * {fmt(dt)}" if g else f"u * {fmt(dt)}"
@@ -299,7 +302,8 @@ def _weighted_window_draw(rng: Gen) -> Params:
 def _weighted_window(p: Params) -> Built:
     c0, c1, k = p["coef"], p["coef_lag"], p["shift"]
     expr = f"{fmt(c0)} * (u - v)" if c1 == -c0 else lin([(c0, "u"), (c1, "v")])
-    rule = lambda x: out(c0 * (_ch(x) - shift(_ch(x), k)) if c1 == -c0 else c0 * _ch(x) + c1 * shift(_ch(x), k))
+    def rule(x: np.ndarray) -> np.ndarray:
+        return out(c0 * (channel(x) - shift(channel(x), k)) if c1 == -c0 else c0 * channel(x) + c1 * shift(channel(x), k))
     words = lin([(c0, "x[i]"), (c1, f"x[i-{k}]")])
     return real((p["x"],), rule, f"y[i] = {words}, x[<0] = 0",
                 [shift_ln("lag_x", "x", k), map_ln("y", expr, "x", "lag_x")])
@@ -315,9 +319,11 @@ def _running_mean_draw(rng: Gen) -> Params:
 
 def _running_mean(p: Params) -> Built:
     if p["channels"] == 1:
-        rule = lambda x: out(np.cumsum(_ch(x), axis=1) / np.arange(1, x.shape[1] + 1))
+        def rule(x: np.ndarray) -> np.ndarray:
+            return out(np.cumsum(channel(x), axis=1) / np.arange(1, x.shape[1] + 1))
         return real((p["x"],), rule, "y[i] = mean(x[0..i])", [mean_ln("y", "x")])
-    rule = lambda x: out(np.cumsum(_ch(x, 0) * _ch(x, 1), axis=1) / np.cumsum(_ch(x, 1), axis=1))
+    def rule(x: np.ndarray) -> np.ndarray:
+        return out(np.cumsum(channel(x, 0) * channel(x, 1), axis=1) / np.cumsum(channel(x, 1), axis=1))
     lines = [map_ln("wx", "u * v", "a", "b"), prefix_ln("num", "wx"), prefix_ln("den", "b"),
              map_ln("y", "u / v", "num", "den")]
     return real((p["a"], p["b"]), rule, "y[i] = mean of a[0..i] weighted by b[0..i] > 0", lines)
@@ -331,7 +337,7 @@ def _product_law_draw(rng: Gen) -> Params:
 def _product_law(p: Params) -> Built:
     c, k = p["coef"], p["power"]
     expr = f"{fmt(c)} * u * v" + (f" ** {k}" if k > 1 else "")
-    return real((p["a"], p["b"]), lambda x: out(c * _ch(x, 0) * _ch(x, 1) ** k),
+    return real((p["a"], p["b"]), lambda x: out(c * channel(x, 0) * channel(x, 1) ** k),
                 f"y[i] = {fmt(c)} * a[i] * b[i]" + (f"^{k}" if k > 1 else ""), [map_ln("y", expr, "a", "b")])
 
 
@@ -384,7 +390,7 @@ def _recurrence(p: Params) -> Built:
     c1, c2 = p["c"]
 
     def rule(x: np.ndarray) -> np.ndarray:
-        a = _ch(x)
+        a = channel(x)
         y, y1, y2 = np.zeros_like(a), np.zeros(a.shape[0]), np.zeros(a.shape[0])
         for i in range(a.shape[1]):
             y1, y2 = c1 * y1 + c2 * y2 + a[:, i], y1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .algorithmic import _ch, shift
+from .algorithmic import channel, shift
 from .family_kit import (
     CMP,
     Built,
@@ -49,7 +49,7 @@ def _match(latest: bool):
     """y[i] = b[j] at the latest (earliest) j < i with a[j] == a[i]; 0 when there is none."""
 
     def rule(x: np.ndarray) -> np.ndarray:
-        key, val = _ch(x, 0).astype(np.int64), _ch(x, 1)
+        key, val = channel(x, 0).astype(np.int64), channel(x, 1)
         n, T = key.shape
         table = np.zeros((n, int(key.max(initial=0)) + 1))
         seen = np.zeros(table.shape, dtype=bool)
@@ -81,7 +81,7 @@ def _index_lookup(p: Params) -> Built:
     K = p["shift"]
 
     def rule(x: np.ndarray) -> np.ndarray:
-        vals, idx = _ch(x, 0), _ch(x, 1).astype(np.int64)
+        vals, idx = channel(x, 0), channel(x, 1).astype(np.int64)
         got = np.take_along_axis(vals, np.minimum(idx, x.shape[1] - 1), axis=1)
         return out(np.where(idx <= np.arange(x.shape[1]), got, 0.0))
 
@@ -96,7 +96,7 @@ def _compare_lag_draw(rng: Gen) -> Params:
 
 def _compare_lag(p: Params) -> Built:
     op, k = p["op"], p["shift"]
-    return discrete((p["x"],), lambda x: out(CMP[op](_ch(x), shift(_ch(x), k))),
+    return discrete((p["x"],), lambda x: out(CMP[op](channel(x), shift(channel(x), k))),
                     f"y[i] = 1 iff x[i] {op} x[i-{k}], x[<0] = 0",
                     [shift_ln("lag_x", "x", k), map_ln("y", f"u {op} v", "x", "lag_x")])
 
@@ -110,7 +110,7 @@ def _compare_channels_draw(rng: Gen) -> Params:
 def _compare_channels(p: Params) -> Built:
     op, c = p["op"], p["offset"]
     rhs = lin([(1, "v")], c)
-    return discrete((p["a"], p["b"]), lambda x: out(CMP[op](_ch(x, 0), _ch(x, 1) + c)),
+    return discrete((p["a"], p["b"]), lambda x: out(CMP[op](channel(x, 0), channel(x, 1) + c)),
                     f"y[i] = 1 iff a[i] {op} {rhs.replace('v', 'b[i]')}", [map_ln("y", f"u {op} {rhs}", "a", "b")])
 
 
@@ -138,7 +138,7 @@ def _count_above_draw(rng: Gen) -> Params:
 
 def _count_above(p: Params) -> Built:
     op, th = p["op"], p["threshold"]
-    return discrete((p["x"],), lambda x: out(np.cumsum(CMP[op](_ch(x), th), axis=1)),
+    return discrete((p["x"],), lambda x: out(np.cumsum(CMP[op](channel(x), th), axis=1)),
                     f"y[i] = #{{j <= i : x[j] {op} {th}}}", [map_ln("hit", f"u {op} {th}", "x"), prefix_ln("y", "hit")])
 
 
@@ -151,7 +151,7 @@ def _since(p: Params) -> Built:
     r = p["reset"]
 
     def rule(x: np.ndarray) -> np.ndarray:
-        a = _ch(x)
+        a = channel(x)
         y, last = np.zeros_like(a), np.full(a.shape[0], -1.0)
         for i in range(a.shape[1]):
             last = np.where(a[:, i] == r, i, last)
@@ -171,7 +171,8 @@ def _product_draw(rng: Gen) -> Params:
 def _int_product(p: Params) -> Built:
     three = p["channels"] == 3
     names = ("a", "b", "c") if three else ("a", "b")
-    rule = lambda x: out(_ch(x, 0) * _ch(x, 1) + (_ch(x, 2) if three else 0))
+    def rule(x: np.ndarray) -> np.ndarray:
+        return out(channel(x, 0) * channel(x, 1) + (channel(x, 2) if three else 0))
     return discrete(tuple(p[n] for n in names), rule, "y[i] = a[i] * b[i]" + (" + c[i]" if three else ""),
                     [map_ln("y", "u * v + w" if three else "u * v", *names)])
 
@@ -189,20 +190,20 @@ def _ratio_law(p: Params) -> Built:
     c, three = p["coef"], p["channels"] == 3
     names = ("a", "b", "c") if three else ("a", "b")
     if three:  # ideal gas P = c*n*T/V
-        rule, expr = (lambda x: out(c * _ch(x, 0) * _ch(x, 1) / _ch(x, 2))), f"{fmt(c)} * u * v / w"
+        rule, expr = (lambda x: out(c * channel(x, 0) * channel(x, 1) / channel(x, 2))), f"{fmt(c)} * u * v / w"
     else:  # Ohm's law I = c*V/R
-        rule, expr = (lambda x: out(c * _ch(x, 0) / _ch(x, 1))), f"{fmt(c)} * u / v"
+        rule, expr = (lambda x: out(c * channel(x, 0) / channel(x, 1))), f"{fmt(c)} * u / v"
     words = " * ".join([fmt(c), *(f"{n}[i]" for n in names[:-1])]) + f" / {names[-1]}[i]"
     return real(tuple(p[n] for n in names), rule, f"y[i] = {words}", [map_ln("y", expr, *names)])
 
 
 def _running_min(p: Params) -> Built:
-    return discrete((p["x"],), lambda x: out(np.minimum.accumulate(_ch(x), axis=1)), "y[i] = min(x[0..i])",
+    return discrete((p["x"],), lambda x: out(np.minimum.accumulate(channel(x), axis=1)), "y[i] = min(x[0..i])",
                     [prefix_ln("y", "x", "min")])
 
 
 def _first_value(p: Params) -> Built:
-    return discrete((p["x"],), lambda x: out(np.broadcast_to(_ch(x)[:, :1], x.shape[:2])), "y[i] = x[0]",
+    return discrete((p["x"],), lambda x: out(np.broadcast_to(channel(x)[:, :1], x.shape[:2])), "y[i] = x[0]",
                     [Line("y = [x[0] for _ in x]", 1)])
 
 
@@ -222,7 +223,7 @@ def _last_nonzero(p: Params) -> Built:
         return np.where(rng.random((n, T, 1)) < pz, 0.0, v)
 
     def rule(x: np.ndarray) -> np.ndarray:
-        a = _ch(x)
+        a = channel(x)
         y, last = np.zeros_like(a), np.zeros(a.shape[0])
         for i in range(a.shape[1]):
             last = np.where(a[:, i] != 0, a[:, i], last)
@@ -243,7 +244,7 @@ def _ema(p: Params) -> Built:
     d = float(f"{1 - c:.12g}")
 
     def rule(x: np.ndarray) -> np.ndarray:
-        a = _ch(x)
+        a = channel(x)
         y, y1 = np.zeros_like(a), np.zeros(a.shape[0])
         for i in range(a.shape[1]):
             y1 = c * y1 + d * a[:, i]
@@ -264,8 +265,8 @@ def _energy(p: Params) -> Built:
     g, h = p["coef"], p["half"]
 
     def rule(x: np.ndarray) -> np.ndarray:
-        kin = h * _ch(x, 0) * _ch(x, 1) ** 2
-        return out(kin + g * _ch(x, 0) * _ch(x, 2), kin)
+        kin = h * channel(x, 0) * channel(x, 1) ** 2
+        return out(kin + g * channel(x, 0) * channel(x, 2), kin)
 
     lines = [map_ln("z", f"{fmt(h)} * u * v ** 2", "a", "b"), map_ln("y", lin([(1, "u"), (g, "v * w")]), "z", "a", "c")]
     return real((p["a"], p["b"], p["c"]), rule,

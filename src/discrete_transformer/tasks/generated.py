@@ -20,7 +20,8 @@ import numpy as np
 from .families import PUBLIC
 from .families_new import NEW
 from .family_kit import Family, Params
-from .registry import ENUMERATION_LIMIT, TASKS, TaskSpec, UnknownTaskError
+from .public import TASKS
+from .spec import ENUMERATION_LIMIT, TaskSpec, UnknownTaskError
 
 FAMILIES: tuple[Family, ...] = (*PUBLIC, *NEW)
 SUITE_SIZE = 80  # two tasks per family

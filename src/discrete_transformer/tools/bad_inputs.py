@@ -20,6 +20,12 @@ from typing import Callable
 
 import numpy as np
 
+from ..api import CONFIG_FILE, RESULT_FILE, RUN_FORMAT, RUN_VERSION
+from ..cli import app
+from ..config import ModelConfig, TrainConfig, to_dict
+from ..model import DataSpec, DiscreteTransformer
+from ..training.checkpoint import atomic_write_json, save_run_checkpoint
+
 Setup = Callable[[Path], None]
 
 
@@ -107,11 +113,6 @@ def _fake_run(name: str = "run", edit: Callable[[Path], None] | None = None) -> 
     """A small but real run directory (untrained model), optionally damaged by `edit`."""
 
     def make(d: Path) -> None:
-        from ..api import CONFIG_FILE, RESULT_FILE, RUN_FORMAT, RUN_VERSION
-        from ..config import ModelConfig, TrainConfig, to_dict
-        from ..model import DataSpec, DiscreteTransformer
-        from ..training.checkpoint import atomic_write_json, save_run_checkpoint
-
         run = d / name
         run.mkdir()
         mc, tc = ModelConfig(n_layers=1, n_heads=1, n_mlps=1), TrainConfig(steps=1, restarts=1)
@@ -319,8 +320,6 @@ def snapshot(root: Path) -> dict[str, str]:
 def run_case(case: Case, workdir: Path) -> Outcome:
     """Build the case in the empty `workdir` and run its command there (through the real CLI)."""
     from typer.testing import CliRunner
-
-    from ..cli import app
 
     workdir.mkdir(parents=True, exist_ok=True)
     case.setup(workdir)

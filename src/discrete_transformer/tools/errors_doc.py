@@ -10,6 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ..training.checkpoint import atomic_write_text
 from .bad_inputs import CASES, Outcome, run_case
 
 COMMAND = "PYTHONPATH=src python -m discrete_transformer.tools.errors_doc docs/errors.md"
@@ -86,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{target}: out of date; regenerate with: {COMMAND}", file=sys.stderr)
             return 1
         return 0
-    from ..training.checkpoint import atomic_write_text
-
     atomic_write_text(target, text)
     print(f"wrote {target} ({len(CASES)} cases)")
     return 0

@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 
-from .. import __version__
 from ..config import ModelConfig, TrainConfig, from_dict, to_dict
 from ..model import DataSpec, DiscreteTransformer
+from ..version import __version__
 
 FORMAT = "dtx-checkpoint"
 VERSION = 1
@@ -190,7 +190,7 @@ def load_checkpoint(
         spec = spec_from_dict(doc["data_spec"])
         population = int(doc.get("population", 1))
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{meta_path}: invalid configuration ({_one_line(e)})") from None
+        raise CheckpointError(f"{meta_path}: invalid configuration ({one_line(e)})") from None
 
     w_path = d / WEIGHTS_FILE
     if not w_path.is_file():
@@ -204,7 +204,7 @@ def load_checkpoint(
     try:
         state = st_load(blob)
     except Exception as e:  # safetensors raises its own SafetensorError, or others on garbage
-        raise CheckpointError(f"{w_path}: not a readable safetensors file ({_one_line(e)})") from None
+        raise CheckpointError(f"{w_path}: not a readable safetensors file ({one_line(e)})") from None
 
     try:
         model = DiscreteTransformer(model_cfg, spec, population=population, seed=0)
@@ -213,7 +213,7 @@ def load_checkpoint(
             raise ValueError(f"unsupported dtype {dtype!r}")
         model = model.to(getattr(torch, dtype))
     except (ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{meta_path}: cannot build the model ({_one_line(e)})") from None
+        raise CheckpointError(f"{meta_path}: cannot build the model ({one_line(e)})") from None
     want = model.state_dict()
     missing = sorted(set(want) - set(state))
     extra = sorted(set(state) - set(want))
@@ -235,7 +235,8 @@ def load_checkpoint(
     return model, model_cfg, train_cfg, spec, dict(doc.get("meta") or {})
 
 
-def _one_line(e: BaseException) -> str:
+def one_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none)."""
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
 
@@ -250,6 +251,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "load_checkpoint",
+    "one_line",
     "save_run_checkpoint",
     "spec_from_dict",
     "spec_to_dict",

@@ -29,7 +29,6 @@ import multiprocessing as mp
 import os
 import queue as queue_mod
 import signal
-import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing.managers import SyncManager
@@ -41,11 +40,13 @@ import torch
 
 from ..config import ModelConfig, TrainConfig, restart_configs
 from ..model import DataSpec
+from .checkpoint import atomic_write_text
 from .loop import RestartResult, Split, train_restart
+from .resume import write_history
 
 CONTINUOUS_TOL = 1e-7
 # No further restart starts once one is within the verification rule's tolerance for continuous
-# tasks (extract/verify.CONTINUOUS_NMSE). A restart's own search and polish aim at the stricter
+# tasks (extraction/verify.CONTINUOUS_NMSE). A restart's own search and polish aim at the stricter
 # `continuous_tol`, which is cheap there; another restart is not (a whole search), and buys
 # nothing the verification can see: bench p_order's four continuous rows whose first restart
 # ended at 1.2e-7..3.3e-7 ran a second one and verified with the first one's model.
@@ -123,7 +124,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _term_as_interrupt() -> Any:
+def term_as_interrupt() -> Any:
     """Treat SIGTERM like Ctrl-C while restarts run (workers are stopped, logs merged); returns
     the previous handler, or None when not in the main thread (handlers cannot be set there)."""
     import threading
@@ -141,7 +142,9 @@ def _exit_when_orphaned(parent: int) -> None:
     os._exit(1)
 
 
-def _worker_init() -> None:
+def worker_init() -> None:
+    """Initialiser of a worker process (restarts here, bench jobs too): Ctrl-C is the parent's,
+    one torch thread, and exit when the parent dies."""
     import threading
 
     _ignore_sigint()
@@ -198,8 +201,6 @@ def _run_one(
 
 def merge_metrics(out_dir: Path, seeds: list[int]) -> Path:
     """Concatenate the per-seed logs (seed order) into metrics.jsonl, atomically; remove them."""
-    from .checkpoint import atomic_write_text
-
     target = out_dir / "metrics.jsonl"
     parts = []
     for s in sorted(seeds):
@@ -236,7 +237,13 @@ class _Display:
         self.progress = None
         self.tasks: dict[int, Any] = {}
         if self.mode == "rich":
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.progress = Progress(
                 TextColumn("seed {task.fields[seed]:>3}"),
@@ -345,8 +352,6 @@ def run_restarts(
         seeds = []
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
-        from .resume import write_history
-
         out.mkdir(parents=True, exist_ok=True)
         for s in seeds:  # train_restart appends: start every log empty
             p = seed_log_path(out, s)
@@ -363,7 +368,7 @@ def run_restarts(
     # Restart i runs the portfolio's variant i (TrainConfig.portfolio).
     cfgs = {s: restart_configs(model_cfg, train_cfg, s - seed)[:2] for s in seeds}
     display = _Display({s: cfgs[s][1].total_steps for s in seeds}, split.kind, progress)
-    previous_term = _term_as_interrupt()
+    previous_term = term_as_interrupt()
     try:
         with display:
             if len(seeds) == 1 or not parallel:
@@ -466,7 +471,7 @@ def _run_in_pool(
         stop_event = manager.Event()
         longest = manager.Value("d", 0.0) if deadline is not None else None
         rows = manager.Queue() if display.mode != "off" else None
-        executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+        executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=worker_init)
         split_np = _split_to_numpy(split)
         for s in seeds:
             log = str(seed_log_path(out, s)) if out is not None else None
@@ -542,4 +547,5 @@ def _stop_pool(executor: ProcessPoolExecutor | None, futures: dict[Future, int],
             pass
 
 
-__all__ = ["CONTINUOUS_TOL", "ENOUGH_TOL", "ends_portfolio", "fits", "is_solved", "within", "merge_metrics", "run_restarts", "seed_log_path"]
+__all__ = ["CONTINUOUS_TOL", "ENOUGH_TOL", "ends_portfolio", "fits", "is_solved", "within", "merge_metrics", "run_restarts", "seed_log_path",
+           "term_as_interrupt", "worker_init"]

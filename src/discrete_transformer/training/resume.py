@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CheckpointError, _one_line, atomic_write_bytes, atomic_write_json
+from .checkpoint import CheckpointError, atomic_write_bytes, atomic_write_json, one_line
 from .loop import RestartResult
 
 RESTARTS_DIR = "restarts"
@@ -62,7 +62,7 @@ def _load_one(j_path: Path) -> RestartResult:
     try:
         doc = json.loads(j_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{j_path}: unreadable ({_one_line(e)})") from None
+        raise CheckpointError(f"{j_path}: unreadable ({one_line(e)})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CheckpointError(f"{j_path}: not a discrete-transformer restart file")
     if doc.get("version") != VERSION:
@@ -81,7 +81,7 @@ def _load_one(j_path: Path) -> RestartResult:
     try:
         state = st_load(blob)
     except Exception as e:  # safetensors' own error type, or anything on garbage
-        raise CheckpointError(f"{w_path}: not a readable safetensors file ({_one_line(e)})") from None
+        raise CheckpointError(f"{w_path}: not a readable safetensors file ({one_line(e)})") from None
     try:
         return RestartResult(
             seed=seed,
@@ -94,7 +94,7 @@ def _load_one(j_path: Path) -> RestartResult:
             history=[dict(r) for r in doc.get("history", [])],
         )
     except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{j_path}: invalid restart summary ({_one_line(e)})") from None
+        raise CheckpointError(f"{j_path}: invalid restart summary ({one_line(e)})") from None
 
 
 def load_restarts(run_dir: str | os.PathLike, seeds: list[int] | None = None) -> list[RestartResult]:

@@ -110,7 +110,7 @@ __all__ = [
 
 
 # Candidate values (expressions × probe rows) the search evaluates per nominal second: measured
-# on the reference machine (2 cores, idle) by `python -m discrete_transformer.extract.symbolic`.
+# on the reference machine (2 cores, idle) by `python -m discrete_transformer.extraction.symbolic`.
 WORK_PER_SECOND = 1.2e8
 # Wall-clock cap, as a multiple of the nominal budget: reached only on a much slower machine.
 WALL_FACTOR = 4.0
@@ -321,7 +321,7 @@ _eval_tree, _sources, _to_sympy = eval_tree, sources, to_sympy
 def measure_work_rate(seconds: float = 2.5, seed: int = 0) -> float:
     """Candidate values per second this machine evaluates, on searches that have no exact
     answer (so they run until the clock stops them). `WORK_PER_SECOND` is this number on the
-    reference machine, idle; run `python -m discrete_transformer.extract.symbolic` to see it."""
+    reference machine, idle; run `python -m discrete_transformer.extraction.symbolic` to see it."""
     rng = np.random.default_rng(seed)
     rates = []
     for integer in (False, True):

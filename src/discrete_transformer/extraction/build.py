@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import __version__
 from ..config import to_dict
 from ..tasks import Dataset
+from ..version import __version__
 from .codegen import pattern_label
 from .config import ExtractConfig
 from .graph import (

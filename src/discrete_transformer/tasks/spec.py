@@ -1,0 +1,58 @@
+"""What a built-in task is (:class:`TaskSpec`), public or generated, and the error for a name that
+is none; below both suites (:mod:`.public`, :mod:`.generated`) and the lookup (:mod:`.registry`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+ENUMERATION_LIMIT = 100_000  # input spaces up to this size are enumerated (make_dataset)
+
+
+class UnknownTaskError(ValueError):
+    """A task name that matches no built-in task; the message suggests the nearest names."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One built-in task: how to sample inputs and the exact rule that produces the targets."""
+
+    name: str
+    family: Literal["mips", "continuous", "generated"]
+    kind: Literal["discrete", "continuous"]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    T: int
+    train_fraction: float
+    sample: Callable[[np.random.Generator, int, int], np.ndarray]
+    rule: Callable[[np.ndarray], np.ndarray]
+    enumerable: int | None
+    # Beyond the required fields: the value set of every input position when it is a small
+    # finite set (used to enumerate the input space), and the rule in words for listings.
+    domain: tuple[float, ...] | None = None
+    description: str = ""
+    iid: bool = True  # False when positions are not independent (Bit_Palindrome's sampler)
+    # Generated tasks only (tasks/generated.py): the family that drew the task, the public task
+    # whose rule it generalises, its parameters and their bands (for the per-family report), and
+    # its reference program with that program's size in the library's operation count.
+    generator: str = ""
+    generalises: str = ""
+    params: tuple[tuple[str, object], ...] = ()
+    bands: tuple[tuple[str, str], ...] = ()
+    reference: str = ""
+    reference_ops: int | None = None
+
+    @property
+    def n_in(self) -> int:
+        return len(self.input_names)
+
+    @property
+    def n_out(self) -> int:
+        return len(self.output_names)
+
+
+__all__ = ["ENUMERATION_LIMIT", "TaskSpec", "UnknownTaskError"]
