@@ -4,7 +4,8 @@ processes on a 2-core machine do not oversubscribe it) and a tiny training confi
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from discrete_transformer.analysis import DynamicsConfig, MetricsError, detect_transition, load_metrics
-from discrete_transformer.analysis.analyze import analyze_run, analyze_tree, find_run_dirs
+from discrete_transformer.analysis import MetricsError, detect_transition, load_metrics
+from discrete_transformer.analysis.analyze import analyze_run, find_run_dirs
 from discrete_transformer.cli import app
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model, tiny_train
 
 import discrete_transformer as dtx
 from discrete_transformer.api import RunDirError, TrainResult, load_run
 from discrete_transformer.tasks import load_source
-
-from conftest import tiny_model, tiny_train
 
 
 def test_readme_three_lines(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from discrete_transformer.bench.executors import RAY_HINT, ExecutorError, check_
 from discrete_transformer.bench.runner import ROW_FILE, BenchConfig, read_row
 from discrete_transformer.bench.suite import resolve_suite
 from discrete_transformer.cli import app
-from discrete_transformer.tasks import TASKS, UnknownTaskError, load_source, make_dataset, get_task, save_npz
+from discrete_transformer.tasks import TASKS, UnknownTaskError, get_task, load_source, make_dataset, save_npz
 from discrete_transformer.training.loop import Split, data_spec
 
 TINY = ["--budget", "30", "--max-steps", "40", "--baseline-steps", "30"]

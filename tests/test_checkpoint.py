@@ -99,7 +99,7 @@ def test_files_and_format_fields(saved: tuple[Path, DiscreteTransformer]) -> Non
 
     with safe_open(str(d / "model.safetensors"), "pt") as f:
         assert f.metadata()["format"] == "dtx-checkpoint"
-        assert "readout.theta" in f.keys()
+        assert "readout.theta" in f.keys()  # noqa: SIM118 (safe_open has no __contains__)
 
 
 def test_overwrite_is_atomic_and_leaves_no_temp_files(saved: tuple[Path, DiscreteTransformer], monkeypatch) -> None:

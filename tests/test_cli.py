@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_train
 from typer.testing import CliRunner
 
 from discrete_transformer import api
 from discrete_transformer.cli import app
 from discrete_transformer.tasks import TASKS, Dataset, save_npz
-
-from conftest import tiny_train
 
 RUN_FILES = {"config.json", "metrics.jsonl", "model.json", "model.safetensors", "result.json"}
 

@@ -11,11 +11,11 @@ the default heads average their tie set instead, and the same construction then 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
-
-from collections.abc import Callable
 
 from discrete_transformer.config import ModelConfig, TrainConfig
 from discrete_transformer.model.attention import bos_mask, causal_bias, fixed_pattern, hard_pattern

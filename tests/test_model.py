@@ -124,7 +124,7 @@ def _uniform_prefix_head(model: DiscreteTransformer):
 
 def test_prefix_mean_keyed_on_one_excludes_bos() -> None:
     model = _model(population=1)
-    attn = _uniform_prefix_head(model)
+    _uniform_prefix_head(model)
     x = torch.tensor([[[2.0], [4.0], [9.0], [1.0], [0.0], [8.0]]])
     cache: dict[str, torch.Tensor] = {}
     with torch.no_grad():
@@ -233,7 +233,7 @@ def test_hardening_keeps_the_argmaxes() -> None:
 
 def test_same_seed_same_model_different_seed_different() -> None:
     a, b, c = _model(seed=3), _model(seed=3), _model(seed=4)
-    for (n1, t1), (_, t2), (_, t3) in zip(a.state_dict().items(), b.state_dict().items(), c.state_dict().items()):
+    for (n1, t1), (_, t2), (_, _t3) in zip(a.state_dict().items(), b.state_dict().items(), c.state_dict().items()):
         assert torch.equal(t1, t2), n1
     assert any(not torch.equal(t1, t3) for t1, t3 in zip(a.parameters(), c.parameters()))
 
@@ -327,7 +327,7 @@ def test_straight_through_attention_forward_is_hard_backward_reaches_scores() ->
     st = SelectMode(hard=True, hard_attention=True, attention_grad=True, attention_hard_tau=tau_hard)
     c_st: dict[str, torch.Tensor] = {}
     c_ref: dict[str, torch.Tensor] = {}
-    y = model(x, st, tau_a, c_st)
+    model(x, st, tau_a, c_st)
     with torch.no_grad():
         model(x, SelectMode(hard=True, hard_attention=True), tau_hard, c_ref)
     for name, a in c_ref.items():

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model, tiny_train
 
 from discrete_transformer.training import restarts as R
 from discrete_transformer.training.loop import RestartResult, Split, data_spec
 from discrete_transformer.training.restarts import run_restarts
-
-from conftest import tiny_model, tiny_train
 
 
 def _data(rule: str, n: int = 600, T: int = 6, seed: int = 0):

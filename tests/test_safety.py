@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model, tiny_train
 
 import discrete_transformer as dtx
 from discrete_transformer import api
@@ -24,8 +25,6 @@ from discrete_transformer.training import checkpoint
 from discrete_transformer.training.checkpoint import CheckpointError, load_checkpoint, save_run_checkpoint
 from discrete_transformer.training.loop import RestartResult
 from discrete_transformer.training.resume import load_restarts, restart_paths, save_restart
-
-from conftest import tiny_model, tiny_train
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "discrete_transformer"
 

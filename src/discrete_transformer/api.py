@@ -345,7 +345,7 @@ def write_run_config(plan: RunPlan) -> None:
             "model": to_dict(plan.model_cfg),
             "train": to_dict(plan.train_cfg),
             "versions": versions(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         },
     )
 
@@ -493,7 +493,7 @@ def load_run(dir: str | os.PathLike) -> TrainResult:
 
 
 def extract(
-    result_or_run_dir: "TrainResult | str | os.PathLike",
+    result_or_run_dir: TrainResult | str | os.PathLike,
     dataset: Dataset | None = None,
     config: Any = None,
     progress: Any = None,

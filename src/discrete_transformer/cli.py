@@ -24,7 +24,7 @@ import shlex
 import sys
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -84,7 +84,7 @@ SUITE_HELP = "all (the 47 public tasks, default) | mips | continuous | generated
 
 @app.command("tasks")
 def tasks_cmd(
-    suite: Optional[str] = typer.Option(None, "--suite", help=SUITE_HELP),
+    suite: str | None = typer.Option(None, "--suite", help=SUITE_HELP),
 ) -> None:
     """List the built-in tasks: name, family, kind, input channels, T and the rule."""
     specs, title = TASKS, f"{len(TASKS)} built-in tasks"
@@ -124,7 +124,7 @@ def tasks_cmd(
 def export_cmd(
     sources: list[str] = typer.Argument(..., help="Task names and/or suites: mips, continuous, all, generated, generated:SEED."),
     out: Path = typer.Option(..., "--out", help="A .npz/.csv/.jsonl file (one task), else a directory: one DIR/<name>.npz per task."),
-    n_test: Optional[int] = typer.Option(None, "--n-test", help="Test sequences per sampled task (default: make_dataset's 10000)."),
+    n_test: int | None = typer.Option(None, "--n-test", help="Test sequences per sampled task (default: make_dataset's 10000)."),
 ) -> None:
     """Write tasks as data files: the same make_dataset(seed=0) arrays the bench trains on."""
     try:
@@ -140,7 +140,7 @@ def export_cmd(
 SET_HELP = "Override a config field: section.field=value (sections model, train, extract); repeatable."
 
 
-def _configs_from_sets(sets: Optional[list[str]]):
+def _configs_from_sets(sets: list[str] | None):
     """(ModelConfig, TrainConfig, ExtractConfig) from `--set` overrides; errors end the command."""
     from .overrides import OverrideError, configs_from_overrides
 
@@ -162,8 +162,8 @@ def _own(owned: ExitStack, lock: AbstractContextManager, where: Path) -> None:
 
 
 def _train_from_options(
-    source: str, out: Path, seed: int, restarts: Optional[int], steps: Optional[int], kind: Optional[str], force: bool,
-    sets: Optional[list[str]], owned: ExitStack, command: str = "dtx train",
+    source: str, out: Path, seed: int, restarts: int | None, steps: int | None, kind: str | None, force: bool,
+    sets: list[str] | None, owned: ExitStack, command: str = "dtx train",
 ):
     """The training half shared by `train` and `run`: validate options, check data and --out
     before anything is written, own --out until `owned` closes, train with a progress display;
@@ -190,15 +190,15 @@ def _train_from_options(
 
 @app.command("train")
 def train_cmd(
-    source: Optional[str] = typer.Argument(None, help="Built-in task name (e.g. sum_last2, Sum_Last2) or a .npz/.csv/.jsonl file."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run directory to write (new, empty, or a previous run with --force)."),
+    source: str | None = typer.Argument(None, help="Built-in task name (e.g. sum_last2, Sum_Last2) or a .npz/.csv/.jsonl file."),
+    out: Path | None = typer.Option(None, "--out", help="Run directory to write (new, empty, or a previous run with --force)."),
     seed: int = typer.Option(0, "--seed", help="First training seed; restarts use seed, seed+1, ..."),
-    restarts: Optional[int] = typer.Option(None, "--restarts", help="Number of restarts (parallel seeds)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per restart."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
+    restarts: int | None = typer.Option(None, "--restarts", help="Number of restarts (parallel seeds)."),
+    steps: int | None = typer.Option(None, "--steps", help="Training steps per restart."),
+    kind: str | None = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run directory (no SOURCE or other options)."),
-    sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run directory (no SOURCE or other options)."),
+    sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Train on SOURCE, report test metrics and write the run directory."""
     if resume is not None:
@@ -260,7 +260,7 @@ def _extract_quietly(target, console: Console, config=None):
         _unexpected(e)
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/yellow]")
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def _show_program(program, run_dir: Path, console: Console) -> None:
@@ -305,7 +305,7 @@ def _save(program, run_dir: Path) -> None:
 @app.command("extract")
 def extract_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory written by `dtx train` (or `dtx run`)."),
-    sets: Optional[list[str]] = typer.Option(None, "--set", help="Override an extraction field: extract.field=value; repeatable."),
+    sets: list[str] | None = typer.Option(None, "--set", help="Override an extraction field: extract.field=value; repeatable."),
 ) -> None:
     """Extract RUN_DIR's model as a Python program, verify it, write program.py and verification.json."""
     if run_dir.exists() and not run_dir.is_dir():
@@ -332,11 +332,11 @@ def run_cmd(
     source: str = typer.Argument(..., help="Built-in task name (e.g. sum_last2) or a .npz/.csv/.jsonl file."),
     out: Path = typer.Option(..., "--out", help="Run directory to write (new, empty, or a previous run with --force)."),
     seed: int = typer.Option(0, "--seed", help="First training seed; restarts use seed, seed+1, ..."),
-    restarts: Optional[int] = typer.Option(None, "--restarts", help="Number of restarts (parallel seeds)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per restart."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
+    restarts: int | None = typer.Option(None, "--restarts", help="Number of restarts (parallel seeds)."),
+    steps: int | None = typer.Option(None, "--steps", help="Training steps per restart."),
+    kind: str | None = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
-    sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP),
+    sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Train on SOURCE, extract the program, verify it; print the program and the verdict."""
     _, _, extract_cfg = _configs_from_sets(sets)
@@ -379,7 +379,7 @@ def _execute_plan(plan):
     except KeyboardInterrupt:
         where = f"; resume with: dtx train --resume {plan.run_dir}" if plan.run_dir is not None else ""
         Console(stderr=True, soft_wrap=True, highlight=False).print(f"[yellow]interrupted{escape(where)}[/yellow]")
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except OSError as e:
         _fail(f"{getattr(e, 'filename', None) or plan.run_dir}: cannot write the run: {e.strerror or e}")
     except Exception as e:  # noqa: BLE001
@@ -426,19 +426,19 @@ def report_cmd(
 
 @app.command("bench")
 def bench_cmd(
-    suite: Optional[list[str]] = typer.Option(None, "--suite", help="mips | continuous | all (default), task names or data files; repeatable."),
-    files: Optional[list[str]] = typer.Argument(None, help="More tasks or data files (same as --suite)."),
+    suite: list[str] | None = typer.Option(None, "--suite", help="mips | continuous | all (default), task names or data files; repeatable."),
+    files: list[str] | None = typer.Argument(None, help="More tasks or data files (same as --suite)."),
     seeds: int = typer.Option(1, "--seeds", help="Seeds per task (0..N-1); a task is solved when any seed is."),
     jobs: int = typer.Option(1, "--jobs", help="Worker processes; a task's restarts, baselines and extraction are units they share."),
     executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
     budget: float = typer.Option(150.0, "--budget", help="Seconds from a task's start within which all its DT restarts end; a fallback restart starts only if it fits (BenchConfig.budget)."),
     out: Path = typer.Option(..., "--out", help="Bench directory; rerunning resumes, skipping finished tasks."),
-    docs: Optional[Path] = typer.Option(None, "--docs", help="Also write the Markdown summary here (docs/benchmarks.md) once every task has a row."),
-    public_results: Optional[Path] = typer.Option(None, "--public-results", help="results.json of a public-suite bench: which public tasks the library verifies, for the generated suite's per-family report."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", hidden=True, help="Testing: cap DT steps per restart."),
-    baseline_steps: Optional[int] = typer.Option(None, "--baseline-steps", hidden=True, help="Testing: baseline steps."),
-    sets: Optional[list[str]] = typer.Option(None, "--set", help=SET_HELP + " Applies to every task (a candidate default)."),
+    docs: Path | None = typer.Option(None, "--docs", help="Also write the Markdown summary here (docs/benchmarks.md) once every task has a row."),
+    public_results: Path | None = typer.Option(None, "--public-results", help="results.json of a public-suite bench: which public tasks the library verifies, for the generated suite's per-family report."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", hidden=True, help="Testing: cap DT steps per restart."),
+    baseline_steps: int | None = typer.Option(None, "--baseline-steps", hidden=True, help="Testing: baseline steps."),
+    sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP + " Applies to every task (a candidate default)."),
 ) -> None:
     """Benchmark the default configuration on a task suite, with GRU and Transformer baselines."""
     from .bench.baselines import BaselineConfig
@@ -474,7 +474,7 @@ def bench_cmd(
         _fail(str(e))
     except KeyboardInterrupt:
         Console(stderr=True).print(f"[yellow]interrupted[/yellow]: finished tasks are kept; rerun the same command to resume ({out})")
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     console.print(f"[bold]{escape(summary['headline'])}[/bold]")
     written = f"{out / 'results.csv'}, {out / 'results.json'}, {out / 'summary.md'}" + (f", {docs}" if docs else "")
     console.print(f"written: {escape(written)}")
@@ -486,10 +486,10 @@ def bench_cmd(
 def speed_cmd(
     task: str = typer.Option("sum_last2", "--task", help="Task for the training-speed measurement."),
     steps: int = typer.Option(200, "--steps", help="Training steps to time."),
-    run_dir: Optional[Path] = typer.Option(None, "--run", help="A run directory with program.py: program vs. model throughput."),
+    run_dir: Path | None = typer.Option(None, "--run", help="A run directory with program.py: program vs. model throughput."),
     n: int = typer.Option(10_000, "--n", help="Sequences in the throughput batch."),
     skip_train: bool = typer.Option(False, "--skip-train", help="Only the program vs. model measurement."),
-    variant: Optional[list[str]] = typer.Option(
+    variant: list[str] | None = typer.Option(
         None, "--variant", help="Search variant to time (repeatable; default: each of the default portfolio)."),
 ) -> None:
     """Micro-benchmarks: training steps/s; program run_batch vs. model forward throughput."""
@@ -527,7 +527,7 @@ def _study_log(console: Console):
     return lambda msg: console.print(escape(msg), highlight=False)
 
 
-def _check_study_options(out: Path, doc: Path, steps: Optional[int]) -> None:
+def _check_study_options(out: Path, doc: Path, steps: int | None) -> None:
     if steps is not None and steps < 1:
         _fail(f"--steps must be a positive integer, got {steps}")
     if out.exists() and not out.is_dir():
@@ -536,7 +536,7 @@ def _check_study_options(out: Path, doc: Path, steps: Optional[int]) -> None:
         _fail(f"--doc {doc}: is a directory")
 
 
-def _study_command(name: str, out: Path, doc: Path, seed: int, steps: Optional[int], extra: str = "") -> str:
+def _study_command(name: str, out: Path, doc: Path, seed: int, steps: int | None, extra: str = "") -> str:
     parts = [f"dtx {name} --out {out} --doc {doc}"]
     if seed:
         parts.append(f"--seed {seed}")
@@ -552,7 +552,7 @@ def bias_study_cmd(
     out: Path = typer.Option(..., "--out", help="Directory for the study's runs (finished runs are reused on rerun)."),
     doc: Path = typer.Option(Path("docs/inductive_bias.md"), "--doc", help="Markdown file to write."),
     seed: int = typer.Option(0, "--seed", help="Training seed of every run."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per run (default: TrainConfig.steps)."),
+    steps: int | None = typer.Option(None, "--steps", help="Training steps per run (default: TrainConfig.steps)."),
 ) -> None:
     """Train tasks under two inductive-bias settings each, extract both programs, write DOC."""
     from .studies import bias_study
@@ -564,7 +564,7 @@ def bias_study_cmd(
                           command=_study_command("bias-study", out, doc, seed, steps))
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/yellow] (finished runs are kept; rerun to resume)")
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except ValueError as e:
         _fail(str(e))
     n = sum(r["counts"] for r in rows)
@@ -575,9 +575,9 @@ def bias_study_cmd(
 def estimator_study_cmd(
     out: Path = typer.Option(..., "--out", help="Directory for the study's runs (finished runs are reused on rerun)."),
     doc: Path = typer.Option(Path("docs/estimators.md"), "--doc", help="Markdown file to write."),
-    tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated task names (default: six quick tasks)."),
+    tasks: str | None = typer.Option(None, "--tasks", help="Comma-separated task names (default: six quick tasks)."),
     seed: int = typer.Option(0, "--seed", help="Training seed of every run."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Training steps per run (default: TrainConfig.steps)."),
+    steps: int | None = typer.Option(None, "--steps", help="Training steps per run (default: TrainConfig.steps)."),
 ) -> None:
     """Gumbel-softmax vs REINFORCE on the same tasks, seed and budget; write DOC."""
     from .studies import ESTIMATOR_TASKS, estimator_study
@@ -598,7 +598,7 @@ def estimator_study_cmd(
                                command=_study_command("estimator-study", out, doc, seed, steps, extra))
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/yellow] (finished runs are kept; rerun to resume)")
-        raise typer.Exit(EXIT_INTERRUPTED)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except ValueError as e:
         _fail(str(e))
     solved = {e: sum(r["verified"] for r in rows if r["estimator"] == e) for e in ("gumbel", "reinforce")}

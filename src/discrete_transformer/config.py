@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, Mapping, TypeVar
+from typing import Any, Literal, TypeVar
 
 C = TypeVar("C")
 
@@ -265,7 +266,7 @@ SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
 })
 
 
-def restart_configs(model: "ModelConfig", train: "TrainConfig", index: int) -> tuple["ModelConfig", "TrainConfig", str]:
+def restart_configs(model: ModelConfig, train: TrainConfig, index: int) -> tuple[ModelConfig, TrainConfig, str]:
     """The configs restart number `index` (0-based) runs with, and its variant's name."""
     name = train.portfolio[index % len(train.portfolio)]
     changes: dict[str, dict[str, Any]] = {"model": {}, "train": {}}

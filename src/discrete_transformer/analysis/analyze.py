@@ -13,9 +13,10 @@ import csv
 import io
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..api import RunDirError, is_run_dir
 from ..rundir_lock import hold

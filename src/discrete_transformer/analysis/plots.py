@@ -6,7 +6,8 @@ Figures are returned as PNG bytes so they can be written atomically or inlined i
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 

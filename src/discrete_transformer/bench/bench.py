@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..rundir_lock import contents, hold
 from ..training.checkpoint import atomic_write_json

@@ -56,7 +56,7 @@ class LiveView:
             table.add_row(*cells)
         return Group(table, self.progress)
 
-    def __enter__(self) -> "LiveView":
+    def __enter__(self) -> LiveView:
         if self.rich:
             self.live = Live(self._render(), console=self.console, refresh_per_second=2)
             self.live.start()

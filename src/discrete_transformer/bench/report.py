@@ -20,8 +20,9 @@ import os
 import platform
 import statistics
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..training.checkpoint import atomic_write_json, atomic_write_text
 from .runner import as_float
@@ -259,7 +260,7 @@ def write_reports(out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any
 
 
 def now_utc() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def previous_wall(out: Path) -> float:

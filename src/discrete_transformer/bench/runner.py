@@ -29,9 +29,10 @@ import math
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..api import execute, extract, prepare, write_run_config
 from ..config import TrainConfig, restart_configs

@@ -33,14 +33,24 @@ this process, the restarts in portfolio order, and a restart that solves the tas
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 from ..training.restarts import fits
 from .baselines import BASELINES
-from .runner import (STOP_FILE, Job, assemble_row, baseline_unit, extract_unit, job_configs, new_row,
-                     prepare_dir, restart_unit, write_row)
-
+from .runner import (
+    STOP_FILE,
+    Job,
+    assemble_row,
+    baseline_unit,
+    extract_unit,
+    job_configs,
+    new_row,
+    prepare_dir,
+    restart_unit,
+    write_row,
+)
 
 # A task's restarts that may run at once: the default portfolio's two searches side by side; a
 # longer portfolio's later restarts wait for earlier ones to end unsolved (docs/bench.md).

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from ..tasks import DATA_EXTENSIONS, TASKS, get_task, load_file
 from ..tasks.generated import generated_suite, parse_generated_suite

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 from .graph import AttentionNode, MLPNode, ProgramIR, rename_names
 from .hypotheses import helper_sources, numpy_call, python_call, python_helper

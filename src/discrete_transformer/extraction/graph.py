@@ -22,8 +22,9 @@ import io
 import keyword
 import re
 import tokenize
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Literal, Union
+from typing import Any, Literal
 
 from .patterns import HELPER_NAMES, Hypothesis, hypothesis_reads
 
@@ -98,9 +99,9 @@ def source_names(source: str) -> set[str]:
     out: set[str] = set()
     prev = None
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == tokenize.NAME and not (prev is not None and prev.type == tokenize.OP and prev.string == "."):
-            if not keyword.iskeyword(tok.string):
-                out.add(tok.string)
+        attribute = prev is not None and prev.type == tokenize.OP and prev.string == "."
+        if tok.type == tokenize.NAME and not attribute and not keyword.iskeyword(tok.string):
+            out.add(tok.string)
         if tok.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
             prev = tok
     return out
@@ -211,21 +212,21 @@ def read_graph(model: Any, member: int = 0) -> Graph:
     n_in = int(model.data.n_in)
     modules: list[Module] = []
     idx = {n: i for i, n in enumerate(names)}
-    for l in range(len(model.layers)):
-        attn = ch[f"L{l}.attn"][member].tolist()  # (H, 3)
-        agg = ch[f"L{l}.agg"][member].tolist() if f"L{l}.agg" in ch else [0] * len(attn)  # (H,)
-        pat = ch[f"L{l}.pat"][member].tolist() if f"L{l}.pat" in ch else [0] * len(attn)  # (H,)
+    for li in range(len(model.layers)):
+        attn = ch[f"L{li}.attn"][member].tolist()  # (H, 3)
+        agg = ch[f"L{li}.agg"][member].tolist() if f"L{li}.agg" in ch else [0] * len(attn)  # (H,)
+        pat = ch[f"L{li}.pat"][member].tolist() if f"L{li}.pat" in ch else [0] * len(attn)  # (H,)
         for h, (q, k, v) in enumerate(attn):
-            key = f"L{l}.H{h}"
+            key = f"L{li}.H{h}"
             how = "sum" if agg[h] == 1 else "mean"
-            fixed = model.layers[l]["attn"].patterns[pat[h] - 1] if pat[h] else None
+            fixed = model.layers[li]["attn"].patterns[pat[h] - 1] if pat[h] else None
             if fixed:
                 q = k = idx["pos"]
-            modules.append(Module(key, "attn", l, h, idx[key], (int(q), int(k), int(v)), how, fixed))
-        mlp = ch[f"L{l}.mlp"][member].tolist()  # (M, arity)
+            modules.append(Module(key, "attn", li, h, idx[key], (int(q), int(k), int(v)), how, fixed))
+        mlp = ch[f"L{li}.mlp"][member].tolist()  # (M, arity)
         for m, reads in enumerate(mlp):
-            key = f"L{l}.M{m}"
-            modules.append(Module(key, "mlp", l, m, idx[key], tuple(int(r) for r in reads)))
+            key = f"L{li}.M{m}"
+            modules.append(Module(key, "mlp", li, m, idx[key], tuple(int(r) for r in reads)))
     readout = tuple(int(r) for r in ch["readout"][member].tolist())
     gains: tuple[float, ...] = ()
     if getattr(model, "readout_gamma", None) is not None:
@@ -327,7 +328,7 @@ class MLPNode:
         return self.source.strip() == self.out.name and any(v.name == self.out.name for v in self.inputs)
 
 
-Node = Union[AttentionNode, MLPNode]
+Node = AttentionNode | MLPNode
 
 
 @dataclass(frozen=True)

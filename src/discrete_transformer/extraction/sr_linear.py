@@ -31,10 +31,10 @@ class LinearCombinations:
             if size > LIN_TERM_SIZE or n >= _LIN_POOL:
                 break
             lv = self.levels[size]
-            V, I = lv["V"][: _LIN_POOL - n], lv["ids"][: _LIN_POOL - n]
+            V, level_ids = lv["V"][: _LIN_POOL - n], lv["ids"][: _LIN_POOL - n]
             keep = np.ptp(V, axis=1) > 0
             Vs.append(V[keep])
-            ids.append(I[keep])
+            ids.append(level_ids[keep])
             sizes.append(np.full(int(keep.sum()), size))
             n += int(keep.sum())
         if not Vs:
@@ -64,7 +64,7 @@ class LinearCombinations:
         tc = self.tp - self.tp.mean()
         limit = self.P * self.thr2 + 1e-9 * self.stt
         beam: list[tuple[tuple[int, ...], np.ndarray]] = [((), np.zeros((self.P, 0)))]
-        for k in range(1, _LIN_TERMS + 1):
+        for _k in range(1, _LIN_TERMS + 1):
             cands: dict[frozenset, tuple[float, int, tuple[int, ...], np.ndarray]] = {}
             for terms, Q in beam:
                 if self.spent(U.size * (1 + Q.shape[1]), budget):

@@ -76,7 +76,8 @@ class Problem:
     def fit_snap(self, form: str, e: np.ndarray | None, t: np.ndarray) -> tuple[float, float] | None:
         """Nicest constants (c, d) that make the form exact on (e, t), or None."""
         n = t.shape[0]
-        ok = lambda c, d: bool(self.is_exact(form_pred(form, e, c, d, n), t))
+        def ok(c, d):
+            return bool(self.is_exact(form_pred(form, e, c, d, n), t))
         if form == "e":
             return (1.0, 0.0) if ok(1.0, 0.0) else None
         c0, d0 = ls_affine(e if e is not None else t, t, form)

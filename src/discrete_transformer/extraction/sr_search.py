@@ -97,7 +97,8 @@ class Search(LinearCombinations):
         b = bisect.bisect_right(self.block_start, i) - 1
         off = i - self.block_start[b]
         op, a, bb, c = self.block_info[b]
-        pick = lambda v: v if v is None or isinstance(v, int) else int(v[off])
+        def pick(v):
+            return v if v is None or isinstance(v, int) else int(v[off])
         return op, pick(a), pick(bb), pick(c)
 
     def tree(self, i: int) -> Tree:

@@ -16,8 +16,9 @@ the trained ones (built-in tasks only: a data file has no rule to generate them)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class SplitScore:
     exact: float  # fraction of sequences equal to the targets after rounding (all kinds)
     nmse: float  # MSE / variance of the targets, averaged over output channels
     passed: bool
-    error: Optional[str] = None  # the program raised: its exception, one line
+    error: str | None = None  # the program raised: its exception, one line
 
     def describe(self) -> str:
         if self.error is not None:
@@ -57,14 +58,14 @@ class Verification:
     kind: str
     verified: bool
     test: SplitScore
-    longer: Optional[SplitScore]  # None when not available
+    longer: SplitScore | None  # None when not available
     longer_note: str  # why it is not available, or "" when it is
     python_checked: int  # sequences run through the standard-library `program`
     python_agrees: bool
-    python_error: Optional[str] = None
+    python_error: str | None = None
 
     @property
-    def generalises(self) -> Optional[bool]:
+    def generalises(self) -> bool | None:
         """Whether the longer-sequence check passed (None: not available)."""
         return None if self.longer is None else self.longer.passed
 

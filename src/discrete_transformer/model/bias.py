@@ -39,9 +39,7 @@ class MaskBuilder:
         for a, module in enumerate(modules):
             for b, role in enumerate(roles):
                 for c, var in enumerate(names):
-                    if role in positional_roles and var not in POSITIONAL_VARIABLES:
-                        out[a, b, c] = False
-                    elif self._forbidden(module, role, var):
+                    if role in positional_roles and var not in POSITIONAL_VARIABLES or self._forbidden(module, role, var):
                         out[a, b, c] = False
                 if not bool(out[a, b].any()):
                     raise ValueError(

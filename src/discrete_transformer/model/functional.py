@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 import torch
-
 
 # exp(x - max) is taken of max(x - max, -EXP_FLOOR): e^-80 ≈ 1.8e-35 is still a normal float32 and
 # nothing beside the row's largest weight (1) can see it. torch's CPU exp is ~80x slower on inputs

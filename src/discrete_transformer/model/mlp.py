@@ -40,7 +40,6 @@ from .attention import bos_mask, select
 from .functional import cached, row_dot
 from .selector import SelectMode, Selector
 
-
 # The periodic read-out is c_p·PERIODIC_GAIN: Adam moves a weight by ~lr per step whatever its
 # gradient's size, so without a gain the oscillating units enter every MLP within a few steps.
 PERIODIC_GAIN = 0.1

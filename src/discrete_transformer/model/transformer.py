@@ -118,13 +118,13 @@ class DiscreteTransformer(nn.Module):
 
     def selectors(self) -> dict[str, Selector]:
         out: dict[str, Selector] = {}
-        for l, layer in enumerate(self.layers):
-            out[f"L{l}.attn"] = layer["attn"].selector
+        for li, layer in enumerate(self.layers):
+            out[f"L{li}.attn"] = layer["attn"].selector
             if layer["attn"].aggregate is not None:
-                out[f"L{l}.agg"] = layer["attn"].aggregate
+                out[f"L{li}.agg"] = layer["attn"].aggregate
             if layer["attn"].pattern_choice is not None:
-                out[f"L{l}.pat"] = layer["attn"].pattern_choice
-            out[f"L{l}.mlp"] = layer["mlp"].selector
+                out[f"L{li}.pat"] = layer["attn"].pattern_choice
+            out[f"L{li}.mlp"] = layer["mlp"].selector
         out["readout"] = self.readout
         return out
 
@@ -175,20 +175,20 @@ class DiscreteTransformer(nn.Module):
         """x: (B, T, C_in). Returns predictions (P, B, T, C_out).
 
         With `cache` (a dict), every intermediate is recorded TransformerLens-style:
-        `resid` (P, B, T1, V) raw stream, `L{l}.H{h}.pattern` (P, B, T1, T1), `.q/.k/.v/.out`,
-        `L{l}.M{m}.in` (P, B, T1, arity) normalised inputs, `.out`, and `readout.w`.
+        `resid` (P, B, T1, V) raw stream, `L{li}.H{h}.pattern` (P, B, T1, T1), `.q/.k/.v/.out`,
+        `L{li}.M{m}.in` (P, B, T1, arity) normalised inputs, `.out`, and `readout.w`.
         """
         P = self.population
         base = self.base_stream(x)
         B, T1, _ = base.shape
         stream = base.unsqueeze(0).expand(P, B, T1, self.n_base)
         stream_n = stream / (self.ms[:, : self.n_base] + 1e-12).sqrt().view(P, 1, 1, self.n_base)
-        for l, layer in enumerate(self.layers):
-            heads = layer["attn"](stream, stream_n, mode, tau_attn, cache, prefix=f"L{l}.")
+        for li, layer in enumerate(self.layers):
+            heads = layer["attn"](stream, stream_n, mode, tau_attn, cache, prefix=f"L{li}.")
             start = stream.shape[-1]
             stream = torch.cat([stream, heads], dim=-1)
             stream_n = torch.cat([stream_n, self._normalise(heads, start)], dim=-1)
-            mlps = layer["mlp"](stream_n, mode, cache, prefix=f"L{l}.", stream=stream)
+            mlps = layer["mlp"](stream_n, mode, cache, prefix=f"L{li}.", stream=stream)
             start = stream.shape[-1]
             stream = torch.cat([stream, mlps], dim=-1)
             stream_n = torch.cat([stream_n, self._normalise(mlps, start)], dim=-1)
@@ -231,11 +231,11 @@ class DiscreteTransformer(nn.Module):
         names = self.variable_names
         ch = self.choices()
         lines = []
-        for l, layer in enumerate(self.layers):
-            attn = ch[f"L{l}.attn"][member]  # (H, 3)
+        for li, layer in enumerate(self.layers):
+            attn = ch[f"L{li}.attn"][member]  # (H, 3)
             ws = layer["attn"].w_score[member]
-            agg = ch.get(f"L{l}.agg")
-            pat = ch.get(f"L{l}.pat")
+            agg = ch.get(f"L{li}.agg")
+            pat = ch.get(f"L{li}.pat")
             for h in range(attn.shape[0]):
                 q, k, v = (names[int(i)] for i in attn[h])
                 w = ", ".join(f"{x:+.2f}" for x in ws[h].tolist())
@@ -244,13 +244,13 @@ class DiscreteTransformer(nn.Module):
                 how = "" if agg is None else (", sum" if int(agg[member, h]) == 1 else ", mean")
                 fixed = 0 if pat is None else int(pat[member, h])
                 if fixed:
-                    lines.append(f"L{l}.H{h} = attend({layer['attn'].patterns[fixed - 1]}, v={v}{how})")
+                    lines.append(f"L{li}.H{h} = attend({layer['attn'].patterns[fixed - 1]}, v={v}{how})")
                 else:
-                    lines.append(f"L{l}.H{h} = attend(q={q}, k={k}, v={v}{how})  w_qk,w_k,w_kk=({w})")
-            mlp = ch[f"L{l}.mlp"][member]  # (M, arity)
+                    lines.append(f"L{li}.H{h} = attend(q={q}, k={k}, v={v}{how})  w_qk,w_k,w_kk=({w})")
+            mlp = ch[f"L{li}.mlp"][member]  # (M, arity)
             for m in range(mlp.shape[0]):
                 args = ", ".join(names[int(i)] for i in mlp[m])
-                lines.append(f"L{l}.M{m} = mlp({args})")
+                lines.append(f"L{li}.M{m} = mlp({args})")
         outs = ", ".join(names[int(i)] for i in ch["readout"][member])
         lines.append(f"readout -> {outs}")
         return "\n".join(lines)

@@ -14,9 +14,9 @@ import contextlib
 import hashlib
 import json
 import pickle  # only to *write* a hostile file that the loaders must refuse to unpickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

@@ -11,9 +11,9 @@ import copy
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ class Split:
     var_y: torch.Tensor  # (C_out,) target variance, for the normalised loss
 
     @staticmethod
-    def from_arrays(x: np.ndarray, y: np.ndarray, kind: str, val_size: int, seed: int) -> "Split":
+    def from_arrays(x: np.ndarray, y: np.ndarray, kind: str, val_size: int, seed: int) -> Split:
         """Carve a validation set out of the training split (the test set is never touched)."""
         n = x.shape[0]
         rng = np.random.default_rng(seed + 7919)
@@ -163,7 +163,7 @@ class _Logger:
     """Metrics rows → JSONL file, progress callback and in-memory history."""
 
     def __init__(self, path: Path | None, progress: Progress | None, seed: int, t0: float) -> None:
-        self.file = open(path, "a") if path else None
+        self.file = open(path, "a") if path else None  # noqa: SIM115 (closed by close())
         self.progress, self.seed, self.t0 = progress, seed, t0
         self.history: list[dict] = []
 
@@ -328,8 +328,8 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
         opt_w.step()
         opt_s.step()
         with torch.no_grad():
-            l = loss.detach().clamp_max(10.0)
-            loss_ema = l if loss_ema is None else 0.95 * loss_ema + 0.05 * l
+            clipped = loss.detach().clamp_max(10.0)
+            loss_ema = clipped if loss_ema is None else 0.95 * loss_ema + 0.05 * clipped
         if (
             cfg.rebirth_every > 0 and P > 1 and step > 0 and step % cfg.rebirth_every == 0
             and step < cfg.rebirth_until * cfg.search_steps
@@ -355,9 +355,9 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
             if cfg.stop_on_exact and done is not None:
                 return step, done
             best = int(np.argmin(member_score(split.kind, metrics)))
-            if cfg.stop_on_exact and trials.due(float(metrics["nmse"][best])):
-                if _trial_polish(model, best, cfg, split, log, tol, step):
-                    return step, best
+            if (cfg.stop_on_exact and trials.due(float(metrics["nmse"][best]))
+                    and _trial_polish(model, best, cfg, split, log, tol, step)):
+                return step, best
             if stop():
                 break
     return step, None

@@ -22,8 +22,8 @@ loss reaches only continuous weights, the surrogate only the logits.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Iterator, Mapping
 
 import torch
 from torch import nn

@@ -30,10 +30,11 @@ import os
 import queue as queue_mod
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing.managers import SyncManager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -266,7 +267,7 @@ class _Display:
             return "-"
         return f"exact {100 * v:6.2f}%" if self.kind == "discrete" else f"nMSE {v:.2e}"
 
-    def __enter__(self) -> "_Display":
+    def __enter__(self) -> _Display:
         if self.progress is not None:
             self.progress.start()
         return self
