@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/dtx run sum_last2 --out runs/sum_last2 --force
 
-# pyproject's addopts already has -q; a second -q would hide pytest's "N passed" line.
+# Lint and format check first (ruff, pinned in the dev extras), then the tests. pyproject's addopts
+# already has -q; a second -q would hide pytest's "N passed" line.
 test: setup
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
 	$(PY) -m pytest -p no:cacheprovider
 
 # docs/errors.md: every bad-input case of tests/test_bad_inputs.py and the message dtx prints.

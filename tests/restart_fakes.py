@@ -24,8 +24,9 @@ def _log(log_path, row: dict) -> None:
             f.write(json.dumps(row) + "\n")
 
 
-def even_seeds_solve(model_cfg, train_cfg, split, spec, seed, log_path=None, progress=None,
-                     continuous_tol=1e-7, should_stop=None) -> RestartResult:
+def even_seeds_solve(
+    model_cfg, train_cfg, split, spec, seed, log_path=None, progress=None, continuous_tol=1e-7, should_stop=None
+) -> RestartResult:
     """Even seeds solve the task after 0.3 s; odd seeds run until told to stop (at most 60 s)."""
     t0 = time.perf_counter()
     step, stopped = 0, False
@@ -47,12 +48,21 @@ def even_seeds_solve(model_cfg, train_cfg, split, spec, seed, log_path=None, pro
                     break
     _log(log_path, _row(seed, step, exact))
     val = {"nmse": 1.0 - exact, "exact": exact, "score": 1.0 - exact}
-    return RestartResult(seed, 0, val, step + 1, time.perf_counter() - t0, stopped or exact == 1.0,
-                         {"w": torch.tensor([float(seed)])}, [])
+    return RestartResult(
+        seed,
+        0,
+        val,
+        step + 1,
+        time.perf_counter() - t0,
+        stopped or exact == 1.0,
+        {"w": torch.tensor([float(seed)])},
+        [],
+    )
 
 
-def never_finishes(model_cfg, train_cfg, split, spec, seed, log_path=None, progress=None,
-                   continuous_tol=1e-7, should_stop=None) -> RestartResult:
+def never_finishes(
+    model_cfg, train_cfg, split, spec, seed, log_path=None, progress=None, continuous_tol=1e-7, should_stop=None
+) -> RestartResult:
     """Writes one log row, then sleeps (ignoring should_stop) for up to 120 s: only termination
     ends it quickly."""
     _log(log_path, _row(seed, 0, 0.0))
@@ -60,8 +70,9 @@ def never_finishes(model_cfg, train_cfg, split, spec, seed, log_path=None, progr
     return RestartResult(seed, 0, {"nmse": 1.0, "exact": 0.0, "score": 1.0}, 1, 120.0, False, {}, [])
 
 
-def takes_two_seconds(model_cfg, train_cfg, split, spec, seed, log_path=None, progress=None,
-                        continuous_tol=1e-7, should_stop=None) -> RestartResult:
+def takes_two_seconds(
+    model_cfg, train_cfg, split, spec, seed, log_path=None, progress=None, continuous_tol=1e-7, should_stop=None
+) -> RestartResult:
     """Every restart takes 2 s, unsolved."""
     time.sleep(2.0)
     val = {"nmse": 0.5, "exact": 0.0, "score": 0.5}

@@ -17,9 +17,17 @@ from discrete_transformer.cli import app
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def synthetic_rows(center_log_tau: float, steps: int = 1300, every: int = 20, seed: int = 0,
-                   sharpness: float = 4.0, tau0: float = 2.0, tau1: float = 0.05, noise: float = 0.0,
-                   harden: int = 5) -> list[dict]:
+def synthetic_rows(
+    center_log_tau: float,
+    steps: int = 1300,
+    every: int = 20,
+    seed: int = 0,
+    sharpness: float = 4.0,
+    tau0: float = 2.0,
+    tau1: float = 0.05,
+    noise: float = 0.0,
+    harden: int = 5,
+) -> list[dict]:
     """An exponential τ schedule and a selector entropy that is a sigmoid in log τ, centred on
     `center_log_tau`; the loss falls with it. Followed by a few hardening rows (τ = 0)."""
     rng = np.random.default_rng(seed)
@@ -28,11 +36,31 @@ def synthetic_rows(center_log_tau: float, steps: int = 1300, every: int = 20, se
         tau = tau0 * (tau1 / tau0) ** (step / (steps - 1))
         h = 0.2 + 0.8 / (1.0 + math.exp(-sharpness * (math.log(tau) - center_log_tau)))
         h += noise * rng.normal()
-        rows.append({"step": step, "phase": "search", "tau": tau, "tau_attn": tau / 2, "loss": 0.01 + h,
-                     "selector_entropy": h, "attention_entropy": h * 0.9, "seed": seed})
+        rows.append(
+            {
+                "step": step,
+                "phase": "search",
+                "tau": tau,
+                "tau_attn": tau / 2,
+                "loss": 0.01 + h,
+                "selector_entropy": h,
+                "attention_entropy": h * 0.9,
+                "seed": seed,
+            }
+        )
     for k in range(harden):
-        rows.append({"step": steps + 100 * k, "phase": "harden", "tau": 0.0, "tau_attn": 0.0, "loss": 1e-3,
-                     "selector_entropy": 0.2, "attention_entropy": 0.0, "seed": seed})
+        rows.append(
+            {
+                "step": steps + 100 * k,
+                "phase": "harden",
+                "tau": 0.0,
+                "tau_attn": 0.0,
+                "loss": 1e-3,
+                "selector_entropy": 0.2,
+                "attention_entropy": 0.0,
+                "seed": seed,
+            }
+        )
     return rows
 
 

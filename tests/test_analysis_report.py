@@ -23,8 +23,13 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def _train(tmp_path_factory, task: str, steps: int, model: dict | None = None, **train) -> Path:
     out = tmp_path_factory.mktemp("runs") / task
-    r = dtx.train(task, out=out, model=tiny_model(**(model or {})),
-                  training=tiny_train(steps=steps, eval_every=10, **train), progress=False)
+    r = dtx.train(
+        task,
+        out=out,
+        model=tiny_model(**(model or {})),
+        training=tiny_train(steps=steps, eval_every=10, **train),
+        progress=False,
+    )
     assert r.test["exact"] == 1.0, f"{task}: the tiny fixture run did not solve the task"
     return out
 
@@ -89,7 +94,7 @@ def test_report_mlp_run(mlp_run: Path) -> None:
     for src in page.imgs:
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG)
     text = (mlp_run / "report.html").read_text()
-    assert "1 - x" in text and 'class=picked' in text and "program verified" in text
+    assert "1 - x" in text and "class=picked" in text and "program verified" in text
     assert "Transition" in text or "No transition" in text
 
 
@@ -128,16 +133,32 @@ def test_report_renders_in_headless_chromium(head_run: Path, tmp_path: Path) -> 
     if not report.exists():
         _report(head_run)
     shot = tmp_path / "shot.png"
-    cmd = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
-           f"--screenshot={shot}", "--window-size=1280,4000", report.resolve().as_uri()]
+    cmd = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--screenshot={shot}",
+        "--window-size=1280,4000",
+        report.resolve().as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = shot.read_bytes()
     assert data.startswith(PNG) and len(data) > 20_000  # a blank 1280x4000 page compresses to a few KB
-    page_errors = [ln for ln in proc.stderr.splitlines()
-                   if "Uncaught" in ln or "CONSOLE" in ln or "Failed to load resource" in ln or "ERR_FILE" in ln]
+    page_errors = [
+        ln
+        for ln in proc.stderr.splitlines()
+        if "Uncaught" in ln or "CONSOLE" in ln or "Failed to load resource" in ln or "ERR_FILE" in ln
+    ]
     assert page_errors == [], page_errors
 
 
@@ -158,8 +179,9 @@ def test_mlp_figure_every_arity(monkeypatch, arity: int) -> None:
     resid[:, :, 1 : 1 + arity] = rng.integers(0, 10, size=(4, 6, arity))
     resid[:, :, 7] = resid[:, :, 1 : 1 + arity].sum(-1)
     inputs = tuple(SimpleNamespace(name=n, index=1 + i) for i, n in enumerate(names))
-    node = SimpleNamespace(inputs=inputs, numpy_source=" + ".join(names), source=" + ".join(names),
-                           out=SimpleNamespace(name="y"))
+    node = SimpleNamespace(
+        inputs=inputs, numpy_source=" + ".join(names), source=" + ".join(names), out=SimpleNamespace(name="y")
+    )
     module = SimpleNamespace(key="L0.M0", reads=tuple(v.index for v in inputs), out=7)
     png, what = report.mlp_figure(None, module, node, resid, one_index=0)
     assert png.startswith(PNG)

@@ -40,7 +40,9 @@ def test_errors_doc_is_up_to_date() -> None:
     expected = errors_doc.render()
     assert DOC.is_file(), f"missing {DOC}; run: {errors_doc.COMMAND}"
     current = DOC.read_text(encoding="utf-8")
-    assert errors_doc.normalise(current) == errors_doc.normalise(expected), f"{DOC} is out of date; run: {errors_doc.COMMAND}"
+    assert errors_doc.normalise(current) == errors_doc.normalise(expected), (
+        f"{DOC} is out of date; run: {errors_doc.COMMAND}"
+    )
     assert len(current.splitlines()) == len(expected.splitlines())
 
 

@@ -80,7 +80,9 @@ def test_baselines_train_and_are_scored_like_the_model(name):
     # y = x is easy: after 150 steps the error is far below the variance of the targets.
     assert r.test["nmse"] < 0.2
     # A wall-time cap stops training early.
-    capped = train_baseline(name, spec, split, ds.x_test, ds.y_test, BaselineConfig(gru_steps=10**6, tf_steps=10**6, time_limit=0.5))
+    capped = train_baseline(
+        name, spec, split, ds.x_test, ds.y_test, BaselineConfig(gru_steps=10**6, tf_steps=10**6, time_limit=0.5)
+    )
     assert capped.steps_run < 10**6 and capped.seconds < 30
 
 
@@ -93,7 +95,9 @@ def test_a_baseline_config_that_cannot_be_built_is_refused_when_made(bad):
 @pytest.mark.parametrize("name", ["gru", "transformer"])
 def test_a_baseline_stops_at_the_first_evaluation_where_validation_is_solved(name):
     ds, split, spec = _baseline_data("bitwise_not")
-    r = train_baseline(name, spec, split, ds.x_test, ds.y_test, BaselineConfig(gru_steps=3000, tf_steps=3000, eval_every=50))
+    r = train_baseline(
+        name, spec, split, ds.x_test, ds.y_test, BaselineConfig(gru_steps=3000, tf_steps=3000, eval_every=50)
+    )
     assert r.val["exact"] == 1.0 and r.steps_run < 3000 and r.steps_run % 50 == 0
 
 
@@ -118,8 +122,17 @@ def test_bench_writes_rows_and_reports(bench_dir):
     assert doc["format"] == "dtx-bench" and len(doc["rows"]) == 2
     for r in doc["rows"]:
         assert r["error"] is None
-        for key in ("dt_test_exact", "program_verified", "program_ops", "length_gen", "gru_test_exact",
-                    "transformer_test_nmse", "dt_ge_gru", "wall_s", "commit"):
+        for key in (
+            "dt_test_exact",
+            "program_verified",
+            "program_ops",
+            "length_gen",
+            "gru_test_exact",
+            "transformer_test_nmse",
+            "dt_ge_gru",
+            "wall_s",
+            "commit",
+        ):
             assert key in r
         assert r["commit"] == doc["meta"]["commit"]  # one code version ran every row
         d = Path(r["run_dir"])
@@ -133,7 +146,10 @@ def test_bench_writes_rows_and_reports(bench_dir):
     phases = [r["dt_phase_s"] for r in doc["rows"]]
     assert all(p and set(p) <= {"search", "trial", "harden", "polish"} for p in phases)
     total = sum(sum(p.values()) for p in phases)
-    assert total > 0 and abs(sum(doc["summary"]["seconds"][k] for k in ("search", "trial", "harden", "polish")) - total) < 0.5
+    assert (
+        total > 0
+        and abs(sum(doc["summary"]["seconds"][k] for k in ("search", "trial", "harden", "polish")) - total) < 0.5
+    )
     assert "compute, summed over tasks" in md
 
 
@@ -141,20 +157,40 @@ def test_phase_seconds_attributes_each_span_to_the_phase_of_the_row_that_ends_it
     from discrete_transformer.bench.report import _seconds_line, summarise
     from discrete_transformer.bench.runner import phase_seconds
 
-    a = [{"phase": "search", "seconds": 1.0}, {"phase": "search", "seconds": 4.0}, {"phase": "trial", "seconds": 6.5},
-         {"phase": "harden", "seconds": 9.0}, {"phase": "polish", "seconds": 10.0}]
+    a = [
+        {"phase": "search", "seconds": 1.0},
+        {"phase": "search", "seconds": 4.0},
+        {"phase": "trial", "seconds": 6.5},
+        {"phase": "harden", "seconds": 9.0},
+        {"phase": "polish", "seconds": 10.0},
+    ]
     b = [{"phase": "search", "seconds": 2.0}, {"phase": "trial", "seconds": 3.0}, {"seconds": None}]
     assert phase_seconds([a]) == {"search": 4.0, "trial": 2.5, "harden": 2.5, "polish": 1.0}
     assert phase_seconds([a, b]) == {"search": 6.0, "trial": 3.5, "harden": 2.5, "polish": 1.0}  # restarts add up
     assert phase_seconds([]) == {}
-    row = {"task": "t", "family": "mips", "dt_phase_s": phase_seconds([a, b]), "extract_s": 2.0, "gru_s": 3.0,
-           "transformer_s": None}
+    row = {
+        "task": "t",
+        "family": "mips",
+        "dt_phase_s": phase_seconds([a, b]),
+        "extract_s": 2.0,
+        "gru_s": 3.0,
+        "transformer_s": None,
+    }
     s = summarise([row, {**row, "task": "u"}], 60.0)
-    assert s["seconds"] == {"search": 12.0, "trial": 7.0, "harden": 5.0, "polish": 2.0, "extract": 4.0, "gru": 6.0,
-                            "transformer": 0.0}
-    assert _seconds_line(s) == ["- compute, summed over tasks (process seconds; side-by-side units add up): DT training "
-                                "search 12, trial polishes 7, hardening 5, final polish 2; extraction 4; GRU 6; "
-                                "Transformer 0"]
+    assert s["seconds"] == {
+        "search": 12.0,
+        "trial": 7.0,
+        "harden": 5.0,
+        "polish": 2.0,
+        "extract": 4.0,
+        "gru": 6.0,
+        "transformer": 0.0,
+    }
+    assert _seconds_line(s) == [
+        "- compute, summed over tasks (process seconds; side-by-side units add up): DT training "
+        "search 12, trial polishes 7, hardening 5, final polish 2; extraction 4; GRU 6; "
+        "Transformer 0"
+    ]
     old = summarise([{k: v for k, v in row.items() if k != "dt_phase_s"}], 60.0)  # rows from before the field
     assert _seconds_line(old) == []
 
@@ -306,10 +342,25 @@ def test_sigterm_stops_a_bench_like_ctrl_c(tmp_path, jobs):
     src = str(Path(discrete_transformer.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "o"
-    cmd = [sys.executable, "-c", "from discrete_transformer.cli import app; app()", "bench", "sum_all",
-           # more jobs than workers: the pool has queued some that cancel() cannot take back
-           *(["kinetic_energy", "sum_last3", "spring_force", "total_momentum"] if jobs > 1 else []), "--jobs", str(jobs),
-           "--budget", "60", "--baseline-steps", "30", "--out", str(out), "--docs", str(tmp_path / "benchmarks.md")]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from discrete_transformer.cli import app; app()",
+        "bench",
+        "sum_all",
+        # more jobs than workers: the pool has queued some that cancel() cannot take back
+        *(["kinetic_energy", "sum_last3", "spring_force", "total_momentum"] if jobs > 1 else []),
+        "--jobs",
+        str(jobs),
+        "--budget",
+        "60",
+        "--baseline-steps",
+        "30",
+        "--out",
+        str(out),
+        "--docs",
+        str(tmp_path / "benchmarks.md"),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 60
@@ -349,8 +400,13 @@ def test_the_probe_extraction_finishes_the_run_from_its_first_restarts_only(tmp_
 
     from discrete_transformer.bench.runner import Job, extract_unit, prepare_dir, restart_unit
 
-    cfg = BenchConfig(budget=60, baseline=BaselineConfig(gru_steps=30, tf_steps=30, eval_every=30),
-                      max_steps=20, restarts=2, overrides=("train.stop_on_exact=false",))
+    cfg = BenchConfig(
+        budget=60,
+        baseline=BaselineConfig(gru_steps=30, tf_steps=30, eval_every=30),
+        max_steps=20,
+        restarts=2,
+        overrides=("train.stop_on_exact=false",),
+    )
     job = Job(resolve_suite(["bitwise_not"])[0], 0, str(tmp_path), cfg)
     prepare_dir(job.run_dir)
     deadline = time.time() + 60

@@ -143,7 +143,9 @@ def test_sr_operator_restriction_excludes_abs():
     full = symbolic_regression(X, y, ("u0",), 1e-9, config=SRConfig(time_budget=2.0), integer_target=True)
     assert full.best.exact and "abs" in full.best.source
     ops = tuple(o for o in SRConfig().operators if o != "abs")
-    no_abs = symbolic_regression(X, y, ("u0",), 1e-9, config=SRConfig(time_budget=2.0, operators=ops), integer_target=True)
+    no_abs = symbolic_regression(
+        X, y, ("u0",), 1e-9, config=SRConfig(time_budget=2.0, operators=ops), integer_target=True
+    )
     assert all("abs" not in c.source for c in no_abs.front)
     assert no_abs.best.exact  # max(u0, -u0) or an equivalent
 
@@ -158,9 +160,21 @@ def test_extract_config_rejects_unknown_operator():
 
 
 def test_set_parsing():
-    v = parse_overrides(["model.mlp_arity=3", "model.forbid_reads=L0.*:x,readout:pos", "train.time_limit=none",
-                         "model.attention_averaging=false", "extract.sr_operators=add,sub", "train.estimator=reinforce"])
-    assert v["model"] == {"mlp_arity": 3, "forbid_reads": (("L0.*", "x"), ("readout", "pos")), "attention_averaging": False}
+    v = parse_overrides(
+        [
+            "model.mlp_arity=3",
+            "model.forbid_reads=L0.*:x,readout:pos",
+            "train.time_limit=none",
+            "model.attention_averaging=false",
+            "extract.sr_operators=add,sub",
+            "train.estimator=reinforce",
+        ]
+    )
+    assert v["model"] == {
+        "mlp_arity": 3,
+        "forbid_reads": (("L0.*", "x"), ("readout", "pos")),
+        "attention_averaging": False,
+    }
     assert v["train"] == {"time_limit": None, "estimator": "reinforce"}
     assert v["extract"] == {"sr_operators": ("add", "sub")}
     m, t, e = configs_from_overrides(["model.n_layers=1"])
@@ -202,8 +216,21 @@ def test_cli_train_with_set_saves_the_knobs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(api, "TrainConfig", lambda: tiny_train(restarts=1))
     out = tmp_path / "run"
-    res = CliRunner().invoke(app, ["train", "Prev1", "--out", str(out), "--set", "model.attention_routing=positional",
-                                   "--set", "model.forbid_reads=readout:pos", "--set", "train.estimator=reinforce"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "Prev1",
+            "--out",
+            str(out),
+            "--set",
+            "model.attention_routing=positional",
+            "--set",
+            "model.forbid_reads=readout:pos",
+            "--set",
+            "train.estimator=reinforce",
+        ],
+    )
     assert res.exit_code == 0, res.output
     meta = json.loads((out / "model.json").read_text())
     assert meta["model_config"]["attention_routing"] == "positional"
@@ -310,8 +337,12 @@ def test_bias_study_writes_both_programs_and_resumes(tmp_path, monkeypatch):
     from discrete_transformer import api, studies
 
     monkeypatch.setattr(api, "TrainConfig", lambda: tiny_train(restarts=1, steps=60))
-    case = studies.BiasCase("Bitwise_Not", "SR grammar", studies.Setting("full", ()),
-                            studies.Setting("no sub", ("extract.sr_operators=add,mul,eq,ge",)))
+    case = studies.BiasCase(
+        "Bitwise_Not",
+        "SR grammar",
+        studies.Setting("full", ()),
+        studies.Setting("no sub", ("extract.sr_operators=add,mul,eq,ge",)),
+    )
     doc = tmp_path / "bias.md"
     rows = studies.bias_study(tmp_path / "runs", doc, cases=(case,), log=lambda _m: None, command="dtx bias-study X")
     (sa, ra, da), (sb, rb, db) = rows[0]["results"]
@@ -332,13 +363,18 @@ def test_estimator_study_table(tmp_path):
     from discrete_transformer import studies
 
     doc = tmp_path / "est.md"
-    rows = studies.estimator_study(tmp_path / "runs", doc, tasks=("Current_Number",), log=lambda _m: None,
-                                   command="dtx estimator-study Y")
+    rows = studies.estimator_study(
+        tmp_path / "runs", doc, tasks=("Current_Number",), log=lambda _m: None, command="dtx estimator-study Y"
+    )
     assert [r["estimator"] for r in rows] == ["gumbel", "reinforce"]
     text = doc.read_text()
     assert "dtx estimator-study Y" in text and "| Current_Number | reinforce |" in text
-    assert json.loads((tmp_path / "runs" / "Current_Number" / "reinforce" / "model.json").read_text())[
-        "train_config"]["estimator"] == "reinforce"
+    assert (
+        json.loads((tmp_path / "runs" / "Current_Number" / "reinforce" / "model.json").read_text())["train_config"][
+            "estimator"
+        ]
+        == "reinforce"
+    )
 
 
 def test_study_cli_rejects_bad_options(tmp_path):

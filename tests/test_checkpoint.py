@@ -295,7 +295,10 @@ def test_a_config_saved_before_the_periodic_mixture_loads_with_the_value_path() 
     before_tau.pop("mlp_periodic_mix_tau")
     assert from_dict(ModelConfig, before_tau).mlp_periodic_mix_tau == 0.0
     today = from_dict(ModelConfig, to_dict(ModelConfig()))
-    assert (today.mlp_periodic_mix, today.mlp_periodic_mix_tau) == (ModelConfig().mlp_periodic_mix, ModelConfig().mlp_periodic_mix_tau)
+    assert (today.mlp_periodic_mix, today.mlp_periodic_mix_tau) == (
+        ModelConfig().mlp_periodic_mix,
+        ModelConfig().mlp_periodic_mix_tau,
+    )
 
 
 def test_a_config_saved_before_the_portfolio_loads_with_the_plain_search() -> None:

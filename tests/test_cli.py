@@ -50,7 +50,9 @@ def test_tasks_lists_every_task(runner: CliRunner) -> None:
 
 def test_train_tiny_run_writes_the_run_directory(runner: CliRunner, tiny_defaults, tmp_path: Path) -> None:
     out = tmp_path / "runs" / "sum_last2"
-    result = runner.invoke(app, ["train", "SUM_LAST2", "--out", str(out), "--steps", "20", "--restarts", "1", "--seed", "4"])
+    result = runner.invoke(
+        app, ["train", "SUM_LAST2", "--out", str(out), "--steps", "20", "--restarts", "1", "--seed", "4"]
+    )
     assert result.exit_code == 0, result.output
     assert RUN_FILES <= {p.name for p in out.iterdir()}
     assert "task:Sum_Last2" in result.stdout
@@ -71,8 +73,9 @@ def test_train_from_a_data_file_with_kind(runner: CliRunner, tiny_defaults, tmp_
     path = tmp_path / "cumsum.npz"
     save_npz(Dataset("cumsum", "continuous", x[:250], y[:250], x[250:], y[250:], ("x",), ("y",), str(path)), path)
     out = tmp_path / "run"
-    result = runner.invoke(app, ["train", str(path), "--out", str(out), "--steps", "10", "--restarts", "1",
-                                 "--kind", "continuous"])
+    result = runner.invoke(
+        app, ["train", str(path), "--out", str(out), "--steps", "10", "--restarts", "1", "--kind", "continuous"]
+    )
     assert result.exit_code == 0, result.output
     assert "normalised MSE" in result.stdout
     assert json.loads((out / "config.json").read_text())["kind"] == "continuous"

@@ -68,8 +68,7 @@ def _route(pattern: torch.Tensor, v: np.ndarray) -> np.ndarray:
     return out.numpy() * _bos(v.shape[1])
 
 
-def _head(q: np.ndarray, k: np.ndarray, w_qk: float, w_k: float, w_kk: float,
-          averaging: bool = True) -> torch.Tensor:
+def _head(q: np.ndarray, k: np.ndarray, w_qk: float, w_k: float, w_kk: float, averaging: bool = True) -> torch.Tensor:
     """A hardened head of the score family, s[i, j] = k_j·(w_qk·q_i + w_k) + w_kk·k_j²
     (causal, BOS visible), read at the final attention temperature. (n, T1, T1)"""
     q, k = torch.as_tensor(q), torch.as_tensor(k)
@@ -181,10 +180,16 @@ def _parity_zeros(x: np.ndarray) -> np.ndarray:
     return ((1.0 - np.cos(np.pi * n)) / 2.0)[:, 1:]
 
 
-@pytest.mark.parametrize("task,program", [
-    ("Balanced_Parenthesis", _balanced_parenthesis), ("Dithering", _dithering),
-    ("Majority_0_2", _majority_0_2), ("Evens_Counter", _evens_counter), ("Parity_Zeros", _parity_zeros),
-])
+@pytest.mark.parametrize(
+    "task,program",
+    [
+        ("Balanced_Parenthesis", _balanced_parenthesis),
+        ("Dithering", _dithering),
+        ("Majority_0_2", _majority_0_2),
+        ("Evens_Counter", _evens_counter),
+        ("Parity_Zeros", _parity_zeros),
+    ],
+)
 def test_tasks_the_default_search_misses_have_two_layer_constructions(task: str, program) -> None:
     ds = make_dataset(task, seed=0)
     x = np.concatenate([ds.x_train, ds.x_test])

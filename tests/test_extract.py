@@ -109,12 +109,40 @@ def _ir(input_name: str = "x", output_name: str = "y", source: str = "task:Sum_L
     y = Variable("L0.M0", 5, "mlp", sanitize(output_name, "y"))
     dead = Variable("L0.M1", 6, "mlp", "unused")
     head = AttentionNode("L0.H0", prev, pos, pos, x, make_hypothesis("shift", c=1), 1.0, 0.9994, 5000, 1.0, True)
-    mlp = MLPNode("L0.M0", y, (x, prev), f"{x.name} + prev1_x", f"{x.name} + prev1_x", "x + prev1_x",
-                  3, 0.0, 1e-7, True, 1e-6, True, "mlp", 100)
-    junk = MLPNode("L0.M1", dead, (x,), f"{x.name} * 2", f"{x.name} * 2", "2*x", 3, 0.0, 0.0, True, 1e-6, False, "mlp", 10)
+    mlp = MLPNode(
+        "L0.M0",
+        y,
+        (x, prev),
+        f"{x.name} + prev1_x",
+        f"{x.name} + prev1_x",
+        "x + prev1_x",
+        3,
+        0.0,
+        1e-7,
+        True,
+        1e-6,
+        True,
+        "mlp",
+        100,
+    )
+    junk = MLPNode(
+        "L0.M1", dead, (x,), f"{x.name} * 2", f"{x.name} * 2", "2*x", 3, 0.0, 0.0, True, 1e-6, False, "mlp", 10
+    )
     nodes = eliminate_dead_code([head, mlp, junk], [y])
-    pv = Provenance(source, "Sum_Last2", "discrete", 0, 0, 10, (input_name,), (output_name,),
-                    {"n_layers": 1}, {"steps": 5, "estimator": "gumbel"}, "0.1.0", {"exact": 1.0})
+    pv = Provenance(
+        source,
+        "Sum_Last2",
+        "discrete",
+        0,
+        0,
+        10,
+        (input_name,),
+        (output_name,),
+        {"n_layers": 1},
+        {"steps": 5, "estimator": "gumbel"},
+        "0.1.0",
+        {"exact": 1.0},
+    )
     return ProgramIR((x,), nodes, (OutputNode(0, y.name, y),), pv)
 
 
@@ -146,7 +174,7 @@ def test_render_runs_and_matches_run_batch() -> None:
     want = X[:, :, 0] + np.concatenate([np.zeros((50, 1)), X[:, :-1, 0]], axis=1)
     np.testing.assert_array_equal(mod.run_batch(X)[:, :, 0], want)
     assert [mod.program(list(r)) for r in X[:3, :, 0]] == [list(w) for w in want[:3]]
-    body = src[src.index("def program"):]
+    body = src[src.index("def program") :]
     assert "prev1_x = shift(x, 1)" in body and "# attention L0.H0: shift(1), agreement 100.0%" in body
     assert "y = [a + b for a, b in zip(x, prev1_x)]" in body and "# MLP L0.M0: x + prev1_x" in body
     assert "def shift(" in src and "def np_shift(" in src
@@ -155,7 +183,7 @@ def test_render_runs_and_matches_run_batch() -> None:
 
 
 def test_hostile_names_are_sanitised_in_code_and_escaped_in_the_docstring() -> None:
-    bad_in, bad_out, bad_src = 'x"""\nimport os', "class\u2028", "data/\"\"\"evil\n.npz"
+    bad_in, bad_out, bad_src = 'x"""\nimport os', "class\u2028", 'data/"""evil\n.npz'
     src = codegen.render(_ir(bad_in, bad_out, bad_src))
     mod = load_module(src)
     assert mod.program([1, 2]) == [1, 3]
@@ -197,8 +225,9 @@ def test_verify_program_reports_failures_without_raising() -> None:
 
     v = verify_program(lambda xs: list(xs), boom, x, y, "discrete")
     assert not v.verified and "ZeroDivisionError" in v.test.error
-    v = verify_program(lambda xs: [1.0] * len(xs), lambda X: np.zeros_like(X), x, y, "discrete",
-                       longer_note="data file")
+    v = verify_program(
+        lambda xs: [1.0] * len(xs), lambda X: np.zeros_like(X), x, y, "discrete", longer_note="data file"
+    )
     assert v.test.passed and not v.python_agrees and not v.verified
     assert v.to_dict()["longer"] == {"available": False, "note": "data file"}
 
@@ -243,7 +272,9 @@ def test_the_polish_also_starts_from_the_mlps_without_their_relu_units() -> None
     tau = TrainConfig().tau_attn_end
     before = loop.evaluate(m, split.x_val, split.y_val, ds.kind, split.var_y, tau)
     assert before["exact"][0] < 0.5 and before["nmse"][0] <= loop.POLISH_MAX_NMSE
-    out = loop._polish(m, TrainConfig(polish_iters=1), split, torch.Generator().manual_seed(0), lambda row: None, 1e-7, 0)
+    out = loop._polish(
+        m, TrainConfig(polish_iters=1), split, torch.Generator().manual_seed(0), lambda row: None, 1e-7, 0
+    )
     after = loop.evaluate(out, split.x_val, split.y_val, ds.kind, split.var_y, tau)
     assert after["exact"][0] == 1.0
 
@@ -311,7 +342,14 @@ def test_the_polish_stops_at_the_first_chunk_after_which_the_validation_is_solve
 def test_trials_come_only_below_the_threshold_each_at_half_the_last_and_at_most_max_times() -> None:
     t = loop._Trials(TrainConfig(trial_polish_nmse=1e-3, trial_polish_max=2))
     assert [t.due(v) for v in (5e-3, float("nan"), 8e-4, 6e-4, 4e-4, 1e-5, 1e-9)] == [
-        False, False, True, False, True, False, False]
+        False,
+        False,
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
     off = loop._Trials(TrainConfig(trial_polish_nmse=0.0))  # 0 = off, even for a perfect member
     assert not off.due(1e-3) and not off.due(0.0)
 
@@ -319,9 +357,21 @@ def test_trials_come_only_below_the_threshold_each_at_half_the_last_and_at_most_
 def as_train_result(ds, model, cfg, spec) -> TrainResult:
     """A hand-set model wrapped as a one-restart training result, for extract()."""
     best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})
-    return TrainResult(dataset=ds, model=model, model_config=cfg, train_config=TrainConfig(steps=1, restarts=1),
-                       spec=spec, best=best, restarts=[best], test={}, seconds=0.0, run_dir=None,
-                       source=ds.source, kind=ds.kind, seed=0)
+    return TrainResult(
+        dataset=ds,
+        model=model,
+        model_config=cfg,
+        train_config=TrainConfig(steps=1, restarts=1),
+        spec=spec,
+        best=best,
+        restarts=[best],
+        test={},
+        seconds=0.0,
+        run_dir=None,
+        source=ds.source,
+        kind=ds.kind,
+        seed=0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -350,7 +400,9 @@ def stages(res: TrainResult, ds: Dataset, model_doc: dict | None = None) -> type
     mc = mlps.MLPCharacteriser(rec, graph, ds.kind, cfg, mlps.relative_tolerance(res), sc.near, log)
     doc = sc.doc if model_doc is None else model_doc
     builder = build.Builder(graph, hc, mc, ds, cfg, rows, build.provenance(RunData(res, ds, 0), doc))
-    return types.SimpleNamespace(graph=graph, rec=rec, builder=builder, mlps=mc, refits=refit.Refits(mc, rows, cfg, log))
+    return types.SimpleNamespace(
+        graph=graph, rec=rec, builder=builder, mlps=mc, refits=refit.Refits(mc, rows, cfg, log)
+    )
 
 
 def test_graph_reads_the_selectors(hand_result: TrainResult) -> None:
@@ -364,7 +416,7 @@ def test_graph_reads_the_selectors(hand_result: TrainResult) -> None:
 def test_hand_built_model_extracts_to_the_known_program(hand_program: Program, hand_result: TrainResult) -> None:
     p = hand_program
     assert p.verified, p.verification.lines()
-    body = p.source[p.source.index("def program"):]
+    body = p.source[p.source.index("def program") :]
     assert "prev1_x = shift(x, 1)" in body
     assert "y = [a + b for a, b in zip(x, prev1_x)]" in body
     assert [n.key for n in p.ir.nodes] == ["L0.H0", "L0.M0"]
@@ -379,7 +431,9 @@ def test_hand_built_model_extracts_to_the_known_program(hand_program: Program, h
     assert p.verify().verified
     # A different dataset: its test split, and (a file) no longer sequences.
     ds = hand_result.dataset
-    other = Dataset("mine", "discrete", ds.x_train[:5], ds.y_train[:5], ds.x_test[:50], ds.y_test[:50], ("x",), ("y",), "f.npz")
+    other = Dataset(
+        "mine", "discrete", ds.x_train[:5], ds.y_train[:5], ds.x_test[:50], ds.y_test[:50], ("x",), ("y",), "f.npz"
+    )
     v = p.verify(other)
     assert v.verified and v.test.n == 50 and v.longer is None and "data file" in v.longer_note
 
@@ -424,8 +478,24 @@ def _sabotage_first_mlp(monkeypatch, on_first=lambda: None) -> None:
             self._sabotaged = True
             on_first()
             a = alts[0]
-            alts.insert(0, mlps.MLPAlt(a.inputs, "u0", "u0", "u0", 1, 1.0, 99.0, True, a.tolerance,
-                                       a.integer_target, "mlp", a.n_samples, "sabotage"))
+            alts.insert(
+                0,
+                mlps.MLPAlt(
+                    a.inputs,
+                    "u0",
+                    "u0",
+                    "u0",
+                    1,
+                    1.0,
+                    99.0,
+                    True,
+                    a.tolerance,
+                    a.integer_target,
+                    "mlp",
+                    a.n_samples,
+                    "sabotage",
+                ),
+            )
         return alts
 
     monkeypatch.setattr(mlps.MLPCharacteriser, "alternatives", sabotaged)
@@ -500,16 +570,26 @@ def _one_head_ir(h, q: Variable, k: Variable, v: Variable) -> ProgramIR:
     return ProgramIR((x,), (head,), (OutputNode(0, "y", out),), pv)
 
 
-@pytest.mark.parametrize("h", [
-    make_hypothesis("self"), make_hypothesis("shift", c=2), make_hypothesis("first"),
-    make_hypothesis("prefix_mean", include_bos=False), make_hypothesis("prefix_mean", include_bos=True),
-    make_hypothesis("window_mean", c=2, include_bos=True), make_hypothesis("window_mean", c=1),
-    make_hypothesis("prefix_argmax", tie="average", include_bos=True),
-    make_hypothesis("prefix_argmin", tie="latest", include_bos=False),
-    make_hypothesis("prefix_argmax", tie="earliest", include_bos=True),
-    make_hypothesis("match", tie="latest"), make_hypothesis("match", tie="earliest"), make_hypothesis("match_all"),
-    make_hypothesis("lookup", table=[[0.0, 1, 1], [1.0, 2, "bos"], [2.0, 4, 3]], default=0),
-], ids=str)
+@pytest.mark.parametrize(
+    "h",
+    [
+        make_hypothesis("self"),
+        make_hypothesis("shift", c=2),
+        make_hypothesis("first"),
+        make_hypothesis("prefix_mean", include_bos=False),
+        make_hypothesis("prefix_mean", include_bos=True),
+        make_hypothesis("window_mean", c=2, include_bos=True),
+        make_hypothesis("window_mean", c=1),
+        make_hypothesis("prefix_argmax", tie="average", include_bos=True),
+        make_hypothesis("prefix_argmin", tie="latest", include_bos=False),
+        make_hypothesis("prefix_argmax", tie="earliest", include_bos=True),
+        make_hypothesis("match", tie="latest"),
+        make_hypothesis("match", tie="earliest"),
+        make_hypothesis("match_all"),
+        make_hypothesis("lookup", table=[[0.0, 1, 1], [1.0, 2, "bos"], [2.0, 4, 3]], default=0),
+    ],
+    ids=str,
+)
 @pytest.mark.parametrize("value", ["x", "pos"])
 @pytest.mark.parametrize("key", ["x", "pos"])
 def test_rendered_helpers_route_like_the_hypothesis(h, value: str, key: str) -> None:
@@ -543,8 +623,9 @@ def test_constant_and_position_expressions_render() -> None:
     c = Variable("L0.M0", 3, "mlp", "three")
     y = Variable("L0.M1", 4, "mlp", "y")
     k = MLPNode("L0.M0", c, (x,), "3", "np.full(np.shape(x), 3)", "3", 1, 0.0, 0.0, True, 1e-6, True, "mlp", 5)
-    m = MLPNode("L0.M1", y, (pos, c), "pos % 2 + three", "np.mod(pos, 2) + three", "", 5, 0.0, 0.0, True,
-                1e-6, True, "mlp", 5)
+    m = MLPNode(
+        "L0.M1", y, (pos, c), "pos % 2 + three", "np.mod(pos, 2) + three", "", 5, 0.0, 0.0, True, 1e-6, True, "mlp", 5
+    )
     pv = Provenance("task:test", "test", "discrete", 0, 0, 6, ("x",), ("y",))
     ir = ProgramIR((x,), (k, m), (OutputNode(0, "y", y),), pv, uses_pos=True)
     mod = load_module(codegen.render(ir))
@@ -566,8 +647,17 @@ def test_cli_extract_on_a_data_file_run(tmp_path: Path) -> None:
 
     base = make_dataset("Current_Number", seed=0, n_test=300)
     evil_in, evil_out = 'x"""\nimport os #', "y\u2028out"
-    ds = Dataset("evil", "discrete", base.x_train[:600], base.y_train[:600], base.x_test, base.y_test,
-                 (evil_in,), (evil_out,), "unused")
+    ds = Dataset(
+        "evil",
+        "discrete",
+        base.x_train[:600],
+        base.y_train[:600],
+        base.x_test,
+        base.y_test,
+        (evil_in,),
+        (evil_out,),
+        "unused",
+    )
     data = tmp_path / "evil data.npz"
     save_npz(ds, data)
     run = tmp_path / "run"
@@ -608,8 +698,23 @@ def test_integer_valued_expressions_with_float_noise_are_rounded() -> None:
     pos = Variable("pos", 1, "pos", "pos", -1.0)
     y = Variable("L0.M0", 4, "mlp", "y")
     head = AttentionNode("L0.H0", mean, pos, pos, x, make_hypothesis("prefix_mean"), 1.0, 0.999, 1000, 1.0, True)
-    mlp = MLPNode("L0.M0", y, (mean, pos), "prefix_mean_x * (pos + 1)", "prefix_mean_x * (pos + 1)", "",
-                  5, 0.0, 0.4, True, 1e-6, True, "mlp", 100, rounded=True)
+    mlp = MLPNode(
+        "L0.M0",
+        y,
+        (mean, pos),
+        "prefix_mean_x * (pos + 1)",
+        "prefix_mean_x * (pos + 1)",
+        "",
+        5,
+        0.0,
+        0.4,
+        True,
+        1e-6,
+        True,
+        "mlp",
+        100,
+        rounded=True,
+    )
     pv = Provenance("task:Sum_All", "Sum_All", "discrete", 0, 0, 10, ("x",), ("y",))
     src = codegen.render(ProgramIR((x,), (head, mlp), (OutputNode(0, "y", y),), pv, uses_pos=True))
     assert "y = [round(a * (b + 1)) for a, b in zip(prefix_mean_x, pos)]" in src
@@ -652,8 +757,18 @@ def test_a_summing_head_extracts_to_a_prefix_sum_program() -> None:
 # ============================================================================ readout gain
 
 
-@pytest.mark.parametrize("g, want", [(0.0099998535, 0.01), (1.00003, 1.0), (2.5, 2.5), (-0.33333, -0.3333),
-                                     (0.19378103, 0.1938), (0.1937, 0.1937), (0.0, 0.0)])
+@pytest.mark.parametrize(
+    "g, want",
+    [
+        (0.0099998535, 0.01),
+        (1.00003, 1.0),
+        (2.5, 2.5),
+        (-0.33333, -0.3333),
+        (0.19378103, 0.1938),
+        (0.1937, 0.1937),
+        (0.0, 0.0),
+    ],
+)
 def test_a_learned_readout_gain_is_written_with_the_fewest_digits(g: float, want: float) -> None:
     assert mlps.simple_gain(g) == want
 
@@ -664,8 +779,9 @@ def test_a_readout_gain_becomes_an_output_line_and_the_program_verifies(hand_res
     scales the routed value in one output line and verifies."""
     base = hand_result.dataset
     prev = lambda x: np.concatenate([np.zeros_like(x[:, :1]), x[:, :-1]], axis=1)  # noqa: E731
-    ds = dataclasses.replace(base, y_train=3 * prev(base.x_train), y_test=3 * prev(base.x_test),
-                             name="three_prev", source="task:three_prev")
+    ds = dataclasses.replace(
+        base, y_train=3 * prev(base.x_train), y_test=3 * prev(base.x_test), name="three_prev", source="task:three_prev"
+    )
     cfg = dataclasses.replace(hand_result.model_config, readout_gain=True)
     spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
     model = DiscreteTransformer(cfg, spec, population=1, seed=0)
@@ -679,12 +795,13 @@ def test_a_readout_gain_becomes_an_output_line_and_the_program_verifies(hand_res
         model.readout.theta[0, 0, ix] = 10.0
         rms = float(model.ms[0, ix].sqrt())
         model.readout_gamma[0, 0, ix] = math.log(2.9 * rms / spec.target_rms)  # gain 2.9
-    run = dataclasses.replace(hand_result, dataset=ds, model=model.eval(), model_config=cfg, spec=spec,
-                              source=ds.source)
+    run = dataclasses.replace(
+        hand_result, dataset=ds, model=model.eval(), model_config=cfg, spec=spec, source=ds.source
+    )
     assert read_graph(model).gain(0) == pytest.approx(2.9)
     p = dtx.extract(run, dataset=ds)
     assert p.verified, p.verification.lines()
-    body = p.source[p.source.index("def program"):]
+    body = p.source[p.source.index("def program") :]
     assert "y = [3.0 * a for a in prev1_x]" in body, body
     assert "y = 3.0 * prev1_x" in body
     assert p.ir.outputs[0].gain == 3.0 and p.ir.to_dict()["outputs"][0]["gain"] == 3.0
@@ -724,8 +841,9 @@ def _planted_extractor(head_h, mlp_source: str, mlp_reads: str = "x") -> build.B
     res = as_train_result(ds, m, cfg, spec)
     ex = stages(res, ds, model_doc={}).builder
     head = heads.HeadAlt(TestResult(head_h, 5000, 1.0, 1.0, 0.999, True))
-    mlp = mlps.MLPAlt((ix[mlp_reads],), mlp_source, mlp_source, mlp_source, 3, 0.0, 0.0, True, 0.5, True,
-                      "mlp", 100, "planted")
+    mlp = mlps.MLPAlt(
+        (ix[mlp_reads],), mlp_source, mlp_source, mlp_source, 3, 0.0, 0.0, True, 0.5, True, "mlp", 100, "planted"
+    )
     ex.alternatives = lambda mod, full=False: [head] if mod.kind == "attn" else [mlp]  # type: ignore[method-assign]
     return ex
 
@@ -748,12 +866,15 @@ def test_a_padded_pair_mean_of_a_doubled_value_is_written_as_a_window_sum() -> N
     np.testing.assert_array_equal(mod.run_batch(np.array([[[5.0], [7.0], [1.0]]])).ravel(), [5, 12, 8])
 
 
-@pytest.mark.parametrize("h, source, reads", [
-    (make_hypothesis("window_mean", c=1, include_bos=False), "2 * u0", "x"),  # 1 slot at i = 0
-    (make_hypothesis("window_mean", c=2, include_bos=True), "2 * u0", "x"),  # 2 or 3 slots
-    (make_hypothesis("window_mean", c=1, include_bos=True), "3 * u0", "x"),  # not the count
-    (make_hypothesis("window_mean", c=1, include_bos=True), "2 * u0", "pos"),  # pos is -1 at BOS
-])
+@pytest.mark.parametrize(
+    "h, source, reads",
+    [
+        (make_hypothesis("window_mean", c=1, include_bos=False), "2 * u0", "x"),  # 1 slot at i = 0
+        (make_hypothesis("window_mean", c=2, include_bos=True), "2 * u0", "x"),  # 2 or 3 slots
+        (make_hypothesis("window_mean", c=1, include_bos=True), "3 * u0", "x"),  # not the count
+        (make_hypothesis("window_mean", c=1, include_bos=True), "2 * u0", "pos"),  # pos is -1 at BOS
+    ],
+)
 def test_other_means_of_scaled_values_are_left_as_they_are(h, source: str, reads: str) -> None:
     ir = _planted_extractor(h, source, reads).build({})
     assert [n.key for n in ir.nodes] == ["L0.M0", "L1.H0"] and ir.nodes[1].note == ""
@@ -809,7 +930,9 @@ def test_an_output_is_read_from_the_earliest_variable_that_equals_the_targets() 
     assert simplify.earlier_outputs(ex, ir) is None
 
 
-def test_the_search_reads_the_output_from_an_early_variable_a_swap_made_right(hand_result: TrainResult, monkeypatch) -> None:
+def test_the_search_reads_the_output_from_an_early_variable_a_swap_made_right(
+    hand_result: TrainResult, monkeypatch
+) -> None:
     """Prev1's targets on the hand-built x + prev(x) model, whose head is first read as shift(2):
     the swap to shift(1) alone does not fix the MLP after it, but prev1_x then equals the
     targets, and the search verifies the program that returns it."""
@@ -828,7 +951,7 @@ def test_the_search_reads_the_output_from_an_early_variable_a_swap_made_right(ha
     p = dtx.extract(hand_result, dataset=prev1)
     assert p.verified, "\n".join(map(str, p.search_log))
     assert any("outputs read from earlier variables" in row["try"] and row.get("verified") for row in p.search_log)
-    body = p.source[p.source.index("def program"):].split("return")[0]
+    body = p.source[p.source.index("def program") :].split("return")[0]
     assert "prev1_x = shift(x, 1)" in body and "zip(" not in body
 
 
@@ -837,7 +960,9 @@ def test_a_fixed_pattern_head_extracts_to_its_routing_line() -> None:
     anywhere) is read as reading `pos` only, tested like any head, and the program verifies."""
     ds = make_dataset("Sum_Last2", seed=0, n_test=1000)
     spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
-    cfg = ModelConfig(n_layers=1, n_heads=1, n_mlps=1, mlp_hidden=4, mlp_bilinear=1, attention_patterns=("shift1", "prefix"))
+    cfg = ModelConfig(
+        n_layers=1, n_heads=1, n_mlps=1, mlp_hidden=4, mlp_bilinear=1, attention_patterns=("shift1", "prefix")
+    )
     m = DiscreteTransformer(cfg, spec, population=1, seed=0)
     ix = {n: i for i, n in enumerate(m.variable_names)}  # x, pos, one, L0.H0, L0.M0
     with torch.no_grad():

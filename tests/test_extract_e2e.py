@@ -63,7 +63,7 @@ def test_trained_task_extracts_to_a_verified_program(task: str, trained) -> None
 
 
 def test_program_is_short_and_names_what_it_computes(trained) -> None:
-    body = lambda p: p.source[p.source.index("def program"):p.source.index("# NumPy fast path")]  # noqa: E731
+    body = lambda p: p.source[p.source.index("def program") : p.source.index("# NumPy fast path")]  # noqa: E731
     shift = dtx.extract(trained["Bit_Shift_Right"])
     assert "prev1_x = shift(x, 1)" in body(shift) and "# attention L" in body(shift)
     mx = dtx.extract(trained["Max_Seen"])
@@ -101,10 +101,12 @@ def test_cli_run_then_extract(tmp_path: Path) -> None:
 
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path: Path) -> None:
     runner = CliRunner(env={"COLUMNS": "200"})
-    for args in (["run", "no_such_task", "--out", str(tmp_path / "a")],
-                 ["run", "prev1", "--out", str(tmp_path / "b"), "--steps", "0"],
-                 ["extract", str(tmp_path / "missing")],
-                 ["extract", str(tmp_path)]):
+    for args in (
+        ["run", "no_such_task", "--out", str(tmp_path / "a")],
+        ["run", "prev1", "--out", str(tmp_path / "b"), "--steps", "0"],
+        ["extract", str(tmp_path / "missing")],
+        ["extract", str(tmp_path)],
+    ):
         res = runner.invoke(app, args)
         assert res.exit_code == 2, (args, res.output)
         lines = [ln for ln in res.stderr.splitlines() if ln.strip()]

@@ -33,9 +33,17 @@ def small_dataset(kind: str = "continuous", names: tuple[str, ...] = ("a", "b"))
     x_tr, x_te = rng.uniform(-1, 1, (4, 3, len(names))), rng.uniform(-1, 1, (2, 3, len(names)))
     if kind == "discrete":
         x_tr, x_te = np.round(x_tr * 5), np.round(x_te * 5)
-    return Dataset(name="data", kind=kind, x_train=x_tr, y_train=x_tr.sum(-1, keepdims=True),
-                   x_test=x_te, y_test=x_te.sum(-1, keepdims=True), input_names=names,
-                   output_names=("y",), source="mem")
+    return Dataset(
+        name="data",
+        kind=kind,
+        x_train=x_tr,
+        y_train=x_tr.sum(-1, keepdims=True),
+        x_test=x_te,
+        y_test=x_te.sum(-1, keepdims=True),
+        input_names=names,
+        output_names=("y",),
+        source="mem",
+    )
 
 
 def assert_same(a: Dataset, b: Dataset) -> None:
@@ -61,8 +69,10 @@ def expect(path: Path, *fragments: str, kind: str | None = None) -> str:
 def npz(tmp_path: Path, name: str = "data.npz", **overrides: object) -> Path:
     """Write a valid npz (T=3, 1 channel), with arrays replaced or removed (None)."""
     arrays: dict[str, object] = {
-        "x_train": np.arange(12.0).reshape(4, 3), "y_train": np.arange(12.0).reshape(4, 3),
-        "x_test": np.arange(6.0).reshape(2, 3), "y_test": np.arange(6.0).reshape(2, 3),
+        "x_train": np.arange(12.0).reshape(4, 3),
+        "y_train": np.arange(12.0).reshape(4, 3),
+        "x_test": np.arange(6.0).reshape(2, 3),
+        "y_test": np.arange(6.0).reshape(2, 3),
     }
     arrays.update(overrides)
     path = tmp_path / name
@@ -85,8 +95,11 @@ def csv_rows(split: str, seq: int, xs: list[float], ys: list[float]) -> str:
 
 
 def good_csv_body() -> str:
-    return (csv_rows("train", 0, [1, 2, 3], [1, 3, 5]) + csv_rows("train", 1, [0, 0, 1], [0, 0, 1])
-            + csv_rows("test", 0, [4, 4, 4], [4, 8, 8]))
+    return (
+        csv_rows("train", 0, [1, 2, 3], [1, 3, 5])
+        + csv_rows("train", 1, [0, 0, 1], [0, 0, 1])
+        + csv_rows("test", 0, [4, 4, 4], [4, 8, 8])
+    )
 
 
 # ----------------------------------------------------------------------------- round trips
@@ -127,20 +140,26 @@ def test_hand_written_csv_and_jsonl(tmp_path: Path) -> None:
 
 
 def test_csv_sequences_are_ordered_by_seq_and_rows_may_be_shuffled(tmp_path: Path) -> None:
-    rows = (csv_rows("train", 5, [1, 2, 3], [1, 3, 5]) + csv_rows("test", 0, [4, 4, 4], [4, 8, 8])
-            + csv_rows("train", 2, [0, 0, 1], [0, 0, 1])).splitlines()
+    rows = (
+        csv_rows("train", 5, [1, 2, 3], [1, 3, 5])
+        + csv_rows("test", 0, [4, 4, 4], [4, 8, 8])
+        + csv_rows("train", 2, [0, 0, 1], [0, 0, 1])
+    ).splitlines()
     ds = load_file(write(tmp_path, "d.csv", CSV_HEADER + "\n".join(reversed(rows)) + "\n"))
     np.testing.assert_array_equal(ds.x_train[:, :, 0], [[0, 0, 1], [1, 2, 3]])
 
 
 def test_named_channels_csv_and_jsonl_header(tmp_path: Path) -> None:
     text = "split,seq,t,x:mass,x:vel,y:p\n" + "".join(
-        f"{s},0,{t},1,{t},{t}\n" for s in ("train", "test") for t in range(2))
+        f"{s},0,{t},1,{t},{t}\n" for s in ("train", "test") for t in range(2)
+    )
     ds = load_file(write(tmp_path, "n.csv", text))
     assert ds.input_names == ("mass", "vel") and ds.output_names == ("p",)
-    jl = ('{"x_names": ["mass", "vel"], "y_names": ["p"]}\n'
-          '{"split": "train", "x": [[1, 0], [1, 1]], "y": [0, 1]}\n'
-          '{"split": "test", "x": [[1, 0], [1, 1]], "y": [[0], [1]]}\n')
+    jl = (
+        '{"x_names": ["mass", "vel"], "y_names": ["p"]}\n'
+        '{"split": "train", "x": [[1, 0], [1, 1]], "y": [0, 1]}\n'
+        '{"split": "test", "x": [[1, 0], [1, 1]], "y": [[0], [1]]}\n'
+    )
     dj = load_file(write(tmp_path, "n.jsonl", jl))
     assert_same(ds, dj)
 
@@ -159,15 +178,13 @@ def test_kind_inference_and_override(tmp_path: Path) -> None:
     assert load_file(tmp_path / "d.npz", kind="continuous").kind == "continuous"
     assert load_file(tmp_path / "d.npz", kind="discrete").kind == "discrete"
     # integer dtypes and booleans are accepted and become float64
-    ds = load_file(npz(tmp_path, "i.npz", y_train=np.ones((4, 3), dtype=np.int32),
-                       x_train=np.ones((4, 3), dtype=bool)))
+    ds = load_file(npz(tmp_path, "i.npz", y_train=np.ones((4, 3), dtype=np.int32), x_train=np.ones((4, 3), dtype=bool)))
     assert ds.kind == "discrete" and ds.y_train.dtype == np.float64
 
 
 finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
 small_ints = st.integers(-1000, 1000).map(float)
-name_text = st.text(alphabet="abcxyz_019:,\"' ", min_size=1, max_size=6).filter(
-    lambda s: s == s.strip())
+name_text = st.text(alphabet="abcxyz_019:,\"' ", min_size=1, max_size=6).filter(lambda s: s == s.strip())
 
 
 @st.composite
@@ -183,11 +200,18 @@ def datasets(draw: st.DrawFn) -> Dataset:
     in_names = tuple(draw(st.lists(name_text, min_size=c_in, max_size=c_in, unique=True)))
     out_names = tuple(draw(st.lists(name_text, min_size=c_out, max_size=c_out, unique=True)))
     y_tr, y_te = arr(n_tr, c_out), arr(n_te, c_out)
-    kind = "discrete" if np.all(y_tr == np.round(y_tr)) and np.all(y_te == np.round(y_te)) \
-        else "continuous"
-    return Dataset(name="h", kind=kind, x_train=arr(n_tr, c_in), y_train=y_tr,
-                   x_test=arr(n_te, c_in), y_test=y_te, input_names=in_names,
-                   output_names=out_names, source="mem")
+    kind = "discrete" if np.all(y_tr == np.round(y_tr)) and np.all(y_te == np.round(y_te)) else "continuous"
+    return Dataset(
+        name="h",
+        kind=kind,
+        x_train=arr(n_tr, c_in),
+        y_train=y_tr,
+        x_test=arr(n_te, c_in),
+        y_test=y_te,
+        input_names=in_names,
+        output_names=out_names,
+        source="mem",
+    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -252,8 +276,7 @@ def test_invalid_kind_string(tmp_path: Path) -> None:
 
 def test_discrete_kind_with_non_integral_targets(tmp_path: Path) -> None:
     p = npz(tmp_path, y_test=np.full((2, 3), 0.5))
-    expect(p, "y_test:", "kind 'discrete' needs integer targets, found 0.5 at index [0, 0, 0]",
-           kind="discrete")
+    expect(p, "y_test:", "kind 'discrete' needs integer targets, found 0.5 at index [0, 0, 0]", kind="discrete")
     assert load_file(p).kind == "continuous"
 
 
@@ -275,13 +298,13 @@ def test_wrong_rank_1d(tmp_path: Path) -> None:
 
 
 def test_wrong_rank_4d(tmp_path: Path) -> None:
-    expect(npz(tmp_path, x_train=np.zeros((4, 3, 1, 1))), "x_train: expected 2 or 3 dimensions, "
-                                                          "got 4")
+    expect(npz(tmp_path, x_train=np.zeros((4, 3, 1, 1))), "x_train: expected 2 or 3 dimensions, got 4")
 
 
 def test_empty_n(tmp_path: Path) -> None:
-    expect(npz(tmp_path, x_test=np.zeros((0, 3)), y_test=np.zeros((0, 3))), "x_test: empty array",
-           "at least 1 sequence")
+    expect(
+        npz(tmp_path, x_test=np.zeros((0, 3)), y_test=np.zeros((0, 3))), "x_test: empty array", "at least 1 sequence"
+    )
 
 
 def test_empty_T(tmp_path: Path) -> None:
@@ -340,8 +363,7 @@ def test_mismatched_n(tmp_path: Path) -> None:
 
 
 def test_mismatched_T_x_vs_y(tmp_path: Path) -> None:
-    expect(npz(tmp_path, y_train=np.zeros((4, 4))), "y_train: has T = 4 positions",
-           "x_train has T = 3")
+    expect(npz(tmp_path, y_train=np.zeros((4, 4))), "y_train: has T = 4 positions", "x_train has T = 3")
 
 
 def test_mismatched_T_train_vs_test(tmp_path: Path) -> None:
@@ -349,8 +371,7 @@ def test_mismatched_T_train_vs_test(tmp_path: Path) -> None:
 
 
 def test_mismatched_channels_train_vs_test(tmp_path: Path) -> None:
-    expect(npz(tmp_path, x_test=np.zeros((2, 3, 2))), "x_test: has 2 channels",
-           "x_train has 1")
+    expect(npz(tmp_path, x_test=np.zeros((2, 3, 2))), "x_test: has 2 channels", "x_train has 1")
 
 
 def test_npz_names_wrong_length(tmp_path: Path) -> None:
@@ -362,8 +383,7 @@ def test_npz_names_wrong_length(tmp_path: Path) -> None:
 
 def test_csv_non_numeric_cell(tmp_path: Path) -> None:
     body = good_csv_body().replace("train,1,1,0,0", "train,1,1,abc,0")
-    expect(write(tmp_path, "d.csv", CSV_HEADER + body), "line 6, column 'x'",
-           "non-numeric value 'abc'")
+    expect(write(tmp_path, "d.csv", CSV_HEADER + body), "line 6, column 'x'", "non-numeric value 'abc'")
 
 
 def test_csv_empty_cell(tmp_path: Path) -> None:
@@ -373,50 +393,58 @@ def test_csv_empty_cell(tmp_path: Path) -> None:
 
 def test_csv_nan_and_huge_cells(tmp_path: Path) -> None:
     body = good_csv_body()
-    expect(write(tmp_path, "a.csv", CSV_HEADER + body.replace("test,0,2,4,8", "test,0,2,nan,8")),
-           "line 10, column 'x'", "NaN")
-    expect(write(tmp_path, "b.csv", CSV_HEADER + body.replace("test,0,2,4,8", "test,0,2,4,inf")),
-           "line 10, column 'y'", "infinite")
-    expect(write(tmp_path, "c.csv", CSV_HEADER + body.replace("test,0,2,4,8", "test,0,2,4,2e10")),
-           "line 10, column 'y'", "magnitude limit")
+    expect(
+        write(tmp_path, "a.csv", CSV_HEADER + body.replace("test,0,2,4,8", "test,0,2,nan,8")),
+        "line 10, column 'x'",
+        "NaN",
+    )
+    expect(
+        write(tmp_path, "b.csv", CSV_HEADER + body.replace("test,0,2,4,8", "test,0,2,4,inf")),
+        "line 10, column 'y'",
+        "infinite",
+    )
+    expect(
+        write(tmp_path, "c.csv", CSV_HEADER + body.replace("test,0,2,4,8", "test,0,2,4,2e10")),
+        "line 10, column 'y'",
+        "magnitude limit",
+    )
 
 
 def test_csv_missing_position(tmp_path: Path) -> None:
     body = good_csv_body().replace("train,1,1,0,0\n", "")
-    expect(write(tmp_path, "d.csv", CSV_HEADER + body), "train sequence seq=1",
-           "missing positions [1]")
+    expect(write(tmp_path, "d.csv", CSV_HEADER + body), "train sequence seq=1", "missing positions [1]")
 
 
 def test_csv_short_sequence_is_missing_positions(tmp_path: Path) -> None:
     body = good_csv_body().replace("test,0,2,4,8\n", "")
-    expect(write(tmp_path, "d.csv", CSV_HEADER + body), "test sequence seq=0",
-           "missing positions [2]", "T = 3")
+    expect(write(tmp_path, "d.csv", CSV_HEADER + body), "test sequence seq=0", "missing positions [2]", "T = 3")
 
 
 def test_csv_huge_position_does_not_allocate(tmp_path: Path) -> None:
     body = good_csv_body().replace("test,0,2,4,8", "test,0,999999999999,4,8")
-    expect(write(tmp_path, "d.csv", CSV_HEADER + body), "missing positions [3, 4, 5, 6, 7]",
-           "more")
+    expect(write(tmp_path, "d.csv", CSV_HEADER + body), "missing positions [3, 4, 5, 6, 7]", "more")
 
 
 def test_csv_duplicated_position(tmp_path: Path) -> None:
     body = good_csv_body() + "train,0,1,7,7\n"
-    expect(write(tmp_path, "d.csv", CSV_HEADER + body), "line 11",
-           "duplicated position t=1 in train sequence seq=0 (first on line 3)")
+    expect(
+        write(tmp_path, "d.csv", CSV_HEADER + body),
+        "line 11",
+        "duplicated position t=1 in train sequence seq=0 (first on line 3)",
+    )
 
 
 def test_csv_bad_split_value(tmp_path: Path) -> None:
     body = good_csv_body().replace("test,0,0", "valid,0,0")
-    expect(write(tmp_path, "d.csv", CSV_HEADER + body), "line 8, column 'split'",
-           "bad split value 'valid'")
+    expect(write(tmp_path, "d.csv", CSV_HEADER + body), "line 8, column 'split'", "bad split value 'valid'")
 
 
 def test_csv_bad_seq_and_t(tmp_path: Path) -> None:
     body = good_csv_body()
-    expect(write(tmp_path, "a.csv", CSV_HEADER + body.replace("test,0,0", "test,x0,0")),
-           "column 'seq'", "not an integer")
-    expect(write(tmp_path, "b.csv", CSV_HEADER + body.replace("test,0,0", "test,0,-1")),
-           "column 't'", ">= 0")
+    expect(
+        write(tmp_path, "a.csv", CSV_HEADER + body.replace("test,0,0", "test,x0,0")), "column 'seq'", "not an integer"
+    )
+    expect(write(tmp_path, "b.csv", CSV_HEADER + body.replace("test,0,0", "test,0,-1")), "column 't'", ">= 0")
 
 
 def test_csv_missing_header(tmp_path: Path) -> None:
@@ -496,24 +524,32 @@ def test_jsonl_non_numeric_values(tmp_path: Path) -> None:
 
 
 def test_jsonl_nan_inf_and_huge(tmp_path: Path) -> None:
-    expect(write(tmp_path, "a.jsonl", jl(TRAIN, '{"split": "test", "x": [4, NaN, 4], '
-                                                '"y": [4, 8, 8]}')), "line 2, key 'x'", "NaN")
-    expect(write(tmp_path, "b.jsonl", jl(TRAIN, '{"split": "test", "x": [4, 4, 4], '
-                                                '"y": [4, Infinity, 8]}')), "key 'y'", "infinite")
-    expect(write(tmp_path, "c.jsonl", jl(TRAIN, {"split": "test", "x": [4, 4, 10**12],
-                                                 "y": [4, 8, 8]})), "magnitude limit")
-    expect(write(tmp_path, "d.jsonl", jl(TRAIN, {"split": "test", "x": [4, 4, 10**400],
-                                                 "y": [4, 8, 8]})), "magnitude limit")
+    expect(
+        write(tmp_path, "a.jsonl", jl(TRAIN, '{"split": "test", "x": [4, NaN, 4], "y": [4, 8, 8]}')),
+        "line 2, key 'x'",
+        "NaN",
+    )
+    expect(
+        write(tmp_path, "b.jsonl", jl(TRAIN, '{"split": "test", "x": [4, 4, 4], "y": [4, Infinity, 8]}')),
+        "key 'y'",
+        "infinite",
+    )
+    expect(
+        write(tmp_path, "c.jsonl", jl(TRAIN, {"split": "test", "x": [4, 4, 10**12], "y": [4, 8, 8]})), "magnitude limit"
+    )
+    expect(
+        write(tmp_path, "d.jsonl", jl(TRAIN, {"split": "test", "x": [4, 4, 10**400], "y": [4, 8, 8]})),
+        "magnitude limit",
+    )
 
 
 def test_jsonl_structure_errors(tmp_path: Path) -> None:
     expect(write(tmp_path, "a.jsonl", jl(TRAIN, [1, 2, 3])), "line 2:", "expected a JSON object")
-    expect(write(tmp_path, "b.jsonl", jl(TRAIN, {"x": [1, 2, 3], "y": [1, 2, 3]})),
-           "line 2:", "missing key 'split'")
-    expect(write(tmp_path, "c.jsonl", jl(TRAIN, {"split": "test", "x": [1, 2, 3]})),
-           "line 2:", "missing key 'y'")
-    expect(write(tmp_path, "d.jsonl", jl(TRAIN, {"split": "test", "x": [], "y": []})),
-           "line 2, key 'x'", "non-empty list")
+    expect(write(tmp_path, "b.jsonl", jl(TRAIN, {"x": [1, 2, 3], "y": [1, 2, 3]})), "line 2:", "missing key 'split'")
+    expect(write(tmp_path, "c.jsonl", jl(TRAIN, {"split": "test", "x": [1, 2, 3]})), "line 2:", "missing key 'y'")
+    expect(
+        write(tmp_path, "d.jsonl", jl(TRAIN, {"split": "test", "x": [], "y": []})), "line 2, key 'x'", "non-empty list"
+    )
     mixed = {"split": "test", "x": [1, [2], 3], "y": [1, 2, 3]}
     expect(write(tmp_path, "e.jsonl", jl(TRAIN, mixed)), "mixes numbers and lists")
     expect(write(tmp_path, "f.jsonl", jl(TRAIN)), "split:", "no 'test' lines")

@@ -27,24 +27,63 @@ from discrete_transformer.bench.suite import BenchTask
 from discrete_transformer.cli import app
 
 META = {
-    "date": "2026-12-03 10:00 UTC", "machine": {"cpu": "CPU", "cores": 2, "platform": "Linux", "python": "3.11"},
-    "commit": "abc123", "command": "dtx bench --suite generated:1 --jobs 2 --out runs/gen1", "executor": "local",
-    "jobs": 2, "seeds": 1, "budget": 150.0,
+    "date": "2026-12-03 10:00 UTC",
+    "machine": {"cpu": "CPU", "cores": 2, "platform": "Linux", "python": "3.11"},
+    "commit": "abc123",
+    "command": "dtx bench --suite generated:1 --jobs 2 --out runs/gen1",
+    "executor": "local",
+    "jobs": 2,
+    "seeds": 1,
+    "budget": 150.0,
     "baseline": {"gru_steps": 2000, "tf_steps": 1000, "batch_size": 64, "lr": 0.01, "stop_on_solved": True},
-    "max_steps": None, "overrides": [], "wall_s": 600.0,
+    "max_steps": None,
+    "overrides": [],
+    "wall_s": 600.0,
 }
 
 
-def _row(task: str, gen: str, verified: bool, ops: int, ref: int | None, *, generalises: str = "",
-         bands: dict[str, str] | None = None, kind: str = "discrete", wall: float = 10.0, **extra) -> dict:
+def _row(
+    task: str,
+    gen: str,
+    verified: bool,
+    ops: int,
+    ref: int | None,
+    *,
+    generalises: str = "",
+    bands: dict[str, str] | None = None,
+    kind: str = "discrete",
+    wall: float = 10.0,
+    **extra,
+) -> dict:
     return {
-        "format": ROW_FORMAT, "task": task, "source": task, "family": "generated", "seed": 0, "commit": "abc123",
-        "generator": gen, "generalises": generalises, "params": {"m": 5, "T": 12}, "bands": bands or {},
-        "reference_ops": ref, "T": 12, "kind": kind, "dt_test_exact": 1.0 if verified else 0.25,
-        "dt_test_nmse": 1e-9 if verified else 0.3, "dt_model_solved": verified, "program_verified": verified,
-        "length_gen": verified, "program_modules": 2, "program_ops": ops, "gru_test_exact": 0.5,
-        "gru_test_nmse": 0.1, "transformer_test_exact": 0.5, "transformer_test_nmse": 0.1, "dt_ge_gru": True,
-        "wall_s": wall, "error": None, **extra,
+        "format": ROW_FORMAT,
+        "task": task,
+        "source": task,
+        "family": "generated",
+        "seed": 0,
+        "commit": "abc123",
+        "generator": gen,
+        "generalises": generalises,
+        "params": {"m": 5, "T": 12},
+        "bands": bands or {},
+        "reference_ops": ref,
+        "T": 12,
+        "kind": kind,
+        "dt_test_exact": 1.0 if verified else 0.25,
+        "dt_test_nmse": 1e-9 if verified else 0.3,
+        "dt_model_solved": verified,
+        "program_verified": verified,
+        "length_gen": verified,
+        "program_modules": 2,
+        "program_ops": ops,
+        "gru_test_exact": 0.5,
+        "gru_test_nmse": 0.1,
+        "transformer_test_exact": 0.5,
+        "transformer_test_nmse": 0.1,
+        "dt_ge_gru": True,
+        "wall_s": wall,
+        "error": None,
+        **extra,
     }
 
 
@@ -53,16 +92,43 @@ def _rows() -> list[dict]:
     family (generalises nothing), 0/1; real_scale: continuous, 1/1; and one failed job."""
     return [
         _row("gen1_000_add_mod", "add_mod", True, 9, 6, generalises="Add_Mod_3", bands={"T": "5-8", "m": "3-4"}),
-        _row("gen1_001_add_mod", "add_mod", True, 12, 6, generalises="Add_Mod_3", bands={"T": "16-24", "m": "3-4"},
-             wall=30.0),
-        _row("gen1_002_add_mod", "add_mod", False, 30, 6, generalises="Add_Mod_3", bands={"T": "16-24", "m": "5-8"},
-             wall=50.0),
+        _row(
+            "gen1_001_add_mod",
+            "add_mod",
+            True,
+            12,
+            6,
+            generalises="Add_Mod_3",
+            bands={"T": "16-24", "m": "3-4"},
+            wall=30.0,
+        ),
+        _row(
+            "gen1_002_add_mod",
+            "add_mod",
+            False,
+            30,
+            6,
+            generalises="Add_Mod_3",
+            bands={"T": "16-24", "m": "5-8"},
+            wall=50.0,
+        ),
         _row("gen1_003_sum_last", "sum_last", True, 4, None, generalises="Sum_Last2", bands={"T": "5-8"}),
         _row("gen1_004_count_new", "count_new", False, 20, 5, bands={"T": "5-8"}),
         _row("gen1_005_real_scale", "real_scale", True, 3, 3, generalises="Real_Sum_Last2", kind="continuous"),
-        {"format": ROW_FORMAT, "task": "gen1_006_add_mod", "source": "gen1_006_add_mod", "family": "generated",
-         "seed": 0, "generator": "add_mod", "params": {"m": 7}, "bands": {"T": "5-8"}, "reference_ops": 6, "T": 6,
-         "commit": "abc123", "error": "RuntimeError: boom"},
+        {
+            "format": ROW_FORMAT,
+            "task": "gen1_006_add_mod",
+            "source": "gen1_006_add_mod",
+            "family": "generated",
+            "seed": 0,
+            "generator": "add_mod",
+            "params": {"m": 7},
+            "bands": {"T": "5-8"},
+            "reference_ops": 6,
+            "T": 6,
+            "commit": "abc123",
+            "error": "RuntimeError: boom",
+        },
     ]
 
 
@@ -100,7 +166,8 @@ def test_band_table_per_key_in_numeric_order():
 def test_task_table_scores_sizes_and_failures():
     md = G.markdown(_rows(), META)
     assert _line(md, "| gen1_000_add_mod |") == (
-        "| gen1_000_add_mod | add_mod | m=5, T=12 | discrete | 12 | **yes** | yes | 100.0 % | 9 | 6 | 1.50× | 10 |")
+        "| gen1_000_add_mod | add_mod | m=5, T=12 | discrete | 12 | **yes** | yes | 100.0 % | 9 | 6 | 1.50× | 10 |"
+    )
     # no reference size: no ratio; a continuous task is scored by nMSE
     assert _line(md, "| gen1_003_sum_last |").endswith("| 4 | – | – | 10 |")
     assert "| continuous | 12 | **yes** | yes | 1.0e-09 |" in _line(md, "| gen1_005_real_scale |")
@@ -119,8 +186,15 @@ def test_headline_without_public_results_counts_every_generalising_family():
     assert "median size 1.50×, 67 % within 1.5× (3 with a known reference)" in head
     assert "median task time 10 s" in head and "total wall 10.0 min" in head
     assert "1 job(s) failed, not counted" in head
-    for needed in ("```bash\ndtx bench --suite generated:1", "- date: 2026-12-03", "- machine: CPU, 2 cores",
-                   "- commit: abc123", "## Per family", "## Per parameter band", "## Per task"):
+    for needed in (
+        "```bash\ndtx bench --suite generated:1",
+        "- date: 2026-12-03",
+        "- machine: CPU, 2 cores",
+        "- commit: abc123",
+        "## Per family",
+        "## Per parameter band",
+        "## Per task",
+    ):
         assert needed in md
 
 
@@ -143,8 +217,11 @@ def test_seeds_count_a_task_once_and_verified_when_any_seed_is():
 
 
 def test_old_rows_without_the_task_fields_still_render():
-    old = {k: v for k, v in _row("Sum_Last2", "", True, 4, None).items()
-           if k not in ("generator", "generalises", "params", "bands", "reference_ops")}
+    old = {
+        k: v
+        for k, v in _row("Sum_Last2", "", True, 4, None).items()
+        if k not in ("generator", "generalises", "params", "bands", "reference_ops")
+    }
     old["family"] = "mips"
     md = G.markdown([old, {**old, "task": "Prev1", "program_verified": False}], META)
     assert _line(md, "| mips |") == "| mips | – | 2 | 1 | 50 % | 2 | 4 | – | – | 10 |"
@@ -152,7 +229,8 @@ def test_old_rows_without_the_task_fields_still_render():
     assert _line(md, "| Sum_Last2 |").startswith("| Sum_Last2 | mips | – | discrete | 12 | **yes** |")
     # and the benchmark summary of the public suite is unchanged by the new fields
     assert bench_markdown([old], META, summarise([old], 600.0)) == bench_markdown(
-        [_row("Sum_Last2", "", True, 4, None, family="mips")], META, summarise([old], 600.0))
+        [_row("Sum_Last2", "", True, 4, None, family="mips")], META, summarise([old], 600.0)
+    )
 
 
 def test_params_text_is_short():
@@ -177,9 +255,14 @@ def test_new_row_copies_the_task_fields_of_a_public_task(tmp_path):
 def test_new_row_copies_a_generated_tasks_fields_as_json(tmp_path, monkeypatch):
     from discrete_transformer.bench import runner
 
-    spec = SimpleNamespace(T=18, generator="add_mod", generalises="Add_Mod_3",
-                           params=(("m", np.int64(5)), ("w", (1, 2)), ("x", float("inf"))),
-                           bands=(("T", "16-24"), ("values", "<=100")), reference_ops=np.int64(9))
+    spec = SimpleNamespace(
+        T=18,
+        generator="add_mod",
+        generalises="Add_Mod_3",
+        params=(("m", np.int64(5)), ("w", (1, 2)), ("x", float("inf"))),
+        bands=(("T", "16-24"), ("values", "<=100")),
+        reference_ops=np.int64(9),
+    )
     monkeypatch.setattr(runner, "get_task", lambda name: spec)
     row = new_row(_job(tmp_path, BenchTask("gen0_017_add_mod", "gen0_017_add_mod", "generated")))
     assert row["generator"] == "add_mod" and row["generalises"] == "Add_Mod_3" and row["T"] == 18
@@ -211,8 +294,13 @@ def _finished(tmp_path: Path, rows: list[dict]) -> list[Job]:
 def test_a_generated_bench_writes_the_per_family_report_to_docs(tmp_path):
     jobs = _finished(tmp_path, [r for r in _rows() if not r.get("error")])
     docs = tmp_path / "docs" / "generalization.md"
-    s = run_bench(jobs, tmp_path / "out", command="dtx bench --suite generated:1", docs=docs,
-                  public_results={"path": "p.json", "verified": ["Add_Mod_3"], "tasks": 47})
+    s = run_bench(
+        jobs,
+        tmp_path / "out",
+        command="dtx bench --suite generated:1",
+        docs=docs,
+        public_results={"path": "p.json", "verified": ["Add_Mod_3"], "tasks": 47},
+    )
     md = (tmp_path / "out" / G.REPORT_FILE).read_text()
     assert docs.read_text() == md and md.startswith("# Generated-suite benchmark")
     assert "verified in `p.json`" in md and s["headline"].startswith("Generated suite: verified 4/6")
@@ -245,18 +333,25 @@ def _results(path: Path, rows: list[dict], fmt: str = "dtx-bench") -> Path:
 
 
 def test_load_public_results_lists_the_verified_public_tasks(tmp_path):
-    rows = [_row("Sum_Last2", "", True, 4, None, family="mips"), _row("Prev1", "", False, 4, None, family="mips"),
-            _row("Kinetic_Energy", "", True, 4, None, family="continuous"), _row("gen0_001_x", "x", True, 1, 1)]
+    rows = [
+        _row("Sum_Last2", "", True, 4, None, family="mips"),
+        _row("Prev1", "", False, 4, None, family="mips"),
+        _row("Kinetic_Energy", "", True, 4, None, family="continuous"),
+        _row("gen0_001_x", "x", True, 1, 1),
+    ]
     got = G.load_public_results(_results(tmp_path / "r.json", rows))
     assert got == {"path": str(tmp_path / "r.json"), "verified": ["Kinetic_Energy", "Sum_Last2"], "tasks": 3}
 
 
-@pytest.mark.parametrize("content, needle", [
-    (None, "file not found"),
-    ("{not json", "not a bench results.json"),
-    (json.dumps({"format": "dtx-run", "rows": []}), "not a bench results.json"),
-    (json.dumps({"format": "dtx-bench", "rows": [_row("gen0_001_x", "x", True, 1, 1)]}), "no public task"),
-])
+@pytest.mark.parametrize(
+    "content, needle",
+    [
+        (None, "file not found"),
+        ("{not json", "not a bench results.json"),
+        (json.dumps({"format": "dtx-run", "rows": []}), "not a bench results.json"),
+        (json.dumps({"format": "dtx-bench", "rows": [_row("gen0_001_x", "x", True, 1, 1)]}), "no public task"),
+    ],
+)
 def test_bench_cli_rejects_a_bad_public_results_file_in_one_line(tmp_path, content, needle):
     f = tmp_path / "results.json"
     if content is not None:

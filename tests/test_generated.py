@@ -42,8 +42,7 @@ def suite0():
 @pytest.fixture(scope="module")
 def draws() -> dict[str, list[dict]]:
     """200 parameter draws of every family (one seeded stream per family)."""
-    return {f.name: [f.draw(np.random.default_rng([7, i, k])) for k in range(DRAWS)]
-            for i, f in enumerate(FAMILIES)}
+    return {f.name: [f.draw(np.random.default_rng([7, i, k])) for k in range(DRAWS)] for i, f in enumerate(FAMILIES)}
 
 
 def test_families_are_well_formed() -> None:
@@ -52,15 +51,39 @@ def test_families_are_well_formed() -> None:
     public = {t.name for t in TASKS}
     assert all(f.generalises in public for f in FAMILIES if f.generalises)
     assert sum(not f.generalises for f in FAMILIES) >= 10
-    for mirror in (("running_max", "running_min"), ("max_channels", "min_channels"),
-                   ("latest_match", "earliest_match"), ("first_value", "last_nonzero")):
+    for mirror in (
+        ("running_max", "running_min"),
+        ("max_channels", "min_channels"),
+        ("latest_match", "earliest_match"),
+        ("first_value", "last_nonzero"),
+    ):
         assert set(mirror) <= set(names)
     covered = {f.generalises for f in FAMILIES}
-    for public_task in ("Prev1", "Sum_Last2", "Sum_All", "Add_Mod_3", "Abs_Current", "Diff_Last2", "Abs_Diff",
-                        "Max_Seen", "Parity_Last3", "Parity_All", "Parity_Bits_Mod2", "Bitwise_And",
-                        "Previous_Equals_Current", "Majority_0_1", "Bit_Dot_Prod_Mod2", "Parity_Zeros",
-                        "Kinematics_1D", "Spring_Force", "Real_Running_Mean", "Kinetic_Energy",
-                        "Total_Momentum", "Base_3_Addition", "Newton_Spring"):
+    for public_task in (
+        "Prev1",
+        "Sum_Last2",
+        "Sum_All",
+        "Add_Mod_3",
+        "Abs_Current",
+        "Diff_Last2",
+        "Abs_Diff",
+        "Max_Seen",
+        "Parity_Last3",
+        "Parity_All",
+        "Parity_Bits_Mod2",
+        "Bitwise_And",
+        "Previous_Equals_Current",
+        "Majority_0_1",
+        "Bit_Dot_Prod_Mod2",
+        "Parity_Zeros",
+        "Kinematics_1D",
+        "Spring_Force",
+        "Real_Running_Mean",
+        "Kinetic_Energy",
+        "Total_Momentum",
+        "Base_3_Addition",
+        "Newton_Spring",
+    ):
         assert public_task in covered, public_task
 
 
@@ -75,6 +98,7 @@ def test_sample_is_deterministic_and_covers_every_family(suite0) -> None:
     assert all(t.name == f"gen0_{i:03d}_{t.generator}" for i, t in enumerate(suite0))
     other = generated_suite(1)
     assert [t.name for t in other] != [t.name for t in suite0]
+
     def key(ts):
         return [(t.name, t.params, t.reference) for t in ts]
 

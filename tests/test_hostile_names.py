@@ -34,7 +34,7 @@ from discrete_transformer.training.loop import RestartResult
 
 INJECTIONS = [
     ("x\"\"\"\n__import__('os').system('echo pwned') #", "y'''\nimport os"),
-    ("__import__('os')", "exec(\"print(1)\")"),
+    ("__import__('os')", 'exec("print(1)")'),
     ("class", "lambda"),
     ("naïve ΔT\u2028名", "résultat\r\n# -*- coding: latin-1 -*-"),
     ("'); import sys; ('", "\\\\\n\\"),
@@ -42,9 +42,22 @@ INJECTIONS = [
 SAVE = {"csv": save_csv, "jsonl": save_jsonl, "npz": save_npz}
 # Fragments of the injected text that must not appear in any string or comment of the program
 # (identifiers made from them, like `x_import_os_system`, are harmless and allowed).
-DANGER = ("__import__(", "import os", "import sys", "system(", "exec(", "print(1)", "'pwned", "-*-", "\"\"\"")
-FORBIDDEN = {"__import__", "os", "sys", "system", "exec", "eval", "print", "open", "compile", "getattr", "class",
-             "lambda", "__builtins__"}
+DANGER = ("__import__(", "import os", "import sys", "system(", "exec(", "print(1)", "'pwned", "-*-", '"""')
+FORBIDDEN = {
+    "__import__",
+    "os",
+    "sys",
+    "system",
+    "exec",
+    "eval",
+    "print",
+    "open",
+    "compile",
+    "getattr",
+    "class",
+    "lambda",
+    "__builtins__",
+}
 
 
 def _code_and_comments(src: str) -> tuple[str, list[str]]:
@@ -70,19 +83,42 @@ def _result(ds: Dataset) -> TrainResult:
     model.load_state_dict(clean.state_dict())
     model.eval()
     best = RestartResult(seed=0, best_member=0, val={}, steps_run=0, seconds=0.0, stopped_early=False, state={})
-    return TrainResult(dataset=ds, model=model, model_config=cfg, train_config=TrainConfig(steps=1, restarts=1),
-                       spec=spec, best=best, restarts=[best], test={}, seconds=0.0, run_dir=None,
-                       source=ds.source, kind=ds.kind, seed=0)
+    return TrainResult(
+        dataset=ds,
+        model=model,
+        model_config=cfg,
+        train_config=TrainConfig(steps=1, restarts=1),
+        spec=spec,
+        best=best,
+        restarts=[best],
+        test={},
+        seconds=0.0,
+        run_dir=None,
+        source=ds.source,
+        kind=ds.kind,
+        seed=0,
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "npz"])
-@pytest.mark.parametrize("names", INJECTIONS, ids=["quotes-newline", "import-call", "keywords", "unicode-crlf", "quote-backslash"])
+@pytest.mark.parametrize(
+    "names", INJECTIONS, ids=["quotes-newline", "import-call", "keywords", "unicode-crlf", "quote-backslash"]
+)
 def test_hostile_header_and_file_name_give_a_safe_program(tmp_path: Path, fmt: str, names: tuple[str, str]) -> None:
     evil_in, evil_out = names
     base = make_dataset("Sum_Last2", seed=0, n_test=200)
-    ds = Dataset("evil", "discrete", base.x_train[:300], base.y_train[:300], base.x_test, base.y_test,
-                 (evil_in,), (evil_out,), "unused")
-    path = tmp_path / f"evil\"\"\"\n__import__('os') é.{fmt}"  # a hostile file name too
+    ds = Dataset(
+        "evil",
+        "discrete",
+        base.x_train[:300],
+        base.y_train[:300],
+        base.x_test,
+        base.y_test,
+        (evil_in,),
+        (evil_out,),
+        "unused",
+    )
+    path = tmp_path / f'evil"""\n__import__(\'os\') é.{fmt}'  # a hostile file name too
     SAVE[fmt](ds, path)
     loaded = load_file(path)
     assert loaded.input_names == (evil_in,) and loaded.output_names == (evil_out,)  # the names do arrive

@@ -79,7 +79,7 @@ def test_clopper_pearson_values() -> None:
     assert clopper_pearson_lower(5000, 5000, 0.95) == pytest.approx(0.05 ** (1 / 5000), rel=1e-12)
     assert clopper_pearson_lower(0, 10, 0.95) == 0.0
     # closed form for one success: 1 − (1 − α)^(1/n)
-    assert clopper_pearson_lower(1, 10, 0.95) == pytest.approx(1 - 0.95 ** 0.1, rel=1e-9)
+    assert clopper_pearson_lower(1, 10, 0.95) == pytest.approx(1 - 0.95**0.1, rel=1e-9)
     assert clopper_pearson_lower(9, 10, 0.95) == pytest.approx(0.605836, abs=1e-5)  # tables
     for s, n in [(2500, 5000), (4950, 5000), (4975, 5000), (3, 7), (49_000, 50_000)]:
         lb = clopper_pearson_lower(s, n, 0.95)
@@ -119,8 +119,18 @@ def test_library_shape_and_json() -> None:
     assert len(lags) == 2 * (T - 1) * (T - 2) // 2  # 1 <= lo < hi <= T-1, both BOS rules
     assert all(1 <= p["lo"] < p["hi"] <= T - 1 for p in lags)
     assert sum(h.name in ("prefix_argmax", "prefix_argmin") for h in LIB) == 12
-    order = ["self", "shift", "first", "prefix_mean", "window_mean", "lag_window_mean",
-             "prefix_argmax", "prefix_argmin", "match", "lookup"]
+    order = [
+        "self",
+        "shift",
+        "first",
+        "prefix_mean",
+        "window_mean",
+        "lag_window_mean",
+        "prefix_argmax",
+        "prefix_argmin",
+        "match",
+        "lookup",
+    ]
     last_window = max(i for i, nm in enumerate(names) if nm == "window_mean")
     assert names.index("lag_window_mean") == last_window + 1
     firsts = [names.index(o) for o in order]
@@ -226,8 +236,12 @@ def test_planted_is_detected(h: Hypothesis, data) -> None:
 def test_planted_with_pos_valued_v_and_nonzero_bos_key() -> None:
     """v = pos reads −1 at BOS; argmax with BOS competing uses k's own BOS value."""
     q, k, v = make_data(seed=3, k_bos=-1.0, v_bos=-1.0)
-    for h in (H("shift", c=3), H("prefix_mean", include_bos=True),
-              H("prefix_argmin", tie="latest", include_bos=True), H("match_all")):
+    for h in (
+        H("shift", c=3),
+        H("prefix_mean", include_bos=True),
+        H("prefix_argmin", tie="latest", include_bos=True),
+        H("match_all"),
+    ):
         A = h.pattern(q, k, T1)
         acc, _ = run_head(A, q, k, v, record(A, v))
         assert acc is not None and acc.hypothesis == h and acc.agreement == 1.0
@@ -243,9 +257,14 @@ def _results(h: Hypothesis, library: list[Hypothesis], data, **kw):
 
 
 def test_shift1_is_not_shift2_or_a_mean(data) -> None:
-    wrong = [H("self"), H("shift", c=2), H("first"), H("prefix_mean"),
-             H("prefix_mean", include_bos=True),
-             H("window_mean", c=1)]
+    wrong = [
+        H("self"),
+        H("shift", c=2),
+        H("first"),
+        H("prefix_mean"),
+        H("prefix_mean", include_bos=True),
+        H("window_mean", c=1),
+    ]
     acc, results = _results(H("shift", c=1), wrong, data)
     assert acc is None
     assert len(results) == len(wrong)
@@ -304,16 +323,30 @@ def test_lagged_window_is_detected(include_bos: bool, data) -> None:
 
 
 def test_lagged_window_is_not_accepted_for_shift_or_window_data(data) -> None:
-    lags = [H("lag_window_mean", lo=lo, hi=hi, include_bos=ib)
-            for lo, hi in ((1, 2), (1, 3), (2, 3)) for ib in (False, True)]
-    for planted in (H("shift", c=1), H("shift", c=2), H("window_mean", c=1),
-                    H("window_mean", c=2), H("window_mean", c=2, include_bos=True)):
+    lags = [
+        H("lag_window_mean", lo=lo, hi=hi, include_bos=ib)
+        for lo, hi in ((1, 2), (1, 3), (2, 3))
+        for ib in (False, True)
+    ]
+    for planted in (
+        H("shift", c=1),
+        H("shift", c=2),
+        H("window_mean", c=1),
+        H("window_mean", c=2),
+        H("window_mean", c=2, include_bos=True),
+    ):
         acc, results = _results(planted, lags, data)
         assert acc is None, f"{planted} explained by {acc and acc.hypothesis}"
         assert max(r.agreement for r in results) < 0.5
     # and the other way round: lagged-window data is none of those
-    others = [H("shift", c=1), H("shift", c=2), H("window_mean", c=1), H("window_mean", c=2),
-              H("window_mean", c=2, include_bos=True), H("lag_window_mean", lo=1, hi=2)]
+    others = [
+        H("shift", c=1),
+        H("shift", c=2),
+        H("window_mean", c=1),
+        H("window_mean", c=2),
+        H("window_mean", c=2, include_bos=True),
+        H("lag_window_mean", lo=1, hi=2),
+    ]
     acc, _ = _results(H("lag_window_mean", lo=1, hi=2, include_bos=True), others, data)
     assert acc is None
 
@@ -348,9 +381,13 @@ def test_simplest_accepted_explanation_wins() -> None:
     acc, results = run_head(A, q, k, v, record(A, v), exhaustive=True)
     accepted = [str(r.hypothesis) for r in results if r.accepted]
     assert acc.hypothesis == H("self") and accepted[0] == str(H("self"))
-    for h in (H("first"), H("prefix_mean"), H("window_mean", c=2),
-              H("prefix_argmax", tie="average"),
-              H("prefix_argmin", tie="latest")):
+    for h in (
+        H("first"),
+        H("prefix_mean"),
+        H("window_mean", c=2),
+        H("prefix_argmax", tie="average"),
+        H("prefix_argmin", tie="latest"),
+    ):
         assert str(h) in accepted
     assert str(H("shift", c=1)) not in accepted  # reads BOS (0) at the first position
     assert acc.pattern_agreement < 1.0  # the routing differs; only the output agrees
@@ -511,10 +548,14 @@ def test_helpers_match_patterns(h: Hypothesis, bos: float, k_bos: float) -> None
 def test_helpers_handle_other_lengths() -> None:
     """Helpers are defined on any length (extrapolation to longer sequences)."""
     ns: dict = {}
-    for h in (H("shift", c=2), H("window_mean", c=2, include_bos=True),
-              H("lag_window_mean", lo=1, hi=2, include_bos=True),
-              H("prefix_argmax", tie="latest"),
-              H("match"), H("prefix_mean")):
+    for h in (
+        H("shift", c=2),
+        H("window_mean", c=2, include_bos=True),
+        H("lag_window_mean", lo=1, hi=2, include_bos=True),
+        H("prefix_argmax", tie="latest"),
+        H("match"),
+        H("prefix_mean"),
+    ):
         exec(python_helper(h)[1], ns)
         exec(numpy_helper(h)[1], ns)
     xs = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0, 5.0, 8.0]
@@ -568,7 +609,8 @@ def test_planted_summing_head_is_detected_only_as_a_sum(h: Hypothesis, data) -> 
     assert acc.hypothesis.name == h.name or (h.name, acc.hypothesis.name) == ("window_mean", "prefix_mean")
     if h.name not in ("prefix_argmax", "prefix_argmin"):  # there BOS competes as a key
         assert {**acc.hypothesis.params, "include_bos": False} == {**h.params, "include_bos": False} or (
-            acc.hypothesis.name == "prefix_mean")
+            acc.hypothesis.name == "prefix_mean"
+        )
     # the same record read as a mean-aggregating head: nothing explains it
     acc_mean, _ = run_head(A, q, k, v, out)
     assert acc_mean is None

@@ -203,8 +203,17 @@ def test_hardening_keeps_the_argmaxes() -> None:
     x = rng.integers(0, 100, (600, 6, 1)).astype(float)
     y = x.copy()
     y[:, 1:] += x[:, :-1]
-    cfg = TrainConfig(steps=60, harden_fraction=0.5, population=4, harden_top=2, polish_iters=3,
-                      eval_every=1000, batch_size=8, val_size=100, stop_on_exact=False)
+    cfg = TrainConfig(
+        steps=60,
+        harden_fraction=0.5,
+        population=4,
+        harden_top=2,
+        polish_iters=3,
+        eval_every=1000,
+        batch_size=8,
+        val_size=100,
+        stop_on_exact=False,
+    )
     split = Split.from_arrays(x, y, "discrete", cfg.val_size, 0)
     spec = data_spec(x, y, ("x",), ("y",))
     seen: dict[str, torch.Tensor] = {}
@@ -216,8 +225,15 @@ def test_hardening_keeps_the_argmaxes() -> None:
     def spy(model, *args, **kwargs):
         seen.update({k: v.clone() for k, v in model.choices().items()})
         out_model, step, solved = original(model, *args, **kwargs)
-        seen["kept"] = torch.tensor(np.argsort(loop.member_score(split.kind, loop.evaluate(
-            model, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)), kind="stable")[: cfg.harden_top].tolist())
+        seen["kept"] = torch.tensor(
+            np.argsort(
+                loop.member_score(
+                    split.kind,
+                    loop.evaluate(model, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end),
+                ),
+                kind="stable",
+            )[: cfg.harden_top].tolist()
+        )
         seen["after"] = out_model.choices()
         return out_model, step, solved
 
@@ -242,8 +258,16 @@ def test_same_seed_same_training_run() -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 10, (300, 6, 1)).astype(float)
     y = np.maximum.accumulate(x, axis=1)
-    cfg = TrainConfig(steps=30, population=2, harden_top=1, polish_iters=2, eval_every=10,
-                      batch_size=8, val_size=50, stop_on_exact=False)
+    cfg = TrainConfig(
+        steps=30,
+        population=2,
+        harden_top=1,
+        polish_iters=2,
+        eval_every=10,
+        batch_size=8,
+        val_size=50,
+        stop_on_exact=False,
+    )
     split = Split.from_arrays(x, y, "discrete", cfg.val_size, 0)
     spec = data_spec(x, y, ("x",), ("y",))
     r1 = train_restart(ModelConfig(), cfg, split, spec, seed=5)
@@ -343,7 +367,9 @@ def test_straight_through_attention_forward_is_hard_backward_reaches_scores() ->
     c_hard: dict[str, torch.Tensor] = {}
     model(x, SelectMode(hard=True, hard_attention=True), tau_hard, c_hard)
     torch.stack([c_hard[n] for n in c_hard if n.endswith(".out")]).sum().backward()
-    assert all(layer["attn"].w_score.grad is None or layer["attn"].w_score.grad.abs().sum() == 0 for layer in model.layers)
+    assert all(
+        layer["attn"].w_score.grad is None or layer["attn"].w_score.grad.abs().sum() == 0 for layer in model.layers
+    )
 
 
 def test_logging_frequency_does_not_change_training() -> None:
@@ -356,8 +382,16 @@ def test_logging_frequency_does_not_change_training() -> None:
     spec = data_spec(x, y, ("x",), ("y",))
     states = []
     for every in (3, 25):
-        cfg = TrainConfig(steps=40, population=2, harden_top=1, polish_iters=0, eval_every=every,
-                          batch_size=8, val_size=50, stop_on_exact=False)
+        cfg = TrainConfig(
+            steps=40,
+            population=2,
+            harden_top=1,
+            polish_iters=0,
+            eval_every=every,
+            batch_size=8,
+            val_size=50,
+            stop_on_exact=False,
+        )
         states.append(train_restart(ModelConfig(), cfg, split, spec, seed=5).state)
     for name in states[0]:
         assert torch.equal(states[0][name], states[1][name]), name
@@ -378,15 +412,22 @@ def test_expected_readout_loss_averages_each_variables_own_loss() -> None:
     cache: dict[str, torch.Tensor] = {}
     model(x, _soft_mode(5), 0.5, cache)  # the same Gumbel sample
     stream, w = cache["resid"][:, :, 1:], cache["readout.w"]  # (P, B, T, V), (P, B, 1, V)
-    by_hand = torch.stack([
-        sum(w[p, :, 0, v].view(-1, 1) * (stream[p, :, :, v] - y[:, :, 0]) ** 2 for v in range(stream.shape[-1])).mean()
-        / 2500.0 for p in range(2)
-    ])
+    by_hand = torch.stack(
+        [
+            sum(
+                w[p, :, 0, v].view(-1, 1) * (stream[p, :, :, v] - y[:, :, 0]) ** 2 for v in range(stream.shape[-1])
+            ).mean()
+            / 2500.0
+            for p in range(2)
+        ]
+    )
     assert torch.allclose(loss, by_hand)
     # once the readout is one-hot (frozen), it is the ordinary loss of the prediction
     model.readout.freeze()
-    assert torch.allclose(expected_readout_loss(model, x, y, var, _soft_mode(5), 0.5),
-                          per_member_loss(model(x, _soft_mode(5), 0.5), y, var))
+    assert torch.allclose(
+        expected_readout_loss(model, x, y, var, _soft_mode(5), 0.5),
+        per_member_loss(model(x, _soft_mode(5), 0.5), y, var),
+    )
 
 
 def test_scaled_readout_mixes_variables_at_the_target_scale_only_while_soft() -> None:
@@ -402,8 +443,9 @@ def test_scaled_readout_mixes_variables_at_the_target_scale_only_while_soft() ->
     # hard mode, and a frozen readout, read the variable as it is
     assert torch.equal(model(x, dataclasses.replace(HARD, readout_scaled=True), 0.5), model(x, HARD, 0.5))
     model.readout.freeze()
-    assert torch.allclose(model(x, dataclasses.replace(_soft_mode(4), readout_scaled=True), 0.5),
-                          model(x, _soft_mode(4), 0.5))
+    assert torch.allclose(
+        model(x, dataclasses.replace(_soft_mode(4), readout_scaled=True), 0.5), model(x, _soft_mode(4), 0.5)
+    )
 
 
 @pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
@@ -508,7 +550,9 @@ def test_a_soft_selector_feeds_the_periodic_units_the_mixture_of_each_candidates
     one_hot = torch.nn.functional.one_hot(pick, 3).double().unsqueeze(0)  # (P, M, a, V)
     raw = stream[0, 0][:, pick].reshape(1, 3, 2, 2)  # (P, N, M, a)
     u = raw / 3.0
-    assert torch.allclose(two.function(u, None, two._periodic_mixture(stream, one_hot, batched=False)), two.function(u, raw))
+    assert torch.allclose(
+        two.function(u, None, two._periodic_mixture(stream, one_hot, batched=False)), two.function(u, raw)
+    )
     # A variable the periodic units skip (the model's `pos`, `one`) is seen as 0 in both paths
     skip = layer(2, 2, periodic_skip=(1,))
     with torch.no_grad():
@@ -516,9 +560,13 @@ def test_a_soft_selector_feeds_the_periodic_units_the_mixture_of_each_candidates
     soft_w = torch.softmax(torch.randn(1, 2, 2, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64), -1)
     zeroed = stream.clone()
     zeroed[..., 1] = 0.0
-    assert torch.allclose(skip._periodic_mixture(stream, soft_w, batched=False), two._periodic_mixture(zeroed, soft_w, batched=False))
-    assert torch.allclose(skip.function(u, None, skip._periodic_mixture(stream, one_hot, batched=False)),
-                          two.function(u, raw * (pick != 1)))
+    assert torch.allclose(
+        skip._periodic_mixture(stream, soft_w, batched=False), two._periodic_mixture(zeroed, soft_w, batched=False)
+    )
+    assert torch.allclose(
+        skip.function(u, None, skip._periodic_mixture(stream, one_hot, batched=False)),
+        two.function(u, raw * (pick != 1)),
+    )
     # ... and a frozen selector takes the value path in a soft forward pass: the same output
     with torch.no_grad():
         two.selector.theta.copy_(one_hot * 10.0)
@@ -553,8 +601,7 @@ def test_summing_head_computes_the_prefix_sum_and_the_mean_when_told() -> None:
     model = _model(population=1, attention_sum=True)
     attn = _uniform_prefix_head(model)
     x = torch.tensor([[[2.0], [4.0], [9.0], [1.0], [0.0], [8.0]]])
-    for option, expect in ((1, np.cumsum(x[0, :, 0].numpy())),
-                           (0, np.cumsum(x[0, :, 0].numpy()) / np.arange(1, 7))):
+    for option, expect in ((1, np.cumsum(x[0, :, 0].numpy())), (0, np.cumsum(x[0, :, 0].numpy()) / np.arange(1, 7))):
         _set_choice(attn.aggregate, (0,), option)
         cache: dict[str, torch.Tensor] = {}
         with torch.no_grad():
@@ -704,8 +751,9 @@ def test_fixed_patterns_are_causal_rows_that_route_exactly() -> None:
         assert float(a[0, 0]) == 1.0  # the BOS row reads BOS
     v = torch.tensor([0.0, 5, 7, 1, 3, 2, 8])  # BOS slot (0), then the sequence
     assert (fixed_pattern("shift2", 7) @ v).tolist() == [0, 0, 0, 5, 7, 1, 3]  # 0 before the start
-    np.testing.assert_allclose((fixed_pattern("prefix", 7) @ v)[1:].numpy(),
-                               np.cumsum(v[1:].numpy()) / np.arange(1, 7), rtol=1e-6)  # float32
+    np.testing.assert_allclose(
+        (fixed_pattern("prefix", 7) @ v)[1:].numpy(), np.cumsum(v[1:].numpy()) / np.arange(1, 7), rtol=1e-6
+    )  # float32
     assert (fixed_pattern("shift5", 7) @ v).tolist() == [0, 0, 0, 0, 0, 0, 5]  # any shift c >= 1
     for bad in ("shift", "shift0", "shifts"):  # "shifts" is a family, expanded before use
         with pytest.raises(ValueError, match="unknown fixed attention pattern"):
@@ -731,8 +779,11 @@ def test_a_head_that_chooses_a_fixed_pattern_routes_by_it() -> None:
     _set_choice(attn.selector, (0, 2), model.variable_names.index("x"))
     x = torch.tensor([[[2.0], [4.0], [9.0], [1.0], [0.0], [8.0]]])
     xs = x[0, :, 0].numpy()
-    for option, agg, expect in ((1, 0, np.r_[0.0, xs[:-1]]), (2, 0, np.cumsum(xs) / np.arange(1, 7)),
-                                (2, 1, np.cumsum(xs))):
+    for option, agg, expect in (
+        (1, 0, np.r_[0.0, xs[:-1]]),
+        (2, 0, np.cumsum(xs) / np.arange(1, 7)),
+        (2, 1, np.cumsum(xs)),
+    ):
         _set_choice(attn.pattern_choice, (0,), option)
         _set_choice(attn.aggregate, (0,), agg)
         cache: dict[str, torch.Tensor] = {}
@@ -748,6 +799,7 @@ def test_fixed_patterns_off_add_nothing_and_on_get_gradients() -> None:
     plain = _model(population=2, attention_patterns=())
     assert "L0.pat" not in plain.selectors() and not any("pattern_choice" in n for n in plain.state_dict())
     from discrete_transformer.config import from_dict
+
     assert from_dict(ModelConfig, {"n_layers": 2}).attention_patterns == ()
     model = _model(population=2)
     assert model.config.attention_patterns == ("shift1", "shift2", "shift3", "prefix")
@@ -781,8 +833,12 @@ def test_periodic_bank_from_the_data_follows_the_target_levels() -> None:
 
     x = np.zeros((4, 5, 1))
     cfg = ModelConfig(mlp_periods=16, mlp_periods_from_data=True)
-    for y, K in ((np.arange(20).reshape(4, 5, 1) % 7, 7), (np.arange(20.0).reshape(4, 5, 1), 16),
-                 (np.full((4, 5, 1), 0.5), 0), (np.arange(20).reshape(4, 5, 1) % 2, 2)):
+    for y, K in (
+        (np.arange(20).reshape(4, 5, 1) % 7, 7),
+        (np.arange(20.0).reshape(4, 5, 1), 16),
+        (np.full((4, 5, 1), 0.5), 0),
+        (np.arange(20).reshape(4, 5, 1) % 2, 2),
+    ):
         spec = data_spec(x, y, ("x",), ("y",))
         assert periods_for(cfg, spec) == K
         model = DiscreteTransformer(cfg, spec, population=1)

@@ -38,8 +38,17 @@ SAVE = {"csv": save_csv, "jsonl": save_jsonl, "npz": save_npz}
 def _dataset(seed: int, n_in: int) -> Dataset:
     rng = np.random.default_rng(seed)
     x_tr, x_te = rng.integers(-3, 4, (4, 3, n_in)).astype(float), rng.integers(-3, 4, (2, 3, n_in)).astype(float)
-    return Dataset("d", "discrete", x_tr, x_tr.sum(-1, keepdims=True), x_te, x_te.sum(-1, keepdims=True),
-                   tuple(f"c{i}" for i in range(n_in)), ("y",), "mem")
+    return Dataset(
+        "d",
+        "discrete",
+        x_tr,
+        x_tr.sum(-1, keepdims=True),
+        x_te,
+        x_te.sum(-1, keepdims=True),
+        tuple(f"c{i}" for i in range(n_in)),
+        ("y",),
+        "mem",
+    )
 
 
 corruption = st.one_of(
@@ -47,8 +56,11 @@ corruption = st.one_of(
     st.tuples(st.just("flip"), st.floats(0.0, 1.0), st.integers(1, 255)),
     st.tuples(st.just("insert"), st.floats(0.0, 1.0), st.binary(min_size=1, max_size=8)),
     st.tuples(st.just("delete"), st.floats(0.0, 1.0), st.integers(1, 20)),
-    st.tuples(st.just("text"), st.floats(0.0, 1.0),
-              st.sampled_from(["nan", "inf", "-1e400", "1e12", '"', ",", "\n", "{", "]", "abc", "", "0x1F", "9" * 30])),
+    st.tuples(
+        st.just("text"),
+        st.floats(0.0, 1.0),
+        st.sampled_from(["nan", "inf", "-1e400", "1e12", '"', ",", "\n", "{", "]", "abc", "", "0x1F", "9" * 30]),
+    ),
 )
 
 
@@ -58,17 +70,19 @@ def _corrupt(data: bytes, how: tuple) -> bytes:
         return data[:at]
     if how[0] == "flip":
         at = min(at, len(data) - 1)
-        return data[:at] + bytes([data[at] ^ how[2]]) + data[at + 1:]
+        return data[:at] + bytes([data[at] ^ how[2]]) + data[at + 1 :]
     if how[0] == "insert":
         return data[:at] + how[2] + data[at:]
     if how[0] == "delete":
-        return data[:at] + data[at + how[2]:]
+        return data[:at] + data[at + how[2] :]
     return data[:at] + how[2].encode() + data[at:]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fmt=st.sampled_from(["csv", "jsonl", "npz"]), n_in=st.integers(1, 2), seed=st.integers(0, 5), how=corruption)
-def test_corrupted_files_raise_only_data_file_error(tmp_path_factory, fmt: str, n_in: int, seed: int, how: tuple) -> None:
+def test_corrupted_files_raise_only_data_file_error(
+    tmp_path_factory, fmt: str, n_in: int, seed: int, how: tuple
+) -> None:
     d = tmp_path_factory.mktemp("corrupt")
     path = d / f"data.{fmt}"
     SAVE[fmt](_dataset(seed, n_in), path)
@@ -87,12 +101,18 @@ def test_corrupted_files_raise_only_data_file_error(tmp_path_factory, fmt: str, 
 # ============================================================================ codegen round trips
 
 HYPOTHESES = [
-    make_hypothesis("self"), make_hypothesis("shift", c=1), make_hypothesis("shift", c=2), make_hypothesis("first"),
-    make_hypothesis("prefix_mean", include_bos=False), make_hypothesis("prefix_mean", include_bos=True),
-    make_hypothesis("window_mean", c=2, include_bos=False), make_hypothesis("window_mean", c=1, include_bos=True),
+    make_hypothesis("self"),
+    make_hypothesis("shift", c=1),
+    make_hypothesis("shift", c=2),
+    make_hypothesis("first"),
+    make_hypothesis("prefix_mean", include_bos=False),
+    make_hypothesis("prefix_mean", include_bos=True),
+    make_hypothesis("window_mean", c=2, include_bos=False),
+    make_hypothesis("window_mean", c=1, include_bos=True),
     make_hypothesis("prefix_argmax", tie="earliest", include_bos=False),
     make_hypothesis("prefix_argmin", tie="latest", include_bos=True),
-    make_hypothesis("match", tie="latest"), make_hypothesis("match_all"),
+    make_hypothesis("match", tie="latest"),
+    make_hypothesis("match_all"),
 ]
 # (python source, numpy source) templates over one or two variables {a}, {b}.
 EXPRESSIONS = [
@@ -134,9 +154,16 @@ def programs(draw):
     outs = [nodes[-1].out] + ([draw(st.sampled_from(avail))] if draw(st.booleans()) else [])
     live = eliminate_dead_code(nodes, outs)
     reads = {v.index for n in live for v in n.reads} | {v.index for v in outs}
-    pv = Provenance("task:random", "random", "continuous", 0, 0, 5, tuple(v.name for v in inputs), ("y", "z")[: len(outs)])
-    ir = ProgramIR(tuple(inputs), live, tuple(OutputNode(i, f"o{i}", v) for i, v in enumerate(outs)), pv,
-                   uses_pos=pos.index in reads)
+    pv = Provenance(
+        "task:random", "random", "continuous", 0, 0, 5, tuple(v.name for v in inputs), ("y", "z")[: len(outs)]
+    )
+    ir = ProgramIR(
+        tuple(inputs),
+        live,
+        tuple(OutputNode(i, f"o{i}", v) for i, v in enumerate(outs)),
+        pv,
+        uses_pos=pos.index in reads,
+    )
     return ir
 
 

@@ -34,7 +34,6 @@ def _states_equal(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> boo
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-
 def _sigint_default() -> None:
     """Run the child with SIGINT at its default, as in a terminal: a test runner started in the
     background of a non-interactive shell has SIGINT ignored, children inherit that, and Python
@@ -42,6 +41,7 @@ def _sigint_default() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 
 def test_pool_returns_the_best_and_merges_metrics(tmp_path: Path) -> None:
     split, spec = _data("sum_last2")
@@ -65,8 +65,14 @@ def test_pool_returns_the_best_and_merges_metrics(tmp_path: Path) -> None:
     # The pool (spawn, one thread per worker) computes exactly what an in-process run does.
     # (seed 6 is restart 1 of the pooled run: the solo run uses that restart's search variant)
     variant = (cfg.portfolio[1 % len(cfg.portfolio)],)
-    solo, _ = run_restarts(tiny_model(), tiny_train(restarts=1, stop_on_exact=False, portfolio=variant), split, spec,
-                           seed=6, progress=False)
+    solo, _ = run_restarts(
+        tiny_model(),
+        tiny_train(restarts=1, stop_on_exact=False, portfolio=variant),
+        split,
+        spec,
+        seed=6,
+        progress=False,
+    )
     pooled = next(r for r in results if r.seed == 6)
     assert pooled.val == solo.val
     assert _states_equal(pooled.state, solo.state)
@@ -88,7 +94,13 @@ def _fake(scores: dict[int, float], solved: set[int] = frozenset()):
 
     def train_restart(model_cfg, train_cfg, split, spec, seed, log_path=None, progress=None, **kw):
         calls.append(seed)
-        row = {"step": 0, "tau": 1.0, "val_exact": 1.0 if seed in solved else 0.0, "val_nmse": scores[seed], "seed": seed}
+        row = {
+            "step": 0,
+            "tau": 1.0,
+            "val_exact": 1.0 if seed in solved else 0.0,
+            "val_nmse": scores[seed],
+            "seed": seed,
+        }
         if progress:
             progress(0, row)
         if log_path:
@@ -117,7 +129,9 @@ def test_in_process_stops_after_a_solved_restart(monkeypatch) -> None:
     fake, calls = _fake({10: 0.5, 11: 0.0, 12: 0.0, 13: 0.1}, solved={11, 12})
     monkeypatch.setattr(R, "train_restart", fake)
     split, spec = _data("sum_last2", n=50)
-    best, results = run_restarts(tiny_model(), tiny_train(restarts=4), split, spec, seed=10, progress=False, parallel=False)
+    best, results = run_restarts(
+        tiny_model(), tiny_train(restarts=4), split, spec, seed=10, progress=False, parallel=False
+    )
     assert calls == [10, 11]
     assert best.seed == 11
 
@@ -127,7 +141,9 @@ def test_pool_early_stop_skips_queued_restarts(tmp_path: Path) -> None:
     sets the shared event: the queued restarts never train."""
     split, spec = _data("identity")
     cfg = tiny_train(restarts=3, steps=400)
-    best, results = run_restarts(tiny_model(), cfg, split, spec, seed=0, out_dir=tmp_path, progress=False, max_workers=1)
+    best, results = run_restarts(
+        tiny_model(), cfg, split, spec, seed=0, out_dir=tmp_path, progress=False, max_workers=1
+    )
     assert best.seed == 0 and best.val["exact"] == 1.0 and best.stopped_early
     assert [r.seed for r in results] == [0]
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -170,8 +186,15 @@ def test_a_continuous_restart_within_the_verification_tolerance_ends_the_portfol
 @pytest.mark.parametrize("K", [1, 2])
 def test_every_restart_has_its_own_seed(K: int) -> None:
     split, spec = _data("sum_last2", n=200)
-    best, results = run_restarts(tiny_model(), tiny_train(restarts=K, steps=5, stop_on_exact=False), split, spec,
-                                 seed=3, progress=False, parallel=False)
+    best, results = run_restarts(
+        tiny_model(),
+        tiny_train(restarts=K, steps=5, stop_on_exact=False),
+        split,
+        spec,
+        seed=3,
+        progress=False,
+        parallel=False,
+    )
     assert [r.seed for r in results] == list(range(3, 3 + K))
 
 
@@ -182,8 +205,17 @@ def test_pool_solved_restart_stops_a_running_one(tmp_path: Path) -> None:
 
     split, spec = _data("sum_last2", n=50)
     t0 = __import__("time").perf_counter()
-    best, results = run_restarts(tiny_model(), tiny_train(restarts=2), split, spec, seed=0, out_dir=tmp_path,
-                                 progress=False, max_workers=2, train_fn=even_seeds_solve)
+    best, results = run_restarts(
+        tiny_model(),
+        tiny_train(restarts=2),
+        split,
+        spec,
+        seed=0,
+        out_dir=tmp_path,
+        progress=False,
+        max_workers=2,
+        train_fn=even_seeds_solve,
+    )
     elapsed = __import__("time").perf_counter() - t0
     assert best.seed == 0 and best.val["exact"] == 1.0
     assert elapsed < 40
@@ -245,9 +277,16 @@ def test_ctrl_c_stops_workers_without_tracebacks(tmp_path: Path) -> None:
 
     src = str(Path(discrete_transformer.__file__).resolve().parents[1])  # works installed or not
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, cwd=tmp_path, env=env,
-                            preexec_fn=_sigint_default)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=tmp_path,
+        env=env,
+        preexec_fn=_sigint_default,
+    )
     try:
         deadline = time.monotonic() + 60
         logs = [tmp_path / "out" / f"metrics_seed{s}.jsonl" for s in (0, 1)]
@@ -310,8 +349,9 @@ def test_a_budget_skips_the_restarts_that_would_not_end_within_it(monkeypatch) -
     fake, calls = _timed_fake(0.3)
     monkeypatch.setattr(R, "train_restart", fake)
     split, spec = _data("sum_last2", n=50)
-    best, results = run_restarts(tiny_model(), tiny_train(restarts=4, budget=0.7), split, spec, seed=0,
-                                 progress=False, parallel=False)
+    best, results = run_restarts(
+        tiny_model(), tiny_train(restarts=4, budget=0.7), split, spec, seed=0, progress=False, parallel=False
+    )
     assert [s for s, _ in calls] == [0, 1] and [r.seed for r in results] == [0, 1]
     assert 0.6 < calls[0][1] <= 0.7 and 0.3 < calls[1][1] <= 0.4
     fake, calls = _timed_fake(0.01)
@@ -326,8 +366,17 @@ def test_the_pool_skips_restarts_that_would_not_end_within_the_budget(tmp_path: 
     # restarts 0 and 1 start at once and end 2 s (plus the workers' start-up) into a 3 s budget:
     # 2 s more would end past it, so the workers skip restarts 2 and 3
     split, spec = _data("sum_last2", n=50)
-    best, results = run_restarts(tiny_model(), tiny_train(restarts=4, budget=3.0), split, spec, seed=0,
-                                 out_dir=tmp_path, progress=False, max_workers=2, train_fn=takes_two_seconds)
+    best, results = run_restarts(
+        tiny_model(),
+        tiny_train(restarts=4, budget=3.0),
+        split,
+        spec,
+        seed=0,
+        out_dir=tmp_path,
+        progress=False,
+        max_workers=2,
+        train_fn=takes_two_seconds,
+    )
     assert [r.seed for r in results] == [0, 1]
 
 

@@ -40,7 +40,9 @@ def _split() -> Split:
 def _fake(calls: list[int], interrupt_at: int | None = None):
     """A train_restart stand-in: seed s scores 1/(s+1); raises KeyboardInterrupt at `interrupt_at`."""
 
-    def fn(model_cfg, train_cfg, split, spec, seed, log_path=None, progress=None, continuous_tol=1e-7, should_stop=None):
+    def fn(
+        model_cfg, train_cfg, split, spec, seed, log_path=None, progress=None, continuous_tol=1e-7, should_stop=None
+    ):
         calls.append(seed)
         if seed == interrupt_at:
             raise KeyboardInterrupt
@@ -54,7 +56,6 @@ def _fake(calls: list[int], interrupt_at: int | None = None):
     return fn
 
 
-
 def _sigint_default() -> None:
     """Run the child with SIGINT at its default, as in a terminal: a test runner started in the
     background of a non-interactive shell has SIGINT ignored, children inherit that, and Python
@@ -63,20 +64,41 @@ def _sigint_default() -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
+
 def test_finished_restarts_are_kept_and_reused(tmp_path: Path) -> None:
     cfg = TrainConfig(restarts=3, stop_on_exact=False)
     calls: list[int] = []
     with pytest.raises(KeyboardInterrupt):
-        run_restarts(ModelConfig(), cfg, _split(), SPEC, 0, out_dir=tmp_path, progress=False, parallel=False,
-                     train_fn=_fake(calls, interrupt_at=1), on_finished=lambda r: save_restart(tmp_path, r))
+        run_restarts(
+            ModelConfig(),
+            cfg,
+            _split(),
+            SPEC,
+            0,
+            out_dir=tmp_path,
+            progress=False,
+            parallel=False,
+            train_fn=_fake(calls, interrupt_at=1),
+            on_finished=lambda r: save_restart(tmp_path, r),
+        )
     assert calls == [0, 1]
     kept = load_restarts(tmp_path)
     assert [r.seed for r in kept] == [0]
     assert torch.equal(kept[0].state["w"], torch.tensor([0.0, 2.0]))
 
     calls.clear()
-    best, results = run_restarts(ModelConfig(), cfg, _split(), SPEC, 0, out_dir=tmp_path, progress=False,
-                                 parallel=False, train_fn=_fake(calls), finished=kept)
+    best, results = run_restarts(
+        ModelConfig(),
+        cfg,
+        _split(),
+        SPEC,
+        0,
+        out_dir=tmp_path,
+        progress=False,
+        parallel=False,
+        train_fn=_fake(calls),
+        finished=kept,
+    )
     assert calls == [1, 2]  # seed 0 is not trained again
     assert [r.seed for r in results] == [0, 1, 2] and best.seed == 2
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
@@ -86,8 +108,18 @@ def test_finished_restarts_are_kept_and_reused(tmp_path: Path) -> None:
 def test_a_solved_finished_restart_ends_the_run(tmp_path: Path) -> None:
     calls: list[int] = []
     solved = RestartResult(0, 0, {"nmse": 0.0, "exact": 1.0, "score": 0.0}, 5, 0.1, True, {"w": torch.zeros(1)}, [])
-    best, results = run_restarts(ModelConfig(), TrainConfig(restarts=3), _split(), SPEC, 0, out_dir=tmp_path,
-                                 progress=False, parallel=False, train_fn=_fake(calls), finished=[solved])
+    best, results = run_restarts(
+        ModelConfig(),
+        TrainConfig(restarts=3),
+        _split(),
+        SPEC,
+        0,
+        out_dir=tmp_path,
+        progress=False,
+        parallel=False,
+        train_fn=_fake(calls),
+        finished=[solved],
+    )
     assert calls == [] and best.seed == 0 and len(results) == 1
 
 
@@ -125,8 +157,9 @@ def _tiny_dataset() -> Dataset:
 
 def test_resume_after_losing_a_restart_equals_the_uninterrupted_run(tmp_path: Path) -> None:
     """Restarts are seeded: re-running the unfinished one reproduces the uninterrupted result."""
-    cfg = TrainConfig(steps=12, population=2, restarts=1, polish_iters=0, val_size=10, eval_every=5,
-                      stop_on_exact=False, harden_top=1)
+    cfg = TrainConfig(
+        steps=12, population=2, restarts=1, polish_iters=0, val_size=10, eval_every=5, stop_on_exact=False, harden_top=1
+    )
     mc = ModelConfig(n_layers=1, n_heads=1, n_mlps=1, mlp_hidden=4, mlp_bilinear=1)
     ds = _tiny_dataset()
     out = tmp_path / "run"
@@ -161,9 +194,15 @@ def _interrupt(tmp_path: Path, sig: int, restarts: int) -> tuple[str, str]:
     """Start `dtx train` on a small file, wait for the first metrics row, send `sig`."""
     _write_npz(tmp_path / "d.npz")
     log = tmp_path / "run" / "metrics_seed0.jsonl"
-    proc = subprocess.Popen(CLI + ["train", "d.npz", "--out", "run", "--steps", "400", "--restarts", str(restarts)],
-                            cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_sigint_default)
+    proc = subprocess.Popen(
+        CLI + ["train", "d.npz", "--out", "run", "--steps", "400", "--restarts", str(restarts)],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_sigint_default,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (log.is_file() and log.stat().st_size > 0):
@@ -186,8 +225,9 @@ def test_sigint_then_resume(tmp_path: Path) -> None:
     """A real Ctrl-C (SIGINT) mid-training: clean exit 130 with the resume command; then
     `dtx train --resume DIR` finishes a run that loads."""
     _interrupt(tmp_path, signal.SIGINT, restarts=1)
-    done = subprocess.run(CLI + ["train", "--resume", "run"], cwd=tmp_path, env=ENV, capture_output=True,
-                          text=True, timeout=180)
+    done = subprocess.run(
+        CLI + ["train", "--resume", "run"], cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     run = api.load_run(tmp_path / "run")
@@ -211,12 +251,25 @@ def test_the_best_restarts_variant_is_the_model_that_is_saved(tmp_path: Path) ->
         score = 0.1 if model_cfg.attention_sum else 0.9
         return RestartResult(seed, 0, {"nmse": score, "exact": 0.0, "score": score}, 1, 0.0, False, state, [])
 
-    cfg = TrainConfig(steps=12, population=2, restarts=2, polish_iters=0, val_size=10, eval_every=5,
-                      stop_on_exact=False, harden_top=1, portfolio=("plain", "arithmetic"))
+    cfg = TrainConfig(
+        steps=12,
+        population=2,
+        restarts=2,
+        polish_iters=0,
+        val_size=10,
+        eval_every=5,
+        stop_on_exact=False,
+        harden_top=1,
+        portfolio=("plain", "arithmetic"),
+    )
     mc = ModelConfig(n_layers=1, n_heads=1, n_mlps=1, mlp_hidden=4, mlp_bilinear=1)
     out = tmp_path / "run"
-    res = api.execute(api.RunPlan(_tiny_dataset(), mc, cfg, out, 0, 0, time.perf_counter()), progress=False,
-                       parallel=False, train_fn=fake)
+    res = api.execute(
+        api.RunPlan(_tiny_dataset(), mc, cfg, out, 0, 0, time.perf_counter()),
+        progress=False,
+        parallel=False,
+        train_fn=fake,
+    )
     assert res.best.seed == 1 and res.model_config.attention_sum and res.model_config.readout_gain
     assert res.train_config.attention_st_from == 0.2
     back = api.load_run(out)

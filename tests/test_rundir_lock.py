@@ -46,7 +46,6 @@ with ExitStack() as owned:
 """
 
 
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished run directory (tiny training), copied by the tests that change it."""
@@ -77,8 +76,13 @@ def _read_line(proc: subprocess.Popen, expect: str) -> str:
 @contextmanager
 def _holder(*dirs: Path) -> Iterator[subprocess.Popen]:
     """Another process holding `dirs` until it is killed."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, *map(str, dirs)], env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, *map(str, dirs)],
+        env=ENV,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         _read_line(proc, "held")
         yield proc
@@ -133,8 +137,14 @@ def test_a_killed_training_leaves_no_stale_lock(tmp_path: Path) -> None:
     x = rng.integers(0, 10, (120, 4))
     np.savez(tmp_path / "d.npz", x_train=x[:100], y_train=x[:100], x_test=x[100:], y_test=x[100:])
     run = tmp_path / "run"
-    first = subprocess.Popen(CLI + ["train", "d.npz", "--out", "run", "--steps", "100000", "--restarts", "1"],
-                             cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        CLI + ["train", "d.npz", "--out", "run", "--steps", "100000", "--restarts", "1"],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (run / "config.json").is_file():

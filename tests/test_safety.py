@@ -55,10 +55,19 @@ def test_no_unpickling_calls_in_the_package() -> None:
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 owner = node.func.value.id if isinstance(node.func.value, ast.Name) else ""
                 call = f"{owner}.{node.func.attr}"
-                if call in ("torch.load", "pickle.load", "pickle.loads", "pickle.Unpickler", "joblib.load", "dill.load"):
+                if call in (
+                    "torch.load",
+                    "pickle.load",
+                    "pickle.loads",
+                    "pickle.Unpickler",
+                    "joblib.load",
+                    "dill.load",
+                ):
                     bad.append(f"{path.name}:{node.lineno} {call}")
                 for kw in node.keywords:
-                    if kw.arg == "allow_pickle" and not (isinstance(kw.value, ast.Constant) and kw.value.value is False):
+                    if kw.arg == "allow_pickle" and not (
+                        isinstance(kw.value, ast.Constant) and kw.value.value is False
+                    ):
                         bad.append(f"{path.name}:{node.lineno} allow_pickle")
                     if kw.arg == "weights_only" and not (isinstance(kw.value, ast.Constant) and kw.value.value is True):
                         bad.append(f"{path.name}:{node.lineno} weights_only")
@@ -106,7 +115,9 @@ def test_booby_trapped_npz_is_refused_and_never_runs(tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     obj = np.empty((2, 3), dtype=object)
     obj[:] = Trap(marker)
-    np.savez(tmp_path / "d.npz", x_train=obj, y_train=np.zeros((2, 3)), x_test=np.zeros((1, 3)), y_test=np.zeros((1, 3)))
+    np.savez(
+        tmp_path / "d.npz", x_train=obj, y_train=np.zeros((2, 3)), x_test=np.zeros((1, 3)), y_test=np.zeros((1, 3))
+    )
     with pytest.raises(DataFileError) as info:
         load_file(tmp_path / "d.npz")
     assert "pickle" in str(info.value)

@@ -37,8 +37,14 @@ class Fake:
     """Restart i of task t sleeps `time[t][i]` seconds (polling the stop file) and solves the task
     when `solves[t][i]`; the log lists (event, task, index) in order."""
 
-    def __init__(self, times: dict[str, list[float]], solves: dict[str, list[bool]], fail: str | None = None,
-                 verifies: dict[str, list[bool]] | None = None, extract_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        times: dict[str, list[float]],
+        solves: dict[str, list[bool]],
+        fail: str | None = None,
+        verifies: dict[str, list[bool]] | None = None,
+        extract_s: float = 0.0,
+    ) -> None:
         self.times, self.solves, self.fail, self.extract_s = times, solves, fail, extract_s
         # verifies[t][n]: whether the program of task t's first n restarts verifies (default: yes)
         self.verifies = verifies or {}
@@ -62,25 +68,56 @@ class Fake:
                 break
             time.sleep(0.01)
         self.note("stopped" if stopped else "end", t, index)
-        return {"seed": job.seed + index, "variant": "x", "ends": self.solves[t][index] and not stopped,
-                "steps": 1, "seconds": self.times[t][index]}
+        return {
+            "seed": job.seed + index,
+            "variant": "x",
+            "ends": self.solves[t][index] and not stopped,
+            "steps": 1,
+            "seconds": self.times[t][index],
+        }
 
     def baseline_unit(self, job: Job, name: str) -> dict[str, Any]:
         self.note("baseline", job.task.label, name)
-        return {f"{name}_test_exact": 0.5, f"{name}_test_nmse": 0.1, f"{name}_solved": False, f"{name}_s": 0.0,
-                f"{name}_steps": 1, f"{name}_params": 1}
+        return {
+            f"{name}_test_exact": 0.5,
+            f"{name}_test_nmse": 0.1,
+            f"{name}_solved": False,
+            f"{name}_s": 0.0,
+            f"{name}_steps": 1,
+            f"{name}_params": 1,
+        }
 
     def extract_unit(self, job: Job, deadline: float, restarts: int | None = None) -> dict[str, Any]:
         self.note("extract", job.task.label, restarts)
         time.sleep(self.extract_s)
         n = restarts if restarts is not None else len(self.times[job.task.label])
         verified = self.verifies.get(job.task.label, [True] * (n + 1))[n]
-        assert not any(e[0] == "start" and e[1] == job.task.label and ("end", *e[1:]) not in self.log
-                       and ("stopped", *e[1:]) not in self.log for e in self.log), "a restart still ran"
-        return {"kind": "discrete", "T": 4, "finish_s": 0.0, "dt_test_exact": 1.0, "dt_test_nmse": 0.0, "n_test": 1,
-                "dt_model_solved": True, "dt_restarts_run": 2, "dt_steps": 1, "extract_s": 0.0,
-                "program_verified": verified, "program_lines": 1, "program_modules": 1, "program_ops": 1,
-                "program_test_exact": 1.0, "program_test_nmse": 0.0, "length_gen": True}
+        assert not any(
+            e[0] == "start"
+            and e[1] == job.task.label
+            and ("end", *e[1:]) not in self.log
+            and ("stopped", *e[1:]) not in self.log
+            for e in self.log
+        ), "a restart still ran"
+        return {
+            "kind": "discrete",
+            "T": 4,
+            "finish_s": 0.0,
+            "dt_test_exact": 1.0,
+            "dt_test_nmse": 0.0,
+            "n_test": 1,
+            "dt_model_solved": True,
+            "dt_restarts_run": 2,
+            "dt_steps": 1,
+            "extract_s": 0.0,
+            "program_verified": verified,
+            "program_lines": 1,
+            "program_modules": 1,
+            "program_ops": 1,
+            "program_test_exact": 1.0,
+            "program_test_nmse": 0.0,
+            "length_gen": True,
+        }
 
 
 def _jobs(tmp_path: Path, names: list[str], restarts: int = 2, budget: float = 60) -> list[Job]:
@@ -164,7 +201,9 @@ def test_a_fallback_restart_runs_only_after_the_first_two_ended_and_their_progra
 
 def test_no_fallback_restart_runs_when_the_first_two_models_program_verifies(tmp_path, fake):
     # neither model is exact, but the program of the better one verifies (Add_Mod_4's case)
-    f = fake(times={"A": [0.05, 0.05, 0.01]}, solves={"A": [False, False, True]}, verifies={"A": [False, False, True, True]})
+    f = fake(
+        times={"A": [0.05, 0.05, 0.01]}, solves={"A": [False, False, True]}, verifies={"A": [False, False, True, True]}
+    )
     rows = list(sched.schedule(_jobs(tmp_path, ["A"], restarts=3), Threads(2), 2))
     assert ("start", "A", 2) not in f.log
     assert [e for e in f.log if e[0] == "extract"] == [("extract", "A", 2)]  # the probe was the extraction

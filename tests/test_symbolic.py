@@ -79,7 +79,9 @@ PLANTED = [
     Planted("a (a>=0)", ("a",), (_u(0, 5),), lambda a: a, 1),
     Planted("where(c,a,b)", ("a", "b", "c"), (U3, U3, _ints(0, 1)), lambda a, b, c: np.where(c != 0, a, b), 4),
     Planted("(a+b)%3", ("a", "b"), (_ints(0, 9), _ints(0, 9)), lambda a, b: np.mod(a + b, 3), 5),
-    Planted("a+(a==50) rare", ("a", "b"), (_rare(3000, 50, 0.001), _ints(0, 50)), lambda a, b: a + (a == 50), 5, n=6000),
+    Planted(
+        "a+(a==50) rare", ("a", "b"), (_rare(3000, 50, 0.001), _ints(0, 50)), lambda a, b: a + (a == 50), 5, n=6000
+    ),
 ]
 
 
@@ -171,6 +173,7 @@ def test_golden_fronts(case_id: str) -> None:
     assert [(c.size, c.source, c.exact) for c in res.front] == GOLDEN_FRONTS[case_id]
     assert res.picked == len(res.front) - 1
 
+
 # ---- integer targets --------------------------------------------------------------------------
 
 
@@ -234,6 +237,7 @@ def test_sparse_linear_combination_is_recovered() -> None:
 def test_linear_stage_survives_a_least_squares_failure(monkeypatch) -> None:
     """`SVD did not converge` (LinAlgError, met on a Real_Max_Seen MLP in a bench) must cost the
     linear stage its fit, never the whole extraction."""
+
     def broken(*args, **kwargs):
         raise np.linalg.LinAlgError("SVD did not converge in Linear Least Squares")
 
@@ -272,7 +276,7 @@ def test_constants_come_from_the_data() -> None:
     """0, 1, 2, then the integer target's and integer inputs' largest value, its successor, span
     and negated minimum; real-valued columns add nothing."""
     X = np.array([[0.0, 0.5, -3.0], [6.0, 0.25, 4.0]])
-    assert sr.data_constants(X, np.array([0.0, 6.0])) == (0, 1, 2, 6, 7, 4, 5, 8, 3)[:3 + sr.MAX_DATA_CONSTANTS]
+    assert sr.data_constants(X, np.array([0.0, 6.0])) == (0, 1, 2, 6, 7, 4, 5, 8, 3)[: 3 + sr.MAX_DATA_CONSTANTS]
     assert sr.data_constants(X[:, 1:2], np.array([0.5, 1.5])) == (0, 1, 2)
     cfg = SRConfig(int_constants=(0, 1, 7))
     rng = np.random.default_rng(0)
@@ -349,7 +353,9 @@ def test_bad_inputs() -> None:
 def _parity(source: str, numpy_source: str, names: tuple[str, ...], point: list[float]) -> None:
     """Plain Python (math only) and NumPy evaluate the two sources to the same value."""
     with np.errstate(all="ignore"):
-        npv = float(np.asarray(evaluate_source(numpy_source, names, [np.array([v]) for v in point], numpy=True)).reshape(-1)[0])
+        npv = float(
+            np.asarray(evaluate_source(numpy_source, names, [np.array([v]) for v in point], numpy=True)).reshape(-1)[0]
+        )
     try:
         pyv = float(evaluate_source(source, names, point))
     except (ArithmeticError, ValueError):
@@ -478,8 +484,14 @@ def test_a_modulus_of_a_computed_integer_is_taken_of_its_rounded_value() -> None
     pos = rng.integers(0, 10, 4000).astype(float)
     total = rng.integers(0, 20, 4000).astype(float)
     mean = total / (pos + 1)
-    res = symbolic_regression(np.stack([mean, pos], 1), total % 3, ("m", "p"), 1e-6,
-                              config=SRConfig(max_size=9, time_budget=12), integer_target=True)
+    res = symbolic_regression(
+        np.stack([mean, pos], 1),
+        total % 3,
+        ("m", "p"),
+        1e-6,
+        config=SRConfig(max_size=9, time_budget=12),
+        integer_target=True,
+    )
     assert res.best.exact and res.best.source == "round(m * (p + 1)) % 3"
     dusty = {"m": 6.0 / 7.0 - 1e-15, "p": 6.0}  # m * 7 = 5.999999999999999
     assert eval(res.best.source, {"math": math}, dusty) == 0
@@ -493,7 +505,9 @@ def test_an_affine_copy_of_a_size_6_expression_is_within_the_extraction_default_
 
     X = np.random.default_rng(0).uniform(-1, 1, (2000, 2))
     y = 4.25 * np.sqrt((X**2).sum(1)) - 3.65
-    res = symbolic_regression(X, y, ("a", "b"), 1e-6, config=SRConfig(max_size=ExtractConfig().sr_max_size, time_budget=3.0))
+    res = symbolic_regression(
+        X, y, ("a", "b"), 1e-6, config=SRConfig(max_size=ExtractConfig().sr_max_size, time_budget=3.0)
+    )
     assert res.best.exact and "sqrt(a ** 2 + b ** 2)" in res.best.source, res.best.source
 
 

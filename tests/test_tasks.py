@@ -17,24 +17,68 @@ from discrete_transformer.tasks import (
 
 # The 47 names, in tasks.md order.
 MIPS_NAMES = [
-    "Abs_Current", "Abs_Diff", "Add_Mod_3", "Add_Mod_4", "Add_Mod_6", "Alternating_Last3",
-    "Balanced_Parenthesis", "Base_3_Addition", "Base_4_Addition", "Binary_Addition",
-    "Bit_Dot_Prod_Mod2", "Bit_Palindrome", "Bit_Shift_Right", "Bitwise_And", "Bitwise_Not",
-    "Bitwise_Xor", "Current_Number", "Diff_Last2", "Dithering", "Div_3", "Evens_Counter",
-    "Majority_0_1", "Majority_0_2", "Max_Seen", "Newton_Freebody", "Newton_Spring", "Parity_All",
-    "Parity_Bits_Mod2", "Parity_Last2", "Parity_Last3", "Parity_Zeros", "Prev1", "Prev2", "Prev3",
-    "Previous_Equals_Current", "Sum_All", "Sum_Last2", "Sum_Last3", "Sum_Last4",
+    "Abs_Current",
+    "Abs_Diff",
+    "Add_Mod_3",
+    "Add_Mod_4",
+    "Add_Mod_6",
+    "Alternating_Last3",
+    "Balanced_Parenthesis",
+    "Base_3_Addition",
+    "Base_4_Addition",
+    "Binary_Addition",
+    "Bit_Dot_Prod_Mod2",
+    "Bit_Palindrome",
+    "Bit_Shift_Right",
+    "Bitwise_And",
+    "Bitwise_Not",
+    "Bitwise_Xor",
+    "Current_Number",
+    "Diff_Last2",
+    "Dithering",
+    "Div_3",
+    "Evens_Counter",
+    "Majority_0_1",
+    "Majority_0_2",
+    "Max_Seen",
+    "Newton_Freebody",
+    "Newton_Spring",
+    "Parity_All",
+    "Parity_Bits_Mod2",
+    "Parity_Last2",
+    "Parity_Last3",
+    "Parity_Zeros",
+    "Prev1",
+    "Prev2",
+    "Prev3",
+    "Previous_Equals_Current",
+    "Sum_All",
+    "Sum_Last2",
+    "Sum_Last3",
+    "Sum_Last4",
 ]
 CONTINUOUS_NAMES = [
-    "Real_Sum_Last2", "Real_Running_Mean", "Real_Max_Seen", "Kinematics_1D", "Kinetic_Energy",
-    "Spring_Force", "Total_Momentum", "Path_Length",
+    "Real_Sum_Last2",
+    "Real_Running_Mean",
+    "Real_Max_Seen",
+    "Kinematics_1D",
+    "Kinetic_Energy",
+    "Spring_Force",
+    "Total_Momentum",
+    "Path_Length",
 ]
 TWO_CHANNEL = {
-    "Base_3_Addition", "Base_4_Addition", "Binary_Addition", "Bit_Dot_Prod_Mod2", "Bitwise_And",
-    "Bitwise_Xor", "Kinetic_Energy", "Total_Momentum", "Path_Length",
+    "Base_3_Addition",
+    "Base_4_Addition",
+    "Binary_Addition",
+    "Bit_Dot_Prod_Mod2",
+    "Bitwise_And",
+    "Bitwise_Xor",
+    "Kinetic_Energy",
+    "Total_Momentum",
+    "Path_Length",
 }
-SPLIT_08 = {"Add_Mod_3", "Add_Mod_4", "Add_Mod_6", "Dithering", "Div_3", "Newton_Freebody",
-            "Newton_Spring"}
+SPLIT_08 = {"Add_Mod_3", "Add_Mod_4", "Add_Mod_6", "Dithering", "Div_3", "Newton_Freebody", "Newton_Spring"}
 ALL_SPECS = pytest.mark.parametrize("spec", TASKS, ids=[t.name for t in TASKS])
 
 
@@ -255,9 +299,16 @@ def test_enumerable_sizes() -> None:
 
 @pytest.mark.parametrize(
     "name,lo,hi",
-    [("Abs_Current", -100, 99), ("Current_Number", 0, 99), ("Dithering", 0, 15),
-     ("Evens_Counter", 0, 9), ("Previous_Equals_Current", 0, 7), ("Newton_Spring", -10, 10),
-     ("Base_4_Addition", 0, 3), ("Add_Mod_6", 0, 5)],
+    [
+        ("Abs_Current", -100, 99),
+        ("Current_Number", 0, 99),
+        ("Dithering", 0, 15),
+        ("Evens_Counter", 0, 9),
+        ("Previous_Equals_Current", 0, 7),
+        ("Newton_Spring", -10, 10),
+        ("Base_4_Addition", 0, 3),
+        ("Add_Mod_6", 0, 5),
+    ],
 )
 def test_integer_input_domains(name: str, lo: int, hi: int) -> None:
     x = get_task(name).sample(np.random.default_rng(0), 5000, 10)
@@ -275,8 +326,7 @@ def test_real_input_domains() -> None:
     assert -1.0 <= x.min() and x.max() <= 1.0 and infer_kind(x) == "continuous"
 
 
-@pytest.mark.parametrize("variant", ["Sum_Last2", "sum_last2", "SUM_LAST2", "sum-last2",
-                                     " Sum_Last2 ", "sumlast2"])
+@pytest.mark.parametrize("variant", ["Sum_Last2", "sum_last2", "SUM_LAST2", "sum-last2", " Sum_Last2 ", "sumlast2"])
 def test_name_lookup_variants(variant: str) -> None:
     assert get_task(variant).name == "Sum_Last2"
 

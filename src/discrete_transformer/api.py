@@ -243,8 +243,10 @@ def prepare(
         ds = load_source(source, seed=data_seed, kind=kind)
     if ds.n_train < MIN_TRAIN_SEQUENCES:
         where = source if not isinstance(source, Dataset) else f"dataset {ds.name}"
-        raise ValueError(f"{os.fspath(where)}: x_train: has {ds.n_train} sequence; training needs at least "
-                         f"{MIN_TRAIN_SEQUENCES} (one is held out for validation)")
+        raise ValueError(
+            f"{os.fspath(where)}: x_train: has {ds.n_train} sequence; training needs at least "
+            f"{MIN_TRAIN_SEQUENCES} (one is held out for validation)"
+        )
     return RunPlan(ds, model_cfg, train_cfg, run_dir, seed, data_seed, t0)
 
 
@@ -287,8 +289,17 @@ def execute(plan: RunPlan, progress: bool = True, parallel: bool = True, train_f
 
     keep = (lambda r: save_restart(run_dir, r)) if run_dir is not None else None  # noqa: E731
     best, results = run_restarts(
-        model_cfg, train_cfg, split, spec, seed, out_dir=run_dir, progress=progress, finished=finished,
-        on_finished=keep, parallel=parallel, train_fn=train_fn,
+        model_cfg,
+        train_cfg,
+        split,
+        spec,
+        seed,
+        out_dir=run_dir,
+        progress=progress,
+        finished=finished,
+        on_finished=keep,
+        parallel=parallel,
+        train_fn=train_fn,
     )
 
     # The best restart's own configs (its portfolio variant): they rebuild its model.
@@ -364,7 +375,10 @@ def _result_doc(r: TrainResult) -> dict[str, Any]:
         "steps": r.best.steps_run,
         "seconds": r.seconds,
         "restarts": [
-            {**_restart_summary(x), "variant": r.train_config.portfolio[(x.seed - r.seed) % len(r.train_config.portfolio)]}
+            {
+                **_restart_summary(x),
+                "variant": r.train_config.portfolio[(x.seed - r.seed) % len(r.train_config.portfolio)],
+            }
             for x in r.restarts
         ],
     }

@@ -113,7 +113,11 @@ def tasks_cmd(
         cells = [t.name, t.generator or t.family]
         if generated:
             cells.append(t.generalises or "-")
-        cells += [t.kind, ", ".join(t.input_names) + (" -> " + ", ".join(t.output_names) if t.n_out > 1 else ""), str(t.T)]
+        cells += [
+            t.kind,
+            ", ".join(t.input_names) + (" -> " + ", ".join(t.output_names) if t.n_out > 1 else ""),
+            str(t.T),
+        ]
         if generated:
             cells += [", ".join(f"{k}={v}" for k, v in t.params), str(t.reference_ops or "")]
         table.add_row(*(escape(c) for c in cells), escape(t.description))
@@ -122,9 +126,15 @@ def tasks_cmd(
 
 @app.command("export")
 def export_cmd(
-    sources: list[str] = typer.Argument(..., help="Task names and/or suites: mips, continuous, all, generated, generated:SEED."),
-    out: Path = typer.Option(..., "--out", help="A .npz/.csv/.jsonl file (one task), else a directory: one DIR/<name>.npz per task."),
-    n_test: int | None = typer.Option(None, "--n-test", help="Test sequences per sampled task (default: make_dataset's 10000)."),
+    sources: list[str] = typer.Argument(
+        ..., help="Task names and/or suites: mips, continuous, all, generated, generated:SEED."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="A .npz/.csv/.jsonl file (one task), else a directory: one DIR/<name>.npz per task."
+    ),
+    n_test: int | None = typer.Option(
+        None, "--n-test", help="Test sequences per sampled task (default: make_dataset's 10000)."
+    ),
 ) -> None:
     """Write tasks as data files: the same make_dataset(seed=0) arrays the bench trains on."""
     try:
@@ -162,8 +172,16 @@ def _own(owned: ExitStack, lock: AbstractContextManager, where: Path) -> None:
 
 
 def _train_from_options(
-    source: str, out: Path, seed: int, restarts: int | None, steps: int | None, kind: str | None, force: bool,
-    sets: list[str] | None, owned: ExitStack, command: str = "dtx train",
+    source: str,
+    out: Path,
+    seed: int,
+    restarts: int | None,
+    steps: int | None,
+    kind: str | None,
+    force: bool,
+    sets: list[str] | None,
+    owned: ExitStack,
+    command: str = "dtx train",
 ):
     """The training half shared by `train` and `run`: validate options, check data and --out
     before anything is written, own --out until `owned` closes, train with a progress display;
@@ -190,14 +208,20 @@ def _train_from_options(
 
 @app.command("train")
 def train_cmd(
-    source: str | None = typer.Argument(None, help="Built-in task name (e.g. sum_last2, Sum_Last2) or a .npz/.csv/.jsonl file."),
-    out: Path | None = typer.Option(None, "--out", help="Run directory to write (new, empty, or a previous run with --force)."),
+    source: str | None = typer.Argument(
+        None, help="Built-in task name (e.g. sum_last2, Sum_Last2) or a .npz/.csv/.jsonl file."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Run directory to write (new, empty, or a previous run with --force)."
+    ),
     seed: int = typer.Option(0, "--seed", help="First training seed; restarts use seed, seed+1, ..."),
     restarts: int | None = typer.Option(None, "--restarts", help="Number of restarts (parallel seeds)."),
     steps: int | None = typer.Option(None, "--steps", help="Training steps per restart."),
     kind: str | None = typer.Option(None, "--kind", help="discrete or continuous (default: from the task or data)."),
     force: bool = typer.Option(False, "--force", help="Overwrite --out when it holds a previous run."),
-    resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run directory (no SOURCE or other options)."),
+    resume: Path | None = typer.Option(
+        None, "--resume", help="Continue an interrupted run directory (no SOURCE or other options)."
+    ),
     sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
 ) -> None:
     """Train on SOURCE, report test metrics and write the run directory."""
@@ -305,7 +329,9 @@ def _save(program, run_dir: Path) -> None:
 @app.command("extract")
 def extract_cmd(
     run_dir: Path = typer.Argument(..., help="A run directory written by `dtx train` (or `dtx run`)."),
-    sets: list[str] | None = typer.Option(None, "--set", help="Override an extraction field: extract.field=value; repeatable."),
+    sets: list[str] | None = typer.Option(
+        None, "--set", help="Override an extraction field: extract.field=value; repeatable."
+    ),
 ) -> None:
     """Extract RUN_DIR's model as a Python program, verify it, write program.py and verification.json."""
     if run_dir.exists() and not run_dir.is_dir():
@@ -321,7 +347,9 @@ def extract_cmd(
     with ExitStack() as owned:
         _own(owned, hold(run_dir, "dtx extract"), run_dir)  # api.extract's own hold is then a no-op
         if not (run_dir / "result.json").is_file():
-            _fail(f"{run_dir}: the run has not finished (no result.json); continue it with: dtx train --resume {run_dir}")
+            _fail(
+                f"{run_dir}: the run has not finished (no result.json); continue it with: dtx train --resume {run_dir}"
+            )
         program = _extract_quietly(run_dir, console, extract_cfg)
         _save(program, run_dir)
     _show_program(program, run_dir, console)
@@ -404,7 +432,9 @@ def _resume_run(run_dir: Path, owned: ExitStack):
 
 @app.command("analyze")
 def analyze_cmd(
-    directory: Path = typer.Argument(..., help="A run directory, or a directory holding run directories (e.g. a bench output)."),
+    directory: Path = typer.Argument(
+        ..., help="A run directory, or a directory holding run directories (e.g. a bench output)."
+    ),
 ) -> None:
     """Annealing dynamics: detect the exploration -> exploitation transition and plot it."""
     from .analysis.cli_views import analyze_directory
@@ -421,24 +451,41 @@ def report_cmd(
 
     report_directory(run_dir, Console(), _fail)
 
+
 # ----------------------------------------------------------------------------- bench / speed
 
 
 @app.command("bench")
 def bench_cmd(
-    suite: list[str] | None = typer.Option(None, "--suite", help="mips | continuous | all (default), task names or data files; repeatable."),
+    suite: list[str] | None = typer.Option(
+        None, "--suite", help="mips | continuous | all (default), task names or data files; repeatable."
+    ),
     files: list[str] | None = typer.Argument(None, help="More tasks or data files (same as --suite)."),
     seeds: int = typer.Option(1, "--seeds", help="Seeds per task (0..N-1); a task is solved when any seed is."),
-    jobs: int = typer.Option(1, "--jobs", help="Worker processes; a task's restarts, baselines and extraction are units they share."),
+    jobs: int = typer.Option(
+        1, "--jobs", help="Worker processes; a task's restarts, baselines and extraction are units they share."
+    ),
     executor: str = typer.Option("local", "--executor", help="local (process pool) or ray."),
-    budget: float = typer.Option(150.0, "--budget", help="Seconds from a task's start within which all its DT restarts end; a fallback restart starts only if it fits (BenchConfig.budget)."),
+    budget: float = typer.Option(
+        150.0,
+        "--budget",
+        help="Seconds from a task's start within which all its DT restarts end; a fallback restart starts only if it fits (BenchConfig.budget).",
+    ),
     out: Path = typer.Option(..., "--out", help="Bench directory; rerunning resumes, skipping finished tasks."),
-    docs: Path | None = typer.Option(None, "--docs", help="Also write the Markdown summary here (docs/benchmarks.md) once every task has a row."),
-    public_results: Path | None = typer.Option(None, "--public-results", help="results.json of a public-suite bench: which public tasks the library verifies, for the generated suite's per-family report."),
+    docs: Path | None = typer.Option(
+        None, "--docs", help="Also write the Markdown summary here (docs/benchmarks.md) once every task has a row."
+    ),
+    public_results: Path | None = typer.Option(
+        None,
+        "--public-results",
+        help="results.json of a public-suite bench: which public tasks the library verifies, for the generated suite's per-family report.",
+    ),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: a local Ray instance)."),
     max_steps: int | None = typer.Option(None, "--max-steps", hidden=True, help="Testing: cap DT steps per restart."),
     baseline_steps: int | None = typer.Option(None, "--baseline-steps", hidden=True, help="Testing: baseline steps."),
-    sets: list[str] | None = typer.Option(None, "--set", help=SET_HELP + " Applies to every task (a candidate default)."),
+    sets: list[str] | None = typer.Option(
+        None, "--set", help=SET_HELP + " Applies to every task (a candidate default)."
+    ),
 ) -> None:
     """Benchmark the default configuration on a task suite, with GRU and Transformer baselines."""
     from .bench.baselines import BaselineConfig
@@ -457,8 +504,9 @@ def bench_cmd(
             raise ValueError(f"--baseline-steps must be >= 1, got {baseline_steps}")
         base = BaselineConfig()
         if baseline_steps is not None:
-            base = dataclasses.replace(base, gru_steps=baseline_steps, tf_steps=baseline_steps,
-                                       eval_every=min(base.eval_every, baseline_steps))
+            base = dataclasses.replace(
+                base, gru_steps=baseline_steps, tf_steps=baseline_steps, eval_every=min(base.eval_every, baseline_steps)
+            )
         config = BenchConfig(budget=budget, baseline=base, max_steps=max_steps, overrides=tuple(sets or ()))
         public = None if public_results is None else load_public_results(public_results)
         planned = plan_jobs([*(suite or []), *(files or [])] or ["all"], seeds, out, config)
@@ -468,12 +516,23 @@ def bench_cmd(
     console = Console()
     try:
         with LiveView(len(planned), console) as view:
-            summary = run_bench(planned, out, executor, jobs, command=command, docs=docs, address=address, on_row=view,
-                                public_results=public)
+            summary = run_bench(
+                planned,
+                out,
+                executor,
+                jobs,
+                command=command,
+                docs=docs,
+                address=address,
+                on_row=view,
+                public_results=public,
+            )
     except api.RunDirError as e:  # OUT is in use by another process (run_bench owns it while it runs)
         _fail(str(e))
     except KeyboardInterrupt:
-        Console(stderr=True).print(f"[yellow]interrupted[/yellow]: finished tasks are kept; rerun the same command to resume ({out})")
+        Console(stderr=True).print(
+            f"[yellow]interrupted[/yellow]: finished tasks are kept; rerun the same command to resume ({out})"
+        )
         raise typer.Exit(EXIT_INTERRUPTED) from None
     console.print(f"[bold]{escape(summary['headline'])}[/bold]")
     written = f"{out / 'results.csv'}, {out / 'results.json'}, {out / 'summary.md'}" + (f", {docs}" if docs else "")
@@ -486,11 +545,14 @@ def bench_cmd(
 def speed_cmd(
     task: str = typer.Option("sum_last2", "--task", help="Task for the training-speed measurement."),
     steps: int = typer.Option(200, "--steps", help="Training steps to time."),
-    run_dir: Path | None = typer.Option(None, "--run", help="A run directory with program.py: program vs. model throughput."),
+    run_dir: Path | None = typer.Option(
+        None, "--run", help="A run directory with program.py: program vs. model throughput."
+    ),
     n: int = typer.Option(10_000, "--n", help="Sequences in the throughput batch."),
     skip_train: bool = typer.Option(False, "--skip-train", help="Only the program vs. model measurement."),
     variant: list[str] | None = typer.Option(
-        None, "--variant", help="Search variant to time (repeatable; default: each of the default portfolio)."),
+        None, "--variant", help="Search variant to time (repeatable; default: each of the default portfolio)."
+    ),
 ) -> None:
     """Micro-benchmarks: training steps/s; program run_batch vs. model forward throughput."""
     from .bench.speed import program_vs_model, train_speed
@@ -508,7 +570,8 @@ def speed_cmd(
                     f"training ({escape(v)} search): {r['steps_per_s']:.1f} steps/s in the best of {r['blocks']} blocks, "
                     f"median {r['median_steps_per_s']:.1f} ({r['steps']} search steps in {r['seconds']:.2f} s, evaluations excluded; "
                     f"{escape(r['task'])}, population {r['population']}, batch {r['batch_size']}, "
-                    f"{r['torch_threads']} torch thread)", highlight=False,
+                    f"{r['torch_threads']} torch thread)",
+                    highlight=False,
                 )
         if run_dir is not None:
             p = program_vs_model(run_dir, n)
@@ -519,6 +582,7 @@ def speed_cmd(
             )
     except ValueError as e:  # unknown task, bad run directory, bad option
         _fail(str(e))
+
 
 # ----------------------------------------------------------------------------- studies
 
@@ -560,8 +624,14 @@ def bias_study_cmd(
     _check_study_options(out, doc, steps)
     console = Console()
     try:
-        rows = bias_study(out, doc, seed=seed, steps=steps, log=_study_log(console),
-                          command=_study_command("bias-study", out, doc, seed, steps))
+        rows = bias_study(
+            out,
+            doc,
+            seed=seed,
+            steps=steps,
+            log=_study_log(console),
+            command=_study_command("bias-study", out, doc, seed, steps),
+        )
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/yellow] (finished runs are kept; rerun to resume)")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -594,15 +664,24 @@ def estimator_study_cmd(
     console = Console()
     extra = f"--tasks {','.join(chosen)}" if tasks is not None else ""
     try:
-        rows = estimator_study(out, doc, tasks=chosen, seed=seed, steps=steps, log=_study_log(console),
-                               command=_study_command("estimator-study", out, doc, seed, steps, extra))
+        rows = estimator_study(
+            out,
+            doc,
+            tasks=chosen,
+            seed=seed,
+            steps=steps,
+            log=_study_log(console),
+            command=_study_command("estimator-study", out, doc, seed, steps, extra),
+        )
     except KeyboardInterrupt:
         Console(stderr=True).print("[yellow]interrupted[/yellow] (finished runs are kept; rerun to resume)")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except ValueError as e:
         _fail(str(e))
     solved = {e: sum(r["verified"] for r in rows if r["estimator"] == e) for e in ("gumbel", "reinforce")}
-    console.print(f"solved: gumbel {solved['gumbel']}, reinforce {solved['reinforce']} of {len(chosen)}; wrote {escape(str(doc))}")
+    console.print(
+        f"solved: gumbel {solved['gumbel']}, reinforce {solved['reinforce']} of {len(chosen)}; wrote {escape(str(doc))}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

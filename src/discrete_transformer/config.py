@@ -91,13 +91,19 @@ class ModelConfig:
             _check(getattr(self, name) >= 1, f"ModelConfig.{name} must be >= 1")
         _check(self.mlp_hidden >= 0 and self.mlp_bilinear >= 0, "MLP widths must be >= 0")
         _check(self.mlp_hidden + self.mlp_bilinear >= 1, "an MLP needs at least one hidden unit")
-        _check(self.mlp_periods == 0 or 2 <= self.mlp_periods <= 32,
-               f"ModelConfig.mlp_periods must be 0 (off) or in 2..32, got {self.mlp_periods}")
+        _check(
+            self.mlp_periods == 0 or 2 <= self.mlp_periods <= 32,
+            f"ModelConfig.mlp_periods must be 0 (off) or in 2..32, got {self.mlp_periods}",
+        )
         _check(isinstance(self.mlp_periods_from_data, bool), "ModelConfig.mlp_periods_from_data must be a bool")
-        _check(self.mlp_periodic_mix in ("features", "value"),
-               f"ModelConfig.mlp_periodic_mix must be 'features' or 'value', got {self.mlp_periodic_mix!r}")
-        _check(self.mlp_periodic_mix_tau >= 0.0,
-               f"ModelConfig.mlp_periodic_mix_tau must be >= 0, got {self.mlp_periodic_mix_tau}")
+        _check(
+            self.mlp_periodic_mix in ("features", "value"),
+            f"ModelConfig.mlp_periodic_mix must be 'features' or 'value', got {self.mlp_periodic_mix!r}",
+        )
+        _check(
+            self.mlp_periodic_mix_tau >= 0.0,
+            f"ModelConfig.mlp_periodic_mix_tau must be >= 0, got {self.mlp_periodic_mix_tau}",
+        )
         _check(
             self.attention_routing in ("content", "positional"),
             f"ModelConfig.attention_routing must be 'content' or 'positional', got {self.attention_routing!r}",
@@ -106,10 +112,14 @@ class ModelConfig:
         _check(isinstance(self.attention_sum, bool), "ModelConfig.attention_sum must be a bool")
         _check(isinstance(self.attention_bos_bias, bool), "ModelConfig.attention_bos_bias must be a bool")
         _check(isinstance(self.readout_gain, bool), "ModelConfig.readout_gain must be a bool")
-        pats = (self.attention_patterns,) if isinstance(self.attention_patterns, str) else tuple(self.attention_patterns)
-        _check(all(isinstance(p, str) and is_pattern_name(p) for p in pats) and len(set(pats)) == len(pats),
-               "ModelConfig.attention_patterns must be distinct names among shift<c> (c >= 1), shifts "
-               f"(every shift the sequence length allows), prefix; got {self.attention_patterns!r}")
+        pats = (
+            (self.attention_patterns,) if isinstance(self.attention_patterns, str) else tuple(self.attention_patterns)
+        )
+        _check(
+            all(isinstance(p, str) and is_pattern_name(p) for p in pats) and len(set(pats)) == len(pats),
+            "ModelConfig.attention_patterns must be distinct names among shift<c> (c >= 1), shifts "
+            f"(every shift the sequence length allows), prefix; got {self.attention_patterns!r}",
+        )
         object.__setattr__(self, "attention_patterns", pats)
         # JSON round-trips tuples as lists: normalise, then validate the shape.
         pairs = tuple(tuple(p) for p in self.forbid_reads)
@@ -208,22 +218,32 @@ class TrainConfig:
         _check(self.tau_start > 0 and self.tau_end > 0, "temperatures must be > 0")
         _check(self.tau_attn_start > 0 and self.tau_attn_end > 0, "temperatures must be > 0")
         _check(self.rebirth_every >= 0 and 0.0 <= self.rebirth_fraction < 1.0, "bad rebirth settings")
-        _check(0.0 <= self.attention_st_from <= 1.0 and 0.0 <= self.attention_st_share <= 1.0
-               and self.attention_st_spread >= 0.0,
-               "attention_st_from and attention_st_share must be in [0, 1], attention_st_spread >= 0")
+        _check(
+            0.0 <= self.attention_st_from <= 1.0
+            and 0.0 <= self.attention_st_share <= 1.0
+            and self.attention_st_spread >= 0.0,
+            "attention_st_from and attention_st_share must be in [0, 1], attention_st_spread >= 0",
+        )
         _check(self.harden_top >= 1, "harden_top must be >= 1")
         _check(self.budget is None or self.budget > 0, f"budget must be > 0 seconds or None, got {self.budget}")
-        _check(self.time_limit is None or self.time_limit > 0, f"time_limit must be > 0 seconds or None, got {self.time_limit}")
+        _check(
+            self.time_limit is None or self.time_limit > 0,
+            f"time_limit must be > 0 seconds or None, got {self.time_limit}",
+        )
         _check(self.polish_iters >= 0 and self.polish_size >= 1, "polish_iters >= 0, polish_size >= 1")
-        _check(self.trial_polish_nmse >= 0.0 and self.trial_polish_max >= 0 and self.trial_polish_iters >= 1,
-               "trial_polish_nmse and trial_polish_max must be >= 0, trial_polish_iters >= 1")
+        _check(
+            self.trial_polish_nmse >= 0.0 and self.trial_polish_max >= 0 and self.trial_polish_iters >= 1,
+            "trial_polish_nmse and trial_polish_max must be >= 0, trial_polish_iters >= 1",
+        )
         _check(self.estimator in ("gumbel", "reinforce"), "estimator must be gumbel|reinforce")
         _check(self.readout_loss in ("mixture", "expected", "scaled"), "readout_loss must be mixture|expected|scaled")
         _check(0.0 <= self.reinforce_baseline_decay < 1.0, "reinforce_baseline_decay must be in [0, 1)")
         _check(self.reinforce_entropy_bonus >= 0.0, "reinforce_entropy_bonus must be >= 0")
         names = tuple(self.portfolio) if not isinstance(self.portfolio, str) else (self.portfolio,)
-        _check(len(names) >= 1 and all(isinstance(n, str) and n in SEARCH_VARIANTS for n in names),
-               f"portfolio entries must be among {', '.join(SEARCH_VARIANTS)}; got {self.portfolio!r}")
+        _check(
+            len(names) >= 1 and all(isinstance(n, str) and n in SEARCH_VARIANTS for n in names),
+            f"portfolio entries must be among {', '.join(SEARCH_VARIANTS)}; got {self.portfolio!r}",
+        )
         object.__setattr__(self, "portfolio", names)
 
     @property
@@ -248,22 +268,29 @@ class TrainConfig:
 # q/k `pos` entries are dropped, else the user's positional heads could only route uniformly.
 # docs/design.md, Restart portfolio.
 _ARITHMETIC: dict[str, Any] = {
-    "model.readout_gain": True, "model.attention_sum": True, "train.attention_st_from": 0.2, "model.mlp_periods": 6,
+    "model.readout_gain": True,
+    "model.attention_sum": True,
+    "train.attention_st_from": 0.2,
+    "model.mlp_periods": 6,
     "model.forbid_reads": (("L*.H*.q", "pos"), ("L*.H*.k", "pos")),
 }
-SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType({
-    "plain": MappingProxyType({}),
-    "arithmetic": MappingProxyType(_ARITHMETIC),
-    # A candidate default, not yet adopted (docs/workflow.md): the arithmetic search whose periodic bank
-    # comes from the data (periods up to the integer target's number of distinct values, <= 16)
-    # instead of the fixed periods <= 6.
-    "arithmetic_data": MappingProxyType({**_ARITHMETIC, "model.mlp_periods": 16, "model.mlp_periods_from_data": True}),
-    # Not in the default portfolio (docs/design.md, Options measured and kept off): the arithmetic
-    # search with twice the steps, so its temperatures fall twice as slowly. As the first restart
-    # it verified Evens_Counter and Path_Length, which the default misses, but it doubled the
-    # bench's median task time and total.
-    "arithmetic_long": MappingProxyType({**_ARITHMETIC, "train.steps_scale": 2.0}),
-})
+SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        "plain": MappingProxyType({}),
+        "arithmetic": MappingProxyType(_ARITHMETIC),
+        # A candidate default, not yet adopted (docs/workflow.md): the arithmetic search whose periodic bank
+        # comes from the data (periods up to the integer target's number of distinct values, <= 16)
+        # instead of the fixed periods <= 6.
+        "arithmetic_data": MappingProxyType(
+            {**_ARITHMETIC, "model.mlp_periods": 16, "model.mlp_periods_from_data": True}
+        ),
+        # Not in the default portfolio (docs/design.md, Options measured and kept off): the arithmetic
+        # search with twice the steps, so its temperatures fall twice as slowly. As the first restart
+        # it verified Evens_Counter and Path_Length, which the default misses, but it doubled the
+        # bench's median task time and total.
+        "arithmetic_long": MappingProxyType({**_ARITHMETIC, "train.steps_scale": 2.0}),
+    }
+)
 
 
 def restart_configs(model: ModelConfig, train: TrainConfig, index: int) -> tuple[ModelConfig, TrainConfig, str]:
@@ -308,5 +335,14 @@ def dumps(**configs: Any) -> str:
     return json.dumps({k: to_dict(v) for k, v in configs.items()}, indent=2, sort_keys=True)
 
 
-__all__ = ["ModelConfig", "TrainConfig", "SEARCH_VARIANTS", "restart_configs", "to_dict", "from_dict", "dumps", "field",
-           "is_pattern_name"]
+__all__ = [
+    "ModelConfig",
+    "TrainConfig",
+    "SEARCH_VARIANTS",
+    "restart_configs",
+    "to_dict",
+    "from_dict",
+    "dumps",
+    "field",
+    "is_pattern_name",
+]

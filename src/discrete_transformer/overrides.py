@@ -91,7 +91,9 @@ def parse_overrides(items: list[str] | tuple[str, ...] | None) -> dict[str, dict
         hints = typing.get_type_hints(cls)
         fields = {f.name for f in dataclasses.fields(cls)}
         if name not in fields:
-            raise OverrideError(f"--set {item!r}: {cls.__name__} has no field {name!r}; fields: {', '.join(sorted(fields))}")
+            raise OverrideError(
+                f"--set {item!r}: {cls.__name__} has no field {name!r}; fields: {', '.join(sorted(fields))}"
+            )
         try:
             out[section][name] = _parse(hints[name], value.strip())
         except ValueError as e:

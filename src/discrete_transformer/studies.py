@@ -49,25 +49,54 @@ class BiasCase:
 # named in each case and to nothing else. Cases were chosen because the two settings plausibly
 # change the program (docs/inductive_bias.md reports whatever came out, failures included).
 BIAS_CASES: tuple[BiasCase, ...] = (
-    BiasCase("Sum_Last2", "attention averaging (model.attention_averaging)",
-             Setting("averaging allowed (default)", ()), Setting("averaging forbidden", ("model.attention_averaging=false",))),
-    BiasCase("Sum_Last2", "forbidden reads (model.forbid_reads)",
-             Setting("unrestricted (default)", ()),
-             Setting("heads may not average MLP outputs", ("model.forbid_reads=L*.H*.v:L*.M*",))),
-    BiasCase("Sum_Last3", "MLP arity (model.mlp_arity)",
-             Setting("arity 2 (default)", ()), Setting("arity 3", ("model.mlp_arity=3",))),
-    BiasCase("Max_Seen", "attention routing (model.attention_routing)",
-             Setting("content routing (default)", ()),
-             Setting("positional-only routing", ("model.attention_routing=positional",))),
-    BiasCase("Abs_Current", "symbolic-regression grammar (extract.sr_operators)",
-             Setting("full grammar (default)", ()),
-             Setting("grammar without abs", ("extract.sr_operators=add,sub,mul,div,mod,floor,round,min,max,square,sqrt,neg,ge,gt,eq,where",))),
-    BiasCase("Bitwise_Xor", "symbolic-regression grammar (extract.sr_operators)",
-             Setting("full grammar (default)", ()), Setting("arithmetic grammar", ("extract.sr_operators=add,sub,mul",))),
-    BiasCase("Bitwise_Not", "symbolic-regression grammar (extract.sr_operators)",
-             Setting("full grammar (default)", ()),
-             Setting("grammar without sub and neg",
-                     ("extract.sr_operators=add,mul,div,mod,floor,round,abs,min,max,square,sqrt,ge,gt,eq,where",))),
+    BiasCase(
+        "Sum_Last2",
+        "attention averaging (model.attention_averaging)",
+        Setting("averaging allowed (default)", ()),
+        Setting("averaging forbidden", ("model.attention_averaging=false",)),
+    ),
+    BiasCase(
+        "Sum_Last2",
+        "forbidden reads (model.forbid_reads)",
+        Setting("unrestricted (default)", ()),
+        Setting("heads may not average MLP outputs", ("model.forbid_reads=L*.H*.v:L*.M*",)),
+    ),
+    BiasCase(
+        "Sum_Last3",
+        "MLP arity (model.mlp_arity)",
+        Setting("arity 2 (default)", ()),
+        Setting("arity 3", ("model.mlp_arity=3",)),
+    ),
+    BiasCase(
+        "Max_Seen",
+        "attention routing (model.attention_routing)",
+        Setting("content routing (default)", ()),
+        Setting("positional-only routing", ("model.attention_routing=positional",)),
+    ),
+    BiasCase(
+        "Abs_Current",
+        "symbolic-regression grammar (extract.sr_operators)",
+        Setting("full grammar (default)", ()),
+        Setting(
+            "grammar without abs",
+            ("extract.sr_operators=add,sub,mul,div,mod,floor,round,min,max,square,sqrt,neg,ge,gt,eq,where",),
+        ),
+    ),
+    BiasCase(
+        "Bitwise_Xor",
+        "symbolic-regression grammar (extract.sr_operators)",
+        Setting("full grammar (default)", ()),
+        Setting("arithmetic grammar", ("extract.sr_operators=add,sub,mul",)),
+    ),
+    BiasCase(
+        "Bitwise_Not",
+        "symbolic-regression grammar (extract.sr_operators)",
+        Setting("full grammar (default)", ()),
+        Setting(
+            "grammar without sub and neg",
+            ("extract.sr_operators=add,mul,div,mod,floor,round,abs,min,max,square,sqrt,ge,gt,eq,where",),
+        ),
+    ),
 )
 
 ESTIMATOR_TASKS: tuple[str, ...] = ("Current_Number", "Prev1", "Bitwise_Not", "Sum_Last2", "Max_Seen", "Abs_Current")
@@ -82,8 +111,9 @@ def _train_sets(sets: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(s for s in sets if not s.startswith("extract."))
 
 
-def run_one(task: str, sets: tuple[str, ...], run_dir: Path, seed: int, steps: int | None,
-            trained: Path | None = None) -> dict[str, Any]:
+def run_one(
+    task: str, sets: tuple[str, ...], run_dir: Path, seed: int, steps: int | None, trained: Path | None = None
+) -> dict[str, Any]:
     """Train `task` with the overrides, extract, verify; write the run + study.json; return it.
     A finished run (study.json present) is read back instead of rerun. `trained`: a run
     directory already trained with the same model/train settings (only extraction differs),
@@ -103,8 +133,17 @@ def run_one(task: str, sets: tuple[str, ...], run_dir: Path, seed: int, steps: i
         result = load_run(run_dir)
         train_s = json.loads((trained / STUDY_FILE).read_text(encoding="utf-8"))["train_seconds"]
     else:
-        result = train(task, out=run_dir, seed=seed, model=model_cfg, training=train_cfg, restarts=1, steps=steps,
-                       progress=False, force=True)
+        result = train(
+            task,
+            out=run_dir,
+            seed=seed,
+            model=model_cfg,
+            training=train_cfg,
+            restarts=1,
+            steps=steps,
+            progress=False,
+            force=True,
+        )
         train_s = time.perf_counter() - t0
     t1 = time.perf_counter()
     program = extract(result, config=extract_cfg)
@@ -169,8 +208,15 @@ def program_body(source: str) -> str:
 # ----------------------------------------------------------------------------- bias study
 
 
-def bias_study(out: Path, doc: Path, seed: int = 0, steps: int | None = None, log: Log = print,
-               cases: tuple[BiasCase, ...] = BIAS_CASES, command: str = "") -> list[dict[str, Any]]:
+def bias_study(
+    out: Path,
+    doc: Path,
+    seed: int = 0,
+    steps: int | None = None,
+    log: Log = print,
+    cases: tuple[BiasCase, ...] = BIAS_CASES,
+    command: str = "",
+) -> list[dict[str, Any]]:
     rows = []
     for case in cases:
         res: list[tuple[Setting, dict[str, Any], Path]] = []
@@ -180,11 +226,19 @@ def bias_study(out: Path, doc: Path, seed: int = 0, steps: int | None = None, lo
             same = [d for (o, _, d) in res if _train_sets(o.sets) == _train_sets(s.sets)]
             log(f"{case.task} / {s.label}: {'extraction' if same else 'training + extraction'} ...")
             r = run_one(case.task, s.sets, run_dir, seed, steps, trained=same[0] if same else None)
-            log(f"{case.task} / {s.label}: verified={r['verified']} ({r['train_seconds']} s + {r['extract_seconds']} s)")
+            log(
+                f"{case.task} / {s.label}: verified={r['verified']} ({r['train_seconds']} s + {r['extract_seconds']} s)"
+            )
             res.append((s, r, run_dir))
         differ = program_body(res[0][1]["program"]) != program_body(res[1][1]["program"])
-        rows.append({"case": case, "results": res, "different": differ,
-                     "counts": res[0][1]["verified"] and res[1][1]["verified"] and differ})
+        rows.append(
+            {
+                "case": case,
+                "results": res,
+                "different": differ,
+                "counts": res[0][1]["verified"] and res[1][1]["verified"] and differ,
+            }
+        )
     atomic_write_text(doc, render_bias_doc(rows, command, seed, steps))
     return rows
 
@@ -235,8 +289,10 @@ def render_bias_doc(rows: list[dict[str, Any]], command: str, seed: int, steps: 
     for r in rows:
         (sa, ra, _), (sb, rb, _) = r["results"]
         yn = lambda b: "**yes**" if b else "no"  # noqa: E731
-        out.append(f"| {r['case'].task} | {r['case'].knob} | {sa.label} | {yn(ra['verified'])} | "
-                   f"{sb.label} | {yn(rb['verified'])} | {'yes' if r['different'] else 'no'} |")
+        out.append(
+            f"| {r['case'].task} | {r['case'].knob} | {sa.label} | {yn(ra['verified'])} | "
+            f"{sb.label} | {yn(rb['verified'])} | {'yes' if r['different'] else 'no'} |"
+        )
     for r in rows:
         case = r["case"]
         out += ["", f"## {case.task}: {case.knob}", ""]
@@ -261,8 +317,15 @@ def render_bias_doc(rows: list[dict[str, Any]], command: str, seed: int, steps: 
 # ----------------------------------------------------------------------------- estimator study
 
 
-def estimator_study(out: Path, doc: Path, tasks: tuple[str, ...] = ESTIMATOR_TASKS, seed: int = 0,
-                    steps: int | None = None, log: Log = print, command: str = "") -> list[dict[str, Any]]:
+def estimator_study(
+    out: Path,
+    doc: Path,
+    tasks: tuple[str, ...] = ESTIMATOR_TASKS,
+    seed: int = 0,
+    steps: int | None = None,
+    log: Log = print,
+    command: str = "",
+) -> list[dict[str, Any]]:
     rows = []
     for task in tasks:
         for est in ("gumbel", "reinforce"):
@@ -270,7 +333,9 @@ def estimator_study(out: Path, doc: Path, tasks: tuple[str, ...] = ESTIMATOR_TAS
             r = run_one(task, (f"train.estimator={est}",), out / task / est, seed, steps)
             if "exact_phase" not in r:  # a study.json written before the phase was recorded
                 r = {**r, "exact_phase": first_exact(_history(out / task / est), r["kind"])[1]}
-            log(f"{task} / {est}: verified={r['verified']} steps_to_exact={r['steps_to_exact']} ({r['train_seconds']} s)")
+            log(
+                f"{task} / {est}: verified={r['verified']} steps_to_exact={r['steps_to_exact']} ({r['train_seconds']} s)"
+            )
             rows.append({"task": task, "estimator": est, **r})
     atomic_write_text(doc, render_estimator_doc(rows, command, seed, steps))
     return rows
@@ -314,8 +379,10 @@ def render_estimator_doc(rows: list[dict[str, Any]], command: str, seed: int, st
     for e in ("gumbel", "reinforce"):
         mine = [r for r in rows if r["estimator"] == e]
         n_search = sum(r.get("exact_phase") == "search" for r in mine)
-        out.append(f"| {e} | {solved[e]}/{n_tasks} | {n_search}/{n_tasks} | {sum(r['steps_run'] for r in mine)} | "
-                   f"{sum(r['train_seconds'] for r in mine):.1f} |")
+        out.append(
+            f"| {e} | {solved[e]}/{n_tasks} | {n_search}/{n_tasks} | {sum(r['steps_run'] for r in mine)} | "
+            f"{sum(r['train_seconds'] for r in mine):.1f} |"
+        )
     out += [
         "",
         "| task | estimator | solved | model test | steps to exact | phase | steps run | train time s |",
@@ -325,6 +392,8 @@ def render_estimator_doc(rows: list[dict[str, Any]], command: str, seed: int, st
         mv = r["model_test"]
         score = f"{100 * mv['exact']:.2f} % exact" if r["kind"] == "discrete" else f"nMSE {mv['nmse']:.3g}"
         ste = "—" if r["steps_to_exact"] is None else str(r["steps_to_exact"])
-        out.append(f"| {r['task']} | {r['estimator']} | {'**yes**' if r['verified'] else 'no'} | {score} | {ste} | "
-                   f"{r.get('exact_phase') or '—'} | {r['steps_run']} | {r['train_seconds']} |")
+        out.append(
+            f"| {r['task']} | {r['estimator']} | {'**yes**' if r['verified'] else 'no'} | {score} | {ste} | "
+            f"{r.get('exact_phase') or '—'} | {r['steps_run']} | {r['train_seconds']} |"
+        )
     return "\n".join(out) + "\n"

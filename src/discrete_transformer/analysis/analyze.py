@@ -37,9 +37,24 @@ from .plots import cross_task_figure, dynamics_figure
 __all__ = ["RunAnalysis", "analyze_run", "analyze_tree", "find_run_dirs", "run_label"]
 
 ANALYSIS_DIR = "analysis"
-CSV_FIELDS = ("run", "source", "seed", "detected", "step", "tau", "loss", "selector_entropy",
-              "attention_entropy", "entropy_before", "entropy_after", "loss_before", "loss_after",
-              "width_log_tau", "rate", "reason")
+CSV_FIELDS = (
+    "run",
+    "source",
+    "seed",
+    "detected",
+    "step",
+    "tau",
+    "loss",
+    "selector_entropy",
+    "attention_entropy",
+    "entropy_before",
+    "entropy_after",
+    "loss_before",
+    "loss_after",
+    "width_log_tau",
+    "rate",
+    "reason",
+)
 
 
 @dataclass(frozen=True)
@@ -111,19 +126,28 @@ def analyze_run(run_dir: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig
     with hold(d, "dtx analyze"):
         out.mkdir(exist_ok=True)
         atomic_write_bytes(png, dynamics_figure(rows, transitions, best_seed, f"{label}: annealing dynamics"))
-        atomic_write_json(js, {
-            "format": "dtx-transition", "version": 1, "run": label, "best_seed": best_seed,
-            "definition": "argmax over search-phase rows of dH/dlog(tau), H = mean selector entropy "
-                          "Gaussian-smoothed in log(tau); see docs/analysis.md",
-            "config": {"smooth": cfg.smooth, "min_rows": cfg.min_rows, "min_drop": cfg.min_drop},
-            "transition": ra.best.to_dict(),
-            "seeds": [t.to_dict() for _, t in sorted(transitions.items())],
-        })
+        atomic_write_json(
+            js,
+            {
+                "format": "dtx-transition",
+                "version": 1,
+                "run": label,
+                "best_seed": best_seed,
+                "definition": "argmax over search-phase rows of dH/dlog(tau), H = mean selector entropy "
+                "Gaussian-smoothed in log(tau); see docs/analysis.md",
+                "config": {"smooth": cfg.smooth, "min_rows": cfg.min_rows, "min_drop": cfg.min_drop},
+                "transition": ra.best.to_dict(),
+                "seeds": [t.to_dict() for _, t in sorted(transitions.items())],
+            },
+        )
     return RunAnalysis(d, label, rows, transitions, best_seed, png, js)
 
 
-def analyze_tree(root: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig(),
-                 on_run: Callable[[int, int, Path], None] | None = None) -> tuple[list[RunAnalysis], list[tuple[Path, str]], Path, Path]:
+def analyze_tree(
+    root: str | os.PathLike,
+    cfg: DynamicsConfig = DynamicsConfig(),
+    on_run: Callable[[int, int, Path], None] | None = None,
+) -> tuple[list[RunAnalysis], list[tuple[Path, str]], Path, Path]:
     """Analyse every run below `root`; write the cross-task figure and table into root/analysis.
     Returns (analyses, skipped runs with the reason, figure path, csv path); a run another
     process is writing is skipped."""
@@ -146,8 +170,12 @@ def analyze_tree(root: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig()
     out.mkdir(exist_ok=True)
     names = [_unique_label(a, done) for a in done]
     fig = out / "cross_task.png"
-    atomic_write_bytes(fig, cross_task_figure([(n, [r for r in a.rows if int(r.get("seed", 0)) == a.best_seed], a.best)
-                                               for n, a in zip(names, done)]))
+    atomic_write_bytes(
+        fig,
+        cross_task_figure(
+            [(n, [r for r in a.rows if int(r.get("seed", 0)) == a.best_seed], a.best) for n, a in zip(names, done)]
+        ),
+    )
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     w.writeheader()
@@ -160,8 +188,10 @@ def analyze_tree(root: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig()
         table.append(row)
     path_csv = out / "transitions.csv"
     atomic_write_text(path_csv, buf.getvalue())
-    atomic_write_json(out / "transitions.json", {"format": "dtx-transitions", "version": 1, "runs": table,
-                                                 "skipped": [[str(p), r] for p, r in skipped]})
+    atomic_write_json(
+        out / "transitions.json",
+        {"format": "dtx-transitions", "version": 1, "runs": table, "skipped": [[str(p), r] for p, r in skipped]},
+    )
     return done, skipped, fig, path_csv
 
 

@@ -59,8 +59,15 @@ def analyze_directory(directory: Path, console: Console, fail: Fail) -> None:
             notes.append(f"{escape(a.label)}: no transition: {escape(t.reason)}")
             continue
         h = f"{t.entropy_before:.2f}→{t.selector_entropy:.2f}→{t.entropy_after:.2f}"
-        table.add_row(escape(a.label), str(t.step), _fmt(t.tau), _fmt(t.loss), h, _fmt(t.width_log_tau, ".2f"),
-                      _fmt(t.extra.get("midpoint_step"), ".0f"))
+        table.add_row(
+            escape(a.label),
+            str(t.step),
+            _fmt(t.tau),
+            _fmt(t.loss),
+            h,
+            _fmt(t.width_log_tau, ".2f"),
+            _fmt(t.extra.get("midpoint_step"), ".0f"),
+        )
     table.caption = "width: log-τ span of the 25→75 % fall of H; ½-drop: step where H has fallen half way"
     console.print(table)
     for line in notes:
@@ -109,8 +116,14 @@ def _progress(console: Console) -> Any:
     )
 
     if console.is_terminal:
-        return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console, transient=True)
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
     return _Silent()
 
 

@@ -156,7 +156,9 @@ def _f(r: dict[str, Any], key: str) -> float | None:
     return None if v is None else float(v)
 
 
-def detect_transition(rows: Sequence[dict[str, Any]], cfg: DynamicsConfig = DynamicsConfig(), seed: int = 0) -> Transition:
+def detect_transition(
+    rows: Sequence[dict[str, Any]], cfg: DynamicsConfig = DynamicsConfig(), seed: int = 0
+) -> Transition:
     """The transition of one seed's rows (see the module docstring for the definition)."""
     s = _search(rows)
     n = len(s)
@@ -172,8 +174,14 @@ def detect_transition(rows: Sequence[dict[str, Any]], cfg: DynamicsConfig = Dyna
     dx = np.diff(x)
     rate = np.where(dx != 0, np.diff(hs) / np.where(dx != 0, dx, 1.0), 0.0)
     drop = float(hs[0] - hs[-1])
-    base = dict(seed=seed, search_rows=n, entropy_before=float(h[0]), entropy_after=float(h[-1]),
-                loss_before=_f(s[0], "loss"), loss_after=_f(s[-1], "loss"))
+    base = dict(
+        seed=seed,
+        search_rows=n,
+        entropy_before=float(h[0]),
+        entropy_after=float(h[-1]),
+        loss_before=_f(s[0], "loss"),
+        loss_after=_f(s[-1], "loss"),
+    )
     if drop < cfg.min_drop:
         return Transition(detected=False, reason=f"selector entropy fell by {drop:.3g} < {cfg.min_drop}", **base)
     i = int(np.argmax(rate))
@@ -185,14 +193,26 @@ def detect_transition(rows: Sequence[dict[str, Any]], cfg: DynamicsConfig = Dyna
     lo, hi = _crossing(x, hs, hs[0] - 0.25 * drop), _crossing(x, hs, hs[0] - 0.75 * drop)
     width = abs(lo - hi) if lo is not None and hi is not None else None
     mid = _crossing(x, hs, hs[0] - 0.5 * drop)
-    extra = {} if mid is None else {"midpoint_tau": float(np.exp(mid)),
-                                    "midpoint_step": float(np.interp(-mid, -x, [float(q["step"]) for q in s]))}
+    extra = (
+        {}
+        if mid is None
+        else {
+            "midpoint_tau": float(np.exp(mid)),
+            "midpoint_step": float(np.interp(-mid, -x, [float(q["step"]) for q in s])),
+        }
+    )
     x_mid = 0.5 * (x[i] + x[i + 1])
     return Transition(
-        detected=True, step=int(round(between("step"))), tau=float(np.exp(x_mid)), loss=between("loss"),
-        selector_entropy=float(0.5 * (hs[i] + hs[i + 1])), attention_entropy=between("attention_entropy"),
-        rate=float(rate[i]), width_log_tau=width,
-        extra={**extra, "interval": [int(s[i]["step"]), int(s[i + 1]["step"])]}, **base,
+        detected=True,
+        step=int(round(between("step"))),
+        tau=float(np.exp(x_mid)),
+        loss=between("loss"),
+        selector_entropy=float(0.5 * (hs[i] + hs[i + 1])),
+        attention_entropy=between("attention_entropy"),
+        rate=float(rate[i]),
+        width_log_tau=width,
+        extra={**extra, "interval": [int(s[i]["step"]), int(s[i + 1]["step"])]},
+        **base,
     )
 
 

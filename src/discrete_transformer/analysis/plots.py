@@ -28,27 +28,37 @@ def png_bytes(fig: Any, dpi: int = 110) -> bytes:
 
 
 def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
-    pts = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) is not None and r.get("phase") not in ("polish", "trial")]
+    pts = [
+        (int(r["step"]), float(r[key]))
+        for r in rows
+        if r.get(key) is not None and r.get("phase") not in ("polish", "trial")
+    ]
     if not pts:
         return np.zeros(0), np.zeros(0)
     a = np.array(pts, dtype=float)
     return a[:, 0], a[:, 1]
 
 
-def dynamics_figure(rows: Sequence[dict[str, Any]], transitions: dict[int, Transition], best_seed: int | None,
-                    title: str) -> bytes:
+def dynamics_figure(
+    rows: Sequence[dict[str, Any]], transitions: dict[int, Transition], best_seed: int | None, title: str
+) -> bytes:
     """Loss (log), τ (log), selector entropy and attention entropy against step, one line per
     seed (the best seed bold), the best seed's transition marked and annotated."""
     groups = seed_rows(rows)
     if best_seed not in groups:
         best_seed = min(groups)
     fig, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True)
-    panels = [("loss", "training loss", True), ("tau", "temperature τ", True),
-              ("selector_entropy", "selector entropy\n(mean, normalised)", False),
-              ("attention_entropy", "attention entropy\n(mean, normalised)", False)]
+    panels = [
+        ("loss", "training loss", True),
+        ("tau", "temperature τ", True),
+        ("selector_entropy", "selector entropy\n(mean, normalised)", False),
+        ("attention_entropy", "attention entropy\n(mean, normalised)", False),
+    ]
     for seed, rs in sorted(groups.items()):
         bold = seed == best_seed
-        kw = dict(lw=2.0 if bold else 0.9, alpha=1.0 if bold else 0.5, label=f"seed {seed}" + (" (best)" if bold else ""))
+        kw = dict(
+            lw=2.0 if bold else 0.9, alpha=1.0 if bold else 0.5, label=f"seed {seed}" + (" (best)" if bold else "")
+        )
         for ax, (key, _, logy) in zip(axes, panels):
             sx, sy = _series(rs, key)
             if key == "tau":  # τ is 0 once the selectors are frozen: show the search only
@@ -67,8 +77,16 @@ def dynamics_figure(rows: Sequence[dict[str, Any]], transitions: dict[int, Trans
         if bold and harden:
             for ax in axes:
                 ax.axvline(min(harden), color="grey", ls=":", lw=1)
-            axes[0].text(min(harden), 1.0, " hardening", transform=axes[0].get_xaxis_transform(),
-                         va="top", ha="left", fontsize=8, color="grey")
+            axes[0].text(
+                min(harden),
+                1.0,
+                " hardening",
+                transform=axes[0].get_xaxis_transform(),
+                va="top",
+                ha="left",
+                fontsize=8,
+                color="grey",
+            )
     for ax, (_, label, logy) in zip(axes, panels):
         ax.set_ylabel(label)
         if logy:
@@ -85,10 +103,17 @@ def dynamics_figure(rows: Sequence[dict[str, Any]], transitions: dict[int, Trans
                 ax.axvline(mid, color="crimson", lw=1, ls="--", alpha=0.6)
         half = "" if mid is None else f"; half of the fall by step {mid:.0f} (dashed)"
         axes[2].text(
-            0.98, 0.95, f"transition (steepest fall): step {tr.step}, τ={tr.tau:.3g}, loss {tr.loss:.3g}\n"
+            0.98,
+            0.95,
+            f"transition (steepest fall): step {tr.step}, τ={tr.tau:.3g}, loss {tr.loss:.3g}\n"
             f"selector entropy {tr.entropy_before:.2f} → {tr.entropy_after:.2f} over the search{half}",
-            transform=axes[2].transAxes, ha="right", va="top", fontsize=8, color="crimson",
-            bbox=dict(boxstyle="round", fc="white", ec="crimson", alpha=0.85))
+            transform=axes[2].transAxes,
+            ha="right",
+            va="top",
+            fontsize=8,
+            color="crimson",
+            bbox=dict(boxstyle="round", fc="white", ec="crimson", alpha=0.85),
+        )
     elif tr is not None:
         axes[2].text(0.02, 0.05, f"no transition: {tr.reason}", transform=axes[2].transAxes, fontsize=8)
     axes[1].legend(fontsize=7, loc="upper right")

@@ -129,16 +129,26 @@ def mlp_figure(model: Any, module: Any, node: Any, resid: np.ndarray, one_index:
             xs = np.linspace(Xu[:, 0].min(), Xu[:, 0].max(), 400)
             fig, ax = plt.subplots(figsize=(6.5, 4))
             ax.plot(Xu[:, 0], y_mlp, "o", ms=4, alpha=0.6, label=f"{module.key} output (model, seen inputs)")
-            ax.plot(xs, _eval_expr(node.numpy_source, names, [xs]), "--", lw=1.5, color="crimson",
-                    label=f"expression: {node.source}"[:80])
+            ax.plot(
+                xs,
+                _eval_expr(node.numpy_source, names, [xs]),
+                "--",
+                lw=1.5,
+                color="crimson",
+                label=f"expression: {node.source}"[:80],
+            )
             ax.set_xlabel(f"{names[0]} (upstream input of the fused expression)")
             ax.set_ylabel(node.out.name)
             ax.legend(fontsize=8)
             ax.grid(alpha=0.3)
-            ax.set_title(f"{module.key}: max |model − expression| = {np.nanmax(np.abs(y_mlp - y_ex)):.3g} "
-                         f"on {len(Xu)} seen inputs", fontsize=9)
-            return png_bytes(fig, dpi=90), ("the model's output at every seen value of the fused expression's "
-                                            "input, expression overlaid")
+            ax.set_title(
+                f"{module.key}: max |model − expression| = {np.nanmax(np.abs(y_mlp - y_ex)):.3g} "
+                f"on {len(Xu)} seen inputs",
+                fontsize=9,
+            )
+            return png_bytes(fig, dpi=90), (
+                "the model's output at every seen value of the fused expression's input, expression overlaid"
+            )
         fig, ax = plt.subplots(figsize=(5, 4.5))
         ax.plot(y_ex, y_mlp, ".", ms=4, alpha=0.6)
         lo, hi = float(np.nanmin([y_ex.min(), y_mlp.min()])), float(np.nanmax([y_ex.max(), y_mlp.max()]))
@@ -147,7 +157,9 @@ def mlp_figure(model: Any, module: Any, node: Any, resid: np.ndarray, one_index:
         ax.set_ylabel(f"{module.key} output (model)")
         ax.legend(fontsize=8)
         ax.set_title(f"{module.key}: model vs expression on {len(Xu)} seen inputs", fontsize=9)
-        return png_bytes(fig, dpi=90), "parity plot on the sampled test positions (expression fused over upstream variables)"
+        return png_bytes(
+            fig, dpi=90
+        ), "parity plot on the sampled test positions (expression fused over upstream variables)"
     X_seen = seen[:, list(idx)]
     if len(idx) == 1:
         xs = np.union1d(_axis_values(X_seen[:, 0], 400), np.unique(X_seen[:, 0])[:400])
@@ -178,9 +190,11 @@ def mlp_figure(model: Any, module: Any, node: Any, resid: np.ndarray, one_index:
     ext = [a.min(), a.max(), b.min(), b.max()]
     vmin, vmax = float(np.nanmin(y_mlp)), float(np.nanmax(y_mlp))
     dmax = max(float(np.nanmax(np.abs(y_mlp - y_ex))), 1e-12)  # difference map centred on 0
-    for ax, z, t, kw in ((axes[0], y_mlp, f"MLP {module.key}", dict(vmin=vmin, vmax=vmax)),
-                         (axes[1], y_ex, "expression", dict(vmin=vmin, vmax=vmax)),
-                         (axes[2], y_mlp - y_ex, "MLP − expression", dict(cmap="coolwarm", vmin=-dmax, vmax=dmax))):
+    for ax, z, t, kw in (
+        (axes[0], y_mlp, f"MLP {module.key}", dict(vmin=vmin, vmax=vmax)),
+        (axes[1], y_ex, "expression", dict(vmin=vmin, vmax=vmax)),
+        (axes[2], y_mlp - y_ex, "MLP − expression", dict(cmap="coolwarm", vmin=-dmax, vmax=dmax)),
+    ):
         im = ax.imshow(z, origin="lower", extent=ext, aspect="auto", **kw)
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
@@ -201,14 +215,22 @@ def _section(sid: str, title: str, body: str) -> str:
 def _task_section(cfg: dict, result: dict, program: Any) -> str:
     test, val = result.get("test", {}), result.get("val", {})
     v = program.verification
-    rows = [("source", cfg.get("source", "")), ("dataset", cfg.get("dataset", "")), ("kind", cfg.get("kind", "")),
-            ("inputs", ", ".join(program.ir.provenance.input_names)),
-            ("outputs", ", ".join(program.ir.provenance.output_names)), ("T", program.ir.provenance.T),
-            ("model test exact match", test.get("exact")), ("model test nMSE", test.get("nmse")),
-            ("model validation exact match", val.get("exact")), ("test sequences", test.get("n")),
-            ("best seed", result.get("best_seed")), ("steps", result.get("steps")),
-            ("training time (s)", result.get("seconds")),
-            ("program", "VERIFIED" if v.verified else "NOT VERIFIED")]
+    rows = [
+        ("source", cfg.get("source", "")),
+        ("dataset", cfg.get("dataset", "")),
+        ("kind", cfg.get("kind", "")),
+        ("inputs", ", ".join(program.ir.provenance.input_names)),
+        ("outputs", ", ".join(program.ir.provenance.output_names)),
+        ("T", program.ir.provenance.T),
+        ("model test exact match", test.get("exact")),
+        ("model test nMSE", test.get("nmse")),
+        ("model validation exact match", val.get("exact")),
+        ("test sequences", test.get("n")),
+        ("best seed", result.get("best_seed")),
+        ("steps", result.get("steps")),
+        ("training time (s)", result.get("seconds")),
+        ("program", "VERIFIED" if v.verified else "NOT VERIFIED"),
+    ]
     badge = '<p class="ok">program verified</p>' if v.verified else '<p class="bad">program not verified</p>'
     return badge + _kv_table(rows)
 
@@ -232,11 +254,13 @@ def _dynamics_section(run_dir: Path) -> str:
     png = dynamics_figure(a.rows, a.transitions, a.best_seed, f"{a.label}: annealing dynamics")
     t = a.best
     if t.detected:
-        text = (f"Transition (steepest fall of the mean selector entropy per unit log τ, best seed {t.seed}): "
-                f"step {t.step}, τ = {t.tau:.3g}, loss {t.loss:.3g}; selector entropy {t.entropy_before:.2f} → "
-                f"{t.entropy_after:.2f} over the search, half of the fall by step "
-                f"{t.extra.get('midpoint_step', float('nan')):.0f}; 25→75 % of the fall within "
-                f"{_fmt(t.width_log_tau)} units of log τ. Definition: docs/analysis.md.")
+        text = (
+            f"Transition (steepest fall of the mean selector entropy per unit log τ, best seed {t.seed}): "
+            f"step {t.step}, τ = {t.tau:.3g}, loss {t.loss:.3g}; selector entropy {t.entropy_before:.2f} → "
+            f"{t.entropy_after:.2f} over the search, half of the fall by step "
+            f"{t.extra.get('midpoint_step', float('nan')):.0f}; 25→75 % of the fall within "
+            f"{_fmt(t.width_log_tau)} units of log τ. Definition: docs/analysis.md."
+        )
     else:
         text = f"No transition detected: {t.reason}."
     return f"<p>{_e(text)}</p>{_img(png, 'training curves')}"
@@ -248,17 +272,23 @@ def _attention_section(program: Any, model: Any, x_seq: np.ndarray, cache: dict)
         return "<p>The program uses no attention head.</p>"
     names = program.ir.provenance.input_names
     labels = _position_labels(x_seq, names)
-    parts = [f"<p>Attention weights of every head the program uses, on test sequence 0 "
-             f"(inputs {_e(', '.join(names))}; axis labels: position: value). Row = query, column = key.</p>",
-             '<div class="grid">']
+    parts = [
+        f"<p>Attention weights of every head the program uses, on test sequence 0 "
+        f"(inputs {_e(', '.join(names))}; axis labels: position: value). Row = query, column = key.</p>",
+        '<div class="grid">',
+    ]
     for n in heads:
         pat = cache[f"{n.key}.pattern"][0, 0].numpy()
         title = f"{n.key} → {n.out.name}: {n.hypothesis.name} (agreement {100 * n.agreement:.2f}%)"
-        ev = (f"pattern {n.hypothesis.name} {json.dumps(n.hypothesis.params)}: {n.hypothesis.description}; "
-              f"agreement {100 * n.agreement:.3f}% on {n.n_queries} queries, lower bound {100 * n.lower_bound:.3f}% "
-              f"({'accepted' if n.accepted else 'not accepted'}); q={n.q.name}, k={n.k.name}, v={n.v.name}")
-        parts.append(f'<figure id="head-{_e(n.key)}">{_img(attention_figure(pat, labels, title), n.key)}'
-                     f"<figcaption>{_e(ev)}</figcaption></figure>")
+        ev = (
+            f"pattern {n.hypothesis.name} {json.dumps(n.hypothesis.params)}: {n.hypothesis.description}; "
+            f"agreement {100 * n.agreement:.3f}% on {n.n_queries} queries, lower bound {100 * n.lower_bound:.3f}% "
+            f"({'accepted' if n.accepted else 'not accepted'}); q={n.q.name}, k={n.k.name}, v={n.v.name}"
+        )
+        parts.append(
+            f'<figure id="head-{_e(n.key)}">{_img(attention_figure(pat, labels, title), n.key)}'
+            f"<figcaption>{_e(ev)}</figcaption></figure>"
+        )
     parts.append("</div>")
     return "".join(parts)
 
@@ -276,9 +306,11 @@ def _mlp_section(program: Any, model: Any, graph: Any, resid: np.ndarray) -> str
             fig = _img(png, n.key)
         except Exception as e:  # a figure must not sink the whole report; say why it is missing
             fig, what = f'<p class="bad">figure unavailable: {_e(type(e).__name__)}: {_e(e)}</p>', "—"
-        ev = (f"{n.out.name} = {n.source}   (inputs {', '.join(v.name for v in n.inputs)}; fitted to {n.fitted_to}, "
-              f"{n.n_samples} samples; max error {n.max_error:.3g}; {'exact' if n.exact else 'not exact'}"
-              f"{', rounded' if n.rounded else ''}). Shown: {what}.")
+        ev = (
+            f"{n.out.name} = {n.source}   (inputs {', '.join(v.name for v in n.inputs)}; fitted to {n.fitted_to}, "
+            f"{n.n_samples} samples; max error {n.max_error:.3g}; {'exact' if n.exact else 'not exact'}"
+            f"{', rounded' if n.rounded else ''}). Shown: {what}."
+        )
         parts.append(f'<figure id="mlp-{_e(n.key)}">{fig}<figcaption>{_e(ev)}</figcaption></figure>')
     return "".join(parts)
 
@@ -291,12 +323,16 @@ def _equations_section(program: Any) -> str:
         rows = []
         for i, c in enumerate(res.front):
             picked = i == res.picked
-            rows.append(f'<tr{" class=picked" if picked else ""}><td>{"▶" if picked else ""}</td><td>{c.size}</td>'
-                        f"<td>{c.mse:.3g}</td><td>{c.max_error:.3g}</td><td>{'✓' if c.exact else ''}</td>"
-                        f"<td><code>{_e(c.source)}</code></td></tr>")
-        parts.append(f"<h3>{_e(key)}: symbolic regression over ({_e(', '.join(res.names))})</h3>"
-                     '<table class="eq"><tr><th>picked</th><th>size</th><th>mse</th><th>max error</th>'
-                     f"<th>exact</th><th>expression</th></tr>{''.join(rows)}</table>")
+            rows.append(
+                f"<tr{' class=picked' if picked else ''}><td>{'▶' if picked else ''}</td><td>{c.size}</td>"
+                f"<td>{c.mse:.3g}</td><td>{c.max_error:.3g}</td><td>{'✓' if c.exact else ''}</td>"
+                f"<td><code>{_e(c.source)}</code></td></tr>"
+            )
+        parts.append(
+            f"<h3>{_e(key)}: symbolic regression over ({_e(', '.join(res.names))})</h3>"
+            '<table class="eq"><tr><th>picked</th><th>size</th><th>mse</th><th>max error</th>'
+            f"<th>exact</th><th>expression</th></tr>{''.join(rows)}</table>"
+        )
     return "".join(parts)
 
 
@@ -322,23 +358,33 @@ def _verification_section(doc: dict) -> str:
             return f"not available ({s.get('note', '')})"
         if s.get("error"):
             return f"the program failed: {s['error']}"
-        return (f"exact {100 * s.get('exact', 0):.2f}%, nMSE {s.get('nmse', float('nan')):.3g}, n={s.get('n')}, "
-                f"T={s.get('T')}: {'passes' if s.get('passed') else 'fails'}")
+        return (
+            f"exact {100 * s.get('exact', 0):.2f}%, nMSE {s.get('nmse', float('nan')):.3g}, n={s.get('n')}, "
+            f"T={s.get('T')}: {'passes' if s.get('passed') else 'fails'}"
+        )
 
-    rows = [("verified", "yes" if doc.get("verified") else "NO"), ("rule", doc.get("rule", "")),
-            ("test split", split(test)), ("sequences twice as long", split(longer)),
-            ("program() and run_batch() agree", f"{doc.get('python_agrees')} on {doc.get('python_checked')} sequences"),
-            ("model (test)", ", ".join(f"{k} {_fmt(v)}" for k, v in model.items())),
-            ("program size", f"{prog.get('modules')} module line(s), {prog.get('lines')} lines"),
-            ("extraction time (s)", doc.get("seconds"))]
+    rows = [
+        ("verified", "yes" if doc.get("verified") else "NO"),
+        ("rule", doc.get("rule", "")),
+        ("test split", split(test)),
+        ("sequences twice as long", split(longer)),
+        ("program() and run_batch() agree", f"{doc.get('python_agrees')} on {doc.get('python_checked')} sequences"),
+        ("model (test)", ", ".join(f"{k} {_fmt(v)}" for k, v in model.items())),
+        ("program size", f"{prog.get('modules')} module line(s), {prog.get('lines')} lines"),
+        ("extraction time (s)", doc.get("seconds")),
+    ]
     search = doc.get("search") or []
     table = _kv_table(rows)
     if search:
-        body = "".join(f"<tr><td>{_e(s.get('try'))}</td><td>{_e(s.get('verified'))}</td>"
-                       f"<td>{_e(_fmt(s.get('test_exact')))}</td><td>{_e(_fmt(s.get('test_nmse')))}</td></tr>"
-                       for s in search)
-        table += ("<h3>extraction attempts</h3><table class=eq><tr><th>try</th><th>verified</th>"
-                  f"<th>test exact</th><th>test nMSE</th></tr>{body}</table>")
+        body = "".join(
+            f"<tr><td>{_e(s.get('try'))}</td><td>{_e(s.get('verified'))}</td>"
+            f"<td>{_e(_fmt(s.get('test_exact')))}</td><td>{_e(_fmt(s.get('test_nmse')))}</td></tr>"
+            for s in search
+        )
+        table += (
+            "<h3>extraction attempts</h3><table class=eq><tr><th>try</th><th>verified</th>"
+            f"<th>test exact</th><th>test nMSE</th></tr>{body}</table>"
+        )
     return table
 
 
@@ -395,9 +441,11 @@ def _build_report(d: Path) -> tuple[str, Any]:
     ]
     nav = "<nav>" + "".join(f'<a href="#{sid}">{_e(t)}</a>' for sid, t, _ in sections) + "</nav>"
     body = "\n".join(_section(sid, t, b) for sid, t, b in sections)
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>dtx report: {_e(title)}</title><style>{CSS}</style></head>\n<body>"
-            f"<h1>dtx report: {_e(title)}</h1><p>run directory: <code>{_e(d)}</code></p>{nav}\n{body}\n</body></html>\n")
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>dtx report: {_e(title)}</title><style>{CSS}</style></head>\n<body>"
+        f"<h1>dtx report: {_e(title)}</h1><p>run directory: <code>{_e(d)}</code></p>{nav}\n{body}\n</body></html>\n"
+    )
     return page, program
 
 
@@ -410,6 +458,7 @@ def write_report(run_dir: str | os.PathLike) -> tuple[Path, str]:
         atomic_write_text(path, page)
     v = program.verification
     verdict = "VERIFIED" if v.verified else "NOT VERIFIED"
-    summary = (f"program {verdict}; {len(program.ir.heads)} head(s), {len(program.ir.mlps)} MLP(s); "
-               f"{len(page) / 1024:.0f} KiB")
+    summary = (
+        f"program {verdict}; {len(program.ir.heads)} head(s), {len(program.ir.mlps)} MLP(s); {len(page) / 1024:.0f} KiB"
+    )
     return path, summary

@@ -48,8 +48,10 @@ def plan_jobs(items: Sequence[str], seeds: int, out: str | Path, config: BenchCo
         if recorded != tuple(config.overrides):
             was = ", ".join(recorded) or "the defaults"
             now = ", ".join(config.overrides) or "the defaults"
-            raise ValueError(f"--out {out}: this bench ran with {was}; resuming it with {now} would mix "
-                             "configurations. Use the same --set options or a new directory")
+            raise ValueError(
+                f"--out {out}: this bench ran with {was}; resuming it with {now} would mix "
+                "configurations. Use the same --set options or a new directory"
+            )
     tasks = resolve_suite(items)
     commit = git_commit()
     return [Job(t, s, str(out), config, commit) for t in tasks for s in range(seeds)]

@@ -46,7 +46,9 @@ def check_executor(name: str, jobs: int) -> None:
             raise ExecutorError(RAY_HINT) from None
 
 
-def run_jobs(jobs: Sequence[Job], executor: str = "local", n_jobs: int = 1, address: str | None = None) -> Iterator[dict[str, Any]]:
+def run_jobs(
+    jobs: Sequence[Job], executor: str = "local", n_jobs: int = 1, address: str | None = None
+) -> Iterator[dict[str, Any]]:
     """Yield one row per job, in the order they finish."""
     check_executor(executor, n_jobs)
     if executor == "ray":

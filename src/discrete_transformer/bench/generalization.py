@@ -57,7 +57,8 @@ def load_public_results(path: str | Path) -> dict[str, Any]:
     rows = doc.get("rows") if isinstance(doc, dict) and doc.get("format") == "dtx-bench" else None
     if not isinstance(rows, list):
         raise ValueError(  # noqa: TRY004 - a usage error, reported by the CLI like every bad option
-            f"--public-results {p}: not a bench results.json (the file dtx bench writes in its --out directory)")
+            f"--public-results {p}: not a bench results.json (the file dtx bench writes in its --out directory)"
+        )
     families = {t.family for t in TASKS} - {GENERATED}
     public = [r for r in rows if isinstance(r, dict) and r.get("family") in families and "task" in r]
     if not public:
@@ -157,12 +158,15 @@ def _public_subset(tasks: Sequence[TaskResult], public: dict[str, Any] | None) -
     set was decided (without ``--public-results``: every family that generalises a public task)."""
     if public is None:
         chosen = [t for t in tasks if t.generalises]
-        return chosen, ("families generalising a public task (no `--public-results` given: all of them, "
-                        "verified or not)")
+        return chosen, (
+            "families generalising a public task (no `--public-results` given: all of them, verified or not)"
+        )
     verified = {_canonical(n) for n in public.get("verified", [])}
     chosen = [t for t in tasks if t.generalises and _canonical(t.generalises) in verified]
-    return chosen, (f"families generalising a public task verified in `{public.get('path', '?')}` "
-                    f"({len(verified)}/{public.get('tasks', '?')} public tasks verified)")
+    return chosen, (
+        f"families generalising a public task verified in `{public.get('path', '?')}` "
+        f"({len(verified)}/{public.get('tasks', '?')} public tasks verified)"
+    )
 
 
 def size_summary(tasks: Sequence[TaskResult]) -> tuple[float | None, float | None, int]:
@@ -180,9 +184,12 @@ def headline(tasks: Sequence[TaskResult], s: dict[str, Any], public: dict[str, A
     subset, how = _public_subset(tasks, public)
     k_ver = sum(t.verified for t in subset)
     median_ratio, near, n_ratio = size_summary(tasks)
-    size = (f"verified programs vs reference: median size {_times(median_ratio)}, {near:.0f} % within "
-            f"{NEAR_REFERENCE:g}× ({n_ratio} with a known reference)" if n_ratio else
-            "verified programs vs reference: no verified program with a known reference size")
+    size = (
+        f"verified programs vs reference: median size {_times(median_ratio)}, {near:.0f} % within "
+        f"{NEAR_REFERENCE:g}× ({n_ratio} with a known reference)"
+        if n_ratio
+        else "verified programs vs reference: no verified program with a known reference size"
+    )
     return (
         f"Generated suite: verified {n_ver}/{len(tasks)} ({_rate(n_ver, len(tasks))}); "
         f"{how}: verified {k_ver}/{len(subset)} ({_rate(k_ver, len(subset))}); {size}; "
@@ -197,9 +204,13 @@ def family_table(tasks: Sequence[TaskResult], public: dict[str, Any] | None) -> 
     families: dict[str, list[TaskResult]] = {}
     for t in tasks:
         families.setdefault(t.family, []).append(t)
-    out = [("| family | generalises | tasks | verified | rate | model exact | median ops (verified) "
-            "| median reference ops | median ratio (verified) | median task s |"),
-           "|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        (
+            "| family | generalises | tasks | verified | rate | model exact | median ops (verified) "
+            "| median reference ops | median ratio (verified) | median task s |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name in sorted(families):
         ts = families[name]
         gen = ts[0].generalises
@@ -215,10 +226,12 @@ def _family_line(name: str, generalises: str, ts: Sequence[TaskResult]) -> str:
     n_ver = sum(t.verified for t in ts)
     ver = [t for t in ts if t.verified]
     time = _median(as_float(r.get("wall_s")) for t in ts for r in t.rows)
-    return (f"| {_cell(name)} | {_cell(generalises)} | {len(ts)} | {n_ver} | {_rate(n_ver, len(ts))} "
-            f"| {sum(t.model_exact for t in ts)} | {_num(_median(t.ops for t in ver))} "
-            f"| {_num(_median(t.reference_ops for t in ts))} | {_times(_median(t.ratio for t in ver))} "
-            f"| {'–' if time is None else f'{time:.0f}'} |")
+    return (
+        f"| {_cell(name)} | {_cell(generalises)} | {len(ts)} | {n_ver} | {_rate(n_ver, len(ts))} "
+        f"| {sum(t.model_exact for t in ts)} | {_num(_median(t.ops for t in ver))} "
+        f"| {_num(_median(t.reference_ops for t in ts))} | {_times(_median(t.ratio for t in ver))} "
+        f"| {'–' if time is None else f'{time:.0f}'} |"
+    )
 
 
 def _band_key(value: str) -> tuple[float, str]:
@@ -255,12 +268,14 @@ def params_text(params: Any) -> str:
         return fmt_cell(v)
 
     text = ", ".join(f"{k}={value(v)}" for k, v in params.items())
-    return _cell(text if len(text) <= PARAMS_WIDTH else text[:PARAMS_WIDTH - 1] + "…")
+    return _cell(text if len(text) <= PARAMS_WIDTH else text[: PARAMS_WIDTH - 1] + "…")
 
 
 def task_table(tasks: Sequence[TaskResult], failed: Sequence[dict[str, Any]]) -> list[str]:
-    out = ["| task | family | params | kind | T | verified | 2×T | DT model | ops | reference ops | ratio | task s |",
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| task | family | params | kind | T | verified | 2×T | DT model | ops | reference ops | ratio | task s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for t in tasks:
         r = t.row
         name = t.name + (f" (seed {r['seed']})" if int(r.get("seed", 0)) else "")
@@ -268,11 +283,14 @@ def task_table(tasks: Sequence[TaskResult], failed: Sequence[dict[str, Any]]) ->
             f"| {_cell(name)} | {_cell(t.family)} | {params_text(r.get('params'))} | {r.get('kind', '–')} "
             f"| {fmt_cell(r.get('T'))} | {'**yes**' if t.verified else 'no'} | {fmt_cell(r.get('length_gen'))} "
             f"| {score_cell(r, 'dt')} | {fmt_cell(r.get('program_ops'))} | {fmt_cell(r.get('reference_ops'))} "
-            f"| {_times(t.ratio)} | {as_float(r.get('wall_s')):.0f} |")
+            f"| {_times(t.ratio)} | {as_float(r.get('wall_s')):.0f} |"
+        )
     for r in failed:
-        out.append(f"| {_cell(str(r['task']))} | {_cell(str(r.get('generator') or r.get('family', '')))} "
-                   f"| {params_text(r.get('params'))} | {r.get('kind', '–')} | {fmt_cell(r.get('T'))} "
-                   f"| failed: {_cell(str(r['error']))} | | | | | | {fmt_cell(r.get('wall_s'))} |")
+        out.append(
+            f"| {_cell(str(r['task']))} | {_cell(str(r.get('generator') or r.get('family', '')))} "
+            f"| {params_text(r.get('params'))} | {r.get('kind', '–')} | {fmt_cell(r.get('T'))} "
+            f"| failed: {_cell(str(r['error']))} | | | | | | {fmt_cell(r.get('wall_s'))} |"
+        )
     return out
 
 
@@ -281,39 +299,44 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
     s = summarise(rows, meta["wall_s"])
     tasks = task_results(rows)
     public = meta.get("public_results")
-    return "\n".join([
-        "# Generated-suite benchmark: results per task family",
-        "",
-        "Produced by `dtx bench`; do not edit by hand — rerun the command below to regenerate it.",
-        "",
-        f"**{headline(tasks, s, public)}**",
-        "",
-        *conditions(rows, meta, s),
-        "",
-        ("A *family* is a task generator; the tasks are drawn from it with the parameters shown. "
-         "*verified*: the extracted program reproduces the test split (*2×T*: also on sequences twice "
-         "as long); with several seeds a task counts when any seed does. *ops*: one per routing head plus "
-         "the expression size of each MLP line, counted the same way for the task's reference program; "
-         "*ratio*: program ops / reference ops, for verified programs only. *generalises*: the public "
-         "task the family generalises."),
-        "",
-        "## Per family",
-        "",
-        *family_table(tasks, public),
-        "",
-        "## Per parameter band",
-        "",
-        *band_table(tasks),
-        "",
-        "## Per task",
-        "",
-        *task_table(tasks, [r for r in rows if r.get("error")]),
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Generated-suite benchmark: results per task family",
+            "",
+            "Produced by `dtx bench`; do not edit by hand — rerun the command below to regenerate it.",
+            "",
+            f"**{headline(tasks, s, public)}**",
+            "",
+            *conditions(rows, meta, s),
+            "",
+            (
+                "A *family* is a task generator; the tasks are drawn from it with the parameters shown. "
+                "*verified*: the extracted program reproduces the test split (*2×T*: also on sequences twice "
+                "as long); with several seeds a task counts when any seed does. *ops*: one per routing head plus "
+                "the expression size of each MLP line, counted the same way for the task's reference program; "
+                "*ratio*: program ops / reference ops, for verified programs only. *generalises*: the public "
+                "task the family generalises."
+            ),
+            "",
+            "## Per family",
+            "",
+            *family_table(tasks, public),
+            "",
+            "## Per parameter band",
+            "",
+            *band_table(tasks),
+            "",
+            "## Per task",
+            "",
+            *task_table(tasks, [r for r in rows if r.get("error")]),
+            "",
+        ]
+    )
 
 
-def write_generalization(out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any],
-                         docs: Path | None = None) -> str | None:
+def write_generalization(
+    out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any], docs: Path | None = None
+) -> str | None:
     """Write ``OUT/generalization.md`` (and ``docs``) from the generated rows; returns the
     report's headline, or None when no row is of a generated task (nothing written)."""
     gen = [r for r in rows if is_generated(r)]
@@ -327,6 +350,19 @@ def write_generalization(out: Path, rows: Sequence[dict[str, Any]], meta: dict[s
     return headline(task_results(gen), summarise(gen, meta["wall_s"]), meta.get("public_results"))
 
 
-__all__ = ["GENERATED", "REPORT_FILE", "TaskResult", "band_table", "family_table", "headline", "is_generated",
-           "load_public_results", "markdown", "params_text", "size_summary", "task_results", "task_table",
-           "write_generalization"]
+__all__ = [
+    "GENERATED",
+    "REPORT_FILE",
+    "TaskResult",
+    "band_table",
+    "family_table",
+    "headline",
+    "is_generated",
+    "load_public_results",
+    "markdown",
+    "params_text",
+    "size_summary",
+    "task_results",
+    "task_table",
+    "write_generalization",
+]

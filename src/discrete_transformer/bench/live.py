@@ -25,13 +25,28 @@ def _score(row: dict[str, Any], prefix: str) -> str:
 def row_cells(row: dict[str, Any]) -> list[str]:
     name = escape(str(row["task"])) + (f" s{row['seed']}" if int(row.get("seed", 0)) else "")
     if row.get("error"):
-        return [name, str(row.get("kind", "")), f"[red]failed: {escape(str(row['error']))}[/red]", "", "", "", "", "",
-                f"{as_float(row.get('wall_s')):.0f}"]
+        return [
+            name,
+            str(row.get("kind", "")),
+            f"[red]failed: {escape(str(row['error']))}[/red]",
+            "",
+            "",
+            "",
+            "",
+            "",
+            f"{as_float(row.get('wall_s')):.0f}",
+        ]
     ver = "[green]yes[/green]" if row.get("program_verified") else "[red]no[/red]"
     lg = {True: "yes", False: "no", None: "–"}[row.get("length_gen")]
     return [
-        name, str(row["kind"]), _score(row, "dt"), ver, lg, f"{row['program_modules']}/{row['program_ops']}",
-        _score(row, "gru"), _score(row, "transformer"),
+        name,
+        str(row["kind"]),
+        _score(row, "dt"),
+        ver,
+        lg,
+        f"{row['program_modules']}/{row['program_ops']}",
+        _score(row, "gru"),
+        _score(row, "transformer"),
         f"{as_float(row.get('wall_s')):.0f}" + (" (resumed)" if row.get("resumed") else ""),
     ]
 
@@ -43,8 +58,9 @@ class LiveView:
         self.console = console or Console()
         self.rich = self.console.is_terminal
         self.rows: list[list[str]] = []
-        self.progress = Progress(TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                                 console=self.console)
+        self.progress = Progress(
+            TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=self.console
+        )
         self.task = self.progress.add_task("", total=total)
         self.live: Live | None = None
 

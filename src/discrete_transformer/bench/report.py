@@ -28,11 +28,35 @@ from ..training.checkpoint import atomic_write_json, atomic_write_text
 from .runner import as_float
 
 COLUMNS = (
-    "task", "family", "kind", "seed", "T", "dt_test_exact", "dt_test_nmse", "dt_model_solved",
-    "program_verified", "length_gen", "program_lines", "program_modules", "program_ops",
-    "gru_test_exact", "gru_test_nmse", "gru_solved", "transformer_test_exact", "transformer_test_nmse",
-    "transformer_solved", "dt_ge_gru", "dt_ge_transformer", "dt_train_s", "extract_s", "gru_s",
-    "transformer_s", "wall_s", "dt_restarts_run", "dt_steps", "error",
+    "task",
+    "family",
+    "kind",
+    "seed",
+    "T",
+    "dt_test_exact",
+    "dt_test_nmse",
+    "dt_model_solved",
+    "program_verified",
+    "length_gen",
+    "program_lines",
+    "program_modules",
+    "program_ops",
+    "gru_test_exact",
+    "gru_test_nmse",
+    "gru_solved",
+    "transformer_test_exact",
+    "transformer_test_nmse",
+    "transformer_solved",
+    "dt_ge_gru",
+    "dt_ge_transformer",
+    "dt_train_s",
+    "extract_s",
+    "gru_s",
+    "transformer_s",
+    "wall_s",
+    "dt_restarts_run",
+    "dt_steps",
+    "error",
 )
 
 
@@ -45,18 +69,28 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpu": cpu or "unknown", "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version()}
+    return {
+        "cpu": cpu or "unknown",
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def git_commit() -> str:
     """The commit of the code that ran (``-dirty`` with uncommitted changes), or "unknown"."""
     here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
@@ -138,15 +172,21 @@ def _seconds_line(s: dict[str, Any]) -> list[str]:
     if not sec or not any(sec.get(p) for p in PHASES):
         return []  # rows from before the breakdown: say nothing rather than zeros
     phases = ", ".join(f"{PHASES.get(p, p)} {v:,.0f}" for p, v in sec.items() if p not in OTHER_WORK)
-    return [f"- compute, summed over tasks (process seconds; side-by-side units add up): DT training {phases}; "
-            f"extraction {sec.get('extract', 0.0):,.0f}; GRU {sec.get('gru', 0.0):,.0f}; "
-            f"Transformer {sec.get('transformer', 0.0):,.0f}"]
+    return [
+        f"- compute, summed over tasks (process seconds; side-by-side units add up): DT training {phases}; "
+        f"extraction {sec.get('extract', 0.0):,.0f}; GRU {sec.get('gru', 0.0):,.0f}; "
+        f"Transformer {sec.get('transformer', 0.0):,.0f}"
+    ]
 
 
 def headline(s: dict[str, Any]) -> str:
     names = {"mips": "MIPS", "continuous": "continuous", "file": "data files"}
-    fams = ", ".join(f"{d['verified']}/{d['tasks']} {names.get(f, f)}" for f, d in sorted(
-        s["by_family"].items(), key=lambda kv: ("mips", "continuous", "file").index(kv[0]) if kv[0] in names else 9))
+    fams = ", ".join(
+        f"{d['verified']}/{d['tasks']} {names.get(f, f)}"
+        for f, d in sorted(
+            s["by_family"].items(), key=lambda kv: ("mips", "continuous", "file").index(kv[0]) if kv[0] in names else 9
+        )
+    )
     longer = sum(d.get("verified_2xT", 0) for d in s["by_family"].values())
     return (
         f"DT verified programs {fams or '0/0'} ({longer} of them also at 2×T); "
@@ -192,16 +232,25 @@ def conditions(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str
         f"- executor: {meta['executor']}, jobs {meta['jobs']}, seeds {meta['seeds']}, "
         f"per-task DT training budget {meta['budget']:g} s (a task's restarts, side by side on free workers "
         "or in sequence, all end within it), "
-        + ("default configuration" if not meta.get("overrides") else
-           "one configuration for every task: the defaults with " + ", ".join(f"`{o}`" for o in meta["overrides"])),
+        + (
+            "default configuration"
+            if not meta.get("overrides")
+            else "one configuration for every task: the defaults with " + ", ".join(f"`{o}`" for o in meta["overrides"])
+        ),
         f"- baselines: GRU and a small dense Transformer, same split, loss and scoring; "
         f"GRU {meta['baseline']['gru_steps']} steps, Transformer {meta['baseline']['tf_steps']} steps, "
         f"batch {meta['baseline']['batch_size']}, Adam lr {meta['baseline']['lr']:g} with cosine decay, "
         f"each capped at the per-task budget"
         + (" and stopped once validation is solved" if meta["baseline"].get("stop_on_solved") else ""),
         *_seconds_line(s),
-        *([f"- **testing caps in force**: DT steps per restart ≤ {meta['max_steps']} (not the default "
-            "configuration's step count)"] if meta.get("max_steps") else []),
+        *(
+            [
+                f"- **testing caps in force**: DT steps per restart ≤ {meta['max_steps']} (not the default "
+                "configuration's step count)"
+            ]
+            if meta.get("max_steps")
+            else []
+        ),
     ]
 
 
@@ -227,8 +276,10 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
     ]
     for r in rows:
         if r.get("error"):
-            out.append(f"| {r['task']} | {r.get('family', '')} | {r.get('kind', '')} | {r.get('seed', 0)} "
-                       f"| failed: {str(r['error']).replace('|', '/')} | | | | | | | {fmt_cell(r.get('wall_s'))} |")
+            out.append(
+                f"| {r['task']} | {r.get('family', '')} | {r.get('kind', '')} | {r.get('seed', 0)} "
+                f"| failed: {str(r['error']).replace('|', '/')} | | | | | | | {fmt_cell(r.get('wall_s'))} |"
+            )
             continue
         out.append(
             f"| {r['task']} | {r['family']} | {r['kind']} | {r['seed']} | {score_cell(r, 'dt')} "
@@ -240,7 +291,9 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
     return "\n".join(out)
 
 
-def write_reports(out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any], docs: Path | None = None) -> dict[str, Any]:
+def write_reports(
+    out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any], docs: Path | None = None
+) -> dict[str, Any]:
     """Write the three files (atomically) and, with ``docs``, the Markdown there too."""
     s = summarise(rows, meta["wall_s"])
     buf = io.StringIO()
@@ -249,8 +302,10 @@ def write_reports(out: Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any
     for r in rows:
         w.writerow({k: r.get(k) for k in COLUMNS})
     atomic_write_text(out / "results.csv", buf.getvalue())
-    atomic_write_json(out / "results.json", {"format": "dtx-bench", "version": 1, "meta": meta, "summary": s,
-                                             "headline": headline(s), "rows": list(rows)})
+    atomic_write_json(
+        out / "results.json",
+        {"format": "dtx-bench", "version": 1, "meta": meta, "summary": s, "headline": headline(s), "rows": list(rows)},
+    )
     md = markdown(rows, meta, s)
     atomic_write_text(out / "summary.md", md)
     if docs is not None:
@@ -272,5 +327,17 @@ def previous_wall(out: Path) -> float:
         return 0.0
 
 
-__all__ = ["COLUMNS", "conditions", "fmt_cell", "git_commit", "headline", "machine", "markdown", "now_utc", "previous_wall", "score_cell",
-           "summarise", "write_reports"]
+__all__ = [
+    "COLUMNS",
+    "conditions",
+    "fmt_cell",
+    "git_commit",
+    "headline",
+    "machine",
+    "markdown",
+    "now_utc",
+    "previous_wall",
+    "score_cell",
+    "summarise",
+    "write_reports",
+]

@@ -171,8 +171,9 @@ def _split_spec(plan: Any) -> tuple[Any, Any]:
     return split, data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
 
 
-def _budgeted_restart(deadline: float, max_steps: int | None, model_cfg, train_cfg: TrainConfig, split, spec, seed,
-                      **kw):
+def _budgeted_restart(
+    deadline: float, max_steps: int | None, model_cfg, train_cfg: TrainConfig, split, spec, seed, **kw
+):
     """``train_restart`` whose time limit is what is left of the task's budget (``deadline`` is
     wall-clock time, ``time.time()``: units of one task may run in different processes), and
     whose steps are at most the bench's testing cap ``max_steps`` — after its portfolio variant,
@@ -214,11 +215,26 @@ def restart_unit(job: Job, index: int, deadline: float) -> dict[str, Any]:
     log = seed_log_path(run_dir, seed)
     if log.exists():
         log.unlink()
-    r = _budgeted_restart(deadline, job.config.max_steps, model_cfg, train_cfg, split, spec, seed, log_path=log,
-                          continuous_tol=RUN_TOL, should_stop=stop.exists)
+    r = _budgeted_restart(
+        deadline,
+        job.config.max_steps,
+        model_cfg,
+        train_cfg,
+        split,
+        spec,
+        seed,
+        log_path=log,
+        continuous_tol=RUN_TOL,
+        should_stop=stop.exists,
+    )
     save_restart(run_dir, r)
-    return {"seed": seed, "variant": variant, "ends": bool(ends_portfolio(ds.kind, r.val, RUN_TOL)),
-            "steps": int(r.steps_run), "seconds": float(r.seconds)}
+    return {
+        "seed": seed,
+        "variant": variant,
+        "ends": bool(ends_portfolio(ds.kind, r.val, RUN_TOL)),
+        "steps": int(r.steps_run),
+        "seconds": float(r.seconds),
+    }
 
 
 @_guarded
@@ -228,7 +244,11 @@ def baseline_unit(job: Job, name: str) -> dict[str, Any]:
     ds = plan.ds
     split, spec = _split_spec(plan)
     cfg = job.config
-    bcfg = cfg.baseline if cfg.baseline.time_limit is not None else dataclasses.replace(cfg.baseline, time_limit=cfg.budget)
+    bcfg = (
+        cfg.baseline
+        if cfg.baseline.time_limit is not None
+        else dataclasses.replace(cfg.baseline, time_limit=cfg.budget)
+    )
     b = train_baseline(name, spec, split, ds.x_test, ds.y_test, bcfg, seed=job.seed)
     return {
         f"{name}_test_exact": b.test["exact"],
@@ -253,7 +273,12 @@ def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict
     if restarts is not None:
         plan = dataclasses.replace(plan, train_cfg=dataclasses.replace(plan.train_cfg, restarts=restarts))
     write_run_config(plan)
-    result = execute(plan, progress=False, parallel=False, train_fn=functools.partial(_budgeted_restart, deadline, job.config.max_steps))
+    result = execute(
+        plan,
+        progress=False,
+        parallel=False,
+        train_fn=functools.partial(_budgeted_restart, deadline, job.config.max_steps),
+    )
     stop = job.run_dir / STOP_FILE
     if stop.exists():
         stop.unlink()
@@ -274,16 +299,18 @@ def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict
     program = extract(result, config=job_configs(job)[2])
     program.save(job.run_dir)
     v = program.verification
-    part.update({
-        "extract_s": round(time.perf_counter() - t1, 3),
-        "program_verified": bool(v.verified),
-        "program_lines": len(program.source.splitlines()),
-        "program_modules": len([n for n in program.ir.nodes if not n.is_alias]),
-        "program_ops": _program_ops(program),
-        "program_test_exact": v.test.exact,
-        "program_test_nmse": v.test.nmse,
-        "length_gen": None if v.longer is None else bool(v.longer.passed),
-    })
+    part.update(
+        {
+            "extract_s": round(time.perf_counter() - t1, 3),
+            "program_verified": bool(v.verified),
+            "program_lines": len(program.source.splitlines()),
+            "program_modules": len([n for n in program.ir.nodes if not n.is_alias]),
+            "program_ops": _program_ops(program),
+            "program_test_exact": v.test.exact,
+            "program_test_nmse": v.test.nmse,
+            "length_gen": None if v.longer is None else bool(v.longer.passed),
+        }
+    )
     return part
 
 
@@ -341,8 +368,9 @@ def new_row(job: Job) -> dict[str, Any]:
     }
 
 
-def assemble_row(job: Job, extract_part: dict[str, Any], baseline_parts: dict[str, dict[str, Any]],
-                 restarts_s: float, wall_s: float) -> dict[str, Any]:
+def assemble_row(
+    job: Job, extract_part: dict[str, Any], baseline_parts: dict[str, dict[str, Any]], restarts_s: float, wall_s: float
+) -> dict[str, Any]:
     """The finished row: the units' fields, the comparisons, and the task's times.
 
     ``restarts_s``: wall time from the task's first unit to the end of its last restart;
@@ -358,7 +386,8 @@ def assemble_row(job: Job, extract_part: dict[str, Any], baseline_parts: dict[st
     dt = {"exact": row["dt_test_exact"], "nmse": row["dt_test_nmse"]}
     row["dt_ge_gru"] = _accuracy_ge(kind, dt, {"exact": row["gru_test_exact"], "nmse": row["gru_test_nmse"]})
     row["dt_ge_transformer"] = _accuracy_ge(
-        kind, dt, {"exact": row["transformer_test_exact"], "nmse": row["transformer_test_nmse"]})
+        kind, dt, {"exact": row["transformer_test_exact"], "nmse": row["transformer_test_nmse"]}
+    )
     row["wall_s"] = round(wall_s, 3)
     row["error"] = None
     return row
@@ -398,5 +427,21 @@ def as_float(v: Any) -> float:
         return float("nan")
 
 
-__all__ = ["BenchConfig", "Job", "ROW_FILE", "STOP_FILE", "assemble_row", "baseline_unit", "extract_unit", "job_configs",
-           "model_solved", "new_row", "phase_seconds", "prepare_dir", "read_row", "restart_unit", "write_row", "as_float"]
+__all__ = [
+    "BenchConfig",
+    "Job",
+    "ROW_FILE",
+    "STOP_FILE",
+    "assemble_row",
+    "baseline_unit",
+    "extract_unit",
+    "job_configs",
+    "model_solved",
+    "new_row",
+    "phase_seconds",
+    "prepare_dir",
+    "read_row",
+    "restart_unit",
+    "write_row",
+    "as_float",
+]

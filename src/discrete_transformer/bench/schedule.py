@@ -119,7 +119,12 @@ class _JobState:
                 if self.fallback_fits():
                     return "probe"  # the first two ended unsolved: does their program verify?
                 self.closed = True  # no fallback fits: the extraction is the task's last unit
-        if self.restarts_resolved and self.restarts_running == 0 and not self.extract_started and not self.probe_verified:
+        if (
+            self.restarts_resolved
+            and self.restarts_running == 0
+            and not self.extract_started
+            and not self.probe_verified
+        ):
             return "extract"
         return "baseline" if self.baselines_left else None
 
@@ -200,8 +205,12 @@ def _record(s: _JobState, kind: str, out: dict[str, Any]) -> dict[str, Any] | No
         return None
     if s.error is not None:
         s.done = True
-        return {**new_row(s.job), "error": s.error["error"], "traceback": s.error.get("traceback"),
-                "wall_s": round(now - s.start, 3)}
+        return {
+            **new_row(s.job),
+            "error": s.error["error"],
+            "traceback": s.error.get("traceback"),
+            "wall_s": round(now - s.start, 3),
+        }
     if s.extract is None or len(s.baselines) < len(BASELINES):
         return None
     s.done = True

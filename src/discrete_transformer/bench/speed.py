@@ -37,8 +37,9 @@ def _best_of(fn: Callable[[], Any], repeats: int) -> float:
     return best
 
 
-def train_speed(task: str, steps: int = 200, seed: int = 0, variant: str | None = None,
-                block: int = 50) -> dict[str, Any]:
+def train_speed(
+    task: str, steps: int = 200, seed: int = 0, variant: str | None = None, block: int = 50
+) -> dict[str, Any]:
     """Steps/s of one restart's search phase with the default configurations.
 
     `variant`: a search variant of the default portfolio (``train.portfolio``; None: the plain
@@ -57,8 +58,17 @@ def train_speed(task: str, steps: int = 200, seed: int = 0, variant: str | None 
     if variant is not None:
         model_cfg, base, _ = restart_configs(model_cfg, dataclasses.replace(base, portfolio=(variant,)), 0)
     block = max(1, min(block, steps - 1))
-    cfg = dataclasses.replace(base, steps=steps, steps_scale=1.0, harden_fraction=0.0, polish_iters=0,
-                              eval_every=block, stop_on_exact=False, time_limit=None, trial_polish_nmse=0.0)
+    cfg = dataclasses.replace(
+        base,
+        steps=steps,
+        steps_scale=1.0,
+        harden_fraction=0.0,
+        polish_iters=0,
+        eval_every=block,
+        stop_on_exact=False,
+        time_limit=None,
+        trial_polish_nmse=0.0,
+    )
     split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, cfg.val_size, seed)
     spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
     r = train_restart(model_cfg, cfg, split, spec, seed)
@@ -73,10 +83,19 @@ def train_speed(task: str, steps: int = 200, seed: int = 0, variant: str | None 
         rates.append(n_b / max(b["seconds"] - a["seconds"] - eval_s, 1e-9))
     span = max(rows[-1]["seconds"] - rows[0]["seconds"] - (len(rows) - 1) * eval_s, 1e-9)
     n = int(rows[-1]["step"] - rows[0]["step"])
-    return {"task": ds.name, "variant": variant or "defaults", "steps": n, "seconds": span,
-            "steps_per_s": max(rates), "median_steps_per_s": float(np.median(rates)), "blocks": len(rates),
-            "eval_s": eval_s, "population": cfg.population, "batch_size": cfg.batch_size,
-            "torch_threads": torch.get_num_threads()}
+    return {
+        "task": ds.name,
+        "variant": variant or "defaults",
+        "steps": n,
+        "seconds": span,
+        "steps_per_s": max(rates),
+        "median_steps_per_s": float(np.median(rates)),
+        "blocks": len(rates),
+        "eval_s": eval_s,
+        "population": cfg.population,
+        "batch_size": cfg.batch_size,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def program_vs_model(run_dir: str | Path, n: int = 10_000, repeats: int = 3, seed: int = 0) -> dict[str, Any]:
@@ -113,9 +132,18 @@ def program_vs_model(run_dir: str | Path, n: int = 10_000, repeats: int = 3, see
         agree = float((np.round(y_prog) == np.round(y_model)).reshape(n, -1).all(axis=1).mean())
     else:
         agree = float(np.mean(np.abs(y_prog - y_model) <= 1e-3 * (np.std(y_model) + 1e-12)))
-    return {"run_dir": str(d), "n": n, "T": int(X.shape[1]), "model_seq_per_s": n / t_model,
-            "program_seq_per_s": n / t_prog, "ratio": t_model / t_prog, "model_s": t_model, "program_s": t_prog,
-            "agreement": agree, "repeats": repeats}
+    return {
+        "run_dir": str(d),
+        "n": n,
+        "T": int(X.shape[1]),
+        "model_seq_per_s": n / t_model,
+        "program_seq_per_s": n / t_prog,
+        "ratio": t_model / t_prog,
+        "model_s": t_model,
+        "program_s": t_prog,
+        "agreement": agree,
+        "repeats": repeats,
+    }
 
 
 __all__ = ["program_vs_model", "train_speed"]

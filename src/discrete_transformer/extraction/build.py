@@ -57,10 +57,18 @@ def provenance(src: RunData, model_doc: dict[str, Any]) -> Provenance:
     """Where the programs come from: the data, the run's configs, the model's test score."""
     run, ds = src.run, src.dataset
     return Provenance(
-        source=ds.source, dataset=ds.name, kind=ds.kind, seed=int(getattr(run, "seed", 0)),
-        data_seed=src.data_seed, T=ds.T, input_names=ds.input_names, output_names=ds.output_names,
-        model_config=to_dict(run.model_config), train_config=to_dict(run.train_config),
-        version=__version__, model_test=dict(model_doc),
+        source=ds.source,
+        dataset=ds.name,
+        kind=ds.kind,
+        seed=int(getattr(run, "seed", 0)),
+        data_seed=src.data_seed,
+        T=ds.T,
+        input_names=ds.input_names,
+        output_names=ds.output_names,
+        model_config=to_dict(run.model_config),
+        train_config=to_dict(run.train_config),
+        version=__version__,
+        model_test=dict(model_doc),
     )
 
 
@@ -76,8 +84,16 @@ def _reads(m: Module, alt: Alternative) -> set[int]:
 class Builder:
     """Programs from choices of the characterisers' alternatives."""
 
-    def __init__(self, graph: Graph, heads: HeadCharacteriser, mlps: MLPCharacteriser, ds: Dataset,
-                 cfg: ExtractConfig, rows: SearchRows, provenance: Provenance) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        heads: HeadCharacteriser,
+        mlps: MLPCharacteriser,
+        ds: Dataset,
+        cfg: ExtractConfig,
+        rows: SearchRows,
+        provenance: Provenance,
+    ) -> None:
         self.graph, self.heads, self.mlps, self.ds, self.cfg = graph, heads, mlps, ds, cfg
         self.rows, self.provenance = rows, provenance
 
@@ -163,8 +179,12 @@ class _Assembly:
         # Output channels name the MLP that produces them.
         self.out_mlp_names: dict[int, str] = {}
         for c, idx in enumerate(readout):
-            if (idx in self.chosen and self.chosen[idx][0].kind == "mlp" and idx not in self.out_mlp_names
-                    and self.gains[c] == 1.0):
+            if (
+                idx in self.chosen
+                and self.chosen[idx][0].kind == "mlp"
+                and idx not in self.out_mlp_names
+                and self.gains[c] == 1.0
+            ):
                 self.out_mlp_names[idx] = unique_name(sanitize(ds.output_names[c], "y"), taken)
         used = set(readout)
         self.consumers: dict[int, int] = {i: 2 for i in readout}  # an output is never folded away
@@ -183,8 +203,13 @@ class _Assembly:
             nodes.append(node)
             self.var[idx] = node.out
         outputs = tuple(
-            OutputNode(c, sanitize(ds.output_names[c], "y"), self.var[idx], self.gains[c],
-                       unique_name(sanitize(ds.output_names[c], "y"), taken) if self.gains[c] != 1.0 else "")
+            OutputNode(
+                c,
+                sanitize(ds.output_names[c], "y"),
+                self.var[idx],
+                self.gains[c],
+                unique_name(sanitize(ds.output_names[c], "y"), taken) if self.gains[c] != 1.0 else "",
+            )
             for c, idx in enumerate(readout)
         )
         nodes_t = eliminate_dead_code(nodes, [o.var for o in outputs])
@@ -204,8 +229,10 @@ class _Assembly:
         if sums_a_doubled_pair(h, scaled) and self.consumers.get(m.reads[2], 0) == 1:
             # mean(2·u over {i-1, i} or {BOS, 0}) = u[i-1] + u[i]: read u, sum the window.
             h = with_aggregate(make_hypothesis("window_mean", c=1, include_bos=False), "sum")
-            note = (f"{pattern_label(r.hypothesis, q.name, k.name)} of {scaled.source} "
-                    f"(MLP {scaled.key}) = sum of the last 2 {scaled.reads[0].name}")
+            note = (
+                f"{pattern_label(r.hypothesis, q.name, k.name)} of {scaled.source} "
+                f"(MLP {scaled.key}) = sum of the last 2 {scaled.reads[0].name}"
+            )
             v = scaled.reads[0]
         if h.name == "self":
             name = v.name  # an alias: the program reads v directly
@@ -213,9 +240,20 @@ class _Assembly:
             name = unique_name(sanitize(describe(h, q.name, k.name, v.name), "h"), self.taken)
         out = Variable(m.key, idx, "attn", name, 0.0)
         return AttentionNode(
-            m.key, out, q, k, v, h, float(r.agreement), float(r.lower_bound),
-            int(r.n_queries), float(r.pattern_agreement), bool(r.accepted),
-            cfg.threshold, cfg.confidence, note,
+            m.key,
+            out,
+            q,
+            k,
+            v,
+            h,
+            float(r.agreement),
+            float(r.lower_bound),
+            int(r.n_queries),
+            float(r.pattern_agreement),
+            bool(r.accepted),
+            cfg.threshold,
+            cfg.confidence,
+            note,
         )
 
     def mlp(self, idx: int, m: Module, alt: MLPAlt) -> MLPNode:
@@ -238,8 +276,20 @@ class _Assembly:
             name = unique_name(base, self.taken)
         out = Variable(m.key, idx, "mlp", name, 0.0)
         self.made[idx] = MLPNode(
-            m.key, out, in_vars, src, npsrc, expr, alt.size, alt.mse, alt.max_error, alt.exact,
-            alt.tolerance, alt.integer_target, alt.fitted_to, alt.n_samples,  # type: ignore[arg-type]
+            m.key,
+            out,
+            in_vars,
+            src,
+            npsrc,
+            expr,
+            alt.size,
+            alt.mse,
+            alt.max_error,
+            alt.exact,
+            alt.tolerance,
+            alt.integer_target,
+            alt.fitted_to,
+            alt.n_samples,  # type: ignore[arg-type]
             alt.rounded,
         )
         return self.made[idx]

@@ -102,16 +102,20 @@ def evidence(node: AttentionNode | MLPNode) -> str:
         )
     n = f"n={node.n_samples} samples"
     if node.fitted_to == "core":
-        return (f"MLP {node.key} is a monotone function of {node.source} ({n}); "
-                f"what reads it is refitted to the task targets")
+        return (
+            f"MLP {node.key} is a monotone function of {node.source} ({n}); "
+            f"what reads it is refitted to the task targets"
+        )
     if node.fitted_to == "targets":
         if not node.exact:
             return f"MLP {node.key}, refitted to the task targets: {node.source}, NOT exact, max error {_num(node.max_error)} ({n})"
         what = "exact after rounding" if node.integer_target else f"max error {_num(node.max_error)}"
         return f"MLP {node.key}, refitted to the task targets: {node.source}, {what} ({n})"
     if not node.exact:
-        return (f"MLP {node.key}: {node.source}, max error {_num(node.max_error)} -- NOT within "
-                f"tolerance {_num(node.tolerance)} ({n})")
+        return (
+            f"MLP {node.key}: {node.source}, max error {_num(node.max_error)} -- NOT within "
+            f"tolerance {_num(node.tolerance)} ({n})"
+        )
     if node.integer_target and node.tolerance < 0.5:
         return f"MLP {node.key}: {node.source}, max error {_num(node.max_error)} (integer-valued, {n})"
     if node.integer_target:
@@ -205,8 +209,12 @@ def _align(lines: Sequence[tuple[str, str]], indent: str = "    ") -> list[str]:
 def _docstring(ir: ProgramIR, verification: Sequence[str] | None) -> str:
     pv = ir.provenance
     wrap = lambda text, head: textwrap.fill(  # noqa: E731
-        text, width=96, initial_indent=head, subsequent_indent=" " * (len(head) or 4),
-        break_long_words=True, break_on_hyphens=False,
+        text,
+        width=96,
+        initial_indent=head,
+        subsequent_indent=" " * (len(head) or 4),
+        break_long_words=True,
+        break_on_hyphens=False,
     )
 
     def cfg(d: dict) -> str:
@@ -223,8 +231,11 @@ def _docstring(ir: ProgramIR, verification: Sequence[str] | None) -> str:
         "testing, MLPs by symbolic regression; each line's comment names the module it came from and",
         "the evidence. Standard library only; run_batch (NumPy) is an optional fast path.",
         "",
-        wrap(f"data: {escape_text(pv.source)} ({escape_text(pv.dataset)}, {pv.kind}, T={pv.T}, "
-             f"data seed {pv.data_seed})", ""),
+        wrap(
+            f"data: {escape_text(pv.source)} ({escape_text(pv.dataset)}, {pv.kind}, T={pv.T}, "
+            f"data seed {pv.data_seed})",
+            "",
+        ),
         wrap(f"inputs: {ins}", ""),
         wrap(f"outputs: {outs}", ""),
         f"training seed: {pv.seed}",
@@ -300,8 +311,12 @@ def render(ir: ProgramIR, verification: Sequence[str] | None = None) -> str:
     for o in ir.outputs:
         if o.gain != 1.0:
             k = loop_names(1, names | {x.result for x in ir.outputs})[0]
-            code.append((f"{o.result} = [{o.gain!r} * {k} for {k} in {o.var.name}]",
-                         f"readout: gain {o.gain!r} (least squares against the training targets)"))
+            code.append(
+                (
+                    f"{o.result} = [{o.gain!r} * {k} for {k} in {o.var.name}]",
+                    f"readout: gain {o.gain!r} (least squares against the training targets)",
+                )
+            )
 
     def ret(name: str) -> str:
         return f"list({name})" if name in input_names else name

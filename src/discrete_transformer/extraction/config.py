@@ -50,5 +50,9 @@ class ExtractConfig:
 
     def sr_config(self, budget_factor: float = 1.0) -> SRConfig:
         """The symbolic-regression settings of one regression (`budget_factor` × sr_budget)."""
-        return SRConfig(max_size=self.sr_max_size, time_budget=budget_factor * self.sr_budget,
-                        operators=self.sr_operators, int_constants=self.sr_int_constants)
+        return SRConfig(
+            max_size=self.sr_max_size,
+            time_budget=budget_factor * self.sr_budget,
+            operators=self.sr_operators,
+            int_constants=self.sr_int_constants,
+        )

@@ -56,9 +56,33 @@ Role = Literal["input", "pos", "one", "attn", "mlp"]
 # does not use.)
 RESERVED_NAMES = HELPER_NAMES | frozenset(
     {
-        "program", "run_batch", "X", "np", "math", "numpy",
-        "abs", "min", "max", "round", "len", "range", "list", "zip", "sum", "float", "int",
-        "tuple", "enumerate", "print", "map", "bool", "str", "object", "type", "id", "input",
+        "program",
+        "run_batch",
+        "X",
+        "np",
+        "math",
+        "numpy",
+        "abs",
+        "min",
+        "max",
+        "round",
+        "len",
+        "range",
+        "list",
+        "zip",
+        "sum",
+        "float",
+        "int",
+        "tuple",
+        "enumerate",
+        "print",
+        "map",
+        "bool",
+        "str",
+        "object",
+        "type",
+        "id",
+        "input",
     }
 )
 
@@ -115,8 +139,10 @@ def rename_names(source: str, mapping: dict[str, str]) -> str:
     prev = None
     for tok in toks:
         s = tok.string
-        if tok.type == tokenize.NAME and s in mapping and not (
-            prev is not None and prev.type == tokenize.OP and prev.string == "."
+        if (
+            tok.type == tokenize.NAME
+            and s in mapping
+            and not (prev is not None and prev.type == tokenize.OP and prev.string == ".")
         ):
             tok = tok._replace(string=mapping[s])
         out.append(tok)
@@ -200,8 +226,13 @@ class Graph:
             else:
                 what = f"attend(q, k, v = {args}{agg})" if m.kind == "attn" else f"mlp({args})"
             lines.append(f"{m.key} = {what}")
-        lines.append("readout -> " + ", ".join(
-            names[i] if self.gain(c) == 1.0 else f"{self.gain(c):.6g} * {names[i]}" for c, i in enumerate(self.readout)))
+        lines.append(
+            "readout -> "
+            + ", ".join(
+                names[i] if self.gain(c) == 1.0 else f"{self.gain(c):.6g} * {names[i]}"
+                for c, i in enumerate(self.readout)
+            )
+        )
         return "\n".join(lines)
 
 
@@ -388,29 +419,50 @@ class ProgramIR:
         for n in self.nodes:
             if isinstance(n, AttentionNode):
                 used = hypothesis_reads(n.hypothesis)
-                nodes.append({
-                    "module": n.key, "kind": "attention", "name": n.out.name,
-                    "q": n.q.name if "q" in used else None, "k": n.k.name if "k" in used else None,
-                    "v": n.v.name,
-                    "pattern": n.hypothesis.name, "params": n.hypothesis.params,
-                    "description": n.hypothesis.description,
-                    "agreement": n.agreement, "lower_bound": n.lower_bound,
-                    "n_queries": n.n_queries, "pattern_agreement": n.pattern_agreement,
-                    "accepted": n.accepted,
-                })
+                nodes.append(
+                    {
+                        "module": n.key,
+                        "kind": "attention",
+                        "name": n.out.name,
+                        "q": n.q.name if "q" in used else None,
+                        "k": n.k.name if "k" in used else None,
+                        "v": n.v.name,
+                        "pattern": n.hypothesis.name,
+                        "params": n.hypothesis.params,
+                        "description": n.hypothesis.description,
+                        "agreement": n.agreement,
+                        "lower_bound": n.lower_bound,
+                        "n_queries": n.n_queries,
+                        "pattern_agreement": n.pattern_agreement,
+                        "accepted": n.accepted,
+                    }
+                )
             else:
-                nodes.append({
-                    "module": n.key, "kind": "mlp", "name": n.out.name,
-                    "inputs": [v.name for v in n.reads], "expression": n.source,
-                    "size": n.size, "mse": n.mse, "max_error": n.max_error, "exact": n.exact,
-                    "tolerance": n.tolerance, "integer_target": n.integer_target,
-                    "fitted_to": n.fitted_to, "n_samples": n.n_samples, "rounded": n.rounded,
-                })
+                nodes.append(
+                    {
+                        "module": n.key,
+                        "kind": "mlp",
+                        "name": n.out.name,
+                        "inputs": [v.name for v in n.reads],
+                        "expression": n.source,
+                        "size": n.size,
+                        "mse": n.mse,
+                        "max_error": n.max_error,
+                        "exact": n.exact,
+                        "tolerance": n.tolerance,
+                        "integer_target": n.integer_target,
+                        "fitted_to": n.fitted_to,
+                        "n_samples": n.n_samples,
+                        "rounded": n.rounded,
+                    }
+                )
         return {
             "inputs": [v.name for v in self.inputs],
             "nodes": nodes,
-            "outputs": [{"channel": o.channel, "name": o.name, "variable": o.var.name, "module": o.var.key,
-                         "gain": o.gain} for o in self.outputs],
+            "outputs": [
+                {"channel": o.channel, "name": o.name, "variable": o.var.name, "module": o.var.key, "gain": o.gain}
+                for o in self.outputs
+            ],
         }
 
 

@@ -46,9 +46,14 @@ class HeadCharacteriser:
         q, k, v = m.reads
         resid = self.rec.resid
         _accepted, results = test_head(
-            self.rec.pattern[m.key], snap(resid[:, :, q]), snap(resid[:, :, k]),
-            resid[:, :, v], self.rec.out[m.key],
-            threshold=self.cfg.threshold, confidence=self.cfg.confidence, exhaustive=exhaustive,
+            self.rec.pattern[m.key],
+            snap(resid[:, :, q]),
+            snap(resid[:, :, k]),
+            resid[:, :, v],
+            self.rec.out[m.key],
+            threshold=self.cfg.threshold,
+            confidence=self.cfg.confidence,
+            exhaustive=exhaustive,
             aggregate=m.aggregate,
         )
         return results
@@ -66,6 +71,8 @@ class HeadCharacteriser:
             if full:
                 self.full.add(m.key)
             best = self.alts[m.key][0].result
-            self.log(f"{m.key}: {best.hypothesis} agreement {best.agreement:.4f} "
-                     f"(lower bound {best.lower_bound:.4f}){'' if best.accepted else ' NOT accepted'}")
+            self.log(
+                f"{m.key}: {best.hypothesis} agreement {best.agreement:.4f} "
+                f"(lower bound {best.lower_bound:.4f}){'' if best.accepted else ' NOT accepted'}"
+            )
         return self.alts[m.key]

@@ -140,9 +140,7 @@ def regularized_beta(a: float, b: float, x: float) -> float:
         return 0.0
     if x >= 1.0:
         return 1.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
     if x < (a + 1.0) / (a + b + 2.0):
         return math.exp(log_front) * _betacf(a, b, x) / a
     return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
@@ -252,8 +250,16 @@ def test_head(
             rows = slice(split, None)
         h = with_aggregate(h, aggregate)
         r = _evaluate(
-            h, obs.rows(rows), q[rows], k[rows], v[rows], out[rows],
-            threshold, confidence, atol, rtol,
+            h,
+            obs.rows(rows),
+            q[rows],
+            k[rows],
+            v[rows],
+            out[rows],
+            threshold,
+            confidence,
+            atol,
+            rtol,
         )
         results.append(r)
         if r.accepted and accepted is None:

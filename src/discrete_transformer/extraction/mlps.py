@@ -88,8 +88,16 @@ class MLPCharacteriser:
     `near`: whether the model is close to the targets (:class:`~.record.ModelScore`); a model
     far from them gets only the first regression runs of each MLP."""
 
-    def __init__(self, rec: Recording, graph: Graph, kind: str, cfg: ExtractConfig, rel_tol: float,
-                 near: bool, log: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        rec: Recording,
+        graph: Graph,
+        kind: str,
+        cfg: ExtractConfig,
+        rel_tol: float,
+        near: bool,
+        log: Callable[[str], None],
+    ) -> None:
         self.rec, self.graph, self.kind, self.cfg, self.log = rec, graph, kind, cfg, log
         self.rel_tol, self.near = rel_tol, near
         self.alts: dict[str, list[MLPAlt]] = {}
@@ -175,8 +183,10 @@ class MLPCharacteriser:
         Xs, ys = self.seen(m, uniq)
         Xg = np.unique(np.concatenate([Xs, self._grid(Xs)]), axis=0)
         yg = mlp_function(self.rec.model, m, uniq, Xg) * self.fold(m)
-        readout = any(r == m.out and (simple_gain(self.graph.gain(c)) == 1.0 or self.fold(m) != 1.0)
-                      for c, r in enumerate(self.graph.readout))
+        readout = any(
+            r == m.out and (simple_gain(self.graph.gain(c)) == 1.0 or self.fold(m) != 1.0)
+            for c, r in enumerate(self.graph.readout)
+        )
         near_int = bool(np.max(np.abs(ys - np.rint(ys)), initial=0.0) <= 0.1)
         integer = self.kind == "discrete" and (readout or near_int)
         scale = max(float(np.std(ys)), 1e-3 * float(np.max(np.abs(ys), initial=0.0)), 1e-9)
@@ -184,8 +194,16 @@ class MLPCharacteriser:
         tgt = np.rint if integer else (lambda a: a)
 
         def run(tag, inputs, X, y, rounding=False, Xr=None, yr=None):
-            return {"tag": tag, "inputs": inputs, "X": X, "y": tgt(y), "tol": 0.5 if rounding else tol,
-                    "rounding": rounding, "Xref": Xs if Xr is None else Xr, "yref": ys if yr is None else yr}
+            return {
+                "tag": tag,
+                "inputs": inputs,
+                "X": X,
+                "y": tgt(y),
+                "tol": 0.5 if rounding else tol,
+                "rounding": rounding,
+                "Xref": Xs if Xr is None else Xr,
+                "yref": ys if yr is None else yr,
+            }
 
         runs = []
         fused = self.fused_inputs(m)
@@ -204,17 +222,35 @@ class MLPCharacteriser:
         reference (the MLP's own outputs, or the true targets)."""
         X, y, inputs = r["Xref"], r["yref"], r["inputs"]
         with np.errstate(all="ignore"):
-            pred = np.broadcast_to(np.asarray(
-                evaluate_source(c.numpy_source, PLACEHOLDERS[: len(inputs)], list(X.T), numpy=True),
-                dtype=np.float64), y.shape)
+            pred = np.broadcast_to(
+                np.asarray(
+                    evaluate_source(c.numpy_source, PLACEHOLDERS[: len(inputs)], list(X.T), numpy=True),
+                    dtype=np.float64,
+                ),
+                y.shape,
+            )
             err = np.abs(pred - y)
         mse = float(np.mean(err**2)) if err.size else 0.0
         max_error = float(np.max(err, initial=0.0))
         if not math.isfinite(max_error):
             mse = max_error = math.inf
         rounded = integer and not bool(np.all(pred == np.rint(pred)))
-        return MLPAlt(inputs, c.source, c.numpy_source, str(c.expr), c.size, mse, max_error, bool(c.exact),
-                      float(r["tol"]), integer, fitted_to, int(r["X"].shape[0]), r["tag"], rounded)
+        return MLPAlt(
+            inputs,
+            c.source,
+            c.numpy_source,
+            str(c.expr),
+            c.size,
+            mse,
+            max_error,
+            bool(c.exact),
+            float(r["tol"]),
+            integer,
+            fitted_to,
+            int(r["X"].shape[0]),
+            r["tag"],
+            rounded,
+        )
 
     def keep(self, key: str, res: SRResult, inputs: tuple[int, ...]) -> None:
         """Keep regression `key`'s result (over stream variables `inputs`) as evidence."""
@@ -242,9 +278,15 @@ class MLPCharacteriser:
             stop = 1 + next((j for j, r in enumerate(runs) if r["tag"] == "grid"), len(runs) - 1)
         while i < stop:
             r = runs[i]
-            res = symbolic_regression(r["X"], r["y"], PLACEHOLDERS[: len(r["inputs"])], r["tol"],
-                                      config=self.cfg.sr_config(), integer_target=r["rounding"],
-                                      seed=self.cfg.seed)
+            res = symbolic_regression(
+                r["X"],
+                r["y"],
+                PLACEHOLDERS[: len(r["inputs"])],
+                r["tol"],
+                config=self.cfg.sr_config(),
+                integer_target=r["rounding"],
+                seed=self.cfg.seed,
+            )
             self.keep(f"{m.key} ({r['tag']})", res, r["inputs"])
             i += 1
             self._runs_done[m.key] = i
@@ -252,8 +294,10 @@ class MLPCharacteriser:
                 seen.add((r["inputs"], res.best.source))
                 alts.append(self.make_alternative(res.best, r, "mlp", smp["integer"]))
             extra += [(c, r) for j, c in enumerate(res.front) if j != res.picked]
-            self.log(f"{m.key} [{r['tag']}]: {res.best.source} (size {res.best.size}, "
-                     f"{'exact' if res.best.exact else 'not exact'})")
+            self.log(
+                f"{m.key} [{r['tag']}]: {res.best.source} (size {res.best.size}, "
+                f"{'exact' if res.best.exact else 'not exact'})"
+            )
             if res.best.exact and not full:
                 break
         if first_look:  # exact expressions first (stable); later calls only append
@@ -296,9 +340,13 @@ def renamed(res: SRResult, mapping: dict[str, str]) -> SRResult:
     front = []
     subs = {sympy.Symbol(k): sympy.Symbol(v) for k, v in mapping.items()}
     for c in res.front:
-        front.append(replace(
-            c, expr=c.expr.xreplace(subs), source=rename_names(c.source, mapping),
-            numpy_source=rename_names(c.numpy_source, mapping),
-        ))
+        front.append(
+            replace(
+                c,
+                expr=c.expr.xreplace(subs),
+                source=rename_names(c.source, mapping),
+                numpy_source=rename_names(c.numpy_source, mapping),
+            )
+        )
     names = tuple(mapping.get(n, n) for n in res.names)
     return SRResult(tuple(front), res.picked, names)

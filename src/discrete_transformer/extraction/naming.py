@@ -19,8 +19,19 @@ __all__ = ["expression_name", "is_python", "sums_a_doubled_pair"]
 _DOUBLED = re.compile(r"^\s*(?:2(?:\.0*)?\s*\*\s*([A-Za-z_]\w*)|([A-Za-z_]\w*)\s*\*\s*2(?:\.0*)?)\s*$")
 _SMALL = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 _OPS = {
-    "+": "plus", "-": "minus", "*": "times", "/": "over", "//": "idiv", "%": "mod", "**": "pow",
-    ">=": "ge", ">": "gt", "<=": "le", "<": "lt", "==": "eq", "!=": "ne",
+    "+": "plus",
+    "-": "minus",
+    "*": "times",
+    "/": "over",
+    "//": "idiv",
+    "%": "mod",
+    "**": "pow",
+    ">=": "ge",
+    ">": "gt",
+    "<=": "le",
+    "<": "lt",
+    "==": "eq",
+    "!=": "ne",
 }
 
 

@@ -65,7 +65,6 @@ __all__ = [
 ]
 
 
-
 def extract(
     result_or_run_dir: Any,
     dataset: Dataset | None = None,
@@ -78,24 +77,34 @@ def extract(
     t0 = time.perf_counter()
     cfg = config or ExtractConfig()
     log = progress if callable(progress) else (print if progress else (lambda _msg: None))
-    src = load(result_or_run_dir, dataset)                                   # load: run + data
+    src = load(result_or_run_dir, dataset)  # load: run + data
     ds, tau = src.dataset, float(src.run.train_config.tau_attn_end)
     model = hardened(src.run)
-    graph = read_graph(model)                                                # graph
-    rec = record(model, graph, tau, ds, cfg)                                 # record
+    graph = read_graph(model)  # graph
+    rec = record(model, graph, tau, ds, cfg)  # record
     rows = search_rows(ds, cfg)
     score = score_model(src.run, ds, tau)
-    heads = HeadCharacteriser(rec, cfg, log)                                 # heads (lazy)
+    heads = HeadCharacteriser(rec, cfg, log)  # heads (lazy)
     mlps = MLPCharacteriser(rec, graph, ds.kind, cfg, relative_tolerance(src.run), score.near, log)  # MLPs (lazy)
     builder = Builder(graph, heads, mlps, ds, cfg, rows, provenance(src, score.doc))  # build
     refits = Refits(mlps, rows, cfg, log)
     search_log: list[dict] = []
-    verifier = Verifier(ds, src.data_seed, cfg, search_log)                  # render + verify
+    verifier = Verifier(ds, src.data_seed, cfg, search_log)  # render + verify
     best = verifier.attempt(builder.build({}), {}, "first candidates")
-    if not best.verified:                                                    # repair
+    if not best.verified:  # repair
         best = repair(best, score, builder, refits, verifier, cfg.search_budget, log)
-    if best.verified:                                                        # simplify
+    if best.verified:  # simplify
         best = simplify(best, builder, refits, verifier, log)
     source = render(best.ir, best.verification.lines() + [f"hypotheses tested on: {rec.note}"])
-    return Program(source, best.ir, best.verification, mlps.fronts(best.ir), dict(heads.results), ds,
-                   search_log, score.doc, time.perf_counter() - t0, dataclasses.asdict(cfg))
+    return Program(
+        source,
+        best.ir,
+        best.verification,
+        mlps.fronts(best.ir),
+        dict(heads.results),
+        ds,
+        search_log,
+        score.doc,
+        time.perf_counter() - t0,
+        dataclasses.asdict(cfg),
+    )

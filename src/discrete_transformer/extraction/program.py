@@ -55,7 +55,7 @@ def longer_split(ds: Dataset, data_seed: int) -> tuple[tuple[np.ndarray, np.ndar
     if not ds.source.startswith("task:"):
         return None, "data file: there is no rule to generate longer sequences"
     try:
-        spec = get_task(ds.source[len("task:"):])
+        spec = get_task(ds.source[len("task:") :])
         long = make_dataset(spec, seed=data_seed, T=2 * ds.T)
     except ValueError as e:
         return None, str(e).splitlines()[0]
@@ -93,10 +93,19 @@ class Verifier:
         src = render(ir)
         mod = load_module(src)
         ds = self.ds
-        ver = verify_program(mod.program, mod.run_batch, ds.x_test, ds.y_test, ds.kind, self.longer,
-                             self.longer_note, python_check=self.cfg.python_check)
-        self.search_log.append({"try": why, "verified": ver.verified, "test_exact": ver.test.exact,
-                                "test_nmse": ver.test.nmse})
+        ver = verify_program(
+            mod.program,
+            mod.run_batch,
+            ds.x_test,
+            ds.y_test,
+            ds.kind,
+            self.longer,
+            self.longer_note,
+            python_check=self.cfg.python_check,
+        )
+        self.search_log.append(
+            {"try": why, "verified": ver.verified, "test_exact": ver.test.exact, "test_nmse": ver.test.nmse}
+        )
         return Attempt(ir, src, ver, mod, dict(choice))
 
 
@@ -168,8 +177,9 @@ class Program:
         long_xy, note = (None, "not requested")
         if longer:
             long_xy, note = longer_split(ds, pv.data_seed)
-        return verify_program(self.module.program, self.module.run_batch, ds.x_test, ds.y_test, ds.kind,
-                              long_xy, note, python_check=200)
+        return verify_program(
+            self.module.program, self.module.run_batch, ds.x_test, ds.y_test, ds.kind, long_xy, note, python_check=200
+        )
 
     # ---------------------------------------------------------------- files
     def verification_doc(self) -> dict[str, Any]:
@@ -200,5 +210,7 @@ class Program:
 
     def __repr__(self) -> str:
         v = self.verification
-        return (f"Program(verified={v.verified}, kind={v.kind!r}, modules={len(self.ir.nodes)}, "
-                f"lines={len(self.source.splitlines())})")
+        return (
+            f"Program(verified={v.verified}, kind={v.kind!r}, modules={len(self.ir.nodes)}, "
+            f"lines={len(self.source.splitlines())})"
+        )

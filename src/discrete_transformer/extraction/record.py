@@ -87,7 +87,11 @@ def record(model: Any, graph: Graph, tau: float, ds: Dataset, cfg: ExtractConfig
             for m in mlps:
                 mout[m.key].append(cache[f"{m.key}.out"][0].numpy())
     return Recording(
-        model, tau, x, note, np.concatenate(resid),
+        model,
+        tau,
+        x,
+        note,
+        np.concatenate(resid),
         {k: np.concatenate(v) for k, v in pat.items()},
         {k: np.concatenate(v) for k, v in {**hout, **mout}.items()},
     )
@@ -148,6 +152,11 @@ def mlp_function(model: Any, m: Module, uniq: tuple[int, ...], X: np.ndarray) ->
     raw = torch.from_numpy(np.ascontiguousarray(np.stack(cols, axis=-1), dtype=np.float64))
     rms = (model.ms[0, list(m.reads)] + 1e-12).sqrt()
     u = (raw / rms).unsqueeze(0).unsqueeze(2).expand(1, raw.shape[0], layer.n_mlps, len(m.reads))
-    r = (raw * layer.periodic_keep[list(m.reads)].double()).unsqueeze(0).unsqueeze(2).expand(1, raw.shape[0], layer.n_mlps, len(m.reads))
+    r = (
+        (raw * layer.periodic_keep[list(m.reads)].double())
+        .unsqueeze(0)
+        .unsqueeze(2)
+        .expand(1, raw.shape[0], layer.n_mlps, len(m.reads))
+    )
     with torch.no_grad():
         return layer.function(u.contiguous(), r.contiguous())[0, :, m.slot].numpy().copy()

@@ -32,8 +32,9 @@ TRUTH_BUDGET_FACTOR = 4.0
 class Refits:
     """Fits of the MLPs characterised by `mlps` against the task's targets on `rows`."""
 
-    def __init__(self, mlps: MLPCharacteriser, rows: SearchRows, cfg: ExtractConfig,
-                 log: Callable[[str], None]) -> None:
+    def __init__(
+        self, mlps: MLPCharacteriser, rows: SearchRows, cfg: ExtractConfig, log: Callable[[str], None]
+    ) -> None:
         self.mlps, self.rows, self.cfg, self.log = mlps, rows, cfg, log
 
     def truth_fit(self, m: Module, ir: ProgramIR, channel: int, first_only: bool = False) -> list[MLPAlt]:
@@ -62,8 +63,9 @@ class Refits:
             if X.shape[0] == 0:
                 continue
             # Discrete targets: exact means exact after rounding, the verification rule.
-            res = symbolic_regression(X, y, PLACEHOLDERS[: len(uniq)], tol, config=conf,
-                                      integer_target=kind == "discrete", seed=self.cfg.seed)
+            res = symbolic_regression(
+                X, y, PLACEHOLDERS[: len(uniq)], tol, config=conf, integer_target=kind == "discrete", seed=self.cfg.seed
+            )
             self.mlps.keep(f"{m.key} (true targets, {tag})", res, uniq)
             self.log(f"{m.key} vs true targets ({tag}): {res.best.source} (max error {res.best.max_error:.2g})")
             r = {"tag": f"targets, {tag}", "inputs": uniq, "X": X, "tol": tol, "Xref": X, "yref": y}
@@ -117,8 +119,9 @@ def _core_alt(m: Module, uniq: tuple[int, ...], c: np.ndarray, Xs: np.ndarray) -
     terms = int(np.count_nonzero(c))
     size = 2 * terms - 1 + int(np.count_nonzero(np.abs(c[c != 0]) != 1.0))
     # "exact": the MLP's output is exactly a (monotone) function of it, which is all a core claims
-    return MLPAlt(uniq, src, src, str(expr), size, 0.0, 0.0, True, 0.0, False,
-                  "core", int(Xs.shape[0]), f"{m.key} (core)")
+    return MLPAlt(
+        uniq, src, src, str(expr), size, 0.0, 0.0, True, 0.0, False, "core", int(Xs.shape[0]), f"{m.key} (core)"
+    )
 
 
 def simple_ratio(v: float) -> float:

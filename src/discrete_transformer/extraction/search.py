@@ -52,8 +52,15 @@ def better(a: Score, b: Score) -> bool:
     return -a[1] < -b[1] * (1.0 - SEARCH_MIN_GAIN)
 
 
-def repair(first: Attempt, model: ModelScore, builder: Builder, refits: Refits, verifier: Verifier,
-           budget: float, log: Callable[[str], None]) -> Attempt:
+def repair(
+    first: Attempt,
+    model: ModelScore,
+    builder: Builder,
+    refits: Refits,
+    verifier: Verifier,
+    budget: float,
+    log: Callable[[str], None],
+) -> Attempt:
     """The first program of the search that verifies, or `first` when none does. A model far
     from the targets still gets the readout refit (its heads may be right and only the MLP
     behind them imprecise: Add_Mod_k), but swaps only when it is nearly exact."""
@@ -64,8 +71,9 @@ def repair(first: Attempt, model: ModelScore, builder: Builder, refits: Refits, 
 class Search:
     """One fallback search (its clock starts here)."""
 
-    def __init__(self, builder: Builder, refits: Refits, verifier: Verifier, budget: float,
-                 log: Callable[[str], None]) -> None:
+    def __init__(
+        self, builder: Builder, refits: Refits, verifier: Verifier, budget: float, log: Callable[[str], None]
+    ) -> None:
         self.builder, self.refits, self.verifier, self.log = builder, refits, verifier, log
         self.rows = refits.rows
         self.deadline = time.perf_counter() + budget
@@ -123,8 +131,9 @@ class Search:
             self.verifier.search_log.append({"try": why, "error": str(e)})
             return None, None
         sc = self.score(mod)
-        self.verifier.search_log.append({"try": why, "train_exact": sc[0] if self.rows.kind == "discrete" else None,
-                                         "train_nmse": -sc[1]})
+        self.verifier.search_log.append(
+            {"try": why, "train_exact": sc[0] if self.rows.kind == "discrete" else None, "train_nmse": -sc[1]}
+        )
         if self.passes(sc):
             res = self.verifier.attempt(self.builder.build(ch), ch, why)
             if res.verified:

@@ -37,8 +37,9 @@ def no_worse(cand: Attempt, best: Attempt) -> bool:
     return cand.verified and (best.verification.generalises is not True or cand.verification.generalises is True)
 
 
-def simplify(best: Attempt, builder: Builder, refits: Refits, verifier: Verifier,
-             log: Callable[[str], None]) -> Attempt:
+def simplify(
+    best: Attempt, builder: Builder, refits: Refits, verifier: Verifier, log: Callable[[str], None]
+) -> Attempt:
     """The verified program `best` with smaller readout MLPs where they verify, then with its
     outputs read from earlier variables where those equal the targets."""
     best = _smaller_readouts(best, builder, refits, verifier, log)
@@ -50,8 +51,9 @@ def simplify(best: Attempt, builder: Builder, refits: Refits, verifier: Verifier
     return best
 
 
-def _smaller_readouts(best: Attempt, builder: Builder, refits: Refits, verifier: Verifier,
-                      log: Callable[[str], None]) -> Attempt:
+def _smaller_readouts(
+    best: Attempt, builder: Builder, refits: Refits, verifier: Verifier, log: Callable[[str], None]
+) -> Attempt:
     """`best` with its readout MLPs replaced by smaller fits to the true targets wherever the
     program stays verified."""
     graph = builder.graph
@@ -70,8 +72,11 @@ def _smaller_readouts(best: Attempt, builder: Builder, refits: Refits, verifier:
                 continue
             alts = builder.mlps.append_alternative(m, alt)
             choice = {**best.choice, m.key: len(alts) - 1}
-            cand = verifier.attempt(builder.build(choice), choice,
-                                    f"{m.key} simplified: size {size} -> {alt.size} against the true targets ({alt.sr_key})")
+            cand = verifier.attempt(
+                builder.build(choice),
+                choice,
+                f"{m.key} simplified: size {size} -> {alt.size} against the true targets ({alt.sr_key})",
+            )
             if no_worse(cand, best):
                 log(f"{m.key} simplified against the true targets: {alt.source}")
                 best = cand
@@ -102,8 +107,13 @@ def earlier_outputs(rows: SearchRows, ir: ProgramIR) -> ProgramIR | None:
         return None
     nodes = eliminate_dead_code(ir.nodes, [o.var for o in outs])
     reads = [v for n in nodes for v in n.reads]
-    return dataclasses.replace(ir, nodes=nodes, outputs=tuple(outs), uses_pos=any(v.role == "pos" for v in reads),
-                               uses_one=any(v.role == "one" for v in reads))
+    return dataclasses.replace(
+        ir,
+        nodes=nodes,
+        outputs=tuple(outs),
+        uses_pos=any(v.role == "pos" for v in reads),
+        uses_one=any(v.role == "one" for v in reads),
+    )
 
 
 def equals_targets(val: np.ndarray, y: np.ndarray, kind: str) -> bool:

@@ -157,6 +157,7 @@ class LinearCombinations:
                 return combination(trees, c)
         return combination(trees, coef)
 
+
 def round_weights(coef: np.ndarray, E: np.ndarray, t: np.ndarray, digits: int | None) -> np.ndarray:
     """Weights rounded to `digits` significant digits, the intercept (last) refitted to them and
     rounded alike; None: as fitted."""

@@ -21,8 +21,23 @@ class SRConfig:
     max_size: int = 9  # max expression size (nodes)
     time_budget: float = 3.0  # nominal seconds of work (× WORK_PER_SECOND candidate values)
     operators: tuple[str, ...] = (
-        "add", "sub", "mul", "div", "mod", "floor", "round", "abs", "min", "max", "square",
-        "sqrt", "neg", "ge", "gt", "eq", "where",
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "mod",
+        "floor",
+        "round",
+        "abs",
+        "min",
+        "max",
+        "square",
+        "sqrt",
+        "neg",
+        "ge",
+        "gt",
+        "eq",
+        "where",
     )  # the grammar; a subset restricts it
     # Integer constants of the grammar; None = derived from the data (`data_constants`): 0, 1, 2
     # and the integers the data's ranges suggest (a modulus, a divisor, a threshold).
@@ -49,8 +64,7 @@ class Problem:
         self.exact: tuple[int, float, Tree] | None = None  # (size, mse on S, tree)
         self.restarts = 0
         given = config.int_constants
-        self.constants = tuple(dict.fromkeys(int(k) for k in given)) if given is not None else (
-            data_constants(X, t))
+        self.constants = tuple(dict.fromkeys(int(k) for k in given)) if given is not None else (data_constants(X, t))
 
     @property
     def exact_size(self) -> int:
@@ -76,8 +90,10 @@ class Problem:
     def fit_snap(self, form: str, e: np.ndarray | None, t: np.ndarray) -> tuple[float, float] | None:
         """Nicest constants (c, d) that make the form exact on (e, t), or None."""
         n = t.shape[0]
+
         def ok(c, d):
             return bool(self.is_exact(form_pred(form, e, c, d, n), t))
+
         if form == "e":
             return (1.0, 0.0) if ok(1.0, 0.0) else None
         c0, d0 = ls_affine(e if e is not None else t, t, form)
@@ -143,7 +159,8 @@ def data_constants(X: np.ndarray, y: np.ndarray | None = None) -> tuple[int, ...
     grammar's constants come from the data instead of a fixed list of small integers."""
     found: list[int] = []
     cols = ([np.asarray(y, dtype=np.float64).reshape(-1)] if y is not None else []) + [
-        np.asarray(X, dtype=np.float64)[:, c] for c in range(np.asarray(X).shape[1])]
+        np.asarray(X, dtype=np.float64)[:, c] for c in range(np.asarray(X).shape[1])
+    ]
     for v in cols:
         if v.size == 0 or not np.all(np.isfinite(v)) or not np.all(v == np.rint(v)):
             continue

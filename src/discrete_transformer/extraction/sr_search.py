@@ -97,8 +97,10 @@ class Search(LinearCombinations):
         b = bisect.bisect_right(self.block_start, i) - 1
         off = i - self.block_start[b]
         op, a, bb, c = self.block_info[b]
+
         def pick(v):
             return v if v is None or isinstance(v, int) else int(v[off])
+
         return op, pick(a), pick(bb), pick(c)
 
     def tree(self, i: int) -> Tree:
@@ -388,5 +390,7 @@ class Search(LinearCombinations):
                         for b0 in range(0, nb, _BLOCK_ROWS):
                             br = np.arange(b0, min(nb, b0 + _BLOCK_ROWS))
                             vals = np.where(mask, AV[ar][:, None, :], BV[br][None, :, :]).reshape(-1, P)
-                            self._emit(size, vals, "where", cid, np.repeat(Aids[ar], br.size), np.tile(Bids[br], ar.size))
+                            self._emit(
+                                size, vals, "where", cid, np.repeat(Aids[ar], br.size), np.tile(Bids[br], ar.size)
+                            )
                             self._check_found(size)

@@ -40,8 +40,10 @@ def round_mod_dividends(t: Tree, X: np.ndarray) -> Tree:
     kids = tuple(round_mod_dividends(ch, X) for ch in t[1:])
     if op == "mod" and not _integer_by_construction(kids[0], X):
         e = eval_tree(kids[0], X)
-        if e.size and bool(np.all(np.isfinite(e))) and bool(
-            np.all(np.abs(e - np.round(e)) <= 1e-9 * np.maximum(1.0, np.abs(e)))
+        if (
+            e.size
+            and bool(np.all(np.isfinite(e)))
+            and bool(np.all(np.abs(e - np.round(e)) <= 1e-9 * np.maximum(1.0, np.abs(e))))
         ):
             kids = (("round", kids[0]), *kids[1:])
     return (op, *kids)
@@ -170,9 +172,7 @@ def to_sympy(t: Tree, syms: Sequence[sympy.Symbol]) -> sympy.Expr:
     if op in COMPARE:
         return sympy.Piecewise((1, _sym_cond(t, syms)), (0, True))
     if op == "where":
-        return sympy.Piecewise(
-            (to_sympy(t[2], syms), _sym_cond(t[1], syms)), (to_sympy(t[3], syms), True)
-        )
+        return sympy.Piecewise((to_sympy(t[2], syms), _sym_cond(t[1], syms)), (to_sympy(t[3], syms), True))
     raise ValueError(f"unknown node {op!r}")  # pragma: no cover
 
 

@@ -74,11 +74,14 @@ class Verification:
             "verified": self.verified,
             "kind": self.kind,
             "rule": (
-                "100% exact match after rounding" if self.kind == "discrete"
+                "100% exact match after rounding"
+                if self.kind == "discrete"
                 else f"normalised MSE <= {CONTINUOUS_NMSE:g} (normalised by the test targets' variance)"
             ),
             "test": asdict(self.test),
-            "longer": asdict(self.longer) if self.longer is not None else {"available": False, "note": self.longer_note},
+            "longer": asdict(self.longer)
+            if self.longer is not None
+            else {"available": False, "note": self.longer_note},
             "python_checked": self.python_checked,
             "python_agrees": self.python_agrees,
         }

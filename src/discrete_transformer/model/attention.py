@@ -109,8 +109,11 @@ class AttentionLayer(nn.Module):
 
     def fixed_patterns(self, T1: int, dtype: torch.dtype) -> torch.Tensor:
         """(F, T1, T1) the fixed patterns this layer's heads may choose (cached per length)."""
-        return cached(self._consts, ("fixed", T1, dtype),
-                      lambda: torch.stack([fixed_pattern(n, T1, dtype) for n in self.patterns]))
+        return cached(
+            self._consts,
+            ("fixed", T1, dtype),
+            lambda: torch.stack([fixed_pattern(n, T1, dtype) for n in self.patterns]),
+        )
 
     def forward(
         self,
@@ -154,7 +157,8 @@ class AttentionLayer(nn.Module):
                 # it) for members flagged in attention_st; gradient: the soft pattern's
                 ratio = _hard_tau_ratio(tau_attn, mode)  # scores·ratio are at the hard temperature
                 pattern = straight_through_pattern(
-                    scores, mode.attention_st.view(P, 1, 1, 1, 1) > 0, TIE_MARGIN / ratio)
+                    scores, mode.attention_st.view(P, 1, 1, 1, 1) > 0, TIE_MARGIN / ratio
+                )
         if self.pattern_choice is not None:
             wp = self.pattern_choice.weights(mode)  # (P, H, 1+F) or (P, B, H, 1+F)
             wp = wp.unsqueeze(1) if wp.dim() == 3 else wp  # (P, B or 1, H, 1+F)

@@ -33,13 +33,19 @@ class MaskBuilder:
                 hit = True
         return hit
 
-    def mask(self, modules: list[str], roles: list[str], names: list[str], positional_roles: tuple[str, ...] = ()) -> torch.Tensor:
+    def mask(
+        self, modules: list[str], roles: list[str], names: list[str], positional_roles: tuple[str, ...] = ()
+    ) -> torch.Tensor:
         """(len(modules), len(roles), len(names)) bool: True where module.role may read the name."""
         out = torch.ones(len(modules), len(roles), len(names), dtype=torch.bool)
         for a, module in enumerate(modules):
             for b, role in enumerate(roles):
                 for c, var in enumerate(names):
-                    if role in positional_roles and var not in POSITIONAL_VARIABLES or self._forbidden(module, role, var):
+                    if (
+                        role in positional_roles
+                        and var not in POSITIONAL_VARIABLES
+                        or self._forbidden(module, role, var)
+                    ):
                         out[a, b, c] = False
                 if not bool(out[a, b].any()):
                     raise ValueError(

@@ -74,7 +74,9 @@ class _StraightThroughPattern(torch.autograd.Function):
         return p * (g - (g * p).sum(-1, keepdim=True)), None, None
 
 
-def straight_through_pattern(scores: torch.Tensor, use_hard: torch.Tensor, margin: torch.Tensor | float) -> torch.Tensor:
+def straight_through_pattern(
+    scores: torch.Tensor, use_hard: torch.Tensor, margin: torch.Tensor | float
+) -> torch.Tensor:
     """Hard near-tie pattern forward where `use_hard` (bool, broadcastable), softmax elsewhere;
     softmax gradient everywhere (see `_StraightThroughPattern`). `margin` is in score units."""
     margin = torch.as_tensor(margin, dtype=scores.dtype)

@@ -200,7 +200,9 @@ class MLPLayer(nn.Module):
                 keep = cached(self._consts, ("keep", stream.dtype), lambda: self.periodic_keep.to(stream.dtype))
                 seen = stream[..., : self.n_avail] * keep
                 raw = select(seen, w, mode.batched).reshape(P, B * T1, self.n_mlps, self.arity)
-        out = self.function(u.reshape(P, B * T1, self.n_mlps, self.arity), raw, periodic_out).reshape(P, B, T1, self.n_mlps)
+        out = self.function(u.reshape(P, B * T1, self.n_mlps, self.arity), raw, periodic_out).reshape(
+            P, B, T1, self.n_mlps
+        )
         out = out * cached(self._consts, ("bos", T1, out.dtype), lambda: bos_mask(T1, out.dtype)).view(1, 1, T1, 1)
         if cache is not None:
             for m in range(self.n_mlps):

@@ -70,9 +70,14 @@ class DiscreteTransformer(nn.Module):
         for layer in range(config.n_layers):
             n_avail = len(names)
             attn = AttentionLayer(
-                population, config.n_heads, n_avail, gen,
-                allowed=masks.attention(layer, config.n_heads, names), averaging=config.attention_averaging,
-                summing=config.attention_sum, bos_bias=config.attention_bos_bias,
+                population,
+                config.n_heads,
+                n_avail,
+                gen,
+                allowed=masks.attention(layer, config.n_heads, names),
+                averaging=config.attention_averaging,
+                summing=config.attention_sum,
+                bos_bias=config.attention_bos_bias,
                 patterns=expand_patterns(config.attention_patterns, data.T),
             )
             names += [f"L{layer}.H{h}" for h in range(config.n_heads)]

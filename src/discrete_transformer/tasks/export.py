@@ -33,8 +33,9 @@ def resolve_sources(sources: Sequence[str]) -> list[TaskSpec]:
     return list(out.values())
 
 
-def export_tasks(sources: Sequence[str], out: str | os.PathLike, n_test: int = DEFAULT_N_TEST,
-                 seed: int = 0) -> list[Path]:
+def export_tasks(
+    sources: Sequence[str], out: str | os.PathLike, n_test: int = DEFAULT_N_TEST, seed: int = 0
+) -> list[Path]:
     """Write each task's ``make_dataset(seed=seed, n_test=n_test)`` and return the paths written.
 
     With one task and ``out`` ending in .npz/.csv/.jsonl, that file; otherwise ``out`` is a

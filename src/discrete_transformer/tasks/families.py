@@ -73,8 +73,9 @@ def _plain(rng: Gen, signed: bool | None = None) -> Params:
 
 def _prev_k(p: Params) -> Built:
     k = p["shift"]
-    return discrete((p["x"],), lambda x: out(shift(channel(x), k)), f"y[i] = x[i-{k}], 0 for i < {k}",
-                    [shift_ln("y", "x", k)])
+    return discrete(
+        (p["x"],), lambda x: out(shift(channel(x), k)), f"y[i] = x[i-{k}], 0 for i < {k}", [shift_ln("y", "x", k)]
+    )
 
 
 def _window_sum(p: Params) -> Built:
@@ -84,13 +85,13 @@ def _window_sum(p: Params) -> Built:
         s = np.cumsum(channel(x), axis=1)
         return out(s - shift(s, k))
 
-    return discrete((p["x"],), rule, f"y[i] = x[i-{k - 1}] + ... + x[i], x[<0] = 0",
-                    _window_lines(k, "u + v", "u - v"))
+    return discrete((p["x"],), rule, f"y[i] = x[i-{k - 1}] + ... + x[i], x[<0] = 0", _window_lines(k, "u + v", "u - v"))
 
 
 def _prefix_sum(p: Params) -> Built:
-    return discrete((p["x"],), lambda x: out(np.cumsum(channel(x), axis=1)), "y[i] = x[0] + ... + x[i]",
-                    [prefix_ln("y", "x")])
+    return discrete(
+        (p["x"],), lambda x: out(np.cumsum(channel(x), axis=1)), "y[i] = x[0] + ... + x[i]", [prefix_ln("y", "x")]
+    )
 
 
 def _add_mod_draw(rng: Gen) -> Params:
@@ -100,8 +101,12 @@ def _add_mod_draw(rng: Gen) -> Params:
 
 def _add_mod(p: Params) -> Built:
     m = p["m"]
-    return discrete((p["x"],), lambda x: out(np.mod(np.cumsum(channel(x), axis=1), m)),
-                    f"y[i] = (x[0] + ... + x[i]) mod {m}", [prefix_ln("s", "x"), map_ln("y", f"u % {m}", "s")])
+    return discrete(
+        (p["x"],),
+        lambda x: out(np.mod(np.cumsum(channel(x), axis=1), m)),
+        f"y[i] = (x[0] + ... + x[i]) mod {m}",
+        [prefix_ln("s", "x"), map_ln("y", f"u % {m}", "s")],
+    )
 
 
 def _abs_current_draw(rng: Gen) -> Params:
@@ -112,8 +117,12 @@ def _abs_current_draw(rng: Gen) -> Params:
 def _abs_current(p: Params) -> Built:
     c = p["center"]
     inner = lin([(1, "u")], -c)
-    return discrete((p["x"],), lambda x: out(np.abs(channel(x) - c)), f"y[i] = |{inner.replace('u', 'x[i]')}|",
-                    [map_ln("y", f"abs({inner})", "x")])
+    return discrete(
+        (p["x"],),
+        lambda x: out(np.abs(channel(x) - c)),
+        f"y[i] = |{inner.replace('u', 'x[i]')}|",
+        [map_ln("y", f"abs({inner})", "x")],
+    )
 
 
 def _affine_draw(rng: Gen) -> Params:
@@ -125,25 +134,38 @@ def _affine_draw(rng: Gen) -> Params:
 def _affine(p: Params) -> Built:
     a, b = p["scale"], p["offset"]
     expr = lin([(a, "u")], b)
-    return discrete((p["x"],), lambda x: out(a * channel(x) + b), f"y[i] = {expr.replace('u', 'x[i]')}",
-                    [map_ln("y", expr, "x")])
+    return discrete(
+        (p["x"],), lambda x: out(a * channel(x) + b), f"y[i] = {expr.replace('u', 'x[i]')}", [map_ln("y", expr, "x")]
+    )
 
 
 def _diff_lag(p: Params) -> Built:
     k = p["shift"]
-    return discrete((p["x"],), lambda x: out(channel(x) - shift(channel(x), k)), f"y[i] = x[i] - x[i-{k}], x[<0] = 0",
-                    _lag_lines(k, "u - v"))
+    return discrete(
+        (p["x"],),
+        lambda x: out(channel(x) - shift(channel(x), k)),
+        f"y[i] = x[i] - x[i-{k}], x[<0] = 0",
+        _lag_lines(k, "u - v"),
+    )
 
 
 def _abs_diff_lag(p: Params) -> Built:
     k = p["shift"]
-    return discrete((p["x"],), lambda x: out(np.abs(channel(x) - shift(channel(x), k))),
-                    f"y[i] = |x[i] - x[i-{k}]|, x[<0] = 0", _lag_lines(k, "abs(u - v)"))
+    return discrete(
+        (p["x"],),
+        lambda x: out(np.abs(channel(x) - shift(channel(x), k))),
+        f"y[i] = |x[i] - x[i-{k}]|, x[<0] = 0",
+        _lag_lines(k, "abs(u - v)"),
+    )
 
 
 def _running_max(p: Params) -> Built:
-    return discrete((p["x"],), lambda x: out(np.maximum.accumulate(channel(x), axis=1)), "y[i] = max(x[0..i])",
-                    [prefix_ln("y", "x", "max")])
+    return discrete(
+        (p["x"],),
+        lambda x: out(np.maximum.accumulate(channel(x), axis=1)),
+        "y[i] = max(x[0..i])",
+        [prefix_ln("y", "x", "max")],
+    )
 
 
 def _window_parity(p: Params) -> Built:
@@ -153,8 +175,9 @@ def _window_parity(p: Params) -> Built:
         s = np.cumsum(channel(x), axis=1)
         return out(np.mod(s - shift(s, k), 2))
 
-    return discrete((BIT,), rule, f"y[i] = (x[i-{k - 1}] + ... + x[i]) mod 2, bits",
-                    _window_lines(k, "(u + v) % 2", "(u - v) % 2"))
+    return discrete(
+        (BIT,), rule, f"y[i] = (x[i-{k - 1}] + ... + x[i]) mod 2, bits", _window_lines(k, "(u + v) % 2", "(u - v) % 2")
+    )
 
 
 def _parity_all_draw(rng: Gen) -> Params:
@@ -163,8 +186,10 @@ def _parity_all_draw(rng: Gen) -> Params:
 
 def _parity_all(p: Params) -> Built:
     C = p["channels"]
+
     def rule(x: np.ndarray) -> np.ndarray:
         return out(np.mod(np.cumsum(x.sum(axis=2), axis=1), 2))
+
     if C == 1:
         lines = [prefix_ln("s", "x"), map_ln("y", "u % 2", "s")]
     else:
@@ -180,8 +205,10 @@ def _position_mod_draw(rng: Gen) -> Params:
 
 def _position_mod(p: Params) -> Built:
     m, r = p["m"], p["phase"]
+
     def rule(x: np.ndarray) -> np.ndarray:
         return out(np.broadcast_to((np.arange(x.shape[1]) + r) % m, x.shape[:2]))
+
     expr = f"(i + {r}) % {m}" if r else f"i % {m}"
     return discrete((p["x"],), rule, f"y[i] = (i + {r}) mod {m}, whatever x", [pos_ln("y", expr, "x")])
 
@@ -210,14 +237,22 @@ def _bitwise_draw(rng: Gen) -> Params:
 def _bitwise(p: Params) -> Built:
     expr, fn = BIT_OPS[str(p["op"])]
     C = 3 if "w" in expr else 2
-    return discrete((BIT,) * C, lambda x: out(fn(_chans(x))), f"y[i] = {p['op']} of the bits a[i], b[i]" +
-                    (", c[i]" if C == 3 else ""), [map_ln("y", expr, *("a", "b", "c")[:C])])
+    return discrete(
+        (BIT,) * C,
+        lambda x: out(fn(_chans(x))),
+        f"y[i] = {p['op']} of the bits a[i], b[i]" + (", c[i]" if C == 3 else ""),
+        [map_ln("y", expr, *("a", "b", "c")[:C])],
+    )
 
 
 def _equals_lag(p: Params) -> Built:
     k = p["shift"]
-    return discrete((p["x"],), lambda x: out(channel(x) == shift(channel(x), k)), f"y[i] = 1 iff x[i] == x[i-{k}], x[<0] = 0",
-                    _lag_lines(k, "u == v"))
+    return discrete(
+        (p["x"],),
+        lambda x: out(channel(x) == shift(channel(x), k)),
+        f"y[i] = 1 iff x[i] == x[i-{k}], x[<0] = 0",
+        _lag_lines(k, "u == v"),
+    )
 
 
 def _majority_draw(rng: Gen) -> Params:
@@ -231,8 +266,12 @@ def _majority(p: Params) -> Built:
         twice, n = 2 * np.cumsum(channel(x), axis=1), np.arange(1, x.shape[1] + 1)
         return out(twice >= n if tie else twice > n)
 
-    return discrete((BIT,), rule, f"y[i] = majority bit of x[0..i], ties to {tie}",
-                    [mean_ln("frac", "x"), map_ln("y", "u >= 0.5" if tie else "u > 0.5", "frac")])
+    return discrete(
+        (BIT,),
+        rule,
+        f"y[i] = majority bit of x[0..i], ties to {tie}",
+        [mean_ln("frac", "x"), map_ln("y", "u >= 0.5" if tie else "u > 0.5", "frac")],
+    )
 
 
 def _dot_mod_draw(rng: Gen) -> Params:
@@ -241,10 +280,15 @@ def _dot_mod_draw(rng: Gen) -> Params:
 
 def _dot_mod(p: Params) -> Built:
     m, C = p["m"], p["channels"]
+
     def rule(x: np.ndarray) -> np.ndarray:
         return out(np.mod(np.cumsum(np.prod(x, axis=2), axis=1), m))
-    lines = [map_ln("prod", " * ".join("uvw"[:C]), *("a", "b", "c")[:C]), prefix_ln("s", "prod"),
-             map_ln("y", f"u % {m}", "s")]
+
+    lines = [
+        map_ln("prod", " * ".join("uvw"[:C]), *("a", "b", "c")[:C]),
+        prefix_ln("s", "prod"),
+        map_ln("y", f"u % {m}", "s"),
+    ]
     return discrete((p["x"],) * C, rule, f"y[i] = (sum over j<=i of the product of the {C} channels) mod {m}", lines)
 
 
@@ -273,8 +317,13 @@ def _count_value(p: Params) -> Built:
 
 def _kinematics_draw(rng: Gen) -> Params:
     g = 0.0 if rng.integers(2) else draw_const(rng, 0.1, 20.0)
-    return {"dt": draw_const(rng, 0.01, 2.0, False), "g": g, "outputs": int(rng.integers(1, 3)),
-            "x": draw_reals(rng), "T": draw_T(rng)}
+    return {
+        "dt": draw_const(rng, 0.01, 2.0, False),
+        "g": g,
+        "outputs": int(rng.integers(1, 3)),
+        "x": draw_reals(rng),
+        "T": draw_T(rng),
+    }
 
 
 def _kinematics(p: Params) -> Built:
@@ -286,8 +335,12 @@ def _kinematics(p: Params) -> Built:
         return out(np.cumsum(v * dt, axis=1), *([v] if two else []))
 
     acc = f"({lin([(1, 'u')], g)}) * {fmt(dt)}" if g else f"u * {fmt(dt)}"
-    lines = [map_ln("acc", acc, "x"), prefix_ln(vel, "acc"), map_ln("step", f"u * {fmt(dt)}", vel),
-             prefix_ln("y", "step")]
+    lines = [
+        map_ln("acc", acc, "x"),
+        prefix_ln(vel, "acc"),
+        map_ln("step", f"u * {fmt(dt)}", vel),
+        prefix_ln("y", "step"),
+    ]
     force = lin([(1, "x[i]")], g)
     desc = f"v += ({force})*{fmt(dt)}; p += v*{fmt(dt)}; y = p" + ("; z = v" if two else "") + " (from rest)"
     return real((p["x"],), rule, desc, lines, ("y", "z") if two else ("y",))
@@ -302,11 +355,16 @@ def _weighted_window_draw(rng: Gen) -> Params:
 def _weighted_window(p: Params) -> Built:
     c0, c1, k = p["coef"], p["coef_lag"], p["shift"]
     expr = f"{fmt(c0)} * (u - v)" if c1 == -c0 else lin([(c0, "u"), (c1, "v")])
+
     def rule(x: np.ndarray) -> np.ndarray:
-        return out(c0 * (channel(x) - shift(channel(x), k)) if c1 == -c0 else c0 * channel(x) + c1 * shift(channel(x), k))
+        return out(
+            c0 * (channel(x) - shift(channel(x), k)) if c1 == -c0 else c0 * channel(x) + c1 * shift(channel(x), k)
+        )
+
     words = lin([(c0, "x[i]"), (c1, f"x[i-{k}]")])
-    return real((p["x"],), rule, f"y[i] = {words}, x[<0] = 0",
-                [shift_ln("lag_x", "x", k), map_ln("y", expr, "x", "lag_x")])
+    return real(
+        (p["x"],), rule, f"y[i] = {words}, x[<0] = 0", [shift_ln("lag_x", "x", k), map_ln("y", expr, "x", "lag_x")]
+    )
 
 
 def _running_mean_draw(rng: Gen) -> Params:
@@ -319,26 +377,43 @@ def _running_mean_draw(rng: Gen) -> Params:
 
 def _running_mean(p: Params) -> Built:
     if p["channels"] == 1:
+
         def rule(x: np.ndarray) -> np.ndarray:
             return out(np.cumsum(channel(x), axis=1) / np.arange(1, x.shape[1] + 1))
+
         return real((p["x"],), rule, "y[i] = mean(x[0..i])", [mean_ln("y", "x")])
+
     def rule(x: np.ndarray) -> np.ndarray:
         return out(np.cumsum(channel(x, 0) * channel(x, 1), axis=1) / np.cumsum(channel(x, 1), axis=1))
-    lines = [map_ln("wx", "u * v", "a", "b"), prefix_ln("num", "wx"), prefix_ln("den", "b"),
-             map_ln("y", "u / v", "num", "den")]
+
+    lines = [
+        map_ln("wx", "u * v", "a", "b"),
+        prefix_ln("num", "wx"),
+        prefix_ln("den", "b"),
+        map_ln("y", "u / v", "num", "den"),
+    ]
     return real((p["a"], p["b"]), rule, "y[i] = mean of a[0..i] weighted by b[0..i] > 0", lines)
 
 
 def _product_law_draw(rng: Gen) -> Params:
-    return {"coef": draw_const(rng), "power": int(rng.integers(1, 4)), "a": draw_reals(rng, bool(rng.integers(2))),
-            "b": draw_reals(rng), "T": draw_T(rng)}
+    return {
+        "coef": draw_const(rng),
+        "power": int(rng.integers(1, 4)),
+        "a": draw_reals(rng, bool(rng.integers(2))),
+        "b": draw_reals(rng),
+        "T": draw_T(rng),
+    }
 
 
 def _product_law(p: Params) -> Built:
     c, k = p["coef"], p["power"]
     expr = f"{fmt(c)} * u * v" + (f" ** {k}" if k > 1 else "")
-    return real((p["a"], p["b"]), lambda x: out(c * channel(x, 0) * channel(x, 1) ** k),
-                f"y[i] = {fmt(c)} * a[i] * b[i]" + (f"^{k}" if k > 1 else ""), [map_ln("y", expr, "a", "b")])
+    return real(
+        (p["a"], p["b"]),
+        lambda x: out(c * channel(x, 0) * channel(x, 1) ** k),
+        f"y[i] = {fmt(c)} * a[i] * b[i]" + (f"^{k}" if k > 1 else ""),
+        [map_ln("y", expr, "a", "b")],
+    )
 
 
 def _prefix_dot_draw(rng: Gen) -> Params:
@@ -349,8 +424,12 @@ def _prefix_dot_draw(rng: Gen) -> Params:
 def _prefix_dot(p: Params) -> Built:
     names = ("a", "b", "c")[: p["channels"]]
     lines = [map_ln("prod", " * ".join("uvw"[: len(names)]), *names), prefix_ln("y", "prod")]
-    return real(tuple(p[n] for n in names), lambda x: out(np.cumsum(np.prod(x, axis=2), axis=1)),
-                f"y[i] = sum over j<=i of {'*'.join(f'{n}[j]' for n in names)}", lines)
+    return real(
+        tuple(p[n] for n in names),
+        lambda x: out(np.cumsum(np.prod(x, axis=2), axis=1)),
+        f"y[i] = sum over j<=i of {'*'.join(f'{n}[j]' for n in names)}",
+        lines,
+    )
 
 
 def _base_add_draw(rng: Gen) -> Params:
@@ -370,9 +449,11 @@ def _base_add(p: Params) -> Built:
             z[:, i] = carry
         return out(y, *([z] if two else []))
 
-    lines = [map_ln("s", "u + v", "a", "b"),
-             Line(f"last = [([0] + [s[j] for j in range(i) if s[j] != {m - 1}])[-1] for i in range(len(s))]", 1),
-             map_ln("y", f"(u + (v >= {m})) % {m}", "s", "last")]
+    lines = [
+        map_ln("s", "u + v", "a", "b"),
+        Line(f"last = [([0] + [s[j] for j in range(i) if s[j] != {m - 1}])[-1] for i in range(len(s))]", 1),
+        map_ln("y", f"(u + (v >= {m})) % {m}", "s", "last"),
+    ]
     if two:
         lines.append(map_ln("z", f"u + (v >= {m}) >= {m}", "s", "last"))
     desc = f"base-{m} addition of a and b, least-significant digit first" + ("; z = carry out" if two else "")
@@ -399,8 +480,7 @@ def _recurrence(p: Params) -> Built:
 
     expr = lin([(c1, "y1"), (c2, "y2"), (1, "u")])
     words = expr.replace("y1", "y[i-1]").replace("y2", "y[i-2]").replace("u", "x[i]")
-    return discrete((p["x"],), rule, f"y[i] = {words}, y[<0] = 0",
-                    [recurrence(expr, 2 if c2 else 1)])
+    return discrete((p["x"],), rule, f"y[i] = {words}, y[<0] = 0", [recurrence(expr, 2 if c2 else 1)])
 
 
 PUBLIC: tuple[Family, ...] = (
@@ -413,21 +493,33 @@ PUBLIC: tuple[Family, ...] = (
     Family("diff_lag", "Diff_Last2", "discrete", _lagged, _diff_lag, ("shift",)),
     Family("abs_diff_lag", "Abs_Diff", "discrete", _lagged, _abs_diff_lag, ("shift",)),
     Family("running_max", "Max_Seen", "discrete", _plain, _running_max),
-    Family("window_parity", "Parity_Last3", "discrete", lambda r: _lagged(r, 2, 1), _window_parity, ("shift",),
-           "bits"),
+    Family("window_parity", "Parity_Last3", "discrete", lambda r: _lagged(r, 2, 1), _window_parity, ("shift",), "bits"),
     Family("parity_all", "Parity_All", "discrete", _parity_all_draw, _parity_all, ("channels",), "bits"),
     Family("position_mod", "Parity_Bits_Mod2", "discrete", _position_mod_draw, _position_mod, ("m",)),
     Family("bitwise_op", "Bitwise_And", "discrete", _bitwise_draw, _bitwise, (), "bits"),
-    Family("equals_lag", "Previous_Equals_Current", "discrete", lambda r: _lagged(r, 1, 16), _equals_lag,
-           ("shift",), "small"),
+    Family(
+        "equals_lag",
+        "Previous_Equals_Current",
+        "discrete",
+        lambda r: _lagged(r, 1, 16),
+        _equals_lag,
+        ("shift",),
+        "small",
+    ),
     Family("majority", "Majority_0_1", "discrete", _majority_draw, _majority, (), "bits"),
     Family("dot_mod", "Bit_Dot_Prod_Mod2", "discrete", _dot_mod_draw, _dot_mod, ("m",)),
     Family("count_value", "Parity_Zeros", "discrete", _count_value_draw, _count_value, ("m",), "small"),
     Family("kinematics", "Kinematics_1D", "continuous", _kinematics_draw, _kinematics, ("dt",), "real"),
-    Family("weighted_window", "Spring_Force", "continuous", _weighted_window_draw, _weighted_window,
-           ("coef", "shift"), "real"),
-    Family("running_mean", "Real_Running_Mean", "continuous", _running_mean_draw, _running_mean, ("channels",),
-           "real"),
+    Family(
+        "weighted_window",
+        "Spring_Force",
+        "continuous",
+        _weighted_window_draw,
+        _weighted_window,
+        ("coef", "shift"),
+        "real",
+    ),
+    Family("running_mean", "Real_Running_Mean", "continuous", _running_mean_draw, _running_mean, ("channels",), "real"),
     Family("product_law", "Kinetic_Energy", "continuous", _product_law_draw, _product_law, ("coef",), "real"),
     Family("prefix_dot", "Total_Momentum", "continuous", _prefix_dot_draw, _prefix_dot, ("channels",), "real"),
     Family("base_addition", "Base_3_Addition", "discrete", _base_add_draw, _base_add, ("m",), "small"),

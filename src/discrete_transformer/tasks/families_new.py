@@ -63,11 +63,18 @@ def _match(latest: bool):
         return out(y)
 
     def build(p: Params) -> Built:
-        pick = "[([0] + [b[j] for j in range(i) if a[j] == a[i]])[-1]" if latest else \
-            "[([b[j] for j in range(i) if a[j] == a[i]] + [0])[0]"
+        pick = (
+            "[([0] + [b[j] for j in range(i) if a[j] == a[i]])[-1]"
+            if latest
+            else "[([b[j] for j in range(i) if a[j] == a[i]] + [0])[0]"
+        )
         which = "latest" if latest else "earliest"
-        return discrete((p["a"], p["b"]), rule, f"y[i] = b[j] at the {which} j < i with a[j] == a[i], else 0",
-                        [Line(f"y = {pick} for i in range(len(a))]", 1)])
+        return discrete(
+            (p["a"], p["b"]),
+            rule,
+            f"y[i] = b[j] at the {which} j < i with a[j] == a[i], else 0",
+            [Line(f"y = {pick} for i in range(len(a))]", 1)],
+        )
 
     return build
 
@@ -85,8 +92,12 @@ def _index_lookup(p: Params) -> Built:
         got = np.take_along_axis(vals, np.minimum(idx, x.shape[1] - 1), axis=1)
         return out(np.where(idx <= np.arange(x.shape[1]), got, 0.0))
 
-    return discrete((p["a"], (0, K)), rule, f"y[i] = a[b[i]] if b[i] <= i else 0, b in 0..{K}",
-                    [Line("y = [a[int(j)] if j <= i else 0 for i, j in enumerate(b)]", 1)])
+    return discrete(
+        (p["a"], (0, K)),
+        rule,
+        f"y[i] = a[b[i]] if b[i] <= i else 0, b in 0..{K}",
+        [Line("y = [a[int(j)] if j <= i else 0 for i, j in enumerate(b)]", 1)],
+    )
 
 
 def _compare_lag_draw(rng: Gen) -> Params:
@@ -96,9 +107,12 @@ def _compare_lag_draw(rng: Gen) -> Params:
 
 def _compare_lag(p: Params) -> Built:
     op, k = p["op"], p["shift"]
-    return discrete((p["x"],), lambda x: out(CMP[op](channel(x), shift(channel(x), k))),
-                    f"y[i] = 1 iff x[i] {op} x[i-{k}], x[<0] = 0",
-                    [shift_ln("lag_x", "x", k), map_ln("y", f"u {op} v", "x", "lag_x")])
+    return discrete(
+        (p["x"],),
+        lambda x: out(CMP[op](channel(x), shift(channel(x), k))),
+        f"y[i] = 1 iff x[i] {op} x[i-{k}], x[<0] = 0",
+        [shift_ln("lag_x", "x", k), map_ln("y", f"u {op} v", "x", "lag_x")],
+    )
 
 
 def _compare_channels_draw(rng: Gen) -> Params:
@@ -110,8 +124,12 @@ def _compare_channels_draw(rng: Gen) -> Params:
 def _compare_channels(p: Params) -> Built:
     op, c = p["op"], p["offset"]
     rhs = lin([(1, "v")], c)
-    return discrete((p["a"], p["b"]), lambda x: out(CMP[op](channel(x, 0), channel(x, 1) + c)),
-                    f"y[i] = 1 iff a[i] {op} {rhs.replace('v', 'b[i]')}", [map_ln("y", f"u {op} {rhs}", "a", "b")])
+    return discrete(
+        (p["a"], p["b"]),
+        lambda x: out(CMP[op](channel(x, 0), channel(x, 1) + c)),
+        f"y[i] = 1 iff a[i] {op} {rhs.replace('v', 'b[i]')}",
+        [map_ln("y", f"u {op} {rhs}", "a", "b")],
+    )
 
 
 def _channels_draw(rng: Gen) -> Params:
@@ -123,23 +141,34 @@ def _extreme_channels(fn: str):
     def build(p: Params) -> Built:
         names = ("a", "b", "c")[: p["channels"]]
         red = np.max if fn == "max" else np.min
-        return discrete(tuple(p[n] for n in names), lambda x: out(red(x, axis=2)),
-                        f"y[i] = {fn}({', '.join(f'{n}[i]' for n in names)})",
-                        [map_ln("y", f"{fn}({', '.join('uvw'[: len(names)])})", *names)])
+        return discrete(
+            tuple(p[n] for n in names),
+            lambda x: out(red(x, axis=2)),
+            f"y[i] = {fn}({', '.join(f'{n}[i]' for n in names)})",
+            [map_ln("y", f"{fn}({', '.join('uvw'[: len(names)])})", *names)],
+        )
 
     return build
 
 
 def _count_above_draw(rng: Gen) -> Params:
     lo, hi = draw_range(rng)
-    return {"op": (">", "<")[int(rng.integers(2))], "threshold": int(rng.integers(lo, hi + 1)), "x": (lo, hi),
-            "T": draw_T(rng)}
+    return {
+        "op": (">", "<")[int(rng.integers(2))],
+        "threshold": int(rng.integers(lo, hi + 1)),
+        "x": (lo, hi),
+        "T": draw_T(rng),
+    }
 
 
 def _count_above(p: Params) -> Built:
     op, th = p["op"], p["threshold"]
-    return discrete((p["x"],), lambda x: out(np.cumsum(CMP[op](channel(x), th), axis=1)),
-                    f"y[i] = #{{j <= i : x[j] {op} {th}}}", [map_ln("hit", f"u {op} {th}", "x"), prefix_ln("y", "hit")])
+    return discrete(
+        (p["x"],),
+        lambda x: out(np.cumsum(CMP[op](channel(x), th), axis=1)),
+        f"y[i] = #{{j <= i : x[j] {op} {th}}}",
+        [map_ln("hit", f"u {op} {th}", "x"), prefix_ln("y", "hit")],
+    )
 
 
 def _since_draw(rng: Gen) -> Params:
@@ -158,9 +187,15 @@ def _since(p: Params) -> Built:
             y[:, i] = i - last
         return out(y)
 
-    return discrete((p["x"],), rule, f"y[i] = i - (latest j <= i with x[j] == {r}), -1 if none",
-                    [Line(f"last = [max([j for j in range(i + 1) if x[j] == {r}], default=-1) for i in range(len(x))]", 1),
-                     map_ln("y", "i - u", "last", pos=True)])
+    return discrete(
+        (p["x"],),
+        rule,
+        f"y[i] = i - (latest j <= i with x[j] == {r}), -1 if none",
+        [
+            Line(f"last = [max([j for j in range(i + 1) if x[j] == {r}], default=-1) for i in range(len(x))]", 1),
+            map_ln("y", "i - u", "last", pos=True),
+        ],
+    )
 
 
 def _product_draw(rng: Gen) -> Params:
@@ -171,10 +206,16 @@ def _product_draw(rng: Gen) -> Params:
 def _int_product(p: Params) -> Built:
     three = p["channels"] == 3
     names = ("a", "b", "c") if three else ("a", "b")
+
     def rule(x: np.ndarray) -> np.ndarray:
         return out(channel(x, 0) * channel(x, 1) + (channel(x, 2) if three else 0))
-    return discrete(tuple(p[n] for n in names), rule, "y[i] = a[i] * b[i]" + (" + c[i]" if three else ""),
-                    [map_ln("y", "u * v + w" if three else "u * v", *names)])
+
+    return discrete(
+        tuple(p[n] for n in names),
+        rule,
+        "y[i] = a[i] * b[i]" + (" + c[i]" if three else ""),
+        [map_ln("y", "u * v + w" if three else "u * v", *names)],
+    )
 
 
 def _ratio_draw(rng: Gen) -> Params:
@@ -198,13 +239,21 @@ def _ratio_law(p: Params) -> Built:
 
 
 def _running_min(p: Params) -> Built:
-    return discrete((p["x"],), lambda x: out(np.minimum.accumulate(channel(x), axis=1)), "y[i] = min(x[0..i])",
-                    [prefix_ln("y", "x", "min")])
+    return discrete(
+        (p["x"],),
+        lambda x: out(np.minimum.accumulate(channel(x), axis=1)),
+        "y[i] = min(x[0..i])",
+        [prefix_ln("y", "x", "min")],
+    )
 
 
 def _first_value(p: Params) -> Built:
-    return discrete((p["x"],), lambda x: out(np.broadcast_to(channel(x)[:, :1], x.shape[:2])), "y[i] = x[0]",
-                    [Line("y = [x[0] for _ in x]", 1)])
+    return discrete(
+        (p["x"],),
+        lambda x: out(np.broadcast_to(channel(x)[:, :1], x.shape[:2])),
+        "y[i] = x[0]",
+        [Line("y = [x[0] for _ in x]", 1)],
+    )
 
 
 def _plain(rng: Gen) -> Params:
@@ -230,9 +279,13 @@ def _last_nonzero(p: Params) -> Built:
             y[:, i] = last
         return out(y)
 
-    return discrete((p["x"],), rule, f"y[i] = the latest nonzero x[j], j <= i, else 0 (x[i] = 0 w.p. >= {pz})",
-                    [Line("y = [([0] + [u for u in x[:i + 1] if u != 0])[-1] for i in range(len(x))]", 1)],
-                    sample=sample)
+    return discrete(
+        (p["x"],),
+        rule,
+        f"y[i] = the latest nonzero x[j], j <= i, else 0 (x[i] = 0 w.p. >= {pz})",
+        [Line("y = [([0] + [u for u in x[:i + 1] if u != 0])[-1] for i in range(len(x))]", 1)],
+        sample=sample,
+    )
 
 
 def _ema_draw(rng: Gen) -> Params:
@@ -252,13 +305,20 @@ def _ema(p: Params) -> Built:
         return out(y)
 
     expr = lin([(c, "y1"), (d, "u")])
-    return real((p["x"],), rule, f"y[i] = {expr.replace('y1', 'y[i-1]').replace('u', 'x[i]')}, y[-1] = 0",
-                [recurrence(expr, 1)])
+    return real(
+        (p["x"],), rule, f"y[i] = {expr.replace('y1', 'y[i-1]').replace('u', 'x[i]')}, y[-1] = 0", [recurrence(expr, 1)]
+    )
 
 
 def _energy_draw(rng: Gen) -> Params:
-    return {"coef": draw_const(rng), "half": draw_const(rng, 0.1, 10.0, False), "a": draw_reals(rng, True, True),
-            "b": draw_reals(rng), "c": draw_reals(rng), "T": draw_T(rng)}
+    return {
+        "coef": draw_const(rng),
+        "half": draw_const(rng, 0.1, 10.0, False),
+        "a": draw_reals(rng, True, True),
+        "b": draw_reals(rng),
+        "c": draw_reals(rng),
+        "T": draw_T(rng),
+    }
 
 
 def _energy(p: Params) -> Built:
@@ -269,8 +329,13 @@ def _energy(p: Params) -> Built:
         return out(kin + g * channel(x, 0) * channel(x, 2), kin)
 
     lines = [map_ln("z", f"{fmt(h)} * u * v ** 2", "a", "b"), map_ln("y", lin([(1, "u"), (g, "v * w")]), "z", "a", "c")]
-    return real((p["a"], p["b"], p["c"]), rule,
-                f"z[i] = {fmt(h)}*a*b^2 (kinetic); y[i] = z[i] + {fmt(g)}*a*c (plus potential)", lines, ("y", "z"))
+    return real(
+        (p["a"], p["b"], p["c"]),
+        rule,
+        f"z[i] = {fmt(h)}*a*b^2 (kinetic); y[i] = z[i] + {fmt(g)}*a*c (plus potential)",
+        lines,
+        ("y", "z"),
+    )
 
 
 NEW: tuple[Family, ...] = (

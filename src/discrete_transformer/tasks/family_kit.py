@@ -261,22 +261,36 @@ def channel_names(n: int) -> tuple[str, ...]:
     return ("x",) if n == 1 else ("a", "b", "c")[:n]
 
 
-def discrete(ranges: tuple[tuple[int, int], ...], rule: Rule, description: str, lines: list[Line],
-             outputs: tuple[str, ...] = ("y",), sample: Sampler | None = None) -> Built:
+def discrete(
+    ranges: tuple[tuple[int, int], ...],
+    rule: Rule,
+    description: str,
+    lines: list[Line],
+    outputs: tuple[str, ...] = ("y",),
+    sample: Sampler | None = None,
+) -> Built:
     """A family draw on integer inputs, channel ``c`` on ``ranges[c]``."""
     program = Program(channel_names(len(ranges)), outputs, tuple(lines))
     return Built(sample or ints(*ranges), rule, description, program, domain_of(*ranges))
 
 
-def real(ranges: tuple[tuple[float, float], ...], rule: Rule, description: str, lines: list[Line],
-         outputs: tuple[str, ...] = ("y",)) -> Built:
+def real(
+    ranges: tuple[tuple[float, float], ...],
+    rule: Rule,
+    description: str,
+    lines: list[Line],
+    outputs: tuple[str, ...] = ("y",),
+) -> Built:
     """A family draw on i.i.d. uniform real inputs."""
     program = Program(channel_names(len(ranges)), outputs, tuple(lines))
     return Built(uniform_reals(*ranges), rule, description, program, None)
 
 
 CMP: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    ">": np.greater, "<": np.less, ">=": np.greater_equal, "<=": np.less_equal,
+    ">": np.greater,
+    "<": np.less,
+    ">=": np.greater_equal,
+    "<=": np.less_equal,
 }
 
 

@@ -57,8 +57,7 @@ def _check_number(path: str, field: str, v: float) -> float:
     if math.isinf(v):
         raise _err(path, field, f"value is infinite ({v})")
     if abs(v) > MAX_ABS_VALUE:
-        raise _err(path, field, f"value {v:g} exceeds the magnitude limit {MAX_ABS_VALUE:g}; "
-                                "rescale the data")
+        raise _err(path, field, f"value {v:g} exceeds the magnitude limit {MAX_ABS_VALUE:g}; rescale the data")
     return float(v)
 
 
@@ -69,8 +68,7 @@ def _validate_array(path: str, key: str, a: np.ndarray) -> np.ndarray:
     if a.dtype.kind not in "biuf":
         raise _err(path, key, f"non-numeric dtype {a.dtype}; expected integers or floats")
     if a.ndim not in (2, 3):
-        raise _err(path, key, f"expected 2 or 3 dimensions, got {a.ndim} (shape {a.shape}); "
-                              "use (n, T) or (n, T, C)")
+        raise _err(path, key, f"expected 2 or 3 dimensions, got {a.ndim} (shape {a.shape}); use (n, T) or (n, T, C)")
     if a.ndim == 2:
         a = a[:, :, None]
     n, T, C = a.shape
@@ -83,17 +81,21 @@ def _validate_array(path: str, key: str, a: np.ndarray) -> np.ndarray:
     f = a.astype(np.float64)  # exact for the magnitudes accepted below, even from int64
     nan = np.isnan(f)
     if nan.any():
-        raise _err(path, key, f"contains NaN (first at index "
-                              f"{_idx(int(np.argmax(nan.ravel())), f.shape)})")
+        raise _err(path, key, f"contains NaN (first at index {_idx(int(np.argmax(nan.ravel())), f.shape)})")
     inf = np.isinf(f)
     if inf.any():
-        raise _err(path, key, f"contains an infinite value (first at index "
-                              f"{_idx(int(np.argmax(inf.ravel())), f.shape)})")
+        raise _err(
+            path, key, f"contains an infinite value (first at index {_idx(int(np.argmax(inf.ravel())), f.shape)})"
+        )
     big = np.abs(f) > MAX_ABS_VALUE
     if big.any():
         i = int(np.argmax(big.ravel()))
-        raise _err(path, key, f"value {f.ravel()[i]:g} at {_idx(i, f.shape)} exceeds the "
-                              f"magnitude limit {MAX_ABS_VALUE:g}; rescale the data")
+        raise _err(
+            path,
+            key,
+            f"value {f.ravel()[i]:g} at {_idx(i, f.shape)} exceeds the "
+            f"magnitude limit {MAX_ABS_VALUE:g}; rescale the data",
+        )
     return f
 
 
@@ -139,8 +141,7 @@ def _first_non_integral(a: np.ndarray) -> str | None:
 # ----------------------------------------------------------------------------- .npz
 
 
-def _read_npz(p: Path, path: str) -> tuple[dict[str, np.ndarray], list[str] | None,
-                                           list[str] | None]:
+def _read_npz(p: Path, path: str) -> tuple[dict[str, np.ndarray], list[str] | None, list[str] | None]:
     try:
         obj = np.load(p, allow_pickle=False)
     except Exception as e:  # garbage bytes, truncated zip, pickle, permissions ...
@@ -149,11 +150,13 @@ def _read_npz(p: Path, path: str) -> tuple[dict[str, np.ndarray], list[str] | No
             detail = "no zip archive signature (pickled or arbitrary data is never loaded)"
         else:
             detail = f"{type(e).__name__}: {e}"
-        raise _err(path, "file", f"cannot read as .npz (corrupt or not written by numpy.savez): "
-                                 f"{detail}") from e
+        raise _err(path, "file", f"cannot read as .npz (corrupt or not written by numpy.savez): {detail}") from e
     if isinstance(obj, np.ndarray):
-        raise _err(path, "file", "holds a single .npy array; expected an .npz archive with keys "
-                                 "x_train, y_train, x_test, y_test")
+        raise _err(
+            path,
+            "file",
+            "holds a single .npy array; expected an .npz archive with keys x_train, y_train, x_test, y_test",
+        )
     raw: dict[str, np.ndarray] = {}
     names: dict[str, list[str] | None] = {"x_names": None, "y_names": None}
     with obj as z:
@@ -161,8 +164,7 @@ def _read_npz(p: Path, path: str) -> tuple[dict[str, np.ndarray], list[str] | No
         for key in ARRAY_KEYS:
             if key not in present:
                 found = ", ".join(sorted(present)) or "none"
-                raise _err(path, key, f"missing key (need x_train, y_train, x_test, y_test; "
-                                      f"found: {found})")
+                raise _err(path, key, f"missing key (need x_train, y_train, x_test, y_test; found: {found})")
         for key in (*ARRAY_KEYS, *names):
             if key not in present:
                 continue
@@ -170,12 +172,12 @@ def _read_npz(p: Path, path: str) -> tuple[dict[str, np.ndarray], list[str] | No
                 a = z[key]
             except ValueError as e:
                 if "pickle" in str(e).lower():
-                    raise _err(path, key, "object array (would need pickle to load, which is "
-                                          "never done); store numeric arrays") from e
+                    raise _err(
+                        path, key, "object array (would need pickle to load, which is never done); store numeric arrays"
+                    ) from e
                 raise _err(path, key, f"cannot read array: {e}") from e
             except Exception as e:  # corrupt member: bad zlib stream, CRC error, bad header
-                raise _err(path, key, f"cannot read array (corrupt file): "
-                                      f"{type(e).__name__}: {e}") from e
+                raise _err(path, key, f"cannot read array (corrupt file): {type(e).__name__}: {e}") from e
             if key in names:
                 if a.ndim != 1 or a.dtype.kind not in "U":
                     raise _err(path, key, "expected a 1-D array of strings")
@@ -205,8 +207,9 @@ def _csv_layout(path: str, header: list[str]) -> _CsvLayout:
     """Validate the header: reserved columns, then ``x``/``x:<name>`` and ``y``/``y:<name>``."""
     for r in ("split", "seq", "t"):
         if r not in header:
-            raise _err(path, "header", f"missing required column {r!r} (the first row must be a "
-                                       "header: split,seq,t,x...,y...)")
+            raise _err(
+                path, "header", f"missing required column {r!r} (the first row must be a header: split,seq,t,x...,y...)"
+            )
     channels: dict[str, list[tuple[int, str, bool]]] = {"x": [], "y": []}  # (column, name, bare)
     for j, h in enumerate(header):
         if h in header[:j]:
@@ -215,8 +218,7 @@ def _csv_layout(path: str, header: list[str]) -> _CsvLayout:
             continue
         side, sep, name = h.partition(":")
         if side not in channels:
-            raise _err(path, "header", f"unknown column {h!r}; expected split, seq, t, x or "
-                                       "x:<name>, y or y:<name>")
+            raise _err(path, "header", f"unknown column {h!r}; expected split, seq, t, x or x:<name>, y or y:<name>")
         if sep and not name.strip():
             raise _err(path, "header", f"empty channel name in column {h!r}; use '{side}:<name>'")
         channels[side].append((j, name if sep else side, not sep))
@@ -225,8 +227,12 @@ def _csv_layout(path: str, header: list[str]) -> _CsvLayout:
         if not cols:
             raise _err(path, "header", f"no {what} column (expected {side!r} or '{side}:<name>')")
         if len(cols) > 1 and any(bare for _, _, bare in cols):
-            raise _err(path, "header", f"a bare {side!r} column cannot be combined with other "
-                                       f"'{side}' columns; name every channel '{side}:<name>'")
+            raise _err(
+                path,
+                "header",
+                f"a bare {side!r} column cannot be combined with other "
+                f"'{side}' columns; name every channel '{side}:<name>'",
+            )
     return _CsvLayout(
         split=header.index("split"),
         seq=header.index("seq"),
@@ -268,20 +274,16 @@ def _missing_positions(ts: list[int], T: int, limit: int = 5) -> list[int]:
     return out
 
 
-def _csv_lines(reader: Iterator[list[str]], line_num: Callable[[], int]
-               ) -> Iterator[tuple[int, list[str]]]:
+def _csv_lines(reader: Iterator[list[str]], line_num: Callable[[], int]) -> Iterator[tuple[int, list[str]]]:
     """Non-blank rows with the source line number they end on."""
     for row in reader:
         if any(c.strip() for c in row):
             yield line_num(), row
 
 
-def _read_csv(p: Path, path: str) -> tuple[dict[str, np.ndarray], tuple[str, ...],
-                                          tuple[str, ...]]:
+def _read_csv(p: Path, path: str) -> tuple[dict[str, np.ndarray], tuple[str, ...], tuple[str, ...]]:
     # rows[split][seq][t] = (x values, y values, line number for duplicate reports)
-    rows: dict[str, dict[int, dict[int, tuple[list[float], list[float], int]]]] = {
-        s: {} for s in SPLITS
-    }
+    rows: dict[str, dict[int, dict[int, tuple[list[float], list[float], int]]]] = {s: {} for s in SPLITS}
     header: list[str] | None = None
     with open(p, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
@@ -291,31 +293,29 @@ def _read_csv(p: Path, path: str) -> tuple[dict[str, np.ndarray], tuple[str, ...
                 header = [c.strip() for c in first]
                 break
             if header is None:
-                raise _err(path, "header", "empty file; expected a header row "
-                                           "split,seq,t,x...,y...")
+                raise _err(path, "header", "empty file; expected a header row split,seq,t,x...,y...")
             lay = _csv_layout(path, header)
             for line, raw in lines:
                 at = f"line {line}"
                 if len(raw) != len(header):
-                    raise _err(path, at, f"expected {len(header)} cells as in the header, "
-                                         f"got {len(raw)}")
+                    raise _err(path, at, f"expected {len(header)} cells as in the header, got {len(raw)}")
                 cells = [c.strip() for c in raw]
                 split = cells[lay.split]
                 if split not in SPLITS:
-                    raise _err(path, f"{at}, column 'split'",
-                               f"bad split value {split!r}; expected 'train' or 'test'")
+                    raise _err(path, f"{at}, column 'split'", f"bad split value {split!r}; expected 'train' or 'test'")
                 seq = _parse_int(path, f"{at}, column 'seq'", cells[lay.seq])
                 t = _parse_int(path, f"{at}, column 't'", cells[lay.t])
                 if t < 0:
                     raise _err(path, f"{at}, column 't'", f"position must be >= 0, got {t}")
-                xs = [_parse_float(path, f"{at}, column {header[j]!r}", cells[j])
-                      for j in lay.x_cols]
-                ys = [_parse_float(path, f"{at}, column {header[j]!r}", cells[j])
-                      for j in lay.y_cols]
+                xs = [_parse_float(path, f"{at}, column {header[j]!r}", cells[j]) for j in lay.x_cols]
+                ys = [_parse_float(path, f"{at}, column {header[j]!r}", cells[j]) for j in lay.y_cols]
                 seq_rows = rows[split].setdefault(seq, {})
                 if t in seq_rows:
-                    raise _err(path, at, f"duplicated position t={t} in {split} sequence "
-                                         f"seq={seq} (first on line {seq_rows[t][2]})")
+                    raise _err(
+                        path,
+                        at,
+                        f"duplicated position t={t} in {split} sequence seq={seq} (first on line {seq_rows[t][2]})",
+                    )
                 seq_rows[t] = (xs, ys, line)
         except csv.Error as e:
             raise _err(path, f"line {reader.line_num}", f"malformed CSV: {e}") from e
@@ -332,9 +332,12 @@ def _read_csv(p: Path, path: str) -> tuple[dict[str, np.ndarray], tuple[str, ...
                 missing = _missing_positions(ts, T)
                 rest = T - len(ts) - len(missing)
                 more = f" and {rest} more" if rest > 0 else ""
-                raise _err(path, f"{split} sequence seq={seq}",
-                           f"missing positions {missing}{more}; every sequence needs t = 0..{T - 1}"
-                           f" (T = {T}, the longest sequence in the file)")
+                raise _err(
+                    path,
+                    f"{split} sequence seq={seq}",
+                    f"missing positions {missing}{more}; every sequence needs t = 0..{T - 1}"
+                    f" (T = {T}, the longest sequence in the file)",
+                )
         x = np.empty((len(seqs), T, len(lay.x_cols)))
         y = np.empty((len(seqs), T, len(lay.y_cols)))
         for i, seq in enumerate(seqs):
@@ -350,18 +353,25 @@ def _read_csv(p: Path, path: str) -> tuple[dict[str, np.ndarray], tuple[str, ...
 
 def _json_seq(path: str, field: str, v: object) -> list[list[float]]:
     """A JSON sequence (T numbers, or T lists of C numbers) as a (T, C) nested list."""
+
     def num(u: object, where: str) -> float:
         if isinstance(u, bool) or not isinstance(u, (int, float)):
             raise _err(path, field, f"non-numeric value {u!r}{where}")
         if isinstance(u, int) and abs(u) > MAX_ABS_VALUE:
             shown_u = f"{float(u):g}" if u.bit_length() < 1000 else "(a huge integer)"
-            raise _err(path, field, f"value {shown_u}{where} exceeds the magnitude limit "
-                                    f"{MAX_ABS_VALUE:g}; rescale the data")
+            raise _err(
+                path, field, f"value {shown_u}{where} exceeds the magnitude limit {MAX_ABS_VALUE:g}; rescale the data"
+            )
         return _check_number(path, field, float(u))
 
     if not isinstance(v, list) or not v:
-        raise _err(path, field, f"expected a non-empty list of positions, got {type(v).__name__}"
-                   if not isinstance(v, list) else "expected a non-empty list of positions")
+        raise _err(
+            path,
+            field,
+            f"expected a non-empty list of positions, got {type(v).__name__}"
+            if not isinstance(v, list)
+            else "expected a non-empty list of positions",
+        )
     if all(not isinstance(u, list) for u in v):
         return [[num(u, f" at position {t}")] for t, u in enumerate(v)]
     if not all(isinstance(u, list) for u in v):
@@ -370,14 +380,18 @@ def _json_seq(path: str, field: str, v: object) -> list[list[float]]:
     out: list[list[float]] = []
     for t, u in enumerate(v):
         if len(u) != C or C == 0:
-            raise _err(path, field, f"ragged: position {t} has {len(u)} channels, position 0 has "
-                                    f"{C}" if C else "position 0 has no channels")
+            raise _err(
+                path,
+                field,
+                f"ragged: position {t} has {len(u)} channels, position 0 has {C}"
+                if C
+                else "position 0 has no channels",
+            )
         out.append([num(w, f" at position {t}") for w in u])
     return out
 
 
-def _read_jsonl(p: Path, path: str) -> tuple[dict[str, np.ndarray], list[str] | None,
-                                              list[str] | None]:
+def _read_jsonl(p: Path, path: str) -> tuple[dict[str, np.ndarray], list[str] | None, list[str] | None]:
     recs: dict[str, list[tuple[list[list[float]], list[list[float]]]]] = {s: [] for s in SPLITS}
     names: dict[str, list[str] | None] = {"x_names": None, "y_names": None}
     shape_ref: tuple[int, int, int, int] | None = None  # (line, T, Cx, Cy)
@@ -389,8 +403,7 @@ def _read_jsonl(p: Path, path: str) -> tuple[dict[str, np.ndarray], list[str] | 
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise _err(path, f"line {line_no}", f"invalid JSON: {e.msg} (column {e.colno})") \
-                    from None
+                raise _err(path, f"line {line_no}", f"invalid JSON: {e.msg} (column {e.colno})") from None
             except ValueError as e:  # e.g. an integer literal beyond Python's digit limit
                 raise _err(path, f"line {line_no}", f"invalid JSON: {e}") from None
             where = f"line {line_no}"
@@ -406,13 +419,11 @@ def _read_jsonl(p: Path, path: str) -> tuple[dict[str, np.ndarray], list[str] | 
                             names[k] = ns
                     first = False
                     continue
-                raise _err(path, where, "missing key 'split' (only the first line may be a "
-                                        "names header without it)")
+                raise _err(path, where, "missing key 'split' (only the first line may be a names header without it)")
             first = False
             split = obj["split"]
             if split not in SPLITS:
-                raise _err(path, f"{where}, key 'split'",
-                           f"bad split value {split!r}; expected 'train' or 'test'")
+                raise _err(path, f"{where}, key 'split'", f"bad split value {split!r}; expected 'train' or 'test'")
             for k in ("x", "y"):
                 if k not in obj:
                     raise _err(path, where, f"missing key {k!r}")
@@ -427,8 +438,12 @@ def _read_jsonl(p: Path, path: str) -> tuple[dict[str, np.ndarray], list[str] | 
                 ref_line, *ref = shape_ref
                 what = ["positions", "input channels", "output channels"]
                 k = next(i for i in range(3) if shape[i] != ref[i])
-                raise _err(path, where, f"ragged: {shape[k]} {what[k]}, but line {ref_line} has "
-                                        f"{ref[k]}; all sequences need the same T and channels")
+                raise _err(
+                    path,
+                    where,
+                    f"ragged: {shape[k]} {what[k]}, but line {ref_line} has "
+                    f"{ref[k]}; all sequences need the same T and channels",
+                )
             recs[split].append((x, y))
     if shape_ref is None:
         raise _err(path, "file", "no sequences (expected one JSON object per line)")
@@ -463,8 +478,7 @@ def load_file(path: PathLike, kind: str | None = None) -> Dataset:
         raise _err(shown, "file", "is a directory, expected a data file (.npz, .csv or .jsonl)")
     ext = p.suffix.lower()
     if ext not in _READERS:
-        raise _err(shown, "extension", f"unknown extension {ext or '(none)'!r}; expected "
-                                       f"{', '.join(DATA_EXTENSIONS)}")
+        raise _err(shown, "extension", f"unknown extension {ext or '(none)'!r}; expected {', '.join(DATA_EXTENSIONS)}")
     try:
         raw, x_names, y_names = _READERS[ext](p, shown)
     except UnicodeDecodeError as e:
@@ -473,10 +487,8 @@ def load_file(path: PathLike, kind: str | None = None) -> Dataset:
         raise _err(shown, "file", f"cannot read: {e.strerror or e}") from None
     arr = _validate_arrays(shown, raw)
     n_in, n_out = arr["x_train"].shape[2], arr["y_train"].shape[2]
-    in_names = (_check_names(shown, "x_names", x_names, n_in) if x_names is not None
-                else _default_names("x", n_in))
-    out_names = (_check_names(shown, "y_names", y_names, n_out) if y_names is not None
-                 else _default_names("y", n_out))
+    in_names = _check_names(shown, "x_names", x_names, n_in) if x_names is not None else _default_names("x", n_in)
+    out_names = _check_names(shown, "y_names", y_names, n_out) if y_names is not None else _default_names("y", n_out)
     if kind is None:
         discrete = all(infer_kind(arr[k]) == "discrete" for k in ("y_train", "y_test"))
         kind = "discrete" if discrete else "continuous"
@@ -526,14 +538,18 @@ def _channel_columns(prefix: str, names: tuple[str, ...]) -> list[str]:
 
 
 def _csv_rows(dataset: Dataset) -> Iterator[list[str]]:
-    yield ["split", "seq", "t", *_channel_columns("x", dataset.input_names),
-           *_channel_columns("y", dataset.output_names)]
+    yield [
+        "split",
+        "seq",
+        "t",
+        *_channel_columns("x", dataset.input_names),
+        *_channel_columns("y", dataset.output_names),
+    ]
     for split in SPLITS:
         x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
         for i in range(x.shape[0]):
             for t in range(x.shape[1]):
-                yield [split, str(i), str(t), *(_fmt(float(v)) for v in x[i, t]),
-                       *(_fmt(float(v)) for v in y[i, t])]
+                yield [split, str(i), str(t), *(_fmt(float(v)) for v in x[i, t]), *(_fmt(float(v)) for v in y[i, t])]
 
 
 def save_csv(dataset: Dataset, path: PathLike) -> None:
@@ -544,14 +560,14 @@ def save_csv(dataset: Dataset, path: PathLike) -> None:
 
 def save_jsonl(dataset: Dataset, path: PathLike) -> None:
     """Write the JSONL form: a names header line, then one object per sequence."""
+
     def seq(a: np.ndarray) -> list:
         if a.shape[1] == 1:
             return [float(v) for v in a[:, 0]]
         return [[float(v) for v in row] for row in a]
 
     with open(os.fspath(path), "w", encoding="utf-8") as fh:
-        fh.write(json.dumps({"x_names": list(dataset.input_names),
-                             "y_names": list(dataset.output_names)}) + "\n")
+        fh.write(json.dumps({"x_names": list(dataset.input_names), "y_names": list(dataset.output_names)}) + "\n")
         for split in SPLITS:
             x, y = getattr(dataset, f"x_{split}"), getattr(dataset, f"y_{split}")
             for i in range(x.shape[0]):

@@ -174,18 +174,22 @@ def generated_task(name: str) -> TaskSpec:
     text = str(name).strip()
     m = NAME_RE.fullmatch(text)
     if m is None:
-        raise UnknownTaskError(f"unknown task {text!r}; generated task names look like gen0_017_add_mod "
-                               "(gen{seed}_{index}_{family})")
+        raise UnknownTaskError(
+            f"unknown task {text!r}; generated task names look like gen0_017_add_mod (gen{{seed}}_{{index}}_{{family}})"
+        )
     seed, index, fam = int(m[1]), int(m[2]), m[3].lower()
     if fam not in {f.name for f in FAMILIES}:  # fail before drawing a sample
-        raise UnknownTaskError(f"unknown task {text!r}: no generated task family {fam!r}; see `dtx tasks --suite "
-                               f"generated:{seed}`")
+        raise UnknownTaskError(
+            f"unknown task {text!r}: no generated task family {fam!r}; see `dtx tasks --suite generated:{seed}`"
+        )
     if index >= MAX_INDEX:
         raise UnknownTaskError(f"unknown task {text!r}: generated task index {index} is beyond {MAX_INDEX - 1}")
     spec = generated_suite(seed, max(SUITE_SIZE, index + 1))[index]
     if spec.generator != fam:
-        raise UnknownTaskError(f"unknown task {text!r}: task {index:03d} of the generated suite of seed {seed} "
-                               f"is {spec.name} (family {spec.generator})")
+        raise UnknownTaskError(
+            f"unknown task {text!r}: task {index:03d} of the generated suite of seed {seed} "
+            f"is {spec.name} (family {spec.generator})"
+        )
     return spec
 
 
@@ -203,8 +207,10 @@ def parse_generated_suite(text: str) -> int | None:
         return None
     raw = low.split(":", 1)[1].strip()
     if not re.fullmatch(r"\d+", raw, re.ASCII):
-        raise ValueError(f"invalid suite {str(text).strip()!r}: the seed after 'generated:' must be a "
-                         "non-negative integer, e.g. generated:3")
+        raise ValueError(
+            f"invalid suite {str(text).strip()!r}: the seed after 'generated:' must be a "
+            "non-negative integer, e.g. generated:3"
+        )
     return int(raw)
 
 
@@ -221,6 +227,15 @@ def suite_specs(text: str) -> tuple[TaskSpec, ...] | None:
 
 
 __all__ = [
-    "FAMILIES", "SUITE_NAMES", "SUITE_SIZE", "bands_of", "degenerate", "family", "generated_suite",
-    "generated_task", "make_spec", "parse_generated_suite", "suite_specs",
+    "FAMILIES",
+    "SUITE_NAMES",
+    "SUITE_SIZE",
+    "bands_of",
+    "degenerate",
+    "family",
+    "generated_suite",
+    "generated_task",
+    "make_spec",
+    "parse_generated_suite",
+    "suite_specs",
 ]

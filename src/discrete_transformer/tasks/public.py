@@ -41,9 +41,7 @@ def _ints(
     )
 
 
-def _reals(
-    name: str, ranges: tuple[tuple[float, float], ...], rule: A.Rule, description: str
-) -> TaskSpec:
+def _reals(name: str, ranges: tuple[tuple[float, float], ...], rule: A.Rule, description: str) -> TaskSpec:
     """A continuous task on i.i.d. uniform real inputs."""
     return TaskSpec(
         name=name,

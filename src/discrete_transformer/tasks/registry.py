@@ -181,6 +181,12 @@ def make_dataset(
 
 
 __all__ = [
-    "DEFAULT_N_TEST", "GENERATED_NAME", "TASKS", "TaskSpec", "UnknownTaskError", "get_task", "make_dataset",
+    "DEFAULT_N_TEST",
+    "GENERATED_NAME",
+    "TASKS",
+    "TaskSpec",
+    "UnknownTaskError",
+    "get_task",
+    "make_dataset",
     "task_names",
 ]

@@ -218,9 +218,13 @@ def load_checkpoint(
     missing = sorted(set(want) - set(state))
     extra = sorted(set(state) - set(want))
     if missing:
-        raise CheckpointError(f"{w_path}: missing tensor(s) {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else ""))
+        raise CheckpointError(
+            f"{w_path}: missing tensor(s) {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else "")
+        )
     if extra:
-        raise CheckpointError(f"{w_path}: unexpected tensor(s) {', '.join(extra[:3])}" + (" ..." if len(extra) > 3 else ""))
+        raise CheckpointError(
+            f"{w_path}: unexpected tensor(s) {', '.join(extra[:3])}" + (" ..." if len(extra) > 3 else "")
+        )
     for name, t in want.items():
         got = state[name]
         if tuple(got.shape) != tuple(t.shape):

@@ -77,7 +77,11 @@ def per_member_loss(pred: torch.Tensor, y: torch.Tensor, var_y: torch.Tensor) ->
 
 
 def expected_readout_loss(
-    model: DiscreteTransformer, x: torch.Tensor, y: torch.Tensor, var_y: torch.Tensor, mode: SelectMode,
+    model: DiscreteTransformer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    var_y: torch.Tensor,
+    mode: SelectMode,
     tau_attn: float | torch.Tensor,
 ) -> torch.Tensor:
     """(P,) normalised MSE of each variable on its own, averaged with the readout's weights:
@@ -156,7 +160,6 @@ class RestartResult:
     stopped_early: bool
     state: dict[str, torch.Tensor] = field(repr=False)  # population-1 state dict of the best
     history: list[dict] = field(default_factory=list, repr=False)
-
 
 
 class _Logger:
@@ -256,6 +259,7 @@ def _eval_row(
     """The logged row and the members' validation metrics. With `probe`, members are scored on the
     first `probe` validation sequences, and on all of them once any member is solved on those, so
     that "solved" always means solved on the whole validation set."""
+
     def full() -> dict[str, np.ndarray]:
         return evaluate(model, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)
 
@@ -311,8 +315,13 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
         xb, yb = _batch(split, gen, cfg.batch_size)
         st_attn = (step >= st_start).float() if step >= float(st_start.min()) else None
         mode = SelectMode(
-            tau=tau, straight_through=cfg.straight_through, per_example=cfg.sample_per_example,
-            generator=gen, batch=xb.shape[0], attention_st=st_attn, attention_hard_tau=cfg.tau_attn_end,
+            tau=tau,
+            straight_through=cfg.straight_through,
+            per_example=cfg.sample_per_example,
+            generator=gen,
+            batch=xb.shape[0],
+            attention_st=st_attn,
+            attention_hard_tau=cfg.tau_attn_end,
             readout_scaled=cfg.readout_loss == "scaled",
         )
         opt_w.zero_grad(set_to_none=True)
@@ -331,7 +340,10 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
             clipped = loss.detach().clamp_max(10.0)
             loss_ema = clipped if loss_ema is None else 0.95 * loss_ema + 0.05 * clipped
         if (
-            cfg.rebirth_every > 0 and P > 1 and step > 0 and step % cfg.rebirth_every == 0
+            cfg.rebirth_every > 0
+            and P > 1
+            and step > 0
+            and step % cfg.rebirth_every == 0
             and step < cfg.rebirth_until * cfg.search_steps
         ):
             n = max(1, int(round(cfg.rebirth_fraction * P)))
@@ -347,16 +359,26 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
                 n_reborn += len(worst)
         if step % cfg.eval_every == 0 or step == cfg.search_steps - 1:
             row, metrics = _eval_row(model, split, tol, cfg, probe=SEARCH_PROBE)
-            row.update(step=step, phase="search", tau=float(tau.median()), tau_attn=float(tau_a.median()),
-                       loss=float(loss.detach().mean()), loss_min=float(loss.detach().min()),
-                       attention_entropy=attention_entropy(model, xb[:16], mode, tau_a), reborn=n_reborn)
+            row.update(
+                step=step,
+                phase="search",
+                tau=float(tau.median()),
+                tau_attn=float(tau_a.median()),
+                loss=float(loss.detach().mean()),
+                loss_min=float(loss.detach().min()),
+                attention_entropy=attention_entropy(model, xb[:16], mode, tau_a),
+                reborn=n_reborn,
+            )
             log(row)
             done = _first_solved(split.kind, metrics, tol)
             if cfg.stop_on_exact and done is not None:
                 return step, done
             best = int(np.argmin(member_score(split.kind, metrics)))
-            if (cfg.stop_on_exact and trials.due(float(metrics["nmse"][best]))
-                    and _trial_polish(model, best, cfg, split, log, tol, step)):
+            if (
+                cfg.stop_on_exact
+                and trials.due(float(metrics["nmse"][best]))
+                and _trial_polish(model, best, cfg, split, log, tol, step)
+            ):
                 return step, best
             if stop():
                 break
@@ -406,8 +428,20 @@ def _trial_polish(model, best: int, cfg: TrainConfig, split: Split, log, tol, st
         polished, end, metrics, ok = polish(lean)
     if not ok:
         polished, end, metrics, ok = polish(member)
-    log({"step": step, "phase": "trial", "val_nmse": float(metrics["nmse"][0]), "val_exact": float(metrics["exact"][0]),
-         "val_solved": int(ok), "tau": 0.0, "tau_attn": 0.0, "loss": end, "loss_min": end, "attention_entropy": 0.0})
+    log(
+        {
+            "step": step,
+            "phase": "trial",
+            "val_nmse": float(metrics["nmse"][0]),
+            "val_exact": float(metrics["exact"][0]),
+            "val_solved": int(ok),
+            "tau": 0.0,
+            "tau_attn": 0.0,
+            "loss": end,
+            "loss_min": end,
+            "attention_entropy": 0.0,
+        }
+    )
     if ok:
         _write_member(model, best, polished)
     return ok
@@ -455,8 +489,15 @@ def _harden(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, step0: i
         opt.step()
         if k % cfg.eval_every == 0 or k == n - 1:
             row, metrics = _eval_row(model, split, tol, cfg)
-            row.update(step=step, phase="harden", tau=0.0, tau_attn=0.0, loss=float(loss.detach().mean()),
-                       loss_min=float(loss.detach().min()), attention_entropy=0.0)
+            row.update(
+                step=step,
+                phase="harden",
+                tau=0.0,
+                tau_attn=0.0,
+                loss=float(loss.detach().mean()),
+                loss_min=float(loss.detach().min()),
+                attention_entropy=0.0,
+            )
             log(row)
             done = _first_solved(split.kind, metrics, tol)
             if cfg.stop_on_exact and done is not None:
@@ -499,7 +540,9 @@ def _polish(model, cfg: TrainConfig, split: Split, gen, log, tol, step: int):
     return model
 
 
-def _polish_batch(split: Split, cfg: TrainConfig, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _polish_batch(
+    split: Split, cfg: TrainConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """`polish_size` training sequences drawn with `gen`, and the target variance, in float64."""
     idx = torch.randperm(split.x_train.shape[0], generator=gen)[: cfg.polish_size]
     return split.x_train[idx].double(), split.y_train[idx].double(), split.var_y.double()
@@ -515,8 +558,9 @@ def _write_member(model: DiscreteTransformer, i: int, member: DiscreteTransforme
             t[i] = theirs[name][0].to(t.dtype)
 
 
-def _polish_member(member: DiscreteTransformer, xb, yb, var, split: Split, cfg: TrainConfig,
-                   tol: float) -> tuple[DiscreteTransformer, float]:
+def _polish_member(
+    member: DiscreteTransformer, xb, yb, var, split: Split, cfg: TrainConfig, tol: float
+) -> tuple[DiscreteTransformer, float]:
     """L-BFGS of a one-member model, then of its lean copy (MLP ReLU outputs zeroed) when that is
     within POLISH_MAX_NMSE on validation, each stopping once it solves the validation set.
     Kept: the lean copy if it solves (its MLPs are the linear/bilinear maps symbolic regression
@@ -535,9 +579,11 @@ def _polish_member(member: DiscreteTransformer, xb, yb, var, split: Split, cfg: 
 def _solves(split: Split, cfg: TrainConfig, tol: float) -> Callable[[DiscreteTransformer], bool]:
     """Whether a one-member model (any dtype) solves the whole validation set, judged on its
     float32 copy: the precision it is stored and extracted at."""
+
     def done(member: DiscreteTransformer) -> bool:
         m = evaluate(copy.deepcopy(member).float(), split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)
         return bool(solved(split.kind, m, tol)[0])
+
     return done
 
 
@@ -558,8 +604,15 @@ def _lean(member: DiscreteTransformer, split: Split, cfg: TrainConfig) -> Discre
 POLISH_CHUNK = 25
 
 
-def _lbfgs(member: DiscreteTransformer, xb, yb, var, cfg: TrainConfig, iters: int,
-           until: Callable[[DiscreteTransformer], bool] | None = None) -> tuple[DiscreteTransformer, float]:
+def _lbfgs(
+    member: DiscreteTransformer,
+    xb,
+    yb,
+    var,
+    cfg: TrainConfig,
+    iters: int,
+    until: Callable[[DiscreteTransformer], bool] | None = None,
+) -> tuple[DiscreteTransformer, float]:
     """float64 L-BFGS (`iters` iterations) of a one-member model's continuous weights on one full
     batch; returns the model and its final loss (never worse than at the start: a failed run is
     undone). With `until`, the iterations run in chunks of POLISH_CHUNK and stop at the first
@@ -570,8 +623,15 @@ def _lbfgs(member: DiscreteTransformer, xb, yb, var, cfg: TrainConfig, iters: in
     params = member.weight_parameters()
     before = [p.detach().clone() for p in params]
     chunk = iters if until is None else min(iters, POLISH_CHUNK)
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=chunk, history_size=50,
-                            tolerance_grad=1e-14, tolerance_change=1e-16, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        params,
+        lr=1.0,
+        max_iter=chunk,
+        history_size=50,
+        tolerance_grad=1e-14,
+        tolerance_change=1e-16,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)

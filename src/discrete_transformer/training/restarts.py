@@ -113,7 +113,9 @@ def _state_to_numpy(result: RestartResult) -> RestartResult:
 
 
 def _state_to_torch(result: RestartResult) -> RestartResult:
-    result.state = {k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v for k, v in result.state.items()}
+    result.state = {
+        k: torch.from_numpy(np.array(v)) if isinstance(v, np.ndarray) else v for k, v in result.state.items()
+    }
     return result
 
 
@@ -296,12 +298,17 @@ class _Display:
         status = "solved" if solved else ("stopped" if result.steps_run < steps else "done")
         if self.progress is not None:
             self.progress.update(
-                self.tasks[result.seed], completed=steps if solved or status == "done" else result.steps_run,
+                self.tasks[result.seed],
+                completed=steps if solved or status == "done" else result.steps_run,
                 status=status,
             )
         elif self.mode == "plain":
             v = result.val
-            score = f"val exact {100 * v['exact']:.2f}% (nMSE {v['nmse']:.2e})" if self.kind == "discrete" else f"val nMSE {v['nmse']:.2e}"
+            score = (
+                f"val exact {100 * v['exact']:.2f}% (nMSE {v['nmse']:.2e})"
+                if self.kind == "discrete"
+                else f"val nMSE {v['nmse']:.2e}"
+            )
             print(
                 f"restart seed {result.seed}: {score}, {result.steps_run} steps, {result.seconds:.1f} s, {status}",
                 flush=True,
@@ -380,7 +387,17 @@ def run_restarts(
                 workers = max_workers if max_workers is not None else (os.cpu_count() or 1)
                 workers = max(1, min(len(seeds), workers))
                 results = _run_in_pool(
-                    cfgs, train_cfg, split, spec, seeds, out, display, continuous_tol, workers, fn, on_finished,
+                    cfgs,
+                    train_cfg,
+                    split,
+                    spec,
+                    seeds,
+                    out,
+                    display,
+                    continuous_tol,
+                    workers,
+                    fn,
+                    on_finished,
                     deadline,
                 )
     finally:
@@ -411,7 +428,11 @@ def _run_in_process(
 ) -> list[RestartResult]:
     results: list[RestartResult] = []
     for s in seeds:
-        if results and train_cfg.stop_on_exact and any(ends_portfolio(split.kind, r.val, continuous_tol) for r in results):
+        if (
+            results
+            and train_cfg.stop_on_exact
+            and any(ends_portfolio(split.kind, r.val, continuous_tol) for r in results)
+        ):
             display.cancelled(s)
             continue
         if results and not fits(deadline, max(r.seconds for r in results)):
@@ -477,7 +498,17 @@ def _run_in_pool(
         for s in seeds:
             log = str(seed_log_path(out, s)) if out is not None else None
             f = executor.submit(
-                _run_one, *cfgs[s], split_np, spec, s, log, stop_event, rows, continuous_tol, train_fn, deadline,
+                _run_one,
+                *cfgs[s],
+                split_np,
+                spec,
+                s,
+                log,
+                stop_event,
+                rows,
+                continuous_tol,
+                train_fn,
+                deadline,
                 longest,
             )
             futures[f] = s
@@ -548,5 +579,16 @@ def _stop_pool(executor: ProcessPoolExecutor | None, futures: dict[Future, int],
             pass
 
 
-__all__ = ["CONTINUOUS_TOL", "ENOUGH_TOL", "ends_portfolio", "fits", "is_solved", "within", "merge_metrics", "run_restarts", "seed_log_path",
-           "term_as_interrupt", "worker_init"]
+__all__ = [
+    "CONTINUOUS_TOL",
+    "ENOUGH_TOL",
+    "ends_portfolio",
+    "fits",
+    "is_solved",
+    "within",
+    "merge_metrics",
+    "run_restarts",
+    "seed_log_path",
+    "term_as_interrupt",
+    "worker_init",
+]

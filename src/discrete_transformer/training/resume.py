@@ -66,7 +66,9 @@ def _load_one(j_path: Path) -> RestartResult:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CheckpointError(f"{j_path}: not a discrete-transformer restart file")
     if doc.get("version") != VERSION:
-        raise CheckpointError(f"{j_path}: unsupported restart version {doc.get('version')!r} (this package reads {VERSION})")
+        raise CheckpointError(
+            f"{j_path}: unsupported restart version {doc.get('version')!r} (this package reads {VERSION})"
+        )
     try:
         w_path = j_path.parent / str(doc["weights"]["file"])
         expected = str(doc["weights"]["sha256"])
@@ -77,7 +79,9 @@ def _load_one(j_path: Path) -> RestartResult:
         raise CheckpointError(f"{w_path}: file not found")
     blob = w_path.read_bytes()
     if hashlib.sha256(blob).hexdigest() != expected:
-        raise CheckpointError(f"{w_path}: contents do not match the SHA-256 recorded in {j_path.name} (corrupted or truncated)")
+        raise CheckpointError(
+            f"{w_path}: contents do not match the SHA-256 recorded in {j_path.name} (corrupted or truncated)"
+        )
     try:
         state = st_load(blob)
     except Exception as e:  # safetensors' own error type, or anything on garbage

@@ -76,14 +76,12 @@ class PrefixArgExtreme(Pattern):
             self.python_source, self.numpy_source = _PY_ARGMAX, _NP_ARGMAX
         else:
             self.python_source = (
-                _PY_ARGMAX
-                .replace("prefix_argmax", "prefix_argmin")
+                _PY_ARGMAX.replace("prefix_argmax", "prefix_argmin")
                 .replace("is largest", "is smallest")
                 .replace("max(keys)", "min(keys)")
             )
             self.numpy_source = (
-                _NP_ARGMAX
-                .replace("prefix_argmax", "prefix_argmin")
+                _NP_ARGMAX.replace("prefix_argmax", "prefix_argmin")
                 .replace("is largest", "is smallest")
                 .replace("k > best", "k < best")
                 .replace("-np.inf", "np.inf")
@@ -139,9 +137,7 @@ class PrefixArgExtreme(Pattern):
         bos = ", with BOS" if params["include_bos"] else ""
         return f"{self.name}(k={k}, ties {params['tie']}{bos})"
 
-    def call_args(
-        self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float
-    ) -> list[str]:
+    def call_args(self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float) -> list[str]:
         args = [k, v, f"tie={params['tie']!r}".replace("'", '"')]
         if params["include_bos"]:
             args += ["include_bos=True", *([] if k_bos == 0 else [f"k_bos={literal(k_bos)}"]), *bos_kw]

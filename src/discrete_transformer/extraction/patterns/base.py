@@ -114,9 +114,7 @@ class Pattern(ABC):
     def numpy_helper(self) -> str:
         return f"np_{self.helper}"
 
-    def call_args(
-        self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float
-    ) -> list[str]:
+    def call_args(self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float) -> list[str]:
         """The helper call's arguments; `bos_kw` is `["bos=…"]` when v's BOS value is not 0,
         `k_bos` k's value at the BOS slot."""
         return [v]

@@ -32,8 +32,17 @@ __all__ = [
 ]
 
 register(
-    Self(), Shift(), First(), PrefixMean(), WindowMean(), LagWindowMean(), PREFIX_ARGMAX,
-    PREFIX_ARGMIN, Match(), MatchAll(), Lookup(),
+    Self(),
+    Shift(),
+    First(),
+    PrefixMean(),
+    WindowMean(),
+    LagWindowMean(),
+    PREFIX_ARGMAX,
+    PREFIX_ARGMIN,
+    Match(),
+    MatchAll(),
+    Lookup(),
 )
 
 NAMES = tuple(PATTERNS)
@@ -132,17 +141,13 @@ def _call(h: Hypothesis, fn: str, q: str, k: str, v: str, bos: float, k_bos: flo
     return f"{fn}({', '.join(args)})"
 
 
-def python_call(
-    h: Hypothesis, q_expr: str, k_expr: str, v_expr: str, bos: float = 0, k_bos: float = 0
-) -> str:
+def python_call(h: Hypothesis, q_expr: str, k_expr: str, v_expr: str, bos: float = 0, k_bos: float = 0) -> str:
     """The call expression of the standard-library helper, e.g. `shift(x, 2)`. `bos` is the value
     v reads at the BOS slot (0, or −1 for `pos`), `k_bos` k's value there (argmax with BOS)."""
     return _call(h, python_helper(h)[0], q_expr, k_expr, v_expr, bos, k_bos)
 
 
-def numpy_call(
-    h: Hypothesis, q_expr: str, k_expr: str, v_expr: str, bos: float = 0, k_bos: float = 0
-) -> str:
+def numpy_call(h: Hypothesis, q_expr: str, k_expr: str, v_expr: str, bos: float = 0, k_bos: float = 0) -> str:
     """The call expression of the NumPy batch helper, e.g. `np_shift(x, 2)`."""
     return _call(h, numpy_helper(h)[0], q_expr, k_expr, v_expr, bos, k_bos)
 

@@ -89,10 +89,7 @@ class Lookup(Pattern):
     def canonical(self, params: dict) -> tuple[dict, str]:
         table = [[float(qv), int(i), offset(d)] for qv, i, d in params.get("table", [])]
         p = {"table": table, "default": offset(params.get("default", "bos"))}
-        text = (
-            f"v[i-d] with d looked up from (q[i], i) ({len(table)} entries, "
-            f"default {p['default']!r}; 'bos' reads 0)"
-        )
+        text = f"v[i-d] with d looked up from (q[i], i) ({len(table)} entries, default {p['default']!r}; 'bos' reads 0)"
         return p, text
 
     def route(self, h: Hypothesis, q: np.ndarray | None, k: np.ndarray | None, T1: int) -> Routing:
@@ -127,9 +124,7 @@ class Lookup(Pattern):
     def label(self, params: dict, q: str, k: str) -> str:
         return f"lookup(q={q}, {len(params['table'])} entries)"
 
-    def call_args(
-        self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float
-    ) -> list[str]:
+    def call_args(self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float) -> list[str]:
         table = ", ".join(f"({literal(qv)}, {i}): {literal(d)}" for qv, i, d in params["table"])
         args = [q, v, "{" + table + "}"]
         if params["default"] != "bos":

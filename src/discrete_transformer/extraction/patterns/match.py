@@ -82,9 +82,7 @@ class Match(Pattern):
     def label(self, params: dict, q: str, k: str) -> str:
         return f"match(q={q}, k={k}, {params['tie']})"
 
-    def call_args(
-        self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float
-    ) -> list[str]:
+    def call_args(self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float) -> list[str]:
         return [q, k, v, *([] if params["tie"] == "latest" else ['tie="earliest"']), *bos_kw]
 
 
@@ -141,7 +139,5 @@ class MatchAll(Pattern):
     def label(self, params: dict, q: str, k: str) -> str:
         return f"match_all(q={q}, k={k})"
 
-    def call_args(
-        self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float
-    ) -> list[str]:
+    def call_args(self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float) -> list[str]:
         return [q, k, v, *bos_kw]

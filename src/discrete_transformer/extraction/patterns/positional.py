@@ -74,9 +74,7 @@ class Shift(Pattern):
     def label(self, params: dict, q: str, k: str) -> str:
         return f"shift({params['c']})"
 
-    def call_args(
-        self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float
-    ) -> list[str]:
+    def call_args(self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float) -> list[str]:
         return [v, str(params["c"]), *bos_kw]
 
 

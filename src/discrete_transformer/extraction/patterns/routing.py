@@ -56,19 +56,19 @@ class Observed:
             a = A[s : s + chunk]
             absa = np.abs(a)
             supp = absa > PATTERN_ATOL
-            parts.append((
-                pack(supp),
-                supp.sum(-1),
-                absa.argmax(-1),
-                np.where(supp, a, -np.inf).max(-1),
-                np.where(supp, a, np.inf).min(-1),
-            ))
+            parts.append(
+                (
+                    pack(supp),
+                    supp.sum(-1),
+                    absa.argmax(-1),
+                    np.where(supp, a, -np.inf).max(-1),
+                    np.where(supp, a, np.inf).min(-1),
+                )
+            )
         return cls(*(np.concatenate(col) for col in zip(*parts)))
 
     def rows(self, sl: slice) -> Observed:
-        return Observed(
-            self.packed[sl], self.count[sl], self.top[sl], self.vmax[sl], self.vmin[sl]
-        )
+        return Observed(self.packed[sl], self.count[sl], self.top[sl], self.vmax[sl], self.vmin[sl])
 
 
 @dataclass

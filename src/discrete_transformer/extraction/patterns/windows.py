@@ -75,9 +75,7 @@ class PrefixMean(Pattern):
     def label(self, params: dict, q: str, k: str) -> str:
         return "prefix_mean(with BOS)" if params["include_bos"] else "prefix_mean"
 
-    def call_args(
-        self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float
-    ) -> list[str]:
+    def call_args(self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float) -> list[str]:
         return [v, *_bos_args(params, bos_kw)]
 
 
@@ -129,9 +127,7 @@ class WindowMean(Pattern):
         return {"c": c, "include_bos": ib}, text
 
     def library(self, T1: int) -> list[tuple[str, dict]]:
-        return [
-            (self.name, {"c": c, "include_bos": ib}) for c in range(1, T1 - 1) for ib in (False, True)
-        ]
+        return [(self.name, {"c": c, "include_bos": ib}) for c in range(1, T1 - 1) for ib in (False, True)]
 
     def averages(self, params: dict) -> bool:
         return True
@@ -155,9 +151,7 @@ class WindowMean(Pattern):
     def label(self, params: dict, q: str, k: str) -> str:
         return f"window_mean({params['c']}{', with BOS' if params['include_bos'] else ''})"
 
-    def call_args(
-        self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float
-    ) -> list[str]:
+    def call_args(self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float) -> list[str]:
         return [v, str(params["c"]), *_bos_args(params, bos_kw)]
 
 
@@ -246,9 +240,7 @@ class LagWindowMean(Pattern):
         bos = ", with BOS" if params["include_bos"] else ""
         return f"lag_window_mean({params['lo']}..{params['hi']} back{bos})"
 
-    def call_args(
-        self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float
-    ) -> list[str]:
+    def call_args(self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float) -> list[str]:
         # reads BOS even without include_bos (an empty window)
         args = [v, str(params["lo"]), str(params["hi"])]
         return [*args, *(["include_bos=True"] if params["include_bos"] else []), *bos_kw]
