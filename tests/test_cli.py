@@ -169,3 +169,11 @@ def test_help_lists_commands(runner: CliRunner) -> None:
     result = runner.invoke(app, ["train", "--help"])
     for opt in ("--out", "--seed", "--restarts", "--steps", "--kind", "--force"):
         assert opt in result.stdout
+
+
+def test_version(runner: CliRunner) -> None:
+    """`dtx --version` prints the package version (it said "Missing command" before)."""
+    from discrete_transformer.version import __version__
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"dtx {__version__}"

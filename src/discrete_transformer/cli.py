@@ -69,12 +69,12 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_USAGE)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def main(
     version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
 ) -> None:
     """Discrete Transformer command line."""
-    if version:
+    if version:  # runs without a command (invoke_without_command); `dtx` alone still prints the help
         typer.echo(f"dtx {__version__}")
         raise typer.Exit(0)
 
