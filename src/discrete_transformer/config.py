@@ -21,11 +21,17 @@ def _check(cond: bool, msg: str) -> None:
         raise ValueError(msg)
 
 
+def shift_offset(name: str) -> int | None:
+    """c of a fixed pattern named shift{c} (c >= 1), else None."""
+    digits = name.removeprefix("shift")
+    return int(digits) if name.startswith("shift") and digits.isdigit() and int(digits) >= 1 else None
+
+
 def is_pattern_name(name: str) -> bool:
     """A fixed routing pattern's name (ModelConfig.attention_patterns): shift{c} (c >= 1),
     shifts, prefix. The one definition: the model's ``fixed_pattern`` / ``expand_patterns``
     (model/attention.py) understand exactly these."""
-    return name in ("shifts", "prefix") or (name.startswith("shift") and name[5:].isdigit() and int(name[5:]) >= 1)
+    return name in ("shifts", "prefix") or shift_offset(name) is not None
 
 
 @dataclass(frozen=True)
@@ -345,4 +351,5 @@ __all__ = [
     "dumps",
     "field",
     "is_pattern_name",
+    "shift_offset",
 ]

@@ -66,18 +66,18 @@ __all__ = [
 
 
 def extract(
-    result_or_run_dir: Any,
+    run: Any,
     dataset: Dataset | None = None,
     config: ExtractConfig | None = None,
     progress: Callable[[str], None] | bool | None = None,
 ) -> Program:
-    """Extract, render and verify the program of a trained model (a :class:`TrainResult` or a
-    run directory). `dataset` overrides the run's data (needed when a data file has moved);
+    """Extract, render and verify the program of a trained model (a :class:`TrainResult`;
+    ``api.extract`` also takes a run directory and loads it). `dataset` overrides the run's data (needed when a data file has moved);
     `progress` is a callable receiving one line per step (or True: print them)."""
     t0 = time.perf_counter()
     cfg = config or ExtractConfig()
     log = progress if callable(progress) else (print if progress else (lambda _msg: None))
-    src = load(result_or_run_dir, dataset)  # load: run + data
+    src = load(run, dataset)  # load: run + data
     ds, tau = src.dataset, float(src.run.train_config.tau_attn_end)
     model = hardened(src.run)
     graph = read_graph(model)  # graph

@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from ..config import is_pattern_name
+from ..config import shift_offset
 from .functional import cached, softmax, straight_through_pattern
 from .selector import SelectMode, Selector
 
@@ -50,8 +50,9 @@ def fixed_pattern(name: str, T1: int, dtype: torch.dtype = torch.float32) -> tor
     sequence positions 1..T1-1 (causal; the BOS row attends to BOS)."""
     a = torch.zeros(T1, T1, dtype=dtype)
     rows = torch.arange(T1)
-    if name != "shifts" and is_pattern_name(name) and name.startswith("shift"):
-        a[rows, (rows - int(name[5:])).clamp_min(0)] = 1.0
+    c = shift_offset(name)
+    if c is not None:
+        a[rows, (rows - c).clamp_min(0)] = 1.0
     elif name == "prefix":
         a = torch.ones(T1, T1, dtype=dtype).tril()
         a[1:, 0] = 0.0
