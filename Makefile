@@ -24,13 +24,13 @@ demo: setup
 # Lint and format check first (ruff, pinned in the dev extras), then the tests. pyproject's addopts
 # already has -q; a second -q would hide pytest's "N passed" line.
 test: setup
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests experiments
+	$(VENV)/bin/ruff format --check src tests experiments
 	$(PY) -m pytest -p no:cacheprovider
 
-# docs/errors.md: every bad-input case of tests/test_bad_inputs.py and the message dtx prints.
+# docs/errors.md: every bad-input case of tests/bad_inputs/ and the message dtx prints.
 errors-doc: setup
-	PYTHONPATH=src $(PY) -m discrete_transformer.tools.errors_doc docs/errors.md
+	PYTHONPATH=src $(PY) tests/errors_doc.py docs/errors.md
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

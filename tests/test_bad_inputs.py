@@ -1,16 +1,20 @@
 """Bad inputs through the real CLI: one line naming file/option, field and problem; non-zero exit;
-no traceback; nothing written or overwritten. The cases live in
-``discrete_transformer.tools.bad_inputs`` (shared with the generator of docs/errors.md)."""
+no traceback; nothing written or overwritten. The cases live in ``tests/bad_inputs/``
+(shared with ``tests/errors_doc.py``, the generator of docs/errors.md)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import errors_doc
 import pytest
+from bad_inputs import CASES, Case, run_case
+from bad_inputs.builders import npz
+from typer.testing import CliRunner
 
-from discrete_transformer.tools import errors_doc
-from discrete_transformer.tools.bad_inputs import CASES, Case, run_case
+from discrete_transformer import api
+from discrete_transformer.cli import app
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 
@@ -58,12 +62,10 @@ def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
     """Permission denied (not part of the doc table: root can read anything)."""
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         pytest.skip("running as root: permissions do not stop reads")
-    from discrete_transformer.tools.bad_inputs import _npz
-
-    case = Case("unreadable", "", ("train", "data.npz", "--out", "o"), _npz(), ("data.npz",))
+    case = Case("unreadable", "", ("train", "data.npz", "--out", "o"), npz(), ("data.npz",))
 
     def setup(d: Path) -> None:
-        _npz()(d)
+        npz()(d)
         os.chmod(d / "data.npz", 0)
 
     out = run_case(Case(case.id, "", case.argv, setup, case.expect), tmp_path / "w")
@@ -73,10 +75,6 @@ def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
 
 def test_unexpected_exception_is_one_line_unless_debug(tmp_path: Path, monkeypatch) -> None:
     """A bug (not bad input) is reported in one line with exit 1, and DTX_DEBUG=1 re-raises it."""
-    from typer.testing import CliRunner
-
-    from discrete_transformer import api
-    from discrete_transformer.cli import app
 
     def boom(*a, **k):
         raise ZeroDivisionError("synthetic bug")

@@ -267,14 +267,14 @@ def test_bench_refuses_a_non_empty_directory_that_is_not_a_bench(tmp_path):
 
 def test_bench_set_applies_one_configuration_to_every_task_and_records_it(tmp_path):
     out = tmp_path / "o"
-    sets = ["--set", "train.readout_loss=expected", "--set", "model.mlp_hidden=8"]
+    sets = ["--set", "train.estimator=reinforce", "--set", "model.mlp_hidden=8"]
     res = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["bench", "current_number", *TINY, *sets, "--out", str(out)])
     assert res.exit_code == 0, res.output
     run = json.loads((out / "tasks" / "Current_Number" / "config.json").read_text())
-    assert run["train"]["readout_loss"] == "expected" and run["model"]["mlp_hidden"] == 8
+    assert run["train"]["estimator"] == "reinforce" and run["model"]["mlp_hidden"] == 8
     doc = json.loads((out / "results.json").read_text())
-    assert doc["rows"][0]["overrides"] == ["train.readout_loss=expected", "model.mlp_hidden=8"]
-    assert "`train.readout_loss=expected`" in (out / "summary.md").read_text()
+    assert doc["rows"][0]["overrides"] == ["train.estimator=reinforce", "model.mlp_hidden=8"]
+    assert "`train.estimator=reinforce`" in (out / "summary.md").read_text()
     # Resuming with another configuration would mix rows of two configurations: refused.
     res = CliRunner().invoke(app, ["bench", "current_number", *TINY, "--out", str(out)])
     assert res.exit_code == 2 and "mix" in res.stderr

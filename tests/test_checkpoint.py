@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from pathlib import Path
 
@@ -11,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from discrete_transformer import fileio
 from discrete_transformer.config import ModelConfig, TrainConfig
 from discrete_transformer.model import DataSpec, DiscreteTransformer, SelectMode
+from discrete_transformer.rundir import RunDir
 from discrete_transformer.training import checkpoint as ck
 from discrete_transformer.training.checkpoint import CheckpointError, load_checkpoint, save_run_checkpoint
 
@@ -109,7 +110,7 @@ def test_overwrite_is_atomic_and_leaves_no_temp_files(saved: tuple[Path, Discret
     def boom(src, dst):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(ck.os, "replace", boom)
+    monkeypatch.setattr(fileio.os, "replace", boom)
     with pytest.raises(OSError):
         save_run_checkpoint(d, _model(seed=9), MODEL_CFG, TRAIN_CFG, SPEC, {})
     monkeypatch.undo()
@@ -240,7 +241,7 @@ def test_module_never_uses_pickle() -> None:
 
 def test_checkpoint_error_is_value_error() -> None:
     assert issubclass(CheckpointError, ValueError)
-    assert os.path.basename(ck.WEIGHTS_FILE) == "model.safetensors"
+    assert RunDir(Path("run")).weights_path.name == "model.safetensors"
 
 
 def test_a_config_saved_before_periodic_units_loads_as_it_was_trained() -> None:

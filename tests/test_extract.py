@@ -63,7 +63,7 @@ from discrete_transformer.extraction.verify import (
 )
 from discrete_transformer.model import DiscreteTransformer
 from discrete_transformer.tasks import Dataset, make_dataset
-from discrete_transformer.training import loop
+from discrete_transformer.training import loop, polish
 from discrete_transformer.training.loop import RestartResult, data_spec
 
 HOSTILE = ['x"""; import os #', "class", "0day", "é\u2028名", "", "__import__", "pos", "a b\nc", "np", "shift"]
@@ -271,8 +271,8 @@ def test_the_polish_also_starts_from_the_mlps_without_their_relu_units() -> None
     split = loop.Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 500, 0)
     tau = TrainConfig().tau_attn_end
     before = loop.evaluate(m, split.x_val, split.y_val, ds.kind, split.var_y, tau)
-    assert before["exact"][0] < 0.5 and before["nmse"][0] <= loop.POLISH_MAX_NMSE
-    out = loop._polish(
+    assert before["exact"][0] < 0.5 and before["nmse"][0] <= polish.POLISH_MAX_NMSE
+    out = polish.final_polish(
         m, TrainConfig(polish_iters=1), split, torch.Generator().manual_seed(0), lambda row: None, 1e-7, 0
     )
     after = loop.evaluate(out, split.x_val, split.y_val, ds.kind, split.var_y, tau)
@@ -290,7 +290,7 @@ def test_a_trial_polish_that_solves_replaces_its_member_and_one_that_fails_chang
     with torch.no_grad():
         m.layers[0]["mlp"].d[0, 0] *= 1.05  # the right structure, 5 % off
     assert loop.evaluate(m, split.x_val, split.y_val, ds.kind, split.var_y, cfg.tau_attn_end)["exact"][0] < 0.5
-    assert loop._trial_polish(m, 0, cfg, split, rows.append, 1e-7, step=300)
+    assert polish.trial_polish(m, 0, cfg, split, rows.append, 1e-7, step=300)
     assert loop.evaluate(m, split.x_val, split.y_val, ds.kind, split.var_y, cfg.tau_attn_end)["exact"][0] == 1.0
     assert rows[-1]["phase"] == "trial" and rows[-1]["val_solved"] == 1 and rows[-1]["step"] == 300
 
@@ -299,7 +299,7 @@ def test_a_trial_polish_that_solves_replaces_its_member_and_one_that_fails_chang
         wrong.readout.theta.zero_()
         wrong.readout.theta[0, 0, wrong.variable_names.index("x")] = 10.0
     before = {k: v.clone() for k, v in wrong.state_dict().items()}
-    assert not loop._trial_polish(wrong, 0, cfg, split, rows.append, 1e-7, step=400)
+    assert not polish.trial_polish(wrong, 0, cfg, split, rows.append, 1e-7, step=400)
     assert all(torch.equal(before[k], v) for k, v in wrong.state_dict().items())
     assert rows[-1]["val_solved"] == 0
 
@@ -312,8 +312,8 @@ def test_the_polish_stops_at_the_first_chunk_after_which_the_validation_is_solve
     ds = make_dataset("Sum_Last2", seed=0, n_test=200)
     split = loop.Split.from_arrays(ds.x_train, ds.y_train, ds.kind, 500, 0)
     cfg = TrainConfig()
-    xb, yb, var = loop._polish_batch(split, cfg, torch.Generator().manual_seed(0))
-    done, asked = loop._solves(split, cfg, 1e-7), []
+    xb, yb, var = polish.polish_batch(split, cfg, torch.Generator().manual_seed(0))
+    done, asked = polish.solves(split, cfg, 1e-7), []
 
     def until(member) -> bool:
         asked.append(1)
@@ -323,7 +323,7 @@ def test_the_polish_stops_at_the_first_chunk_after_which_the_validation_is_solve
     with torch.no_grad():
         m.layers[0]["mlp"].d[0, 0] *= 1.05
     assert not done(m)
-    out, _end = loop._lbfgs(m, xb, yb, var, cfg, 300, until=until)
+    out, _end = polish.lbfgs(m, xb, yb, var, cfg, 300, until=until)
     assert done(out) and len(asked) == 1
 
     def off() -> DiscreteTransformer:
@@ -333,14 +333,14 @@ def test_the_polish_stops_at_the_first_chunk_after_which_the_validation_is_solve
         return m
 
     asked.clear()
-    _m, chunked = loop._lbfgs(off(), xb, yb, var, cfg, 300, until=lambda member: bool(asked.append(1)))
-    _m, whole = loop._lbfgs(off(), xb, yb, var, cfg, 300)
-    assert 1 <= len(asked) < 300 // loop.POLISH_CHUNK - 1
+    _m, chunked = polish.lbfgs(off(), xb, yb, var, cfg, 300, until=lambda member: bool(asked.append(1)))
+    _m, whole = polish.lbfgs(off(), xb, yb, var, cfg, 300)
+    assert 1 <= len(asked) < 300 // polish.POLISH_CHUNK - 1
     assert chunked <= whole + 1e-12
 
 
 def test_trials_come_only_below_the_threshold_each_at_half_the_last_and_at_most_max_times() -> None:
-    t = loop._Trials(TrainConfig(trial_polish_nmse=1e-3, trial_polish_max=2))
+    t = polish.Trials(TrainConfig(trial_polish_nmse=1e-3, trial_polish_max=2))
     assert [t.due(v) for v in (5e-3, float("nan"), 8e-4, 6e-4, 4e-4, 1e-5, 1e-9)] == [
         False,
         False,
@@ -350,7 +350,7 @@ def test_trials_come_only_below_the_threshold_each_at_half_the_last_and_at_most_
         False,
         False,
     ]
-    off = loop._Trials(TrainConfig(trial_polish_nmse=0.0))  # 0 = off, even for a perfect member
+    off = polish.Trials(TrainConfig(trial_polish_nmse=0.0))  # 0 = off, even for a perfect member
     assert not off.due(1e-3) and not off.due(0.0)
 
 

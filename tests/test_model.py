@@ -343,12 +343,15 @@ def test_schedules_are_pure_and_monotone() -> None:
 
 
 def test_straight_through_attention_forward_is_hard_backward_reaches_scores() -> None:
-    """The search's late phase runs the hard pattern forward (what evaluation and extraction see)
-    while the soft pattern's gradient still trains the score weights."""
+    """The search's late phase (SelectMode.attention_st) runs the hard pattern forward, rounded at
+    the final temperature as evaluation rounds it, while the soft pattern's gradient still trains
+    the score weights."""
     model = _model(population=2, seed=3).train()
+    model.freeze_selectors()  # the same reads in both modes: only the attention differs
+    model.stats_frozen.fill_(True)
     x = torch.rand(4, 6, 1) * 99
     tau_a, tau_hard = 0.3, 0.02
-    st = SelectMode(hard=True, hard_attention=True, attention_grad=True, attention_hard_tau=tau_hard)
+    st = SelectMode(tau=1.0, attention_st=torch.ones(2), attention_hard_tau=tau_hard)
     c_st: dict[str, torch.Tensor] = {}
     c_ref: dict[str, torch.Tensor] = {}
     model(x, st, tau_a, c_st)
@@ -362,7 +365,7 @@ def test_straight_through_attention_forward_is_hard_backward_reaches_scores() ->
     outs.sum().backward()
     grads = [layer["attn"].w_score.grad for layer in model.layers]
     assert all(g is not None and g.abs().sum() > 0 for g in grads)
-    # without attention_grad the hard pattern is a step function: no gradient reaches the scores
+    # the hard pattern itself is a step function: no gradient reaches the scores
     model.zero_grad()
     c_hard: dict[str, torch.Tensor] = {}
     model(x, SelectMode(hard=True, hard_attention=True), tau_hard, c_hard)
@@ -395,57 +398,6 @@ def test_logging_frequency_does_not_change_training() -> None:
         states.append(train_restart(ModelConfig(), cfg, split, spec, seed=5).state)
     for name in states[0]:
         assert torch.equal(states[0][name], states[1][name]), name
-
-
-def _soft_mode(batch: int) -> SelectMode:
-    return SelectMode(tau=1.0, per_example=True, generator=torch.Generator().manual_seed(0), batch=batch)
-
-
-def test_expected_readout_loss_averages_each_variables_own_loss() -> None:
-    from discrete_transformer.training.loop import expected_readout_loss, per_member_loss
-
-    model = _model(population=2).double().eval()  # eval: running stats stay put
-    x = torch.randn(5, 6, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 50
-    y = torch.randn(5, 6, 1, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 50
-    var = torch.tensor([2500.0], dtype=torch.float64)
-    loss = expected_readout_loss(model, x, y, var, _soft_mode(5), 0.5)
-    cache: dict[str, torch.Tensor] = {}
-    model(x, _soft_mode(5), 0.5, cache)  # the same Gumbel sample
-    stream, w = cache["resid"][:, :, 1:], cache["readout.w"]  # (P, B, T, V), (P, B, 1, V)
-    by_hand = torch.stack(
-        [
-            sum(
-                w[p, :, 0, v].view(-1, 1) * (stream[p, :, :, v] - y[:, :, 0]) ** 2 for v in range(stream.shape[-1])
-            ).mean()
-            / 2500.0
-            for p in range(2)
-        ]
-    )
-    assert torch.allclose(loss, by_hand)
-    # once the readout is one-hot (frozen), it is the ordinary loss of the prediction
-    model.readout.freeze()
-    assert torch.allclose(
-        expected_readout_loss(model, x, y, var, _soft_mode(5), 0.5),
-        per_member_loss(model(x, _soft_mode(5), 0.5), y, var),
-    )
-
-
-def test_scaled_readout_mixes_variables_at_the_target_scale_only_while_soft() -> None:
-    model = _model(population=2).double().eval()  # eval: running stats stay put
-    x = torch.randn(4, 6, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 50
-    plain = model(x, _soft_mode(4), 0.5)
-    scaled = model(x, dataclasses.replace(_soft_mode(4), readout_scaled=True), 0.5)
-    cache: dict[str, torch.Tensor] = {}
-    model(x, _soft_mode(4), 0.5, cache)
-    gain = SPEC.target_rms / model.ms.sqrt()  # (P, V)
-    by_hand = (cache["resid"][:, :, 1:] * gain.view(2, 1, 1, -1) * cache["readout.w"][:, :, None, 0, :]).sum(-1)
-    assert torch.allclose(scaled[..., 0], by_hand) and not torch.allclose(scaled, plain)
-    # hard mode, and a frozen readout, read the variable as it is
-    assert torch.equal(model(x, dataclasses.replace(HARD, readout_scaled=True), 0.5), model(x, HARD, 0.5))
-    model.readout.freeze()
-    assert torch.allclose(
-        model(x, dataclasses.replace(_soft_mode(4), readout_scaled=True), 0.5), model(x, _soft_mode(4), 0.5)
-    )
 
 
 @pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
@@ -844,3 +796,29 @@ def test_periodic_bank_from_the_data_follows_the_target_levels() -> None:
         model = DiscreteTransformer(cfg, spec, population=1)
         assert model.layers[0]["mlp"].omegas == tuple(periodic_frequencies(K))
     assert periods_for(ModelConfig(mlp_periods=6), data_spec(x, np.full((4, 5, 1), 0.5), ("x",), ("y",))) == 6
+
+
+def test_retired_options_load_only_at_the_value_the_code_behaves_as() -> None:
+    """A stored config from before an option was retired loads when the option held the value
+    today's code always behaves as (the field is dropped), and is refused otherwise."""
+    from discrete_transformer.config import RETIRED, from_dict, to_dict
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert RETIRED["TrainConfig"] and not set(RETIRED["TrainConfig"]) & fields
+    old = {
+        **to_dict(TrainConfig()),
+        "straight_through": False,
+        "readout_loss": "mixture",
+        "rebirth_every": 0,
+        "rebirth_fraction": 0.3,  # only qualified rebirth_every: any value
+        "rebirth_until": 0.5,
+        "harden_attention_grad": False,
+        "attention_st_spread": 0.0,
+        "attention_st_share": 1.0,
+    }
+    assert from_dict(TrainConfig, old) == TrainConfig()
+    for key, value in (("rebirth_every", 300), ("readout_loss", "scaled"), ("attention_st_share", 0.5)):
+        with pytest.raises(ValueError, match=f"TrainConfig.{key}=.*retired option"):
+            from_dict(TrainConfig, {**old, key: value})
+    with pytest.raises(TypeError):
+        TrainConfig(straight_through=True)  # type: ignore[call-arg]

@@ -13,7 +13,9 @@ from conftest import tiny_model, tiny_train
 
 from discrete_transformer.training import restarts as R
 from discrete_transformer.training.loop import RestartResult, Split, data_spec
+from discrete_transformer.training.policy import ends_portfolio
 from discrete_transformer.training.restarts import run_restarts
+from discrete_transformer.verdict import RESTART_NMSE, solved
 
 
 def _data(rule: str, n: int = 600, T: int = 6, seed: int = 0):
@@ -159,28 +161,28 @@ def test_plain_progress_lines_when_not_a_terminal(capsys) -> None:
     assert capsys.readouterr().out == ""
 
 
-def test_is_solved_criteria() -> None:
-    assert R.is_solved("discrete", {"exact": 1.0, "nmse": 0.3})
-    assert not R.is_solved("discrete", {"exact": 0.999, "nmse": 0.0})
-    assert R.is_solved("continuous", {"exact": 0.0, "nmse": 1e-8})
-    assert not R.is_solved("continuous", {"exact": 1.0, "nmse": 1e-3})
+def test_solved_criteria() -> None:
+    assert solved("discrete", {"exact": 1.0, "nmse": 0.3}, RESTART_NMSE)
+    assert not solved("discrete", {"exact": 0.999, "nmse": 0.0}, RESTART_NMSE)
+    assert solved("continuous", {"exact": 0.0, "nmse": 1e-8}, RESTART_NMSE)
+    assert not solved("continuous", {"exact": 1.0, "nmse": 1e-3}, RESTART_NMSE)
 
 
 def test_a_continuous_restart_within_the_verification_tolerance_ends_the_portfolio(monkeypatch) -> None:
-    """A restart's own target is CONTINUOUS_TOL (1e-7); no further restart starts once one is
-    within ENOUGH_TOL (1e-6, the verification rule), but one at 2e-6 does not end it."""
+    """A restart's own target is RESTART_NMSE (1e-7); no further restart starts once one is
+    within CONTINUOUS_NMSE (1e-6, the verification rule), but one at 2e-6 does not end it."""
     fake, calls = _fake({0: 5e-7, 1: 1e-9})
     monkeypatch.setattr(R, "train_restart", fake)
     x = np.random.default_rng(0).uniform(-1, 1, size=(50, 6, 1))
     split, spec = Split.from_arrays(x, x, "continuous", 10, 0), data_spec(x, x, ("x",), ("y",))
     best, _ = run_restarts(tiny_model(), tiny_train(restarts=2), split, spec, seed=0, progress=False, parallel=False)
-    assert calls == [0] and best.seed == 0 and not R.is_solved("continuous", best.val)
+    assert calls == [0] and best.seed == 0 and not solved("continuous", best.val, RESTART_NMSE)
     fake, calls = _fake({0: 2e-6, 1: 1e-9})
     monkeypatch.setattr(R, "train_restart", fake)
     best, _ = run_restarts(tiny_model(), tiny_train(restarts=2), split, spec, seed=0, progress=False, parallel=False)
     assert calls == [0, 1] and best.seed == 1
-    assert R.ends_portfolio("continuous", {"exact": 0.0, "nmse": 1e-6})
-    assert not R.ends_portfolio("discrete", {"exact": 0.999, "nmse": 1e-12})
+    assert ends_portfolio("continuous", {"exact": 0.0, "nmse": 1e-6})
+    assert not ends_portfolio("discrete", {"exact": 0.999, "nmse": 1e-12})
 
 
 @pytest.mark.parametrize("K", [1, 2])

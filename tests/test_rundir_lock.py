@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from bad_inputs import snapshot
 from conftest import tiny_model, tiny_train
 from typer.testing import CliRunner
 
@@ -26,8 +27,8 @@ from discrete_transformer import api
 from discrete_transformer.bench.bench import MARKER, plan_jobs
 from discrete_transformer.bench.runner import BenchConfig
 from discrete_transformer.cli import app
+from discrete_transformer.rundir import RunDir
 from discrete_transformer.rundir_lock import LOCK_FILE, hold
-from discrete_transformer.tools.bad_inputs import snapshot
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ENV = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1", "DTX_DEBUG": ""}
@@ -230,7 +231,7 @@ def test_force_keeps_the_lock_file_and_holds_are_reentrant(tmp_path: Path) -> No
     (d / "config.json").write_text("{}")
     with hold(d, "outer"):
         with hold(d, "inner"):
-            api._clear_run_dir(d)
+            RunDir(d).clear()
             assert [p.name for p in d.iterdir()] == [LOCK_FILE]
         assert json.loads((d / LOCK_FILE).read_text())["command"] == "outer"
     assert list(d.iterdir()) == []

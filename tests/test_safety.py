@@ -17,11 +17,10 @@ import torch
 from conftest import tiny_model, tiny_train
 
 import discrete_transformer as dtx
-from discrete_transformer import api
+from discrete_transformer import api, fileio
 from discrete_transformer.config import ModelConfig, TrainConfig
 from discrete_transformer.model import DataSpec, DiscreteTransformer
 from discrete_transformer.tasks import DataFileError, load_file
-from discrete_transformer.training import checkpoint
 from discrete_transformer.training.checkpoint import CheckpointError, load_checkpoint, save_run_checkpoint
 from discrete_transformer.training.loop import RestartResult
 from discrete_transformer.training.resume import load_restarts, restart_paths, save_restart
@@ -149,14 +148,14 @@ def test_any_flipped_byte_is_detected(tmp_path: Path, where: int) -> None:
 
 def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path: Path, monkeypatch) -> None:
     target = tmp_path / "f.json"
-    checkpoint.atomic_write_json(target, {"a": 1})
+    fileio.atomic_write_json(target, {"a": 1})
 
     def fail(*a, **k):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(KeyboardInterrupt):
-        checkpoint.atomic_write_json(target, {"a": 2})
+        fileio.atomic_write_json(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["f.json"]  # no temporary file left behind
 

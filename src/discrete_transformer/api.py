@@ -10,31 +10,15 @@ print(program.source)
 program.verify()  # Verification(verified=True, ...)
 ```
 
-A run directory holds:
-
-- ``config.json`` — ``{"format": "dtx-run", ...}``: source, kind, seed, model and train configs,
-  versions of Python, torch, NumPy and this package. Written before training starts, so an
-  interrupted run is still recognisable as a run directory.
-- ``metrics.jsonl`` — one row per evaluation of every restart (each row has ``seed``).
-- ``model.safetensors`` + ``model.json`` — the best model (see :mod:`.training.checkpoint`).
-- ``result.json`` — validation and test metrics, wall time, steps, best seed, every restart.
-- ``restarts/seed{N}.safetensors`` + ``.json`` — each restart as it finishes, so that
-  :func:`resume` can continue an interrupted run (see :mod:`.training.resume`).
-- ``.dtx.lock`` — only while a command writes the directory: one process at a time (see
-  :mod:`.rundir_lock`); a leftover one from a killed process is ignored.
+What a run directory holds, and all reading and writing in it: :mod:`.rundir`. The steps of a
+run (validate, own the directory, execute) and the checks on its directory: :mod:`.runplan`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import json
 import os
-import platform
-import shutil
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,26 +26,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import ModelConfig, TrainConfig, from_dict, restart_configs, to_dict
+from .config import ModelConfig, TrainConfig, from_dict, restart_configs
 from .model import DataSpec, DiscreteTransformer
-from .rundir_lock import RunDirError, contents, hold
+from .rundir import NOT_A_RUN, RUN_FORMAT, RUN_VERSION, RunDir, RunDirError
+from .runplan import RunPlan, check_out_dir, check_resumable, owning, write_run_config
 from .tasks import Dataset, infer_kind, load_source
-from .training.checkpoint import (
-    CheckpointError,
-    atomic_write_json,
-    load_checkpoint,
-    save_run_checkpoint,
-)
+from .training.checkpoint import CheckpointError, load_checkpoint, save_run_checkpoint
 from .training.loop import HARD, RestartResult, Split, data_spec, evaluate
-from .training.restarts import CONTINUOUS_TOL, run_restarts
+from .training.restarts import run_restarts
 from .training.resume import load_restarts, save_restart
-from .version import __version__
-
-RUN_FORMAT = "dtx-run"
-RUN_VERSION = 1
-CONFIG_FILE = "config.json"
-RESULT_FILE = "result.json"
-METRICS_FILE = "metrics.jsonl"
+from .verdict import RESTART_NMSE, Kind, solved
 
 
 @dataclass
@@ -98,53 +72,12 @@ class TrainResult:
         return out[0].double().numpy()
 
 
-def versions() -> dict[str, str]:
-    """What a run was made with (recorded in config.json, for reproducing it)."""
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "discrete_transformer": __version__,
-    }
-
-
 # ----------------------------------------------------------------------------- run directories
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:
-    """True when `path` is a directory holding a ``config.json`` written by :func:`train`."""
-    p = Path(path) / CONFIG_FILE
-    if not p.is_file():
-        return False
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(doc, dict) and doc.get("format") == RUN_FORMAT
-
-
-def check_out_dir(out: str | os.PathLike, force: bool = False) -> Path:
-    """Refuse an output path that would clobber something; writes nothing. (A leftover lock
-    file is not content.) Repeated by :func:`owning` once the directory is locked."""
-    p = Path(out)
-    if p.exists() and not p.is_dir():
-        raise RunDirError(f"--out {p}: exists and is not a directory")
-    if p.is_dir() and any(contents(p)):
-        if not is_run_dir(p):
-            raise RunDirError(f"--out {p}: directory is not empty and is not a run directory; choose a new directory")
-        if not force:
-            raise RunDirError(f"--out {p}: already holds a run; choose a new directory or pass --force to overwrite it")
-    return p
-
-
-def _clear_run_dir(p: Path) -> None:
-    """Empty a previous run directory (only called after :func:`is_run_dir` said it is one),
-    keeping the lock file: removing it would let another process lock a new one."""
-    for child in contents(p):
-        if child.is_dir() and not child.is_symlink():
-            shutil.rmtree(child)
-        else:
-            child.unlink()
+    """True when `path` is a directory holding a configuration written by :func:`train`."""
+    return RunDir(Path(path)).is_run()
 
 
 def _restart_summary(r: RestartResult) -> dict[str, Any]:
@@ -179,7 +112,7 @@ def train(
     The validation set is carved from the training split; the test split is used only for the
     final report, never for selection. ``restarts`` / ``steps`` override ``training``.
     ``data_seed`` generates built-in task data (fixed at 0 by default, so that different training
-    seeds see the same data). With ``out``, the run directory is written (see the module doc);
+    seeds see the same data). With ``out``, the run directory is written (layout: :mod:`.rundir`);
     an existing run directory is overwritten only with ``force=True``, and never while another
     process uses it (:class:`RunDirError`).
     """
@@ -192,21 +125,7 @@ def train(
 # ----------------------------------------------------------------------------- the steps of train()
 # prepare -> owning -> execute (resume_plan for resume()): also used by cli.py, whose train / run
 # commands hold the directory across training and extraction, and by bench/runner.py's workers.
-# Not in __all__: the public API is train() / resume().
-
-
-@dataclass
-class RunPlan:
-    """A validated run, nothing written yet: what :func:`prepare` hands to :func:`execute`."""
-
-    ds: Dataset
-    model_cfg: ModelConfig
-    train_cfg: TrainConfig
-    run_dir: Path | None
-    seed: int
-    data_seed: int
-    t0: float
-    resume: bool = False  # continue an interrupted run in run_dir (keep its finished restarts)
+# Not in __all__: the public API is train() / resume(). RunPlan and owning: see .runplan.
 
 
 MIN_TRAIN_SEQUENCES = 2  # the validation carve-out takes at least one training sequence
@@ -236,7 +155,7 @@ def prepare(
         raise ValueError(f"invalid kind {kind!r}; expected 'discrete' or 'continuous'")
     run_dir = check_out_dir(out, force) if out is not None else None
     if isinstance(source, Dataset):
-        if kind == "discrete" and "continuous" in (infer_kind(source.y_train), infer_kind(source.y_test)):
+        if kind == Kind.DISCRETE and Kind.CONTINUOUS in (infer_kind(source.y_train), infer_kind(source.y_test)):
             raise ValueError(f"dataset {source.name}: targets are not all integers; it cannot be 'discrete'")
         ds = source if kind is None or kind == source.kind else dataclasses.replace(source, kind=kind)
     else:
@@ -250,31 +169,12 @@ def prepare(
     return RunPlan(ds, model_cfg, train_cfg, run_dir, seed, data_seed, t0)
 
 
-@contextmanager
-def owning(plan: RunPlan, what: str, force: bool = False) -> Iterator[None]:
-    """Own the plan's run directory (creating a new one) for the whole block, and repeat the
-    checks :func:`prepare` / :func:`resume_plan` made before: another command may have changed
-    the directory in between. `what` names the command for the message others get."""
-    d = plan.run_dir
-    if d is None:
-        yield
-        return
-    if not plan.resume:
-        d.mkdir(parents=True, exist_ok=True)
-    with hold(d, what):
-        if plan.resume:
-            _check_resumable(d)
-        else:
-            check_out_dir(d, force)
-        yield
-
-
 def execute(plan: RunPlan, progress: bool = True, parallel: bool = True, train_fn: Any = None) -> TrainResult:
     """Train, evaluate on the test split and (with a run directory) write the run.
 
     ``parallel=False`` runs the restarts one after another in this process (the benchmark's
     workers do, so that busy processes ≈ jobs); ``train_fn`` is :func:`run_restarts`' seam.
-    The caller owns the run directory (:func:`owning`; the benchmark's workers through the bench's)."""
+    The caller owns the run directory (:func:`~.runplan.owning`; the benchmark's workers through the bench's)."""
     ds, model_cfg, train_cfg, run_dir, seed = plan.ds, plan.model_cfg, plan.train_cfg, plan.run_dir, plan.seed
     split = Split.from_arrays(ds.x_train, ds.y_train, ds.kind, train_cfg.val_size, seed)
     spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
@@ -284,7 +184,7 @@ def execute(plan: RunPlan, progress: bool = True, parallel: bool = True, train_f
         finished = load_restarts(run_dir)  # CheckpointError if one is corrupted
     elif run_dir is not None:
         if run_dir.is_dir() and is_run_dir(run_dir):
-            _clear_run_dir(run_dir)  # check_out_dir allowed it: a previous run, with force
+            RunDir(run_dir).clear()  # check_out_dir allowed it: a previous run, with force
         write_run_config(plan)
 
     keep = (lambda r: save_restart(run_dir, r)) if run_dir is not None else None  # noqa: E731
@@ -334,31 +234,8 @@ def execute(plan: RunPlan, progress: bool = True, parallel: bool = True, train_f
     if run_dir is not None:
         meta = {"source": ds.source, "kind": ds.kind, "seed": best.seed, "val": dict(best.val), "test": test}
         save_run_checkpoint(run_dir, net, model_cfg, train_cfg, spec, meta)
-        atomic_write_json(run_dir / RESULT_FILE, _result_doc(result))
+        RunDir(run_dir).write_result(_result_doc(result))
     return result
-
-
-def write_run_config(plan: RunPlan) -> None:
-    """``config.json``: what makes the directory a run (the data source, seed and configs)."""
-    assert plan.run_dir is not None
-    plan.run_dir.mkdir(parents=True, exist_ok=True)
-    ds = plan.ds
-    atomic_write_json(
-        plan.run_dir / CONFIG_FILE,
-        {
-            "format": RUN_FORMAT,
-            "version": RUN_VERSION,
-            "source": ds.source,
-            "dataset": ds.name,
-            "kind": ds.kind,
-            "seed": plan.seed,
-            "data_seed": plan.data_seed,
-            "model": to_dict(plan.model_cfg),
-            "train": to_dict(plan.train_cfg),
-            "versions": versions(),
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        },
-    )
 
 
 def _result_doc(r: TrainResult) -> dict[str, Any]:
@@ -371,7 +248,7 @@ def _result_doc(r: TrainResult) -> dict[str, Any]:
         "best_seed": r.best.seed,
         "val": dict(r.best.val),
         "test": dict(r.test),
-        "solved_val": bool(_solved(r.kind, r.best.val)),
+        "solved_val": solved(r.kind, r.best.val, RESTART_NMSE),
         "steps": r.best.steps_run,
         "seconds": r.seconds,
         "restarts": [
@@ -384,13 +261,9 @@ def _result_doc(r: TrainResult) -> dict[str, Any]:
     }
 
 
-def _solved(kind: str, val: dict[str, float]) -> bool:
-    return val["exact"] >= 1.0 if kind == "discrete" else val["nmse"] <= CONTINUOUS_TOL
-
-
 def resume(dir: str | os.PathLike, progress: bool = True) -> TrainResult:
     """Continue an interrupted run directory: its configuration, data source and seed come from
-    its ``config.json``; restarts that had finished are reused, the others run from their start
+    the directory; restarts that had finished are reused, the others run from their start
     (see :mod:`.training.resume`). Raises :class:`RunDirError` when `dir` is not an unfinished run
     or another process uses it."""
     plan = resume_plan(dir)
@@ -402,14 +275,15 @@ def resume_plan(dir: str | os.PathLike) -> RunPlan:
     """Validate a run directory for resuming and rebuild its plan; writes nothing."""
     t0 = time.perf_counter()
     d = Path(dir)
-    cfg = _check_resumable(d)
+    cfg = check_resumable(d)
     try:
         model_cfg = from_dict(ModelConfig, cfg["model"])
         train_cfg = from_dict(TrainConfig, cfg["train"])
         source, kind = str(cfg["source"]), str(cfg["kind"])
         seed, data_seed = int(cfg["seed"]), int(cfg.get("data_seed", 0))
     except (KeyError, TypeError, ValueError) as e:
-        raise RunDirError(f"--resume {d / CONFIG_FILE}: invalid run configuration ({str(e).splitlines()[0]})") from None
+        where = RunDir(d).config_path
+        raise RunDirError(f"--resume {where}: invalid run configuration ({str(e).splitlines()[0]})") from None
     name = source.removeprefix("task:") if source.startswith("task:") else source
     ds = load_source(name, seed=data_seed, kind=kind)
     return RunPlan(ds, model_cfg, train_cfg, d, seed, data_seed, t0, resume=True)
@@ -418,55 +292,23 @@ def resume_plan(dir: str | os.PathLike) -> RunPlan:
 # ----------------------------------------------------------------------------- load_run
 
 
-def _check_resumable(d: Path) -> dict[str, Any]:
-    """An unfinished run's config.json; :class:`RunDirError` otherwise. Writes nothing."""
-    if not d.is_dir():
-        raise RunDirError(f"--resume {d}: run directory not found")
-    if not is_run_dir(d):
-        raise RunDirError(f"--resume {d}: not a run directory (no config.json written by `dtx train`)")
-    cfg = _read_json(d / CONFIG_FILE)
-    if (d / RESULT_FILE).is_file():
-        raise RunDirError(f"--resume {d}: the run already finished ({RESULT_FILE} exists); nothing to resume")
-    return cfg
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise RunDirError(f"{path}: file not found")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise RunDirError(f"{path}: corrupt JSON ({str(e).splitlines()[0]})") from None
-    if not isinstance(doc, dict) or doc.get("format") != RUN_FORMAT:
-        raise RunDirError(f"{path}: not a discrete-transformer run file")
-    if doc.get("version") != RUN_VERSION:
-        raise RunDirError(f"{path}: unsupported run version {doc.get('version')!r} (this package reads {RUN_VERSION})")
-    return doc
-
-
 def load_run(dir: str | os.PathLike) -> TrainResult:
     """Reopen a run directory written by :func:`train`.
 
     The dataset is not reloaded (``dataset`` is None: the source may be a file that has moved);
     ``best.state`` is the checkpoint's state, other restarts carry their summaries only, and
-    ``best.history`` holds the best seed's rows of ``metrics.jsonl``.
+    ``best.history`` holds the best seed's rows of the metrics log.
     """
     d = Path(dir)
     if not d.is_dir():
         raise RunDirError(f"{d}: run directory not found")
-    cfg = _read_json(d / CONFIG_FILE)
-    res = _read_json(d / RESULT_FILE)
+    rd = RunDir(d)
+    cfg = rd.read_config()
+    res = rd.read_result()
     net, model_cfg, train_cfg, spec, _meta = load_checkpoint(d)
     history: dict[int, list[dict]] = {}
-    metrics = d / METRICS_FILE
-    if metrics.is_file():
-        for line in metrics.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                history.setdefault(int(row.get("seed", -1)), []).append(row)
+    for row in rd.metrics_rows():
+        history.setdefault(int(row.get("seed", -1)), []).append(row)
     restarts = []
     best = None
     for s in res.get("restarts", []):
@@ -485,7 +327,7 @@ def load_run(dir: str | os.PathLike) -> TrainResult:
             best = r
         restarts.append(r)
     if best is None:
-        raise RunDirError(f"{d / RESULT_FILE}: best seed {res.get('best_seed')!r} is not among its restarts")
+        raise RunDirError(f"{rd.result_path}: best seed {res.get('best_seed')!r} is not among its restarts")
     return TrainResult(
         dataset=None,
         model=net,
@@ -533,8 +375,8 @@ def extract(
         if not d.is_dir():
             raise RunDirError(f"{d}: run directory not found")
         if not is_run_dir(d):
-            raise RunDirError(f"{d}: not a run directory (no config.json written by `dtx train`)")
-        with hold(d, "dtx.extract()"):
+            raise RunDirError(f"{d}: {NOT_A_RUN}")
+        with RunDir(d).hold("dtx.extract()"):
             return _extract(load_run(d), dataset=dataset, config=config, progress=progress)
     if not isinstance(result_or_run_dir, TrainResult):
         raise TypeError(f"extract() takes a TrainResult or a run directory, got {type(result_or_run_dir).__name__}")

@@ -56,14 +56,12 @@ class ModelConfig:
     # at most mlp_periods (none for real-valued targets); False: mlp_periods itself.
     mlp_periods_from_data: bool = False
     # How a soft (searching) MLP selector feeds its periodic units: "value" = cos/sin of the mixed
-    # value (noise until the choice is sharp); "features" = the selector's mixture of what the units
-    # give on every candidate. Identical once selectors are one-hot. "features" finds the mod-k
-    # counting models more often (docs/design.md, Periodic MLP units). Periodic units exist only where
-    # mlp_periods > 0 (the arithmetic search variant), so elsewhere this changes nothing.
+    # input value; "features" = the selector's mixture of what the units give on each candidate
+    # input. Identical once selectors are one-hot, so only the search differs. "value" is what
+    # configs stored before the field load as (docs/design.md, Periodic MLP units).
     mlp_periodic_mix: Literal["value", "features"] = "features"
-    # With "features": the mixture only while the selector temperature is at least this (0 = the
-    # whole search); below it selections are near one-hot and the value path is cheaper (with 0
-    # the bench ran 13 % longer, with 0.2 it keeps the same tasks at ~40 % of that cost).
+    # With "features": the mixture is used only while the selector temperature is at least this
+    # (0 = the whole search); below it the cheaper "value" path runs.
     mlp_periodic_mix_tau: float = 0.2
     # Inductive-bias knobs (docs/inductive_bias.md); the defaults are the unrestricted model.
     # "content": q and k may read any variable; "positional": q and k read only `pos` / `one`.
@@ -76,7 +74,7 @@ class ModelConfig:
     # sum is one head instead of prefix mean → MLP × (pos + 1). docs/design.md, Summing heads.
     attention_sum: bool = False
     # True: each head has a learned score offset for the BOS slot, so it can exclude BOS (an argmax
-    # of signed values) or prefer it. docs/design.md, Options measured and kept off.
+    # of signed values) or prefer it.
     attention_bos_bias: bool = False
     # True: the readout multiplies the variable it reads by a learned gain, target_rms / rms(v) ·
     # exp(gamma_v) (gamma 0 at init), so that while it is soft every candidate enters the mixture
@@ -142,15 +140,13 @@ class TrainConfig:
     """How the discrete search and the hardening phase are run (DESIGN §3, Annealing)."""
 
     steps: int = 2000  # total steps per restart: search + hardening (times steps_scale)
-    # A search variant's multiplier of `steps` (`arithmetic_long`: 2); kept apart from `steps` so
-    # that `--steps N` still sets every restart's length and a variant applied twice changes nothing.
+    # A search variant's multiplier of `steps`; kept apart from `steps` so that `--steps N` still
+    # sets every restart's length and a variant applied twice changes nothing.
     steps_scale: float = 1.0
     harden_fraction: float = 0.35  # last fraction of steps: selectors frozen at argmax
     population: int = 16  # independent models trained in lockstep (vectorised) per restart
-    # independent seeds, run in parallel processes; restart i runs portfolio[i % len(portfolio)].
-    # Four: the bench starts a fallback restart (i >= 2) only when it can end within the task's
-    # budget, so a slower machine runs two and a faster one the whole portfolio (a third restart
-    # was measured without that rule). docs/design.md, Fallback restarts within the budget.
+    # Independent seeds (seed, seed + 1, ...), run in parallel processes; restart i runs
+    # portfolio[i % len(portfolio)]. With a `budget`, a restart starts only when it can end in time.
     restarts: int = 4
     batch_size: int = 16  # per population member, during the search
     lr: float = 1e-2  # continuous weights (Adam)
@@ -159,59 +155,42 @@ class TrainConfig:
     tau_end: float = 0.05
     tau_attn_start: float = 1.0  # attention softmax temperature
     tau_attn_end: float = 0.02
-    straight_through: bool = False
-    # How the search scores the (soft) readout: "mixture" = loss of the weighted mixture of
-    # variables; "expected" = the weighted mean of each variable's own loss (the expected loss of
-    # the choice). A mixture of variables of very different scales (pos ~ 5 beside a target ~ 0.05)
-    # buries the target; the expected loss judges each candidate on its own.
-    # "scaled" = the mixture of variables each rescaled to the target's RMS (search only; the
-    # hardened readout reads its variable as it is).
-    readout_loss: Literal["mixture", "expected", "scaled"] = "mixture"
     sample_per_example: bool = True  # a Gumbel sample per sequence (lower-variance gradients)
+    # How selector gradients are estimated in the search: Gumbel-softmax relaxation, or the
+    # score-function estimator (docs/design.md, REINFORCE estimator).
     estimator: Literal["gumbel", "reinforce"] = "gumbel"
     # REINFORCE (estimator="reinforce", training/reinforce.py): one-hot choices sampled from
     # softmax(theta / tau), one sample per sequence when sample_per_example (else per member);
     # selector logits follow the score-function gradient, continuous weights ordinary backprop.
     reinforce_baseline_decay: float = 0.9  # moving-average baseline of each member's loss
     reinforce_entropy_bonus: float = 0.0  # weight of the mean normalised selector entropy bonus
-    rebirth_every: int = 0  # search steps between rebirths of the worst members (0 = off; see docs)
-    rebirth_fraction: float = 0.25  # share of the population reborn each time
-    rebirth_until: float = 0.5  # rebirths only in this first fraction of the search
     harden_top: int = 4  # members kept (best discretised validation) when the search ends
-    harden_batch_size: int = 64
-    harden_attention_grad: bool = False  # straight-through gradient to attention scores in hardening
-    # Straight-through hard attention late in the search: member m of the first
-    # `attention_st_share` of the population switches at search fraction
-    # attention_st_from + attention_st_spread * m / (P - 1); 1.0 = never.
+    harden_batch_size: int = 64  # per population member, during hardening
+    # Search fraction from which every member's forward pass uses the hard attention pattern (the
+    # soft pattern's gradient backward); 1.0 = never. docs/design.md, Straight-through hard attention.
     attention_st_from: float = 0.5
-    attention_st_spread: float = 0.0
-    attention_st_share: float = 1.0
-    polish_iters: int = 300  # float64 L-BFGS iterations per surviving member (0 = off)
+    polish_iters: int = 300  # float64 L-BFGS iterations of the final polish (0 = off)
     # Trial polish during the search: at an evaluation where the best member's discretised model
     # is within this validation nMSE (0 = off), a copy of it is polished (as in phase 3); if the
     # copy solves the task the restart ends there. At most `trial_polish_max` trials per restart,
     # each at an nMSE at most half the previous trial's. docs/design.md, Trial polish.
     trial_polish_nmse: float = 1e-3
     trial_polish_max: int = 3
-    trial_polish_iters: int = 100  # L-BFGS iterations of a trial (Sum_Last2 at step 400: 30 too few)
-    # Training sequences in the full-batch polish (trial and final); 512 (1,024 before:
-    # bench34 kept every verdict and spent 41 % less time polishing).
-    polish_size: int = 512
-    eval_every: int = 100
+    trial_polish_iters: int = 100  # L-BFGS iterations of one trial polish
+    polish_size: int = 512  # training sequences in the full-batch polish (trial and final)
+    eval_every: int = 100  # steps between validation evaluations (one metrics row each)
     val_size: int = 1000  # validation sequences carved from the training split
     time_limit: float | None = None  # seconds per restart; None = no limit
     # Wall seconds from the start of the restarts within which they all end (None = no limit): a
     # restart starts only if one as long as the longest finished so far would end in time (a
     # search cut short never lets its temperatures fall), and runs under what is left. `dtx bench`
     # applies the same rule with its own per-task budget (--budget); this one is for `dtx
-    # train`/`run` (`--set train.budget=150` bounds them as the bench does). docs/design.md,
-    # Fallback restarts within the budget.
+    # train`/`run`. docs/design.md, Fallback restarts within the budget.
     budget: float | None = None
-    stop_on_exact: bool = True
+    stop_on_exact: bool = True  # end a restart as soon as a member solves the validation split
     # Search variants the restarts cycle through (restart i runs portfolio[i % len]); names are
-    # keys of SEARCH_VARIANTS. Every task gets the same portfolio: it is one configuration whose
-    # restarts search differently, not a per-task choice. docs/design.md, Restart portfolio; the
-    # arithmetic search runs first since it also solves most routing tasks.
+    # keys of SEARCH_VARIANTS. Every task gets the same portfolio: one configuration whose
+    # restarts search differently, not a per-task choice. docs/design.md, Restart portfolio.
     portfolio: tuple[str, ...] = ("arithmetic", "plain")
 
     def __post_init__(self) -> None:
@@ -223,13 +202,7 @@ class TrainConfig:
         _check(self.batch_size >= 1, "batch_size must be >= 1")
         _check(self.tau_start > 0 and self.tau_end > 0, "temperatures must be > 0")
         _check(self.tau_attn_start > 0 and self.tau_attn_end > 0, "temperatures must be > 0")
-        _check(self.rebirth_every >= 0 and 0.0 <= self.rebirth_fraction < 1.0, "bad rebirth settings")
-        _check(
-            0.0 <= self.attention_st_from <= 1.0
-            and 0.0 <= self.attention_st_share <= 1.0
-            and self.attention_st_spread >= 0.0,
-            "attention_st_from and attention_st_share must be in [0, 1], attention_st_spread >= 0",
-        )
+        _check(0.0 <= self.attention_st_from <= 1.0, "attention_st_from must be in [0, 1]")
         _check(self.harden_top >= 1, "harden_top must be >= 1")
         _check(self.budget is None or self.budget > 0, f"budget must be > 0 seconds or None, got {self.budget}")
         _check(
@@ -242,7 +215,6 @@ class TrainConfig:
             "trial_polish_nmse and trial_polish_max must be >= 0, trial_polish_iters >= 1",
         )
         _check(self.estimator in ("gumbel", "reinforce"), "estimator must be gumbel|reinforce")
-        _check(self.readout_loss in ("mixture", "expected", "scaled"), "readout_loss must be mixture|expected|scaled")
         _check(0.0 <= self.reinforce_baseline_decay < 1.0, "reinforce_baseline_decay must be in [0, 1)")
         _check(self.reinforce_entropy_bonus >= 0.0, "reinforce_entropy_bonus must be >= 0")
         names = tuple(self.portfolio) if not isinstance(self.portfolio, str) else (self.portfolio,)
@@ -263,16 +235,14 @@ class TrainConfig:
 
 
 # Search variants a restart may run (TrainConfig.portfolio): overrides of the model and training
-# configs, "section.field" -> value. "plain" is DESIGN's search as the defaults describe it;
+# configs, "section.field" -> value. "plain" is DESIGN's search as the defaults describe it.
 # "arithmetic" lets heads sum, scales the readout, runs hard attention forward from 20 % of the
-# search and routes by content or uniformly only (queries and keys never read `pos`: positional
-# routing is the plain search's job, and the fixed patterns cover the shifts): the search that
-# finds prefix sums of prefix sums (Kinematics_1D) and weighted sums, and since the fixed patterns
-# and the trial polish most routing tasks too, so it runs first. Its MLPs also have periodic
-# units: a prefix sum then mod k is two modules (Parity_All). `forbid_reads` entries add to the
-# configured ones; under attention_routing="positional" (q and k read only `pos` and `one`) the
-# q/k `pos` entries are dropped, else the user's positional heads could only route uniformly.
-# docs/design.md, Restart portfolio.
+# search, gives MLPs periodic units (so a prefix sum then mod k is two modules) and routes by
+# content or by the fixed patterns only: queries and keys never read `pos`, positional routing
+# being the plain search's job. `forbid_reads` entries add to the configured ones; under
+# attention_routing="positional" (q and k read only `pos` and `one`) the q/k `pos` entries are
+# dropped, else the user's positional heads could only route uniformly. docs/design.md, Restart
+# portfolio.
 _ARITHMETIC: dict[str, Any] = {
     "model.readout_gain": True,
     "model.attention_sum": True,
@@ -284,16 +254,12 @@ SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
         "plain": MappingProxyType({}),
         "arithmetic": MappingProxyType(_ARITHMETIC),
-        # A candidate default, not yet adopted (docs/workflow.md): the arithmetic search whose periodic bank
-        # comes from the data (periods up to the integer target's number of distinct values, <= 16)
-        # instead of the fixed periods <= 6.
+        # The arithmetic search whose periodic bank comes from the data (periods up to the integer
+        # target's number of distinct values, <= 16) instead of the fixed periods <= 6.
         "arithmetic_data": MappingProxyType(
             {**_ARITHMETIC, "model.mlp_periods": 16, "model.mlp_periods_from_data": True}
         ),
-        # Not in the default portfolio (docs/design.md, Options measured and kept off): the arithmetic
-        # search with twice the steps, so its temperatures fall twice as slowly. As the first restart
-        # it verified Evens_Counter and Path_Length, which the default misses, but it doubled the
-        # bench's median task time and total.
+        # The arithmetic search with twice the steps, so its temperatures fall twice as slowly.
         "arithmetic_long": MappingProxyType({**_ARITHMETIC, "train.steps_scale": 2.0}),
     }
 )
@@ -320,6 +286,27 @@ _LEGACY: dict[str, dict[str, Any]] = {
     "ModelConfig": {"attention_patterns": (), "mlp_periodic_mix": "value", "mlp_periodic_mix_tau": 0.0},
 }
 
+# Options that no longer exist (docs/design.md, Retired options), with the value the code now
+# always behaves as: a stored config holding one at that value loads (it ran as today's code
+# runs), any other value is refused. None: any value, an option that only qualified a retired one.
+RETIRED: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {
+        "ModelConfig": MappingProxyType({}),
+        "TrainConfig": MappingProxyType(
+            {
+                "straight_through": False,
+                "readout_loss": "mixture",
+                "rebirth_every": 0,
+                "rebirth_fraction": None,
+                "rebirth_until": None,
+                "harden_attention_grad": False,
+                "attention_st_spread": 0.0,
+                "attention_st_share": 1.0,
+            }
+        ),
+    }
+)
+
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
@@ -328,8 +315,17 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def from_dict(cls: type[C], data: dict[str, Any]) -> C:
     """Build a stored config from a dict, rejecting unknown keys (a typo must not be silently
     ignored). A field missing from an older file takes its default, so a new field's default
-    must be the behaviour runs had before it existed (tests/test_checkpoint.py checks this)."""
+    must be the behaviour runs had before it existed (tests/test_checkpoint.py checks this). A
+    retired option (RETIRED) is dropped when it holds the value today's code behaves as."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    retired = RETIRED.get(cls.__name__, {})
+    for key in sorted(set(data) & set(retired)):
+        _check(
+            retired[key] is None or data[key] == retired[key],
+            f"{cls.__name__}.{key}={data[key]!r}: a retired option (only {retired[key]!r} can still be "
+            "loaded; docs/design.md, Retired options)",
+        )
+    data = {k: v for k, v in data.items() if k not in retired}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown field(s) {', '.join(unknown)}")
@@ -344,6 +340,7 @@ def dumps(**configs: Any) -> str:
 __all__ = [
     "ModelConfig",
     "TrainConfig",
+    "RETIRED",
     "SEARCH_VARIANTS",
     "restart_configs",
     "to_dict",

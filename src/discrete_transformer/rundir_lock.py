@@ -50,7 +50,8 @@ _NOT_LOCKABLE = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENO
 class RunDirError(ValueError):
     """An output directory that cannot be used (or a run directory that cannot be read).
 
-    Defined here, below :mod:`.api` (which re-exports it), because locking raises it too."""
+    Defined here, below :mod:`.rundir` and :mod:`.api` (which re-export it), because locking
+    raises it too."""
 
 
 def contents(directory: str | os.PathLike) -> Iterator[Path]:

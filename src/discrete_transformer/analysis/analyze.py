@@ -1,8 +1,9 @@
 """`dtx analyze`: the dynamics analysis of one run directory, or of every run under a directory.
 
-One run: ``RUN/analysis/dynamics.png`` + ``RUN/analysis/transition.json``. A tree of runs (e.g. a
-bench output, runs at ``OUT/tasks/<task>/``): the same for each run, plus
-``DIR/analysis/cross_task.png``, ``transitions.csv`` and ``transitions.json``. A run's own
+One run: the dynamics figure and transition document in ``RUN/analysis/``
+(:meth:`~..rundir.RunDir.write_analysis`). A tree of runs (e.g. a bench output, runs at
+``OUT/tasks/<task>/``): the same for each run, plus ``DIR/analysis/cross_task.png``,
+``transitions.csv`` and ``transitions.json``. A run's own
 files are written while holding its lock (:mod:`..rundir_lock`): a run another process is
 writing is refused (one run) or skipped (a tree).
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,12 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..api import RunDirError, is_run_dir
-from ..rundir_lock import hold
-from ..training.checkpoint import (
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-)
+from ..fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ..rundir import ANALYSIS_DIR, RunDir
 from .dynamics import (
     DynamicsConfig,
     MetricsError,
@@ -36,7 +32,6 @@ from .plots import cross_task_figure, dynamics_figure
 
 __all__ = ["RunAnalysis", "analyze_run", "analyze_tree", "find_run_dirs", "run_label"]
 
-ANALYSIS_DIR = "analysis"
 CSV_FIELDS = (
     "run",
     "source",
@@ -92,19 +87,9 @@ def find_run_dirs(root: str | os.PathLike) -> list[Path]:
     return found
 
 
-def read_json_dict(path: Path) -> dict[str, Any]:
-    """A JSON object file's content, or {} when it is missing, unreadable or not an object
-    (analysis and reports degrade gracefully on partial run directories)."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        return doc if isinstance(doc, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def run_label(run_dir: Path) -> str:
-    """A short name for the run: the dataset name from config.json, else the directory name."""
-    cfg = read_json_dict(run_dir / "config.json")
+    """A short name for the run: the dataset name from its configuration, else the directory name."""
+    cfg = RunDir(run_dir).config_dict()
     return str(cfg.get("dataset") or cfg.get("source") or run_dir.name)
 
 
@@ -112,22 +97,19 @@ def analyze_run(run_dir: str | os.PathLike, cfg: DynamicsConfig = DynamicsConfig
     """Detect every seed's transition and (with `write`) write the figure and transition.json.
     Raises :class:`~..api.RunDirError` (with `write`) while another process writes the run."""
     d = Path(run_dir)
+    rd = RunDir(d)
     rows = load_metrics(d)
     transitions = run_transitions(rows, cfg)
-    result = read_json_dict(d / "result.json")
+    result = rd.result_dict()
     best = result.get("best_seed")
     best_seed = int(best) if best is not None and int(best) in transitions else min(transitions)
     label = run_label(d)
     ra = RunAnalysis(d, label, rows, transitions, best_seed)
     if not write:
         return ra
-    out = d / ANALYSIS_DIR
-    png, js = out / "dynamics.png", out / "transition.json"
-    with hold(d, "dtx analyze"):
-        out.mkdir(exist_ok=True)
-        atomic_write_bytes(png, dynamics_figure(rows, transitions, best_seed, f"{label}: annealing dynamics"))
-        atomic_write_json(
-            js,
+    with rd.hold("dtx analyze"):
+        png, js = rd.write_analysis(
+            dynamics_figure(rows, transitions, best_seed, f"{label}: annealing dynamics"),
             {
                 "format": "dtx-transition",
                 "version": 1,

@@ -1,7 +1,7 @@
 """The terminal side of `dtx analyze` and `dtx report`: check the path, run, print a table.
 
-Kept out of cli.py so the command functions there stay two lines each. `fail` is cli._fail (one
-red line, exit 2).
+Kept out of cli.py so the command functions there stay two lines each. `fail` is cli_common.fail
+(one red line, exit 2).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ..api import RunDirError, is_run_dir
 from ..extraction.pipeline import ExtractionError
+from ..rundir import ANALYSIS_DIR, DYNAMICS_FILE, NOT_A_RUN
 from ..training.checkpoint import CheckpointError
 from .analyze import analyze_run, analyze_tree
 from .dynamics import MetricsError
@@ -74,7 +75,11 @@ def analyze_directory(directory: Path, console: Console, fail: Fail) -> None:
         console.print(line)
     for p, why in skipped:
         console.print(f"[yellow]skipped[/yellow] {escape(str(p))}: {escape(why)}")
-    written = [str(a.png) for a in runs if a.png] if len(runs) == 1 else [f"{len(runs)} × <run>/analysis/dynamics.png"]
+    written = (
+        [str(a.png) for a in runs if a.png]
+        if len(runs) == 1
+        else [f"{len(runs)} × <run>/{ANALYSIS_DIR}/{DYNAMICS_FILE}"]
+    )
     if fig is not None:
         written += [str(fig), str(csv)]
     console.print("written: " + escape(", ".join(written)))
@@ -84,7 +89,7 @@ def report_directory(run_dir: Path, console: Console, fail: Fail) -> None:
     if not run_dir.is_dir():
         fail(f"{run_dir}: run directory not found")
     if not is_run_dir(run_dir):
-        fail(f"{run_dir}: not a run directory (no config.json written by `dtx train`)")
+        fail(f"{run_dir}: {NOT_A_RUN}")
     try:
         with console.status("building the report: extraction, figures ...") if console.is_terminal else _null():
             path, summary = write_report(run_dir)

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from ..rundir import METRICS_FILE, RunDir
+
 __all__ = [
     "DynamicsConfig",
     "MetricsError",
@@ -79,11 +81,11 @@ class Transition:
 
 
 def load_metrics(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows of ``metrics.jsonl`` (merged) or, for an interrupted run, the per-seed logs."""
+    """Rows of the merged metrics log or, for an interrupted run, of the per-seed logs."""
     d = Path(run_dir)
-    paths = [d / "metrics.jsonl"] if (d / "metrics.jsonl").is_file() else sorted(d.glob("metrics_seed*.jsonl"))
+    paths = RunDir(d).metrics_logs()
     if not paths:
-        raise MetricsError(f"{d}: no metrics.jsonl (not a finished training run?)")
+        raise MetricsError(f"{d}: no {METRICS_FILE} (not a finished training run?)")
     rows: list[dict[str, Any]] = []
     for p in paths:
         try:

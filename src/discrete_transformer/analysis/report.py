@@ -11,8 +11,8 @@ Self-contained on purpose: images are inline base64 PNG, CSS is inline, there is
 external URL, so the file can be mailed or archived and still open. Everything that comes from
 data (task, file and channel names, expressions) goes through :func:`html.escape`.
 
-Building a report can write the run (``program.py`` when it was not extracted yet, and
-``report.html``), so it holds the run's lock (:mod:`..rundir_lock`) throughout.
+Building a report can write the run (the program when it was not extracted yet, and the report),
+so it holds the run's lock (:mod:`..rundir_lock`) throughout.
 """
 
 from __future__ import annotations
@@ -32,16 +32,14 @@ from ..api import extract, load_run
 from ..extraction.graph import read_graph
 from ..extraction.pipeline import mlp_function
 from ..extraction.symbolic import evaluate_source
-from ..rundir_lock import hold
-from ..training.checkpoint import atomic_write_text
-from ..training.loop import HARD
-from .analyze import analyze_run, read_json_dict
+from ..rundir import REPORT_FILE, RunDir
+from ..training.evaluation import HARD
+from .analyze import analyze_run
 from .dynamics import MetricsError
 from .plots import dynamics_figure, plt, png_bytes  # Agg backend is selected there
 
-__all__ = ["REPORT_FILE", "SECTIONS", "build_report", "write_report"]
+__all__ = ["REPORT_FILE", "SECTIONS", "build_report", "write_report"]  # REPORT_FILE: re-exported
 
-REPORT_FILE = "report.html"
 SECTIONS = ("task", "config", "dynamics", "attention", "mlps", "equations", "program", "verification")
 SAMPLE_SEQUENCES = 256  # test sequences whose stream values give the MLP input ranges
 
@@ -407,17 +405,17 @@ def build_report(run_dir: str | os.PathLike) -> tuple[str, Any]:
     """The report's HTML text and the extracted program (extracting if needed). Raises
     :class:`~..api.RunDirError` while another process writes the run."""
     d = Path(run_dir)
-    with hold(d, "dtx report"):
+    with RunDir(d).hold("dtx report"):
         return _build_report(d)
 
 
 def _build_report(d: Path) -> tuple[str, Any]:
     import torch
 
-    cfg = read_json_dict(d / "config.json")
-    result = read_json_dict(d / "result.json")
+    rd = RunDir(d)
+    cfg, result = rd.config_dict(), rd.result_dict()
     program = extract(d)
-    if not (d / "program.py").is_file() or not (d / "verification.json").is_file():
+    if not rd.has_program():
         program.save(d)  # as `dtx extract` would
     run = load_run(d)
     model = copy.deepcopy(run.model).double().eval()
@@ -450,12 +448,12 @@ def _build_report(d: Path) -> tuple[str, Any]:
 
 
 def write_report(run_dir: str | os.PathLike) -> tuple[Path, str]:
-    """Write ``run_dir/report.html`` atomically. Returns (path, one-line summary)."""
+    """Write the run's report page atomically. Returns (path, one-line summary)."""
     d = Path(run_dir)
-    path = d / REPORT_FILE
-    with hold(d, "dtx report"):  # build_report's own hold is then a no-op
+    rd = RunDir(d)
+    with rd.hold("dtx report"):  # build_report's own hold is then a no-op
         page, program = build_report(d)
-        atomic_write_text(path, page)
+        path = rd.write_report(page)
     v = program.verification
     verdict = "VERIFIED" if v.verified else "NOT VERIFIED"
     summary = (

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..model import DataSpec
 from ..training.loop import Split, evaluate, member_score, per_member_loss
-from ..training.restarts import is_solved
+from ..verdict import RESTART_NMSE, solved
 
 BASELINES = ("gru", "transformer")
 
@@ -47,7 +47,7 @@ class BaselineConfig:
     tf_ff: int = 64
     time_limit: float | None = None  # seconds; the bench sets it to its per-task budget
     # Stop at an evaluation where the validation split is solved, by the rule that stops the
-    # Discrete Transformer's restarts (training.restarts.is_solved): the same early exit for all.
+    # Discrete Transformer's restarts (verdict.solved, RESTART_NMSE): the same early exit for all.
     stop_on_solved: bool = True
 
     def __post_init__(self) -> None:
@@ -176,7 +176,7 @@ def train_baseline(
         out_of_time = cfg.time_limit is not None and time.perf_counter() - t0 > cfg.time_limit
         if (step + 1) % cfg.eval_every == 0 or last or out_of_time:
             check()
-            if out_of_time or (cfg.stop_on_solved and is_solved(split.kind, best_val)):
+            if out_of_time or (cfg.stop_on_solved and solved(split.kind, best_val, RESTART_NMSE)):
                 break
     assert best_state is not None
     model.load_state_dict(best_state)

@@ -18,8 +18,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from ..fileio import atomic_write_json
 from ..rundir_lock import contents, hold
-from ..training.checkpoint import atomic_write_json
 from ..training.restarts import term_as_interrupt
 from .executors import check_executor, run_jobs
 from .generalization import GENERATED, write_generalization

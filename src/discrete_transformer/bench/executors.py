@@ -21,6 +21,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from typing import Any
 
 from ..training.restarts import worker_init
+from ..training.workers import terminate_pool
 from .runner import Job
 from .schedule import schedule
 
@@ -94,13 +95,7 @@ def _pool(jobs: Sequence[Job], n_jobs: int) -> Iterator[dict[str, Any]]:
     try:
         yield from schedule(jobs, _Pool(pool), n_jobs)
     except BaseException:
-        procs = list((getattr(pool, "_processes", None) or {}).values())
-        for p in procs:
-            try:
-                if p.is_alive():
-                    p.terminate()
-            except Exception:
-                pass
+        procs = terminate_pool(pool)
         # A worker inside a training run treats SIGTERM as Ctrl-C and carries on with its unit
         # (the restart stops and is saved), and shutdown() below would wait for it: what is
         # still alive after a short grace is killed. Its job has no row, so a rerun redoes it.

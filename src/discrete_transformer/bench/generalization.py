@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..fileio import atomic_write_text
 from ..tasks import TASKS, get_task
-from ..training.checkpoint import atomic_write_text
 from .report import conditions, fmt_cell, score_cell, summarise
 from .runner import as_float
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..training.checkpoint import atomic_write_json, atomic_write_text
+from ..fileio import atomic_write_json, atomic_write_text
 from .runner import as_float
 
 COLUMNS = (

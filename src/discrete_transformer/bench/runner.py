@@ -12,8 +12,8 @@ restarts run side by side (as ``dtx run`` runs them on a 2-core machine):
   training), its test score, program extraction and verification (test split and 2xT sequences).
 
 :mod:`.schedule` decides what runs when and assembles the row with :func:`assemble_row`; it writes
-``OUT/tasks/<label>/bench_row.json`` atomically and last, so that its presence is what "this job
-is finished" means to a resumed bench. The job's directory is a normal run directory:
+the row (:data:`ROW_FILE` in ``OUT/tasks/<label>/``) atomically and last, so that its presence is
+what "this job is finished" means to a resumed bench. The job's directory is a normal run directory:
 ``dtx extract`` and :func:`~..api.load_run` work on it.
 
 Units never raise for a failure of the task itself: they return ``{"error", "traceback"}`` and
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import shutil
 import time
@@ -34,23 +33,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..api import execute, extract, prepare, write_run_config
+from ..api import execute, extract, prepare
 from ..config import TrainConfig, restart_configs
 from ..extraction.graph import MLPNode
 from ..overrides import configs_from_overrides
+from ..rundir import ROW_FILE, STOP_FILE, RunDir
+from ..runplan import write_run_config
 from ..tasks import get_task
-from ..training.checkpoint import atomic_write_json
 from ..training.loop import Split, data_spec, train_restart
-from ..training.restarts import CONTINUOUS_TOL as RUN_TOL
-from ..training.restarts import ends_portfolio, seed_log_path, within
+from ..training.policy import ends_portfolio
+from ..training.restarts import within
 from ..training.resume import save_restart
+from ..verdict import CONTINUOUS_NMSE, RESTART_NMSE, Kind, solved
 from .baselines import BASELINES, BaselineConfig, train_baseline
 from .suite import BenchTask
 
-ROW_FILE = "bench_row.json"
 ROW_FORMAT = "dtx-bench-row"
-STOP_FILE = "stop"  # in a job's run directory while it runs: its restarts end at their next evaluation
-CONTINUOUS_TOL = 1e-6  # the verification rule for continuous tasks (extraction/verify.py)
 
 
 @dataclass(frozen=True)
@@ -101,14 +99,8 @@ class Job:
 
 def read_row(run_dir: Path) -> dict[str, Any] | None:
     """The finished row of a job, or None when the job has not finished (or its row is unreadable)."""
-    p = Path(run_dir) / ROW_FILE
-    if not p.is_file():
-        return None
-    try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) and doc.get("format") == ROW_FORMAT else None
+    doc = RunDir(Path(run_dir)).read_row()
+    return doc if doc is not None and doc.get("format") == ROW_FORMAT else None
 
 
 def _program_ops(program: Any) -> int:
@@ -119,15 +111,11 @@ def _program_ops(program: Any) -> int:
 def _accuracy_ge(kind: str, dt: dict[str, float], other: dict[str, float]) -> bool:
     """DT at least as accurate as another model on the test split: exact-match fraction for
     discrete tasks, normalised MSE for continuous ones (both within the tolerance counts as equal)."""
-    if kind == "discrete":
+    if kind == Kind.DISCRETE:
         return dt["exact"] >= other["exact"]
-    if dt["nmse"] <= CONTINUOUS_TOL and other["nmse"] <= CONTINUOUS_TOL:
+    if dt["nmse"] <= CONTINUOUS_NMSE and other["nmse"] <= CONTINUOUS_NMSE:
         return True
     return dt["nmse"] <= other["nmse"]
-
-
-def model_solved(kind: str, test: dict[str, float]) -> bool:
-    return test["exact"] >= 1.0 if kind == "discrete" else test["nmse"] <= CONTINUOUS_TOL
 
 
 def prepare_dir(d: Path) -> None:
@@ -210,9 +198,9 @@ def restart_unit(job: Job, index: int, deadline: float) -> dict[str, Any]:
     split, spec = _split_spec(plan)
     model_cfg, train_cfg, variant = restart_configs(plan.model_cfg, plan.train_cfg, index)
     run_dir.mkdir(parents=True, exist_ok=True)
-    stop = run_dir / STOP_FILE
+    rd = RunDir(run_dir)
     seed = job.seed + index
-    log = seed_log_path(run_dir, seed)
+    log = rd.seed_log(seed)
     if log.exists():
         log.unlink()
     r = _budgeted_restart(
@@ -224,14 +212,14 @@ def restart_unit(job: Job, index: int, deadline: float) -> dict[str, Any]:
         spec,
         seed,
         log_path=log,
-        continuous_tol=RUN_TOL,
-        should_stop=stop.exists,
+        continuous_tol=RESTART_NMSE,
+        should_stop=rd.stop_requested,  # a sibling restart that solved the task asked
     )
     save_restart(run_dir, r)
     return {
         "seed": seed,
         "variant": variant,
-        "ends": bool(ends_portfolio(ds.kind, r.val, RUN_TOL)),
+        "ends": ends_portfolio(ds.kind, r.val, RESTART_NMSE),
         "steps": int(r.steps_run),
         "seconds": float(r.seconds),
     }
@@ -253,7 +241,7 @@ def baseline_unit(job: Job, name: str) -> dict[str, Any]:
     return {
         f"{name}_test_exact": b.test["exact"],
         f"{name}_test_nmse": b.test["nmse"],
-        f"{name}_solved": model_solved(ds.kind, b.test),
+        f"{name}_solved": solved(ds.kind, b.test, CONTINUOUS_NMSE),
         f"{name}_s": round(b.seconds, 3),
         f"{name}_steps": b.steps_run,
         f"{name}_params": b.parameters,
@@ -267,7 +255,7 @@ def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict
     run is finished from its first ``restarts`` restarts only (the scheduler's probe before a
     fallback restart); a later extract unit finishes it again with all of them."""
     t0 = time.perf_counter()
-    # The run's wall time (result.json) counts from the task's start, not from this unit's.
+    # The run's wall time (in its result) counts from the task's start, not from this unit's.
     started = time.perf_counter() - (time.time() - (deadline - job.config.budget))
     plan = dataclasses.replace(_plan(job), resume=True, t0=started)
     if restarts is not None:
@@ -279,9 +267,7 @@ def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict
         parallel=False,
         train_fn=functools.partial(_budgeted_restart, deadline, job.config.max_steps),
     )
-    stop = job.run_dir / STOP_FILE
-    if stop.exists():
-        stop.unlink()
+    RunDir(job.run_dir).clear_stop()
     ds = plan.ds
     part: dict[str, Any] = {
         "kind": ds.kind,
@@ -290,7 +276,7 @@ def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict
         "dt_test_exact": result.test["exact"],
         "dt_test_nmse": result.test["nmse"],
         "n_test": result.test["n"],
-        "dt_model_solved": model_solved(ds.kind, result.test),
+        "dt_model_solved": solved(ds.kind, result.test, CONTINUOUS_NMSE),
         "dt_restarts_run": len(result.restarts),
         "dt_steps": result.best.steps_run,
         "dt_phase_s": phase_seconds([r.history for r in result.restarts]),
@@ -394,7 +380,7 @@ def assemble_row(
 
 
 def write_row(job: Job, row: dict[str, Any]) -> None:
-    atomic_write_json(job.run_dir / ROW_FILE, _finite(row))
+    RunDir(job.run_dir).write_row(_finite(row))
 
 
 def _finite(row: dict[str, Any]) -> dict[str, Any]:
@@ -436,7 +422,6 @@ __all__ = [
     "baseline_unit",
     "extract_unit",
     "job_configs",
-    "model_solved",
     "new_row",
     "phase_seconds",
     "prepare_dir",

@@ -2,7 +2,9 @@
 
 Each job (task, seed) is ``restarts`` restart units, one unit per baseline and an extract unit.
 Whenever a worker is free it takes the first ready unit of the earliest unfinished job, in the
-order restarts > extract > baselines:
+order restarts > extract > baselines. When a task's restarts and its probe are ready is the restart
+policy's (:class:`..training.policy.Portfolio`, the one ``dtx train``/``dtx run`` follow), with
+``SIDE_BY_SIDE`` restarts at once and the probe step enabled:
 
 - the restarts of a task start side by side when two workers are free (as ``dtx run`` runs them),
   so a task whose second restart solves it quickly (Max_Seen: the plain search, 3 s) does not wait
@@ -37,10 +39,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..training.restarts import fits
+from ..rundir import RunDir
+from ..training.policy import PROBE, RESTART, Portfolio
 from .baselines import BASELINES
 from .runner import (
-    STOP_FILE,
     Job,
     assemble_row,
     baseline_unit,
@@ -70,61 +72,27 @@ class Runner(Protocol):
 @dataclass
 class _JobState:
     job: Job
-    restarts: int
+    restarts: Portfolio  # the policy of the job's restarts and its probe
     start: float | None = None  # wall clock (time.time) of the first unit
-    next_restart: int = 0
-    restarts_done: int = 0
-    solved: bool = False
     restarts_end: float | None = None  # wall clock when the job's latest restart ended
     running: int = 0  # units in flight
-    restarts_running: int = 0
     baselines_left: list[str] = field(default_factory=lambda: list(BASELINES))
     baselines: dict[str, dict[str, Any]] = field(default_factory=dict)
     extract_started: bool = False
     extract: dict[str, Any] | None = None
-    probe_started: bool = False
-    probe: dict[str, Any] | None = None  # the probe extraction's result, once it has one
-    longest_restart_s: float = 0.0  # the longest finished restart's training seconds
-    closed: bool = False  # no further restart starts: the next one would not end within the budget
     error: dict[str, Any] | None = None
     done: bool = False
 
-    @property
-    def probe_verified(self) -> bool:
-        return self.probe is not None and bool(self.probe.get("program_verified"))
-
-    @property
-    def restarts_resolved(self) -> bool:
-        return self.solved or self.restarts_done >= self.restarts or self.probe_verified or self.closed
-
-    def fallback_fits(self) -> bool:
-        """Whether one more restart, as long as the longest so far, ends within the budget."""
-        assert self.start is not None
-        return fits(self.start + self.job.config.budget, self.longest_restart_s)
-
-    def next_kind(self) -> str | None:
+    def next_kind(self, now: float) -> str | None:
         """The kind of the job's first ready unit (restart, probe, extract, baseline), or None."""
         if self.done or self.error is not None:
             return None
-        i = self.next_restart
-        if not self.restarts_resolved and i < self.restarts and self.restarts_done >= i - SIDE_BY_SIDE + 1:
-            if i < SIDE_BY_SIDE:
-                return "restart"
-            if self.probe is not None:
-                # the first fallback was judged when the probe ended (else the job is closed)
-                if i == SIDE_BY_SIDE or self.fallback_fits():
-                    return "restart"
-                self.closed = True
-            elif not self.probe_started and self.restarts_running == 0:
-                if self.fallback_fits():
-                    return "probe"  # the first two ended unsolved: does their program verify?
-                self.closed = True  # no fallback fits: the extraction is the task's last unit
-        if (
-            self.restarts_resolved
-            and self.restarts_running == 0
-            and not self.extract_started
-            and not self.probe_verified
-        ):
+        p = self.restarts
+        step = p.next(now)
+        if step is not None:
+            return step
+        # a probe that closed the portfolio is already the job's extraction (self.extract)
+        if p.done and not self.extract_started and not p.probe_verified and self.extract is None:
             return "extract"
         return "baseline" if self.baselines_left else None
 
@@ -132,35 +100,35 @@ class _JobState:
         """Mark a unit of that kind as started; its function and arguments."""
         assert self.start is not None
         deadline = self.start + self.job.config.budget
+        p = self.restarts
         self.running += 1
-        if kind == "restart":
-            self.next_restart += 1
-            self.restarts_running += 1
-            return restart_unit, (self.job, self.next_restart - 1, deadline)
+        if kind == RESTART:
+            return restart_unit, (self.job, p.start(), deadline)
         if kind == "extract":
             self.extract_started = True
             # restarts never started (no time left for them) stay untrained: the run ends with the rest
-            return extract_unit, (self.job, deadline) + ((self.next_restart,) if self.closed else ())
-        if kind == "probe":
-            self.probe_started = True
-            return extract_unit, (self.job, deadline, self.next_restart)
+            return extract_unit, (self.job, deadline) + ((p.started,) if p.closed else ())
+        if kind == PROBE:
+            p.start_probe()
+            return extract_unit, (self.job, deadline, p.started)
         return baseline_unit, (self.job, self.baselines_left.pop(0))
 
 
 def schedule(jobs: Sequence[Job], runner: Runner, slots: int) -> Iterator[dict[str, Any]]:
     """Run the jobs' units on ``slots`` workers; yield each job's row as it finishes (written to its
     run directory first, unless the job failed: then the row has ``error`` and is not written)."""
-    states = [_JobState(j, job_configs(j)[1].restarts) for j in jobs]
+    states = [_JobState(j, Portfolio(job_configs(j)[1].restarts, SIDE_BY_SIDE, probe=True)) for j in jobs]
     flight: dict[Any, tuple[_JobState, str]] = {}
     while True:
         while len(flight) < slots:
-            pick = next(((s, k) for s in states if (k := s.next_kind()) is not None), None)
+            pick = next(((s, k) for s in states if (k := s.next_kind(time.time())) is not None), None)
             if pick is None:
                 break
             s, kind = pick
             if s.start is None:
                 prepare_dir(s.job.run_dir)  # an interrupted job starts again from scratch
                 s.start = time.time()  # the budget's deadline counts from here
+                s.restarts.deadline = s.start + s.job.config.budget
             fn, args = s.take(kind)
             flight[runner.submit(fn, *args)] = (s, kind)
         if not flight:
@@ -178,28 +146,19 @@ def _record(s: _JobState, kind: str, out: dict[str, Any]) -> dict[str, Any] | No
     """Take a unit's result into its job's state; the job's row when the job is finished."""
     now = time.time()
     assert s.start is not None
-    if kind == "restart":
-        s.restarts_running -= 1
     if out.get("error"):
-        s.error = s.error or out
-    elif kind == "restart":
-        s.restarts_done += 1
-        s.longest_restart_s = max(s.longest_restart_s, float(out.get("seconds", 0.0)))
-        if out["ends"] and not s.solved:
-            s.solved = True
-            (s.job.run_dir / STOP_FILE).touch()  # the task's other running restarts end
+        s.error = s.error or out  # the job ends with an error row: its policy no longer matters
+    elif kind == RESTART:
+        if s.restarts.ended(float(out.get("seconds", 0.0)), bool(out["ends"])):
+            RunDir(s.job.run_dir).request_stop()  # the task's other running restarts end
     elif kind == "extract":
         s.extract = out
-    elif kind == "probe":
-        s.probe = out
-        if s.probe_verified:
-            s.extract = out  # the job's extraction: no fallback restart runs
-        elif not s.fallback_fits():
-            s.closed = True
-            s.extract = out  # it extracted every restart that ran, and none follows
+    elif kind == PROBE:
+        if s.restarts.probe_ended(bool(out.get("program_verified")), now):
+            s.extract = out  # verified, or no fallback fits after it: the job's extraction
     else:
         s.baselines.update({k: out for k in BASELINES if f"{k}_test_exact" in out})
-    if kind == "restart":
+    if kind == RESTART:
         s.restarts_end = now  # no restart starts once they are resolved: the last one sets it
     if s.running > 0:
         return None

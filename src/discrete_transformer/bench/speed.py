@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,8 +21,9 @@ import numpy as np
 
 from ..api import load_run
 from ..config import ModelConfig, TrainConfig, restart_configs
-from ..extraction.pipeline import PROGRAM_FILE, load_module, reload_dataset
+from ..extraction.pipeline import load_module, reload_dataset
 from ..model import DiscreteTransformer
+from ..rundir import PROGRAM_FILE, RunDir
 from ..tasks import load_source
 from ..training.loop import HARD, Split, data_spec, evaluate, train_restart
 
@@ -107,12 +107,11 @@ def program_vs_model(run_dir: str | Path, n: int = 10_000, repeats: int = 3, see
     torch.set_num_threads(1)
     d = Path(run_dir)
     run = load_run(d)  # RunDirError / CheckpointError on a bad directory
-    prog = d / PROGRAM_FILE
-    if not prog.is_file():
+    rd = RunDir(d)
+    if not rd.program_path.is_file():
         raise ValueError(f"{d}: no {PROGRAM_FILE}; run `dtx extract {d}` first")
-    mod = load_module(prog.read_text(encoding="utf-8"))
-    cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    ds = reload_dataset(d, cfg)
+    mod = load_module(rd.read_program())
+    ds = reload_dataset(d, rd.read_config())
     rng = np.random.default_rng(seed)
     X = np.ascontiguousarray(ds.x_test[rng.integers(0, ds.x_test.shape[0], n)], dtype=np.float64)
     model = run.model.eval()

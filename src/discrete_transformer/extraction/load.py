@@ -6,11 +6,11 @@ A run is a :class:`~discrete_transformer.api.TrainResult`; its data is the
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..rundir import RunDir
 from ..tasks import Dataset, load_source
 from .config import ExtractionError
 
@@ -28,7 +28,7 @@ class RunData:
 
 
 def reload_dataset(run_dir: Path, cfg: dict) -> Dataset:
-    """The run's data, reloaded from the source its ``config.json`` (`cfg`) names."""
+    """The run's data, reloaded from the source its configuration (`cfg`) names."""
     source = str(cfg.get("source", ""))
     kind = cfg.get("kind") or None
     seed = int(cfg.get("data_seed", 0))
@@ -57,14 +57,11 @@ def load(run: Any, dataset: Dataset | None) -> RunData:
 def _from_result(run: Any, dataset: Dataset | None) -> RunData:
     """A TrainResult's data: `dataset`, else the result's own, else reloaded from its run
     directory's config (which also gives the data seed)."""
-    data_seed = 0
-    cfg: dict = {}
-    if run.run_dir is not None and (Path(run.run_dir) / "config.json").is_file():
-        try:
-            cfg = json.loads((Path(run.run_dir) / "config.json").read_text(encoding="utf-8"))
-            data_seed = int(cfg.get("data_seed", 0))
-        except (OSError, ValueError):
-            pass
+    cfg = RunDir(Path(run.run_dir)).config_dict() if run.run_dir is not None else {}
+    try:
+        data_seed = int(cfg.get("data_seed", 0))
+    except (TypeError, ValueError):
+        data_seed = 0
     ds = dataset if dataset is not None else run.dataset
     if ds is None:
         if not cfg:

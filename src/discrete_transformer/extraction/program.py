@@ -3,7 +3,7 @@
 * :class:`Verifier` — one candidate IR rendered (:func:`~.codegen.render`), loaded, and verified
   on the test split and on longer sequences (:func:`~.verify.verify_program`): an :class:`Attempt`.
 * :class:`Program` — the final program: source, IR, evidence, verification; ``save`` writes
-  ``program.py`` and ``verification.json``.
+  the program and its verification into a run directory (:meth:`~..rundir.RunDir.write_program`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from ..rundir import PROGRAM_FILE, VERIFICATION_FILE, RunDir
 from ..tasks import Dataset, get_task, load_source, make_dataset
-from ..training.checkpoint import atomic_write_bytes, atomic_write_json
 from .codegen import render
 from .config import ExtractConfig
 from .graph import ProgramIR
@@ -27,7 +27,7 @@ from .symbolic import SRResult
 from .verify import Verification, verify_program
 
 __all__ = [
-    "PROGRAM_FILE",
+    "PROGRAM_FILE",  # re-exported: the extraction's callers name the files it writes
     "VERIFICATION_FILE",
     "VERIFICATION_FORMAT",
     "Attempt",
@@ -37,8 +37,6 @@ __all__ = [
     "longer_split",
 ]
 
-PROGRAM_FILE = "program.py"
-VERIFICATION_FILE = "verification.json"
 VERIFICATION_FORMAT = "dtx-verification"
 
 
@@ -141,7 +139,7 @@ class Program:
         self.search_log = search_log
         self.model_score = model_score
         self.seconds = seconds
-        self.extract_config = extract_config  # recorded in verification.json (reproducibility)
+        self.extract_config = extract_config  # recorded in the verification document (reproducibility)
         self._module: types.ModuleType | None = None
 
     # ---------------------------------------------------------------- running
@@ -201,12 +199,8 @@ class Program:
         }
 
     def save(self, directory: str | os.PathLike) -> tuple[Path, Path]:
-        """Write ``program.py`` and ``verification.json`` into `directory` (atomically)."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(d / PROGRAM_FILE, self.source.encode("utf-8"))
-        atomic_write_json(d / VERIFICATION_FILE, self.verification_doc())
-        return d / PROGRAM_FILE, d / VERIFICATION_FILE
+        """Write the program and its verification into `directory` (atomically); their paths."""
+        return RunDir(Path(directory)).write_program(self.source, self.verification_doc())
 
     def __repr__(self) -> str:
         v = self.verification

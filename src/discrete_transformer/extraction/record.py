@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..tasks import Dataset
-from ..training.loop import HARD
+from ..training.evaluation import HARD
 from .config import ExtractConfig
 from .graph import Graph, Module
 from .verify import score

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..verdict import CONTINUOUS_NMSE, Kind, solved
 from .build import Builder
 from .codegen import render
 from .config import ExtractionError
@@ -32,7 +33,7 @@ from .program import Attempt, Verifier, load_module
 from .record import ModelScore
 from .refit import Refits
 from .simplify import earlier_outputs
-from .verify import CONTINUOUS_NMSE, run_split
+from .verify import run_split
 
 __all__ = ["SEARCH_MIN_GAIN", "Search", "better", "repair"]
 
@@ -89,12 +90,12 @@ class Search:
         s = run_split(mod.run_batch, self.rows.x, self.rows.y, self.rows.kind)
         if s.error is not None:
             return (-1.0, -math.inf)
-        if self.rows.kind == "discrete":
+        if self.rows.kind == Kind.DISCRETE:
             return (s.exact, -s.nmse)
         return (float(s.passed), -s.nmse)
 
     def passes(self, sc: Score) -> bool:
-        return sc[0] >= 1.0 if self.rows.kind == "discrete" else -sc[1] <= CONTINUOUS_NMSE
+        return solved(self.rows.kind, {"exact": sc[0], "nmse": -sc[1]}, CONTINUOUS_NMSE)
 
     def run(self, first: Attempt, swaps: bool, climb_first: bool) -> Attempt | None:
         """Climb (when `climb_first`), replace intermediate MLPs by their cores (`swaps`), refit
@@ -132,7 +133,7 @@ class Search:
             return None, None
         sc = self.score(mod)
         self.verifier.search_log.append(
-            {"try": why, "train_exact": sc[0] if self.rows.kind == "discrete" else None, "train_nmse": -sc[1]}
+            {"try": why, "train_exact": sc[0] if self.rows.kind == Kind.DISCRETE else None, "train_nmse": -sc[1]}
         )
         if self.passes(sc):
             res = self.verifier.attempt(self.builder.build(ch), ch, why)

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from ..verdict import CONTINUOUS_NMSE, EXACT_RULE, Kind, solved
+
 __all__ = ["CONTINUOUS_NMSE", "PYTHON_CHECK", "SplitScore", "Verification", "score", "verify_program"]
 
-CONTINUOUS_NMSE = 1e-6
 PYTHON_CHECK = 200  # test sequences also run through the standard-library `program`
 
 
@@ -43,7 +44,7 @@ class SplitScore:
     def describe(self) -> str:
         if self.error is not None:
             return f"the program failed: {self.error}"
-        if self.kind == "discrete":
+        if self.kind == Kind.DISCRETE:
             return f"{_pct(self.exact)} exact match after rounding (n={self.n} sequences, T={self.T})"
         return f"normalised MSE {self.nmse:.3g} (n={self.n} sequences, T={self.T})"
 
@@ -74,8 +75,8 @@ class Verification:
             "verified": self.verified,
             "kind": self.kind,
             "rule": (
-                "100% exact match after rounding"
-                if self.kind == "discrete"
+                EXACT_RULE
+                if self.kind == Kind.DISCRETE
                 else f"normalised MSE <= {CONTINUOUS_NMSE:g} (normalised by the test targets' variance)"
             ),
             "test": asdict(self.test),
@@ -123,10 +124,7 @@ def score(pred: np.ndarray, y: np.ndarray, kind: str) -> SplitScore:
         nmse = float(np.mean(mse / var)) if n else 0.0
     if not finite:
         nmse = math.inf
-    if kind == "discrete":
-        passed = finite and exact >= 1.0
-    else:
-        passed = finite and nmse <= CONTINUOUS_NMSE
+    passed = finite and solved(kind, {"exact": exact, "nmse": nmse}, CONTINUOUS_NMSE)
     return SplitScore(int(n), int(T), kind, exact, nmse, bool(passed))
 
 
@@ -181,7 +179,7 @@ def verify_program(
                 nb = np.asarray(run_batch(np.asarray(x_test[:m], dtype=np.float64)), dtype=np.float64)
             if py.shape != nb.shape:
                 agrees, err = False, f"shapes {py.shape} and {nb.shape}"
-            elif kind == "discrete":
+            elif kind == Kind.DISCRETE:
                 agrees = bool((np.round(py) == np.round(nb)).all())
             else:
                 agrees = bool(np.allclose(py, nb, rtol=1e-9, atol=1e-9 * (1.0 + float(np.abs(nb).max(initial=0.0)))))

@@ -145,9 +145,6 @@ class AttentionLayer(nn.Module):
         scores = torch.addcmul(col, row, k.unsqueeze(-2))
         if mode.hard_attention:
             pattern = hard_pattern(_at_hard_tau(scores, tau_attn, mode), self.averaging)
-            if mode.attention_grad and torch.is_grad_enabled():
-                soft = softmax(scores)
-                pattern = pattern + (soft - soft.detach())
         else:
             if mode.attention_st is None or not self.averaging:
                 pattern = softmax(scores)

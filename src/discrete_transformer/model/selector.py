@@ -25,24 +25,17 @@ class SelectMode:
 
     tau: float | torch.Tensor = 1.0  # scalar, or (P,): one temperature per population member
     hard: bool = False  # one-hot argmax (evaluation / extraction)
-    straight_through: bool = False  # forward one-hot sample, backward soft
     per_example: bool = False  # one Gumbel sample per sequence instead of per model
     generator: torch.Generator | None = None
     batch: int = 1
     # Attention as a program: argmax over keys, exactly tied scores averaged (RASP semantics).
     hard_attention: bool = False
-    # With hard_attention: backward through the soft pattern (straight-through), so that score
-    # weights keep learning while the forward pass is the hard program (hardening).
-    attention_grad: bool = False
     # Temperature at which the hard pattern is taken (None: the forward's own tau_attn). The
     # search's straight-through phase rounds at the final temperature, as evaluation does.
     attention_hard_tau: float | None = None
     # Soft mode only: (P,) 0/1 per member; members with 1 run the hard pattern forward with the
     # soft pattern's gradient (straight-through), the others stay soft. None: all soft.
     attention_st: torch.Tensor | None = None
-    # Soft mode only: the readout mixes variables rescaled to the target's RMS (a variable is
-    # read as it is once the readout is frozen, and in hard mode).
-    readout_scaled: bool = False
 
     @property
     def batched(self) -> bool:
@@ -127,8 +120,6 @@ class Selector(nn.Module):
         if isinstance(tau, torch.Tensor):
             tau = tau.view(-1, *([1] * (theta.dim() - 1)))
         soft = softmax((theta + g) / tau, masked=self.allowed is not None)  # finite unless masked
-        if mode.straight_through:
-            soft = self._one_hot(soft) + soft - soft.detach()
         if not any_frozen:
             return soft
         hard = self._one_hot(logits)

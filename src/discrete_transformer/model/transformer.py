@@ -198,14 +198,9 @@ class DiscreteTransformer(nn.Module):
             stream = torch.cat([stream, mlps], dim=-1)
             stream_n = torch.cat([stream_n, self._normalise(mlps, start)], dim=-1)
         w = self.readout.weights(mode)  # (P, C_out, V) or (P, B, C_out, V)
-        read = stream
-        if mode.readout_scaled and not mode.hard and not bool(self.readout.frozen.all()):
-            # scale-matched mixture: every candidate at the target's RMS (gain ~1 for the right one)
-            gain = self.data.target_rms / (self.ms + 1e-12).sqrt()  # (P, V)
-            read = stream * gain.view(P, 1, 1, -1)
         if self.readout_gamma is not None:
             w = w * self.readout_gains().view(P, *([1] * (w.dim() - 3)), *self.readout_gamma.shape[1:])
-        y = select(read, w, mode.batched)  # (P, B, T1, C_out)
+        y = select(stream, w, mode.batched)  # (P, B, T1, C_out)
         if cache is not None:
             cache["resid"] = stream
             cache["readout.w"] = w

@@ -7,12 +7,10 @@ rule, so built-in tasks and user files go through exactly the same code path.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-Kind = Literal["discrete", "continuous"]
-KINDS: tuple[str, ...] = ("discrete", "continuous")
+from ..verdict import KINDS, Kind
 
 
 def infer_kind(y: np.ndarray) -> Kind:

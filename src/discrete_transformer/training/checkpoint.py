@@ -1,16 +1,15 @@
 """Checkpoints: safetensors for the tensors, JSON for everything else. Never pickle.
 
-A checkpoint is two files in one directory:
+A checkpoint is two files in one directory (named by :class:`~..rundir.RunDir`):
 
-- ``model.safetensors`` — the model's state dict (safetensors format, via ``safetensors.torch.save``);
-- ``model.json`` — ``{"format": "dtx-checkpoint", "version": 1, ...}``: package version, model
-  and train configs, the :class:`DataSpec`, the population size, a SHA-256 of the safetensors
+- the weights — the model's state dict (safetensors format, via ``safetensors.torch.save``);
+- the model document — ``{"format": "dtx-checkpoint", "version": 1, ...}``: package version,
+  model and train configs, the :class:`DataSpec`, the population size, a SHA-256 of the weights
   file and free-form ``meta``.
 
 The SHA-256 makes any corruption of the tensor bytes detectable (safetensors itself only checks
-the header). Every write goes to a temporary file in the same directory followed by
-``os.replace``, so a reader never sees a half-written file. Loading never unpickles anything:
-``torch.load`` is not used anywhere in this module.
+the header). Every write is atomic (:mod:`..fileio`), so a reader never sees a half-written
+file. Loading never unpickles anything: ``torch.load`` is not used anywhere in this module.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,56 +24,15 @@ import torch
 
 from ..config import ModelConfig, TrainConfig, from_dict, to_dict
 from ..model import DataSpec, DiscreteTransformer
+from ..rundir import RunDir
 from ..version import __version__
 
 FORMAT = "dtx-checkpoint"
 VERSION = 1
-WEIGHTS_FILE = "model.safetensors"
-META_FILE = "model.json"
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read; the message is one line naming the file and the problem."""
-
-
-# ----------------------------------------------------------------------------- atomic writes
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same directory and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink_quietly(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=True) + "\n")
-
-
-def _unlink_quietly(path: str | os.PathLike) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 # ----------------------------------------------------------------------------- DataSpec <-> dict
@@ -114,14 +71,12 @@ def save_run_checkpoint(
     spec: DataSpec,
     meta: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model.safetensors`` and ``model.json`` into `dir` (created if missing)."""
+    """Write the checkpoint's two files into `dir` (created if missing)."""
     from safetensors.torch import save
 
-    d = Path(dir)
-    d.mkdir(parents=True, exist_ok=True)
+    rd = RunDir(Path(dir))
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     blob = save(state, metadata={"format": FORMAT, "version": str(VERSION)})
-    atomic_write_bytes(d / WEIGHTS_FILE, blob)
     doc = {
         "format": FORMAT,
         "version": VERSION,
@@ -130,13 +85,13 @@ def save_run_checkpoint(
         "train_config": to_dict(train_cfg),
         "data_spec": spec_to_dict(spec),
         "population": int(model.population),
-        "weights": {"file": WEIGHTS_FILE, "sha256": hashlib.sha256(blob).hexdigest()},
+        "weights": {"file": rd.weights_path.name, "sha256": hashlib.sha256(blob).hexdigest()},
         "dtype": _dtype_name(model),
         "tensors": {k: "x".join(str(n) for n in v.shape) or "scalar" for k, v in state.items()},
         "meta": meta or {},
     }
-    atomic_write_json(d / META_FILE, doc)
-    return d
+    rd.write_checkpoint(blob, doc)
+    return rd.path
 
 
 def _dtype_name(model: DiscreteTransformer) -> str:
@@ -179,10 +134,10 @@ def load_checkpoint(
     """
     from safetensors.torch import load as st_load
 
-    d = Path(dir)
-    if not d.is_dir():
-        raise CheckpointError(f"{d}: checkpoint directory not found")
-    meta_path = d / META_FILE
+    rd = RunDir(Path(dir))
+    if not rd.path.is_dir():
+        raise CheckpointError(f"{rd.path}: checkpoint directory not found")
+    meta_path = rd.model_path
     doc = _read_meta(meta_path)
     try:
         model_cfg = from_dict(ModelConfig, doc["model_config"])
@@ -192,14 +147,14 @@ def load_checkpoint(
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{meta_path}: invalid configuration ({one_line(e)})") from None
 
-    w_path = d / WEIGHTS_FILE
+    w_path = rd.weights_path
     if not w_path.is_file():
         raise CheckpointError(f"{w_path}: file not found")
     blob = w_path.read_bytes()
     expected = doc["weights"].get("sha256")
     if expected is not None and hashlib.sha256(blob).hexdigest() != expected:
         raise CheckpointError(
-            f"{w_path}: contents do not match the SHA-256 recorded in {META_FILE} (corrupted or truncated)"
+            f"{w_path}: contents do not match the SHA-256 recorded in {meta_path.name} (corrupted or truncated)"
         )
     try:
         state = st_load(blob)
@@ -230,7 +185,7 @@ def load_checkpoint(
         if tuple(got.shape) != tuple(t.shape):
             raise CheckpointError(
                 f"{w_path}: tensor {name} has shape {tuple(got.shape)}, "
-                f"the configuration in {META_FILE} needs {tuple(t.shape)}"
+                f"the configuration in {meta_path.name} needs {tuple(t.shape)}"
             )
         if got.dtype != t.dtype:
             raise CheckpointError(f"{w_path}: tensor {name} has dtype {got.dtype}, expected {t.dtype}")
@@ -248,12 +203,7 @@ def one_line(e: BaseException) -> str:
 __all__ = [
     "CheckpointError",
     "FORMAT",
-    "META_FILE",
     "VERSION",
-    "WEIGHTS_FILE",
-    "atomic_write_bytes",
-    "atomic_write_json",
-    "atomic_write_text",
     "load_checkpoint",
     "one_line",
     "save_run_checkpoint",

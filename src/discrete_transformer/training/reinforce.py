@@ -127,8 +127,3 @@ class ScoreFunction:
         with torch.no_grad():
             self.baseline.mul_(self.decay).add_((1.0 - self.decay) * level)
         return loss.detach()
-
-    def reset(self, members: list[int]) -> None:
-        """Reborn members start a fresh baseline at the population median."""
-        if self.baseline is not None and members:
-            self.baseline[torch.tensor(members)] = self.baseline.median()

@@ -1,11 +1,12 @@
 """Finished restarts kept on disk, so an interrupted run can be resumed.
 
-Granularity: one restart. While a run trains, every restart that finishes is written to
-``RUN/restarts/seed{N}.safetensors`` (its best member's state dict) and ``seed{N}.json`` (its
-summary, metrics history and the SHA-256 of the tensor file; written last, so a restart counts as
-finished only when both files are complete). ``dtx train --resume RUN`` reloads these, skips
-their seeds, and re-runs every other restart from its start with its own seed (a restart
-interrupted half-way loses its partial progress, never a finished one). Like checkpoints, these
+Granularity: one restart. While a run trains, every restart that finishes is written to the
+run directory's ``restarts/`` (:meth:`~..rundir.RunDir.restart_files`): its best member's state
+dict (safetensors) and its summary (JSON: metrics history and the SHA-256 of the tensor file;
+written last, so a restart counts as finished only when both files are complete).
+``dtx train --resume RUN`` reloads these, skips their seeds, and re-runs every other restart
+from its start with its own seed (a restart interrupted half-way loses its partial progress,
+never a finished one). Like checkpoints, these
 files are safetensors + JSON: nothing is ever unpickled, and a corrupted file is reported, not used.
 """
 
@@ -17,30 +18,31 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CheckpointError, atomic_write_bytes, atomic_write_json, one_line
+from ..fileio import atomic_write_text
+from ..rundir import RunDir
+from .checkpoint import CheckpointError, one_line
 from .loop import RestartResult
 
-RESTARTS_DIR = "restarts"
 FORMAT = "dtx-restart"
 VERSION = 1
 
 
 def restart_paths(run_dir: str | os.PathLike, seed: int) -> tuple[Path, Path]:
-    d = Path(run_dir) / RESTARTS_DIR
-    return d / f"seed{seed}.safetensors", d / f"seed{seed}.json"
+    """Restart `seed`'s (weights, summary) files in `run_dir`."""
+    return RunDir(Path(run_dir)).restart_files(seed)
 
 
 def save_restart(run_dir: str | os.PathLike, result: RestartResult) -> None:
     """Keep one finished restart (tensors first, then the JSON that marks it complete)."""
     from safetensors.torch import save
 
-    w_path, j_path = restart_paths(run_dir, result.seed)
-    w_path.parent.mkdir(parents=True, exist_ok=True)
+    rd = RunDir(Path(run_dir))
+    w_path, _ = rd.restart_files(result.seed)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in result.state.items()}
     blob = save(state, metadata={"format": FORMAT, "version": str(VERSION)})
-    atomic_write_bytes(w_path, blob)
-    atomic_write_json(
-        j_path,
+    rd.write_restart(
+        result.seed,
+        blob,
         {
             "format": FORMAT,
             "version": VERSION,
@@ -103,11 +105,8 @@ def _load_one(j_path: Path) -> RestartResult:
 
 def load_restarts(run_dir: str | os.PathLike, seeds: list[int] | None = None) -> list[RestartResult]:
     """The finished restarts kept in `run_dir` (only `seeds`, when given), by seed."""
-    d = Path(run_dir) / RESTARTS_DIR
-    if not d.is_dir():
-        return []
     out = []
-    for j_path in sorted(d.glob("seed*.json")):
+    for j_path in RunDir(Path(run_dir)).restart_summaries():
         r = _load_one(j_path)
         if seeds is None or r.seed in seeds:
             out.append(r)
@@ -116,7 +115,7 @@ def load_restarts(run_dir: str | os.PathLike, seeds: list[int] | None = None) ->
 
 def write_history(log_path: Path, history: list[dict[str, Any]]) -> None:
     """Restore a finished restart's metrics rows as its per-seed log (merged at the end)."""
-    atomic_write_bytes(log_path, "".join(json.dumps(row) + "\n" for row in history).encode("utf-8"))
+    atomic_write_text(log_path, "".join(json.dumps(row) + "\n" for row in history))
 
 
-__all__ = ["RESTARTS_DIR", "load_restarts", "restart_paths", "save_restart", "write_history"]
+__all__ = ["load_restarts", "restart_paths", "save_restart", "write_history"]

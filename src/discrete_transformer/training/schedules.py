@@ -20,11 +20,10 @@ def anneal(frac, start: float, end: float):
     return start * (end / start) ** frac
 
 
-def member_temperatures(cfg: TrainConfig, step: int, birth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(tau, tau_attn), each (P,): every member anneals over its own life, from its birth step
-    (0, or the step it was reborn) to the end of the search, on the curve of `tau`/`tau_attn`."""
-    life = (cfg.search_steps - birth).clamp_min(1.0)
-    frac = ((step - birth) / life).clamp(0.0, 1.0)
+def member_temperatures(cfg: TrainConfig, step: int, population: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(tau, tau_attn) at search step `step`, each a float32 (P,) tensor (one temperature per
+    member, as the search's SelectMode takes them), on the curves of `tau`/`tau_attn`."""
+    frac = (torch.full((population,), float(step)) / max(cfg.search_steps, 1)).clamp(0.0, 1.0)
     return anneal(frac, cfg.tau_start, cfg.tau_end), anneal(frac, cfg.tau_attn_start, cfg.tau_attn_end)
 
 

@@ -1,32 +1,35 @@
-"""Two reproducible studies written as Markdown docs by the CLI.
+"""The two studies of ``experiments/studies.py``, written as Markdown docs.
 
-* ``dtx bias-study`` — inductive bias as an independent variable: each case trains one task
-  under two settings of a knob (``--set``-style overrides of ModelConfig / ExtractConfig), with
-  the same seed and the default everything-else, extracts and verifies both programs, and writes
+* bias study — inductive bias as an independent variable: each case trains one task under two
+  settings of a knob (``--set``-style overrides of ModelConfig / ExtractConfig), with the same
+  seed and the default everything-else, extracts and verifies both programs, and writes
   ``docs/inductive_bias.md`` with both programs in full. The settings are what the study varies;
   the default pipeline never sees them.
-* ``dtx estimator-study`` — Gumbel-softmax vs REINFORCE for the selectors on a list of tasks,
-  same seed and step budget: solved (verified program), steps to exact, time; written to
+* estimator study — Gumbel-softmax vs REINFORCE for the selectors on a list of tasks, same seed
+  and step budget: solved (verified program), steps to exact, time; written to
   ``docs/estimators.md``.
 
 Every (case, setting) writes a run directory plus ``study.json`` under ``--out``; a rerun skips
-the ones already finished, so an interrupted study loses at most the run in progress.
+the ones already finished, so an interrupted study loses at most the run in progress. Research
+code: it uses the public package and the package never imports it.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .api import extract, load_run, train
-from .config import TrainConfig
-from .overrides import configs_from_overrides
-from .training.checkpoint import atomic_write_json, atomic_write_text
+from discrete_transformer.api import extract, load_run, train
+from discrete_transformer.config import TrainConfig
+from discrete_transformer.fileio import atomic_write_json, atomic_write_text
+from discrete_transformer.overrides import configs_from_overrides
+from discrete_transformer.verdict import RESTART_NMSE, solved
 
 STUDY_FILE = "study.json"
 
@@ -124,8 +127,6 @@ def run_one(
     model_cfg, train_cfg, extract_cfg = configs_from_overrides(list(sets))
     t0 = time.perf_counter()
     if trained is not None:
-        import shutil
-
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(trained, run_dir, dirs_exist_ok=True)
         for name in (STUDY_FILE, "program.py", "verification.json"):
@@ -175,8 +176,7 @@ def first_exact(history: list[dict[str, Any]], kind: str) -> tuple[int | None, s
     """(step, phase) of the first evaluation row whose best member is exact on validation
     (continuous: nMSE <= 1e-7, the training loop's own criterion), or (None, None)."""
     for row in history:
-        ok = row.get("val_exact", 0.0) >= 1.0 if kind == "discrete" else row.get("val_nmse", 1.0) <= 1e-7
-        if ok:
+        if solved(kind, {"exact": row.get("val_exact", 0.0), "nmse": row.get("val_nmse", 1.0)}, RESTART_NMSE):
             return int(row["step"]), str(row.get("phase", ""))
     return None, None
 
