@@ -1,6 +1,6 @@
 """Names from user data (CSV / JSONL / npz headers, file names) never reach the program as code.
 
-The model is the hand-built Sum_Last2 model of test_extract (no training): its data arrives
+The model is the hand-built Sum_Last2 model of extract_helpers (no training): its data arrives
 through a real file whose header and file name are hostile, and the whole pipeline runs."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_extract import sum_last2_model
+from extract_helpers import sum_last2_model
 
 import discrete_transformer as dtx
 from discrete_transformer.api import TrainResult

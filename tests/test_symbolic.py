@@ -1,88 +1,27 @@
 """Enumerative symbolic regression (DESIGN.md §4.3): planted-expression recovery, minimality,
-integer targets, operator subsets, determinism, source/NumPy parity and time budgets."""
+integer targets, operator subsets, determinism and time budgets. Printed sources (Python and
+NumPy parity, the printer's text): test_symbolic_printing.py."""
 
 from __future__ import annotations
 
 import itertools
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import sympy
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from symbolic_helpers import PLANTED, Planted
 
 from discrete_transformer.extraction import symbolic as sr
-from discrete_transformer.extraction.symbolic import (
-    Candidate,
-    SRConfig,
-    SRResult,
-    evaluate_source,
-    symbolic_regression,
-)
+from discrete_transformer.extraction.symbolic import Candidate, SRConfig, SRResult, evaluate_source, symbolic_regression
 
 TIME_SLACK = 2.0  # seconds over the budget tolerated on a loaded CI machine
 
 
 # ---- planted expressions ----------------------------------------------------------------------
-
-
-def _u(lo: float, hi: float) -> Callable[[np.random.Generator, int], np.ndarray]:
-    return lambda rng, n: rng.uniform(lo, hi, n)
-
-
-def _ints(lo: int, hi: int) -> Callable[[np.random.Generator, int], np.ndarray]:
-    return lambda rng, n: rng.integers(lo, hi + 1, n).astype(np.float64)
-
-
-def _rare(hi: int, rare: int, p: float) -> Callable[[np.random.Generator, int], np.ndarray]:
-    """Integers on [0, hi], and with probability p the value `rare`."""
-    return lambda rng, n: np.where(rng.random(n) < p, rare, rng.integers(0, hi + 1, n)).astype(np.float64)
-
-
-@dataclass(frozen=True)
-class Planted:
-    id: str
-    names: tuple[str, ...]
-    samplers: tuple[Callable[[np.random.Generator, int], np.ndarray], ...]
-    f: Callable[..., np.ndarray]
-    size: int  # size of the smallest exact expression
-    n: int = 400
-    tol: float = 1e-6
-
-    def sample(self, seed: int, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(seed)
-        X = np.stack([s(rng, n or self.n) for s in self.samplers], axis=1)
-        return X, self.f(*X.T)
-
-
-U3 = _u(-3, 3)
-PLANTED = [
-    Planted("a+b", ("a", "b"), (U3, U3), lambda a, b: a + b, 3),
-    Planted("a-b", ("a", "b"), (U3, U3), lambda a, b: a - b, 3),
-    Planted("a*b", ("a", "b"), (U3, U3), lambda a, b: a * b, 3),
-    Planted("a%3", ("a",), (_ints(0, 20),), lambda a: np.mod(a, 3), 3),
-    Planted("|a-b|", ("a", "b"), (U3, U3), lambda a, b: np.abs(a - b), 4),
-    Planted("0.5*a*b**2", ("a", "b"), (_u(0.5, 2), U3), lambda a, b: 0.5 * a * b**2, 6),
-    Planted("sqrt(a2+b2)", ("a", "b"), (U3, U3), lambda a, b: np.sqrt(a**2 + b**2), 6),
-    Planted("(a+b)>=2 bits", ("a", "b"), (_ints(0, 1), _ints(0, 1)), lambda a, b: (a + b >= 2) * 1.0, 3),
-    Planted("min(a,b)", ("a", "b"), (U3, U3), lambda a, b: np.minimum(a, b), 3),
-    Planted("a*(b+1)", ("a", "b"), (U3, U3), lambda a, b: a * (b + 1), 5),
-    Planted("0.01*x", ("x",), (_u(-100, 100),), lambda x: 0.01 * x, 3),
-    Planted("x", ("x",), (_u(-5, 5),), lambda x: x, 1),
-    Planted("a+b+c", ("a", "b", "c"), (U3, U3, U3), lambda a, b, c: a + b + c, 5),
-    Planted("-2.5*(a-b)", ("a", "b"), (U3, U3), lambda a, b: -2.5 * (a - b), 5),
-    Planted("a+a", ("a", "b"), (U3, U3), lambda a, b: a + a, 3),
-    Planted("a (a>=0)", ("a",), (_u(0, 5),), lambda a: a, 1),
-    Planted("where(c,a,b)", ("a", "b", "c"), (U3, U3, _ints(0, 1)), lambda a, b, c: np.where(c != 0, a, b), 4),
-    Planted("(a+b)%3", ("a", "b"), (_ints(0, 9), _ints(0, 9)), lambda a, b: np.mod(a + b, 3), 5),
-    Planted(
-        "a+(a==50) rare", ("a", "b"), (_rare(3000, 50, 0.001), _ints(0, 50)), lambda a, b: a + (a == 50), 5, n=6000
-    ),
-]
 
 
 def _check_front(res: SRResult) -> None:
@@ -347,116 +286,6 @@ def test_bad_inputs() -> None:
         symbolic_regression(X, np.zeros(4), ("a", "b"), 0.1)
 
 
-# ---- printed sources --------------------------------------------------------------------------
-
-
-def _parity(source: str, numpy_source: str, names: tuple[str, ...], point: list[float]) -> None:
-    """Plain Python (math only) and NumPy evaluate the two sources to the same value."""
-    with np.errstate(all="ignore"):
-        npv = float(
-            np.asarray(evaluate_source(numpy_source, names, [np.array([v]) for v in point], numpy=True)).reshape(-1)[0]
-        )
-    try:
-        pyv = float(evaluate_source(source, names, point))
-    except (ArithmeticError, ValueError):
-        assert not math.isfinite(npv), (source, point, npv)
-        return
-    if math.isnan(pyv) or math.isnan(npv):
-        assert math.isnan(pyv) and math.isnan(npv), (source, point, pyv, npv)
-    else:
-        assert math.isclose(pyv, npv, rel_tol=1e-12, abs_tol=1e-12), (source, numpy_source, point, pyv, npv)
-
-
-@pytest.fixture(scope="module")
-def fronts() -> list[tuple[tuple[str, ...], tuple[Candidate, ...]]]:
-    out = []
-    for case_id in ("a%3", "|a-b|", "sqrt(a2+b2)", "(a+b)>=2 bits", "where(c,a,b)", "-2.5*(a-b)", "(a+b)%3"):
-        case = next(c for c in PLANTED if c.id == case_id)
-        X, y = case.sample(0)
-        out.append((case.names, symbolic_regression(X, y, case.names, case.tol).front))
-    rng = np.random.default_rng(5)  # no exact answer: a long front with odd operators
-    X = rng.integers(-6, 7, (300, 2)).astype(np.float64)
-    y = np.where(X[:, 0] > X[:, 1], X[:, 0] ** 2 % 7, np.floor(X[:, 1] / 3)) + 0.5 * np.round(X[:, 0] / 4)
-    out.append((("a", "b"), symbolic_regression(X, y, ("a", "b"), 1e-6, SRConfig(time_budget=1.0)).front))
-    return out
-
-
-_point = st.one_of(st.integers(-12, 12).map(float), st.floats(-10, 10, allow_nan=False))
-
-
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(points=st.lists(st.tuples(_point, _point, _point), min_size=1, max_size=5))
-def test_source_matches_numpy_source(fronts, points) -> None:
-    for names, front in fronts:
-        for cand in front:
-            for p in points:
-                _parity(cand.source, cand.numpy_source, names, list(p[: len(names)]))
-
-
-_A, _B, _C = ("var", 0), ("var", 1), ("var", 2)
-HAND_TREES = [
-    ("mod", ("add", _A, _B), ("int", 3)),
-    ("mul", ("mod", _A, ("int", 3)), _B),
-    ("mod", ("mul", _A, _B), ("num", 2.5)),
-    ("square", ("neg", _A)),
-    ("square", ("num", -2.5)),
-    ("neg", ("square", _A)),
-    ("neg", ("neg", _A)),
-    ("sub", _A, ("sub", _B, _C)),
-    ("sub", ("sub", _A, _B), _C),
-    ("div", _A, ("mul", _B, ("int", 2))),
-    ("div", ("mul", _A, _B), ("num", -0.5)),
-    ("mul", ("num", -2.5), ("add", _A, ("num", -1.0))),
-    ("add", _A, ("num", -1.5)),
-    ("sqrt", ("add", ("square", _A), ("square", _B))),
-    ("floor", ("div", _A, ("int", 2))),
-    ("round", ("mul", ("num", 0.5), _A)),
-    ("abs", ("sub", _A, _B)),
-    ("min", _A, ("max", _B, ("int", 0))),
-    ("ge", ("add", _A, _B), ("int", 2)),
-    ("add", ("gt", _A, _B), ("eq", _A, ("int", 1))),
-    ("mul", ("ge", _A, _B), ("ge", _B, _A)),
-    ("where", ("gt", _A, _B), ("sub", _A, _B), ("neg", _C)),
-    ("where", ("mod", _A, ("int", 2)), _B, ("where", ("ge", _B, _C), _C, ("int", 5))),
-    ("ge", ("where", ("eq", _A, _B), _A, _C), ("square", _B)),
-    ("square", ("square", ("sub", _A, _B))),
-    ("mod", ("neg", _A), ("sub", _B, ("num", 0.5))),
-]
-
-
-@settings(max_examples=60, deadline=None)
-@given(point=st.tuples(_point, _point, _point))
-def test_printer_semantics_match_search_semantics(point) -> None:
-    names = ("a", "b", "c")
-    X = np.asarray([point], dtype=np.float64)
-    for tree in HAND_TREES:
-        py, npy = sr._sources(tree, names)
-        _parity(py, npy, names, list(point))
-        with np.errstate(all="ignore"):
-            want = float(sr._eval_tree(tree, X)[0])
-            got = float(np.asarray(evaluate_source(npy, names, list(X.T), numpy=True)).reshape(-1)[0])
-        if math.isfinite(want):
-            assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-12), (npy, point, got, want)
-        else:
-            assert not math.isfinite(got)
-        assert sr._to_sympy(tree, [sympy.Symbol(n) for n in names]) is not None
-
-
-def test_printer_text() -> None:
-    names = ("a", "b", "c")
-    text = {tree: sr._sources(tree, names) for tree in HAND_TREES}
-    assert text[HAND_TREES[0]] == ("(a + b) % 3", "(a + b) % 3")
-    assert text[HAND_TREES[1]][0] == "(a % 3) * b"
-    assert text[HAND_TREES[3]][0] == "(-a) ** 2"
-    assert text[HAND_TREES[4]][0] == "(-2.5) ** 2"
-    assert text[HAND_TREES[5]][0] == "-(a ** 2)"
-    assert text[HAND_TREES[7]][0] == "a - (b - c)"
-    assert text[HAND_TREES[12]][0] == "a + -1.5"
-    assert text[HAND_TREES[18]] == ("(1 if a + b >= 2 else 0)", "np.where(a + b >= 2, 1.0, 0.0)")
-    assert text[HAND_TREES[21]] == ("(a - b if a > b else -c)", "np.where(a > b, a - b, -c)")
-    assert text[HAND_TREES[22]][0] == "(b if a % 2 != 0 else (c if b >= c else 5))"
-
-
 def test_counterexamples_restart_the_search(monkeypatch) -> None:
     """``a + (a == 50)`` agrees with ``a`` on a probe that misses a == 50: the failed
     verification on the full data adds those rows to the probe and the search restarts and finds
@@ -474,28 +303,6 @@ def test_counterexamples_restart_the_search(monkeypatch) -> None:
     best = symbolic_regression(X, y, case.names, case.tol).best
     assert len(searches) >= 2
     assert best.exact and best.source == "a + (1 if a == 50 else 0)"
-
-
-def test_a_modulus_of_a_computed_integer_is_taken_of_its_rounded_value() -> None:
-    """`mean * (pos + 1)` is an integer up to float dust; `%` of 5.9999… is 2.9999…, so the
-    program would be wrong on inputs the samples never showed (longer sequences). The search
-    keeps its answer, rendered as `round(...) % k`."""
-    rng = np.random.default_rng(0)
-    pos = rng.integers(0, 10, 4000).astype(float)
-    total = rng.integers(0, 20, 4000).astype(float)
-    mean = total / (pos + 1)
-    res = symbolic_regression(
-        np.stack([mean, pos], 1),
-        total % 3,
-        ("m", "p"),
-        1e-6,
-        config=SRConfig(max_size=9, time_budget=12),
-        integer_target=True,
-    )
-    assert res.best.exact and res.best.source == "round(m * (p + 1)) % 3"
-    dusty = {"m": 6.0 / 7.0 - 1e-15, "p": 6.0}  # m * 7 = 5.999999999999999
-    assert eval(res.best.source, {"math": math}, dusty) == 0
-    assert eval(res.best.numpy_source, {"np": np}, {k: np.array([v]) for k, v in dusty.items()})[0] == 0
 
 
 def test_an_affine_copy_of_a_size_6_expression_is_within_the_extraction_default_size() -> None:

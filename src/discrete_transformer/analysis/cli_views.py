@@ -10,8 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..api import RunDirError, is_run_dir
@@ -112,14 +114,6 @@ class _null:
 
 def _progress(console: Console) -> Any:
     """A Rich progress bar on a terminal; a silent stand-in otherwise."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     if console.is_terminal:
         return Progress(
             TextColumn("{task.description}"),
@@ -147,7 +141,5 @@ class _Silent:
 
 
 def _interrupted() -> NoReturn:
-    import typer
-
     Console(stderr=True).print("[yellow]interrupted[/yellow]")
     raise typer.Exit(130)

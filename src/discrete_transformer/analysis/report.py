@@ -27,6 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
 
 from ..api import extract, load_run
 from ..extraction.graph import read_graph
@@ -335,14 +339,7 @@ def _equations_section(program: Any) -> str:
 
 
 def _program_section(source: str) -> str:
-    try:
-        from pygments import highlight
-        from pygments.formatters import HtmlFormatter
-        from pygments.lexers import PythonLexer
-
-        return highlight(source, PythonLexer(), HtmlFormatter(noclasses=True, style="default", nowrap=False))
-    except ImportError:  # Pygments comes with Rich, but a plain listing is fine without it
-        return f"<pre>{_e(source)}</pre>"
+    return highlight(source, PythonLexer(), HtmlFormatter(noclasses=True, style="default", nowrap=False))
 
 
 def _verification_section(doc: dict) -> str:
@@ -410,8 +407,6 @@ def build_report(run_dir: str | os.PathLike) -> tuple[str, Any]:
 
 
 def _build_report(d: Path) -> tuple[str, Any]:
-    import torch
-
     rd = RunDir(d)
     cfg, result = rd.config_dict(), rd.result_dict()
     program = extract(d)

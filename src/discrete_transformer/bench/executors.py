@@ -42,7 +42,7 @@ def check_executor(name: str, jobs: int) -> None:
         raise ExecutorError(f"unknown executor {name!r}; expected one of {', '.join(EXECUTORS)}")
     if name == "ray":
         try:
-            import ray  # noqa: F401
+            import ray  # noqa: F401  # optional extra (pip install ".[ray]"): imported only for --executor ray
         except ImportError:
             raise ExecutorError(RAY_HINT) from None
 
@@ -114,7 +114,7 @@ def _pool(jobs: Sequence[Job], n_jobs: int) -> Iterator[dict[str, Any]]:
 
 class _Ray:
     def __init__(self) -> None:
-        import ray
+        import ray  # optional extra: imported only for --executor ray (check_executor checked it)
 
         self.ray = ray
         self.remote: dict[Callable[..., Any], Any] = {}
@@ -136,7 +136,7 @@ class _Ray:
 
 
 def _ray(jobs: Sequence[Job], n_jobs: int, address: str | None) -> Iterator[dict[str, Any]]:
-    import ray
+    import ray  # optional extra: imported only for --executor ray (check_executor checked it)
 
     started = False
     if not ray.is_initialized():

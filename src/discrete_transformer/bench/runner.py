@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ..api import execute, extract, prepare
 from ..config import TrainConfig, restart_configs
 from ..extraction.graph import MLPNode
@@ -176,8 +178,6 @@ def _guarded(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]
 
     @functools.wraps(fn)
     def unit(*args: Any, **kw: Any) -> dict[str, Any]:
-        import torch
-
         torch.set_num_threads(1)
         try:
             return fn(*args, **kw)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..api import load_run
 from ..config import ModelConfig, TrainConfig, restart_configs
@@ -48,8 +49,6 @@ def train_speed(
     ``median_steps_per_s`` the median's, so that a neighbour's burst of load on a shared machine
     shows as a spread, not as a slower step.
     """
-    import torch
-
     if steps < 2:
         raise ValueError(f"--steps must be >= 2, got {steps}")
     torch.set_num_threads(1)
@@ -100,8 +99,6 @@ def train_speed(
 
 def program_vs_model(run_dir: str | Path, n: int = 10_000, repeats: int = 3, seed: int = 0) -> dict[str, Any]:
     """Throughput of ``run_batch`` vs. the model's forward on the same ``n`` test-like inputs."""
-    import torch
-
     if n < 1 or repeats < 1:
         raise ValueError("--n and --repeats must be >= 1")
     torch.set_num_threads(1)

@@ -2,8 +2,8 @@
 
 The module (DESIGN §4.4) has
 
-* a provenance docstring: data source, seeds, configs, the model's test score and the
-  verification figures;
+* a provenance docstring: data source, seeds, the configuration (its non-default fields and a
+  hash of the whole), the model's test score and the verification figures;
 * the routing helpers its heads use — standard-library versions only;
 * ``program(*channels)``: one list per input channel in, one list (one output channel) or a tuple
   of lists out; straight-line code in dataflow order, one line per surviving module, each with a
@@ -19,17 +19,23 @@ user data (source paths, channel names) is escaped before it reaches the docstri
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
+from ..config import ModelConfig, TrainConfig, to_dict
 from .graph import AttentionNode, MLPNode, ProgramIR, rename_names
 from .hypotheses import helper_sources, numpy_call, python_call, python_helper
 from .patterns import pattern_label
 
-__all__ = ["escape_text", "evidence", "pattern_label", "render", "used_helpers"]
+__all__ = ["config_hash", "escape_text", "evidence", "non_default", "pattern_label", "render", "used_helpers"]
 
+CONFIG_HASH_DIGITS = 12  # of the configuration's sha256, in the provenance header
 COMMENT_COLUMN_MAX = 60  # evidence comments are aligned at most this far right
+MLP_OUTPUT = "the MLP's output"  # what an MLP line's expression is compared with
 LOOP_NAMES = ("a", "b", "c", "d", "e", "p", "q", "r", "s", "t", "u", "w", "z")
 
 
@@ -73,6 +79,28 @@ def _doc_safe(line: str) -> str:
     return "".join(out)
 
 
+# ============================================================================ configuration
+
+
+def _jsonable(v: object) -> object:
+    """`v` as JSON reads it back (tuples become lists), so stored and default values compare."""
+    return json.loads(json.dumps(v, default=str))
+
+
+def non_default(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The fields of `config` that differ from `defaults` (or that `defaults` does not have)."""
+    return {k: v for k, v in config.items() if k not in defaults or _jsonable(v) != _jsonable(defaults[k])}
+
+
+def config_hash(model_config: dict[str, Any], train_config: dict[str, Any]) -> str:
+    """sha256 (first 12 hex digits) of ``{"model_config": ..., "train_config": ...}`` as sorted
+    JSON, as the run directory's model.json holds them (the best restart's configuration, which
+    a portfolio variant may have changed from config.json's): programs of different
+    configurations get different hashes."""
+    doc = json.dumps({"model_config": model_config, "train_config": train_config}, sort_keys=True, default=str)
+    return hashlib.sha256(doc.encode("utf-8")).hexdigest()[:CONFIG_HASH_DIGITS]
+
+
 # ============================================================================ evidence
 
 
@@ -88,7 +116,8 @@ def _num(x: float) -> str:
 
 
 def evidence(node: AttentionNode | MLPNode) -> str:
-    """The comment text for one node."""
+    """The comment text for one node: what was compared with what, and why the difference is
+    harmless (equal after rounding to integers) or what tolerance it is within."""
     if isinstance(node, AttentionNode):
         label = pattern_label(node.hypothesis, node.q.name, node.k.name)
         figures = f"lower bound {_pct(node.lower_bound, 2)}, n={node.n_queries}"
@@ -100,27 +129,29 @@ def evidence(node: AttentionNode | MLPNode) -> str:
             f"attention {node.key}: {label}, agreement {_pct(node.agreement, 2)} -- NOT accepted "
             f"({figures} < {_pct(node.threshold, 1)})"
         )
-    n = f"n={node.n_samples} samples"
     if node.fitted_to == "core":
         return (
-            f"MLP {node.key} is a monotone function of {node.source} ({n}); "
+            f"MLP {node.key} is a monotone function of {node.source} (n={node.n_samples} samples); "
             f"what reads it is refitted to the task targets"
         )
     if node.fitted_to == "targets":
-        if not node.exact:
-            return f"MLP {node.key}, refitted to the task targets: {node.source}, NOT exact, max error {_num(node.max_error)} ({n})"
-        what = "exact after rounding" if node.integer_target else f"max error {_num(node.max_error)}"
-        return f"MLP {node.key}, refitted to the task targets: {node.source}, {what} ({n})"
-    if not node.exact:
-        return (
-            f"MLP {node.key}: {node.source}, max error {_num(node.max_error)} -- NOT within "
-            f"tolerance {_num(node.tolerance)} ({n})"
-        )
-    if node.integer_target and node.tolerance < 0.5:
-        return f"MLP {node.key}: {node.source}, max error {_num(node.max_error)} (integer-valued, {n})"
+        return f"MLP {node.key}, refitted to the task targets: {node.source}, {_agreement(node, 'the targets')}"
+    return f"MLP {node.key}: {node.source}, {_agreement(node, MLP_OUTPUT)}"
+
+
+def _agreement(node: MLPNode, other: str) -> str:
+    """How the expression compares with `other` (the MLP's raw output, or the task targets)."""
+    err, n = _num(node.max_error), f"n={node.n_samples} samples"
+    if node.exact and node.max_error == 0.0:
+        return f"equal to {other} on all {n}"
     if node.integer_target:
-        return f"MLP {node.key}: {node.source}, max error {_num(node.max_error)} (equal after rounding, {n})"
-    return f"MLP {node.key}: {node.source}, max error {_num(node.max_error)} ({n})"
+        if node.exact:  # the verification rule for integers: equal after rounding
+            return f"within {err} of {other}, exact after rounding to integers on all {n}"
+        return f"up to {err} from {other}, NOT exact after rounding to integers ({n})"
+    if node.exact:
+        why = ", set by the model's own error" if node.fitted_to == "mlp" else ""
+        return f"within {err} of {other} (tolerance {_num(node.tolerance)}{why}) on all {n}"
+    return f"up to {err} from {other}, NOT within tolerance {_num(node.tolerance)} ({n})"
 
 
 # ============================================================================ lines
@@ -217,8 +248,13 @@ def _docstring(ir: ProgramIR, verification: Sequence[str] | None) -> str:
         break_on_hyphens=False,
     )
 
-    def cfg(d: dict) -> str:
-        return ", ".join(f"{k}={escape_text(v) if isinstance(v, str) else repr(v)}" for k, v in sorted(d.items()))
+    def cfg(d: dict, defaults: dict) -> str:
+        changed = non_default(d, defaults)
+        if not changed:
+            return "defaults"
+        return "defaults except " + ", ".join(
+            f"{k}={escape_text(v) if isinstance(v, str) else repr(v)}" for k, v in sorted(changed.items())
+        )
 
     ins = ", ".join(f"{v.name} <- {escape_text(raw)}" for v, raw in zip(ir.inputs, pv.input_names))
     outs = ", ".join(f"{o.result} <- {escape_text(pv.output_names[o.channel])}" for o in ir.outputs)
@@ -241,9 +277,17 @@ def _docstring(ir: ProgramIR, verification: Sequence[str] | None) -> str:
         f"training seed: {pv.seed}",
     ]
     if pv.model_config:
-        lines.append(wrap(f"model: {cfg(pv.model_config)}", ""))
+        lines.append(wrap(f"model: {cfg(pv.model_config, to_dict(ModelConfig()))}", ""))
     if pv.train_config:
-        lines.append(wrap(f"training: {cfg(pv.train_config)}", ""))
+        lines.append(wrap(f"training: {cfg(pv.train_config, to_dict(TrainConfig()))}", ""))
+    if pv.model_config or pv.train_config:
+        lines.append(
+            wrap(
+                "full configuration: the run directory's model.json "
+                f"(sha256 {config_hash(pv.model_config, pv.train_config)} of its configs)",
+                "",
+            )
+        )
     if pv.model_test:
         lines.append(wrap("model test: " + ", ".join(f"{k}={v!r}" for k, v in sorted(pv.model_test.items())), ""))
     if verification:

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import html
+import math
 import os
 import types
 from collections.abc import Sequence
@@ -17,8 +19,16 @@ from typing import Any
 
 import numpy as np
 
+try:  # a dependency of Rich, so normally present; without it the notebook view is plain text
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+except ImportError:  # pragma: no cover
+    highlight = None
+
 from ..rundir import PROGRAM_FILE, VERIFICATION_FILE, RunDir
 from ..tasks import Dataset, get_task, load_source, make_dataset
+from ..verdict import Kind
 from .codegen import render
 from .config import ExtractConfig
 from .graph import ProgramIR
@@ -202,9 +212,52 @@ class Program:
         """Write the program and its verification into `directory` (atomically); their paths."""
         return RunDir(Path(directory)).write_program(self.source, self.verification_doc())
 
+    # ---------------------------------------------------------------- notebook display
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the highlighted source, then the verdict table (split, n, exact or
+        normalised MSE, passes), as PySR's fitted model shows its equations."""
+        v = self.verification
+        sig = ", ".join(x.name for x in self.ir.inputs)
+        verdict = "verified" if v.verified else "NOT verified"
+        title = f"program({sig}) from {self.ir.provenance.source}: {verdict}"
+        if highlight is not None:
+            code = highlight(self.source, PythonLexer(), HtmlFormatter(noclasses=True, nobackground=True))
+        else:  # pragma: no cover
+            code = f"<pre>{html.escape(self.source)}</pre>"
+        return (
+            f'<div class="dtx-program"><p><b>{html.escape(title)}</b></p>'
+            f"<details open><summary>source ({len(self.source.splitlines())} lines)</summary>{code}</details>"
+            f"{_verdict_table(v)}</div>"
+        )
+
     def __repr__(self) -> str:
         v = self.verification
         return (
             f"Program(verified={v.verified}, kind={v.kind!r}, modules={len(self.ir.nodes)}, "
             f"lines={len(self.source.splitlines())})"
         )
+
+
+def _verdict_table(v: Verification) -> str:
+    """The verification as an HTML table: one row per split (test, longer sequences)."""
+    metric = "exact" if v.kind == Kind.DISCRETE else "nMSE"
+    rows = [("test", v.test)]
+    if v.longer is not None:
+        rows.append(("longer", v.longer))
+    cells = []
+    for name, sc in rows:
+        if sc.error is not None:
+            figure = f"failed: {sc.error}"
+        elif v.kind == Kind.DISCRETE:
+            figure = f"{math.floor(100.0 * sc.exact * 100 + 1e-9) / 100:.2f}%"  # never rounds up to 100%
+        else:
+            figure = f"{sc.nmse:.3g}"
+        cells.append((name, str(sc.n), str(sc.T), figure, "\u2713" if sc.passed else "\u2717"))
+    if v.longer is None:
+        cells.append(("longer", "", "", f"not available: {v.longer_note}", ""))
+    head = "".join(f"<th>{h}</th>" for h in ("split", "n", "T", metric, "passes"))
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
+    note = ""
+    if not v.python_agrees:
+        note = f"<p>program() and run_batch() disagree on {v.python_checked} test sequences</p>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{note}"

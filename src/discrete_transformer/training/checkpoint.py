@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save
 
 from ..config import ModelConfig, TrainConfig, from_dict, to_dict
 from ..model import DataSpec, DiscreteTransformer
@@ -72,8 +74,6 @@ def save_run_checkpoint(
     meta: dict[str, Any] | None = None,
 ) -> Path:
     """Write the checkpoint's two files into `dir` (created if missing)."""
-    from safetensors.torch import save
-
     rd = RunDir(Path(dir))
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     blob = save(state, metadata={"format": FORMAT, "version": str(VERSION)})
@@ -132,8 +132,6 @@ def load_checkpoint(
     Returns ``(model in eval mode, model_cfg, train_cfg, spec, meta)``. Any problem raises
     :class:`CheckpointError`.
     """
-    from safetensors.torch import load as st_load
-
     rd = RunDir(Path(dir))
     if not rd.path.is_dir():
         raise CheckpointError(f"{rd.path}: checkpoint directory not found")

@@ -18,6 +18,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from safetensors.torch import load as st_load
+from safetensors.torch import save
+
 from ..fileio import atomic_write_text
 from ..rundir import RunDir
 from .checkpoint import CheckpointError, one_line
@@ -34,8 +37,6 @@ def restart_paths(run_dir: str | os.PathLike, seed: int) -> tuple[Path, Path]:
 
 def save_restart(run_dir: str | os.PathLike, result: RestartResult) -> None:
     """Keep one finished restart (tensors first, then the JSON that marks it complete)."""
-    from safetensors.torch import save
-
     rd = RunDir(Path(run_dir))
     w_path, _ = rd.restart_files(result.seed)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in result.state.items()}
@@ -59,8 +60,6 @@ def save_restart(run_dir: str | os.PathLike, result: RestartResult) -> None:
 
 
 def _load_one(j_path: Path) -> RestartResult:
-    from safetensors.torch import load as st_load
-
     try:
         doc = json.loads(j_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
