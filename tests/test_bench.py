@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from discrete_transformer.bench.baselines import BaselineConfig, train_baseline
 from discrete_transformer.bench.bench import plan_jobs, run_bench
 from discrete_transformer.bench.executors import RAY_HINT, ExecutorError, check_executor
+from discrete_transformer.bench.report import headline, markdown, size_ratio, size_text, summarise, write_reports
 from discrete_transformer.bench.runner import ROW_FILE, BenchConfig, read_row
 from discrete_transformer.bench.suite import resolve_suite
 from discrete_transformer.cli import app
@@ -118,6 +119,7 @@ def bench_dir(tmp_path_factory) -> Path:
 def test_bench_writes_rows_and_reports(bench_dir):
     rows = list(csv.DictReader((bench_dir / "results.csv").open()))
     assert [r["task"] for r in rows] == ["Current_Number", "Bitwise_Not"]
+    assert [r["reference_ops"] for r in rows] == ["1", "3"]  # `y = [u for u in x]`, `y = [1 - u for u in x]`
     doc = json.loads((bench_dir / "results.json").read_text())
     assert doc["format"] == "dtx-bench" and len(doc["rows"]) == 2
     for r in doc["rows"]:
@@ -193,6 +195,51 @@ def test_phase_seconds_attributes_each_span_to_the_phase_of_the_row_that_ends_it
     ]
     old = summarise([{k: v for k, v in row.items() if k != "dt_phase_s"}], 60.0)  # rows from before the field
     assert _seconds_line(old) == []
+
+
+def _sized(task: str, verified: bool, ops: int, ref: int | None, **extra) -> dict:
+    return {
+        "task": task, "family": "mips", "kind": "discrete", "seed": 0, "program_verified": verified,
+        "length_gen": verified, "program_modules": 2, "program_ops": ops, "reference_ops": ref,
+        "dt_test_exact": 1.0, "gru_test_exact": 0.5, "transformer_test_exact": 0.5, "wall_s": 10.0, **extra,
+    }  # fmt: skip
+
+
+def test_size_ratio_summary_known_answer(tmp_path):
+    rows = [
+        _sized("A", True, 6, 4),  # 1.5: within 1.5×
+        _sized("A", True, 4, 4, seed=1),  # a second seed: the task's ratio is its first verified seed's
+        _sized("B", False, 30, 5),  # unverified: no ratio
+        _sized("C", True, 10, 4),  # 2.5
+        _sized("D", True, 0, 1),  # y = x: 0 operations, ratio 0
+        _sized("E", True, 7, None, family="file"),  # a data file: its size alone
+        {"task": "F", "family": "mips", "seed": 0, "error": "RuntimeError: boom", "reference_ops": 3},
+    ]
+    assert [size_ratio(r) for r in rows] == [1.5, 1.0, None, 2.5, 0.0, None, None]
+    s = summarise(rows, 60.0)
+    assert (s["size_ratio_median"], round(s["size_near_pct"]), s["size_ratio_n"]) == (1.5, 67, 3)
+    assert "; median size ratio 1.50× over 3 verified programs with a reference, 67 % within 1.5×; " in headline(s)
+    assert size_text(None, None, 0) == "no verified program with a reference size"
+    meta = {
+        "command": "dtx bench A", "date": "d", "commit": "c", "executor": "local", "jobs": 1, "seeds": 2,
+        "budget": 1.0, "wall_s": 60.0, "machine": {"cpu": "x", "cores": 2, "platform": "p", "python": "3"},
+        "baseline": {"gru_steps": 1, "tf_steps": 1, "batch_size": 1, "lr": 0.1},
+    }  # fmt: skip
+    md = markdown(rows, meta, s).splitlines()
+    line = {ln.split(" |")[0][2:]: ln for ln in md if ln.startswith("| ")}
+    assert "| 2 / 10 | 4 | 2.50× |" in line["C"] and "| 2 / 30 | 5 | – |" in line["B"]
+    assert "| 2 / 7 | – | – |" in line["E"]  # no reference: the size alone
+    assert line["F"].count("|") == line["task"].count("|")  # a failed row has every column
+    write_reports(tmp_path, rows, meta)
+    got = [(r["task"], r["reference_ops"], r["size_ratio"]) for r in csv.DictReader((tmp_path / "results.csv").open())]
+    assert got[:6] == [
+        ("A", "4", "1.5"),
+        ("A", "4", "1.0"),
+        ("B", "5", ""),
+        ("C", "4", "2.5"),
+        ("D", "1", "0.0"),
+        ("E", "", ""),
+    ]
 
 
 def test_bench_job_dir_is_a_run_dir(bench_dir):

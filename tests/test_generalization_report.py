@@ -182,8 +182,8 @@ def test_headline_without_public_results_counts_every_generalising_family():
     assert "verified 4/6 (67 %)" in head
     # add_mod, sum_last, real_scale generalise a public task: 4/5
     assert "no `--public-results` given" in head and ": verified 4/5 (80 %)" in head
-    # ratios 1.5, 2.0, 1.0: median 1.5, 2 of 3 within 1.5x
-    assert "median size 1.50×, 67 % within 1.5× (3 with a known reference)" in head
+    # ratios 1.5, 2.0, 1.0: median 1.5, 2 of 3 within 1.5x (the benchmark report's words: report.size_text)
+    assert "median size ratio 1.50× over 3 verified programs with a reference, 67 % within 1.5×" in head
     assert "median task time 10 s" in head and "total wall 10.0 min" in head
     assert "1 job(s) failed, not counted" in head
     for needed in (
@@ -248,7 +248,8 @@ def _job(tmp_path: Path, task: BenchTask) -> Job:
 
 def test_new_row_copies_the_task_fields_of_a_public_task(tmp_path):
     row = new_row(_job(tmp_path, BenchTask("Sum_Last2", "Sum_Last2", "mips")))
-    assert row["T"] == 10 and row["reference_ops"] is None and row["bands"] == {} and row["generalises"] == ""
+    # every built-in task has a reference size: Sum_Last2's is a shift (1) and `u + v` (3)
+    assert row["T"] == 10 and row["reference_ops"] == 4 and row["bands"] == {} and row["generalises"] == ""
     json.dumps(row, allow_nan=False)
 
 

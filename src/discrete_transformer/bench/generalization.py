@@ -11,7 +11,9 @@ report whatever the generators become; rows without those fields (older benches)
 their ``family`` and show "–" where a field is missing.
 
 Counting rule as in :mod:`.report`: with ``--seeds N`` a task is verified (its model exact) when
-any of its seeds is; the task's other columns come from its first verified seed (else its first).
+any of its seeds is; the task's other columns come from its first verified seed (else its first,
+:func:`.report.task_row`). Size ratios are :func:`.report.size_ratio`'s, summed up by
+:func:`.report.size_summary`, as in the benchmark report.
 """
 
 from __future__ import annotations
@@ -27,12 +29,21 @@ from typing import Any
 
 from ..fileio import atomic_write_text
 from ..tasks import TASKS, get_task
-from .report import conditions, fmt_cell, score_cell, summarise
+from .report import (
+    conditions,
+    fmt_cell,
+    ratio_cell,
+    score_cell,
+    size_ratio,
+    size_summary,
+    size_text,
+    summarise,
+    task_row,
+)
 from .runner import as_float
 
 GENERATED = "generated"  # the ``family`` of a generated task's row
 REPORT_FILE = "generalization.md"
-NEAR_REFERENCE = 1.5  # a verified program "near the reference" is at most this many times its size
 PARAMS_WIDTH = 48  # characters of a task's parameter string in the per-task table
 
 
@@ -106,11 +117,8 @@ class TaskResult:
 
     @property
     def ratio(self) -> float | None:
-        """Program size over the reference program's, for a verified program only (an unverified
-        program's size says nothing about the rule)."""
-        if not self.verified or self.ops is None or self.reference_ops is None:
-            return None
-        return self.ops / self.reference_ops
+        """Program size over the reference program's, for a verified program only."""
+        return size_ratio(self.row)
 
 
 def _positive(v: Any) -> float | None:
@@ -127,7 +135,7 @@ def task_results(rows: Iterable[dict[str, Any]]) -> list[TaskResult]:
     out = []
     for name, rs in groups.items():
         rs.sort(key=lambda r: int(r.get("seed", 0)))
-        row = next((r for r in rs if r.get("program_verified")), rs[0])
+        row = task_row(rs)
         out.append(TaskResult(name, str(row.get("generator") or row.get("family") or "?"), row, tuple(rs)))
     return out
 
@@ -143,10 +151,6 @@ def _rate(k: int, n: int) -> str:
 
 def _num(v: float | None) -> str:
     return "–" if v is None else f"{v:g}"
-
-
-def _times(v: float | None) -> str:
-    return "–" if v is None else f"{v:.2f}×"
 
 
 def _cell(text: str) -> str:
@@ -169,27 +173,11 @@ def _public_subset(tasks: Sequence[TaskResult], public: dict[str, Any] | None) -
     )
 
 
-def size_summary(tasks: Sequence[TaskResult]) -> tuple[float | None, float | None, int]:
-    """Median program/reference size ratio of the verified programs with a known reference, the
-    share of them within :data:`NEAR_REFERENCE` times, and how many there are."""
-    ratios = [t.ratio for t in tasks if t.ratio is not None]
-    if not ratios:
-        return None, None, 0
-    near = sum(r <= NEAR_REFERENCE for r in ratios)
-    return statistics.median(ratios), 100.0 * near / len(ratios), len(ratios)
-
-
 def headline(tasks: Sequence[TaskResult], s: dict[str, Any], public: dict[str, Any] | None) -> str:
     n_ver = sum(t.verified for t in tasks)
     subset, how = _public_subset(tasks, public)
     k_ver = sum(t.verified for t in subset)
-    median_ratio, near, n_ratio = size_summary(tasks)
-    size = (
-        f"verified programs vs reference: median size {_times(median_ratio)}, {near:.0f} % within "
-        f"{NEAR_REFERENCE:g}× ({n_ratio} with a known reference)"
-        if n_ratio
-        else "verified programs vs reference: no verified program with a known reference size"
-    )
+    size = size_text(*size_summary(t.ratio for t in tasks))
     return (
         f"Generated suite: verified {n_ver}/{len(tasks)} ({_rate(n_ver, len(tasks))}); "
         f"{how}: verified {k_ver}/{len(subset)} ({_rate(k_ver, len(subset))}); {size}; "
@@ -229,7 +217,7 @@ def _family_line(name: str, generalises: str, ts: Sequence[TaskResult]) -> str:
     return (
         f"| {_cell(name)} | {_cell(generalises)} | {len(ts)} | {n_ver} | {_rate(n_ver, len(ts))} "
         f"| {sum(t.model_exact for t in ts)} | {_num(_median(t.ops for t in ver))} "
-        f"| {_num(_median(t.reference_ops for t in ts))} | {_times(_median(t.ratio for t in ver))} "
+        f"| {_num(_median(t.reference_ops for t in ts))} | {ratio_cell(_median(t.ratio for t in ver))} "
         f"| {'–' if time is None else f'{time:.0f}'} |"
     )
 
@@ -283,7 +271,7 @@ def task_table(tasks: Sequence[TaskResult], failed: Sequence[dict[str, Any]]) ->
             f"| {_cell(name)} | {_cell(t.family)} | {params_text(r.get('params'))} | {r.get('kind', '–')} "
             f"| {fmt_cell(r.get('T'))} | {'**yes**' if t.verified else 'no'} | {fmt_cell(r.get('length_gen'))} "
             f"| {score_cell(r, 'dt')} | {fmt_cell(r.get('program_ops'))} | {fmt_cell(r.get('reference_ops'))} "
-            f"| {_times(t.ratio)} | {as_float(r.get('wall_s')):.0f} |"
+            f"| {ratio_cell(t.ratio)} | {as_float(r.get('wall_s')):.0f} |"
         )
     for r in failed:
         out.append(
@@ -361,7 +349,6 @@ __all__ = [
     "load_public_results",
     "markdown",
     "params_text",
-    "size_summary",
     "task_results",
     "task_table",
     "write_generalization",

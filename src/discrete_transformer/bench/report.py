@@ -7,6 +7,11 @@ produced by the command, never by hand.
 Counting rule with ``--seeds N``: every (task, seed) is one row; a task counts as *solved* (its
 program verified) — and a model as *exact* — when any of its seeds is; "DT ≥ GRU" is the share of
 (task, seed) rows where the Discrete Transformer's model is at least as accurate on the test split.
+
+Size against a reference: a built-in task's row carries its reference program's size
+(``reference_ops``, tasks/spec.py); :func:`size_ratio` is the one rule for "how many times the
+reference's size is this program", used by this report and the generated suite's
+(:mod:`.generalization`) alike.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import os
 import platform
 import statistics
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,8 @@ COLUMNS = (
     "program_lines",
     "program_modules",
     "program_ops",
+    "reference_ops",
+    "size_ratio",
     "gru_test_exact",
     "gru_test_nmse",
     "gru_solved",
@@ -108,6 +115,51 @@ def _row_commits(rows: Sequence[dict[str, Any]], commit: str) -> str:
     return " — rows by the commit that ran them: " + ", ".join(f"{c} ({n})" for c, n in sorted(counts.items()))
 
 
+NEAR_REFERENCE = 1.5  # a verified program "near the reference" is at most this many times its size
+
+
+def size_ratio(row: dict[str, Any]) -> float | None:
+    """``program_ops / reference_ops`` of a row's program when it verified; None when it did not
+    (an unverified program's size says nothing about the rule), failed, or either size is
+    unknown (a data file has no reference). A program of 0 operations (``y = x``) has ratio 0."""
+    if row.get("error") or not row.get("program_verified"):
+        return None
+    ops, ref = as_float(row.get("program_ops")), as_float(row.get("reference_ops"))
+    if not (math.isfinite(ops) and ops >= 0 and math.isfinite(ref) and ref > 0):
+        return None
+    return ops / ref
+
+
+def task_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The row a task's columns are read from, over its seeds: the first verified seed, else the first."""
+    ordered = sorted(rows, key=lambda r: int(r.get("seed", 0)))
+    return next((r for r in ordered if r.get("program_verified")), ordered[0])
+
+
+def size_summary(ratios: Iterable[float | None]) -> tuple[float | None, float | None, int]:
+    """Median of the known ratios, the percentage of them within :data:`NEAR_REFERENCE`, and
+    how many there are (None, None, 0 when there is none)."""
+    xs = [r for r in ratios if r is not None]
+    if not xs:
+        return None, None, 0
+    return statistics.median(xs), 100.0 * sum(r <= NEAR_REFERENCE for r in xs) / len(xs), len(xs)
+
+
+def size_text(median: float | None, near: float | None, n: int) -> str:
+    """The headline's words for :func:`size_summary`'s figures (both bench reports)."""
+    if not n or median is None or near is None:
+        return "no verified program with a reference size"
+    return (
+        f"median size ratio {ratio_cell(median)} over {n} verified program{'s' if n != 1 else ''} "
+        f"with a reference, {near:.0f} % within {NEAR_REFERENCE:g}×"
+    )
+
+
+def ratio_cell(v: float | None) -> str:
+    """A size ratio as a table cell: ``1.25×``, or – when there is none."""
+    return "–" if v is None else f"{v:.2f}×"
+
+
 def summarise(rows: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
     ok = [r for r in rows if not r.get("error")]
     tasks: dict[str, list[dict[str, Any]]] = {}
@@ -131,6 +183,7 @@ def summarise(rows: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
     # the method's own time per task (training + extraction), without the baselines' training
     dt_times = [as_float(r.get("dt_train_s")) + as_float(r.get("extract_s")) for r in ok]
     ge = [bool(r.get("dt_ge_gru")) for r in ok]
+    ratio_median, ratio_near, ratio_n = size_summary(size_ratio(task_row(rs)) for rs in tasks.values())
     return {
         "tasks": len(tasks),
         "rows": len(ok),
@@ -146,6 +199,10 @@ def summarise(rows: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
         "median_dt_s": statistics.median(dt_times) if dt_times else 0.0,
         "wall_min": wall_s / 60.0,
         "seconds": _seconds(ok),
+        # per task (its first verified seed): program size over the reference program's
+        "size_ratio_median": ratio_median,
+        "size_near_pct": ratio_near,
+        "size_ratio_n": ratio_n,
     }
 
 
@@ -188,8 +245,11 @@ def headline(s: dict[str, Any]) -> str:
         )
     )
     longer = sum(d.get("verified_2xT", 0) for d in s["by_family"].values())
+    size = (
+        f"{size_text(s['size_ratio_median'], s['size_near_pct'], s['size_ratio_n'])}; " if "size_ratio_n" in s else ""
+    )
     return (
-        f"DT verified programs {fams or '0/0'} ({longer} of them also at 2×T); "
+        f"DT verified programs {fams or '0/0'} ({longer} of them also at 2×T); {size}"
         f"DT model exact/solved {s['dt_model_exact']}/{s['tasks']}; "
         f"GRU exact {s['gru_exact']}/{s['tasks']}; Transformer exact {s['transformer_exact']}/{s['tasks']}; "
         f"DT ≥ RNN accuracy on {s['dt_ge_gru_pct']:.0f} % of tasks; median task time {s['median_task_s']:.0f} s "
@@ -268,23 +328,25 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         "continuous tasks by MSE normalised by the target variance (solved: ≤ 1e-6). *verified*: the "
         "extracted program reproduces the test split; *2×T*: it also does on sequences twice as long. "
         "With several seeds a task counts as solved when any seed is. *ops*: one per routing head plus "
-        "the expression size of each MLP line.",
+        "the expression size of each MLP line; *ref ops*: the same count for the task's reference program "
+        "(the simplest known; none for a data file); *ops / ref*: their ratio, for verified programs.",
         "",
-        "| task | family | kind | seed | DT model | verified | 2×T | module lines / ops | GRU | Transformer "
-        "| DT ≥ GRU | task s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| task | family | kind | seed | DT model | verified | 2×T | module lines / ops | ref ops | ops / ref "
+        "| GRU | Transformer | DT ≥ GRU | task s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r.get("error"):
             out.append(
                 f"| {r['task']} | {r.get('family', '')} | {r.get('kind', '')} | {r.get('seed', 0)} "
-                f"| failed: {str(r['error']).replace('|', '/')} | | | | | | | {fmt_cell(r.get('wall_s'))} |"
+                f"| failed: {str(r['error']).replace('|', '/')} | | | | | | | | | {fmt_cell(r.get('wall_s'))} |"
             )
             continue
         out.append(
             f"| {r['task']} | {r['family']} | {r['kind']} | {r['seed']} | {score_cell(r, 'dt')} "
             f"| {'**yes**' if r['program_verified'] else 'no'} | {fmt_cell(r.get('length_gen'))} "
-            f"| {r['program_modules']} / {r['program_ops']} | {score_cell(r, 'gru')} | {score_cell(r, 'transformer')} "
+            f"| {r['program_modules']} / {r['program_ops']} | {fmt_cell(r.get('reference_ops'))} "
+            f"| {ratio_cell(size_ratio(r))} | {score_cell(r, 'gru')} | {score_cell(r, 'transformer')} "
             f"| {fmt_cell(r.get('dt_ge_gru'))} | {as_float(r.get('wall_s')):.0f} |"
         )
     out.append("")
@@ -300,7 +362,8 @@ def write_reports(
     w = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     for r in rows:
-        w.writerow({k: r.get(k) for k in COLUMNS})
+        ratio = size_ratio(r)
+        w.writerow({k: r.get(k) for k in COLUMNS} | {"size_ratio": None if ratio is None else round(ratio, 4)})
     atomic_write_text(out / "results.csv", buf.getvalue())
     atomic_write_json(
         out / "results.json",
@@ -329,6 +392,7 @@ def previous_wall(out: Path) -> float:
 
 __all__ = [
     "COLUMNS",
+    "NEAR_REFERENCE",
     "conditions",
     "fmt_cell",
     "git_commit",
@@ -337,7 +401,12 @@ __all__ = [
     "markdown",
     "now_utc",
     "previous_wall",
+    "ratio_cell",
     "score_cell",
+    "size_ratio",
+    "size_summary",
+    "size_text",
     "summarise",
+    "task_row",
     "write_reports",
 ]

@@ -1,4 +1,5 @@
-"""The public task suite (tasks.md): the 47 tasks, their samplers and exact rules.
+"""The public task suite (tasks.md): the 47 tasks, their samplers, exact rules and reference
+programs (:mod:`.public_references`).
 
 Looked up by name, with the generated tasks, in :mod:`.registry`.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from . import algorithmic as A
 from . import continuous as C
+from .public_references import reference
 from .spec import ENUMERATION_LIMIT, TaskSpec
 
 
@@ -24,6 +26,7 @@ def _ints(
     """A MIPS task on integer inputs uniform on [lo, hi]."""
     T = 10
     size = (hi - lo + 1) ** (channels * T)
+    program = reference(name)
     return TaskSpec(
         name=name,
         family="mips",
@@ -38,11 +41,14 @@ def _ints(
         domain=tuple(float(v) for v in range(lo, hi + 1)),
         description=description,
         iid=iid,
+        reference=program.source,
+        reference_ops=program.ops,
     )
 
 
 def _reals(name: str, ranges: tuple[tuple[float, float], ...], rule: A.Rule, description: str) -> TaskSpec:
     """A continuous task on i.i.d. uniform real inputs."""
+    program = reference(name)
     return TaskSpec(
         name=name,
         family="continuous",
@@ -56,6 +62,8 @@ def _reals(name: str, ranges: tuple[tuple[float, float], ...], rule: A.Rule, des
         enumerable=None,
         domain=None,
         description=description,
+        reference=program.source,
+        reference_ops=program.ops,
     )
 
 

@@ -37,12 +37,14 @@ class TaskSpec:
     description: str = ""
     iid: bool = True  # False when positions are not independent (Bit_Palindrome's sampler)
     # Generated tasks only (tasks/generated.py): the family that drew the task, the public task
-    # whose rule it generalises, its parameters and their bands (for the per-family report), and
-    # its reference program with that program's size in the library's operation count.
+    # whose rule it generalises, its parameters and their bands (for the per-family report).
     generator: str = ""
     generalises: str = ""
     params: tuple[tuple[str, object], ...] = ()
     bands: tuple[tuple[str, str], ...] = ()
+    # Every built-in task (public: tasks/public_references.py; generated: its family's): the
+    # simplest known program for the rule and its size in the library's operation count, which
+    # the bench divides a verified program's size by. None only for a TaskSpec made elsewhere.
     reference: str = ""
     reference_ops: int | None = None
 
