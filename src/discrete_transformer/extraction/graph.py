@@ -247,10 +247,11 @@ def read_graph(model: Any, member: int = 0) -> Graph:
         attn = ch[f"L{li}.attn"][member].tolist()  # (H, 3)
         agg = ch[f"L{li}.agg"][member].tolist() if f"L{li}.agg" in ch else [0] * len(attn)  # (H,)
         pat = ch[f"L{li}.pat"][member].tolist() if f"L{li}.pat" in ch else [0] * len(attn)  # (H,)
+        off = ch[f"L{li}.off"][member].tolist() if f"L{li}.off" in ch else [0] * len(attn)  # (H,)
         for h, (q, k, v) in enumerate(attn):
             key = f"L{li}.H{h}"
             how = "sum" if agg[h] == 1 else "mean"
-            fixed = model.layers[li]["attn"].patterns[pat[h] - 1] if pat[h] else None
+            fixed = model.layers[li]["attn"].pattern_name(pat[h], off[h])
             if fixed:
                 q = k = idx["pos"]
             modules.append(Module(key, "attn", li, h, idx[key], (int(q), int(k), int(v)), how, fixed))

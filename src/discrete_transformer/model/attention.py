@@ -105,7 +105,15 @@ class AttentionLayer(nn.Module):
         self.patterns = tuple(p for p in patterns if averaging or p.startswith("shift"))
         for name in self.patterns:
             fixed_pattern(name, 2)  # an unknown name fails here, not at the first forward pass
-        self.pattern_choice = Selector(population, (n_heads,), 1 + len(self.patterns)) if self.patterns else None
+        # The shifts form one option whose offset is a second choice (`shift_choice`), so a long
+        # sequence's many shifts do not crowd out the learned scores and the other patterns:
+        # option 0 = learned scores, then one option per group (all shifts; each other pattern).
+        self.shifts = tuple(p for p in self.patterns if p.startswith("shift"))
+        self.others = tuple(p for p in self.patterns if not p.startswith("shift"))
+        self.groups = (("shift",) if self.shifts else ()) + self.others
+        self.patterns = self.shifts + self.others  # flat order: pattern index f = shifts, then others
+        self.pattern_choice = Selector(population, (n_heads,), 1 + len(self.groups)) if self.patterns else None
+        self.shift_choice = Selector(population, (n_heads,), len(self.shifts)) if len(self.shifts) > 1 else None
         self._consts: dict[tuple, torch.Tensor] = {}  # constant tensors per length and dtype (`cached`)
 
     def fixed_patterns(self, T1: int, dtype: torch.dtype) -> torch.Tensor:
@@ -158,13 +166,15 @@ class AttentionLayer(nn.Module):
                     scores, mode.attention_st.view(P, 1, 1, 1, 1) > 0, TIE_MARGIN / ratio
                 )
         if self.pattern_choice is not None:
-            wp = self.pattern_choice.weights(mode)  # (P, H, 1+F) or (P, B, H, 1+F)
-            wp = wp.unsqueeze(1) if wp.dim() == 3 else wp  # (P, B or 1, H, 1+F)
+            wp = self._flat_pattern_weights(mode)  # (P, B or 1, H, 1+F)
             if not self.averaging:  # one pattern forward (a mix would average), soft gradient
                 wp = nn.functional.one_hot(wp.argmax(-1), wp.shape[-1]).to(wp.dtype) + wp - wp.detach()
-            # (P, B or 1, H, F) @ (F, T1·T1): one plain matrix product (einsum chose a slower bmm)
-            fixed = torch.matmul(wp[..., 1:], self.fixed_patterns(T1, pattern.dtype).reshape(-1, T1 * T1))
-            fixed = fixed.view(*wp.shape[:-1], T1, T1)
+            S = len(self.shifts)
+            fixed = self.shift_mixture(wp[..., 1 : 1 + S], T1) if S else 0.0
+            if len(self.others):
+                # (P, B or 1, H, F) @ (F, T1·T1): one plain matrix product (einsum chose a slower bmm)
+                other = self.fixed_patterns(T1, pattern.dtype)[S:].reshape(-1, T1 * T1)
+                fixed = fixed + torch.matmul(wp[..., 1 + S :], other).view(*wp.shape[:-1], T1, T1)
             pattern = wp[..., :1].unsqueeze(-1) * pattern + fixed
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats
         # thousands of tiny batched mat-vecs on CPU.
@@ -185,6 +195,51 @@ class AttentionLayer(nn.Module):
                 cache[f"{name}.pattern"] = pattern[:, :, h]
                 cache[f"{name}.out"] = out[..., h]
         return out
+
+    def _flat_pattern_weights(self, mode: SelectMode) -> torch.Tensor:
+        """(P, B or 1, H, 1+F) weight of the learned scores and of each fixed pattern: a group's
+        weight times, for the shifts, the offset choice's weight."""
+        wg = self.pattern_choice.weights(mode)  # (P, H, 1+G) or (P, B, H, 1+G)
+        wg = wg.unsqueeze(1) if wg.dim() == 3 else wg
+        if not self.shifts:
+            return wg
+        if self.shift_choice is None:
+            wo = torch.ones_like(wg[..., 1:2])
+        else:
+            wo = self.shift_choice.weights(mode)  # (P, H, S) or (P, B, H, S)
+            wo = wo.unsqueeze(1) if wo.dim() == 3 else wo
+        return torch.cat([wg[..., :1], wg[..., 1:2] * wo, wg[..., 2:]], dim=-1)
+
+    def shift_mixture(self, w: torch.Tensor, T1: int) -> torch.Tensor:
+        """(..., T1, T1) = sum_s w[..., s] * fixed_pattern(shifts[s]) for w (..., S), built by a
+        gather (a Toeplitz matrix plus the BOS column) instead of S dense (T1, T1) patterns."""
+        index, tail = cached(self._consts, ("shiftmix", T1, w.dtype), lambda: self._shift_tables(T1, w.dtype))
+        w_ext = torch.cat([w, torch.zeros_like(w[..., :1])], dim=-1)  # (..., S+1): slot S reads 0
+        out = w_ext[..., index.view(-1)].view(*w.shape[:-1], T1, T1)
+        bos_col = torch.matmul(w, tail)  # (..., T1): shifts that reach past the start read BOS
+        out[..., :, 0] = bos_col
+        return out
+
+    def _shift_tables(self, T1: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        S = len(self.shifts)
+        slot = {shift_offset(n): s for s, n in enumerate(self.shifts)}
+        index = torch.full((T1, T1), S, dtype=torch.long)
+        for i in range(1, T1):
+            for j in range(1, i + 1):
+                index[i, j] = slot.get(i - j, S)
+        tail = torch.zeros(S, T1, dtype=dtype)  # tail[s, i] = 1: row i of shift s reads BOS
+        for s, n in enumerate(self.shifts):
+            tail[s, : min(shift_offset(n), T1 - 1) + 1] = 1.0  # i <= c, and the BOS row itself
+        return index, tail
+
+    def pattern_name(self, group: int, offset: int) -> str | None:
+        """The fixed pattern of a head whose group choice is `group` (0 = learned scores: None)
+        and whose shift choice is `offset`."""
+        if group == 0:
+            return None
+        if self.shifts and group == 1:
+            return self.shifts[offset]
+        return self.others[group - 1 - (1 if self.shifts else 0)]
 
     def _bos(self, T1: int, dtype: torch.dtype) -> torch.Tensor:
         return cached(self._consts, ("bos", T1, dtype), lambda: bos_mask(T1, dtype))

@@ -129,6 +129,8 @@ class DiscreteTransformer(nn.Module):
                 out[f"L{li}.agg"] = layer["attn"].aggregate
             if layer["attn"].pattern_choice is not None:
                 out[f"L{li}.pat"] = layer["attn"].pattern_choice
+            if layer["attn"].shift_choice is not None:
+                out[f"L{li}.off"] = layer["attn"].shift_choice
             out[f"L{li}.mlp"] = layer["mlp"].selector
         out["readout"] = self.readout
         return out
@@ -236,15 +238,18 @@ class DiscreteTransformer(nn.Module):
             ws = layer["attn"].w_score[member]
             agg = ch.get(f"L{li}.agg")
             pat = ch.get(f"L{li}.pat")
+            off = ch.get(f"L{li}.off")
             for h in range(attn.shape[0]):
                 q, k, v = (names[int(i)] for i in attn[h])
                 w = ", ".join(f"{x:+.2f}" for x in ws[h].tolist())
                 if layer["attn"].w_bos is not None:
                     w += f"; w_bos={float(layer['attn'].w_bos[member, h]):+.2f}"
                 how = "" if agg is None else (", sum" if int(agg[member, h]) == 1 else ", mean")
-                fixed = 0 if pat is None else int(pat[member, h])
+                fixed = None if pat is None else layer["attn"].pattern_name(
+                    int(pat[member, h]), 0 if off is None else int(off[member, h])
+                )
                 if fixed:
-                    lines.append(f"L{li}.H{h} = attend({layer['attn'].patterns[fixed - 1]}, v={v}{how})")
+                    lines.append(f"L{li}.H{h} = attend({fixed}, v={v}{how})")
                 else:
                     lines.append(f"L{li}.H{h} = attend(q={q}, k={k}, v={v}{how})  w_qk,w_k,w_kk=({w})")
             mlp = ch[f"L{li}.mlp"][member]  # (M, arity)
