@@ -12,7 +12,7 @@ from model_helpers import set_choice, small_model
 
 from discrete_transformer.config import ModelConfig
 from discrete_transformer.model import DiscreteTransformer, SelectMode
-from discrete_transformer.model.attention import hard_pattern
+from discrete_transformer.model.attention import AttentionLayer, fixed_pattern, hard_pattern
 from discrete_transformer.model.functional import softmax
 from discrete_transformer.training.loop import HARD
 
@@ -257,7 +257,8 @@ def test_a_head_that_chooses_a_fixed_pattern_routes_by_it() -> None:
 
 def test_fixed_patterns_off_add_nothing_and_on_get_gradients() -> None:
     """Off (attention_patterns=(), how configs stored before the option load): no selector, no
-    state; on (the default): one selector per layer over 1 + 4 options, starting uniform."""
+    state; on (the default): per layer one selector over the learned scores, the shift group and
+    prefix, and one over the shift offsets (1..3), both starting uniform."""
     plain = small_model(population=2, attention_patterns=())
     assert "L0.pat" not in plain.selectors() and not any("pattern_choice" in n for n in plain.state_dict())
     from discrete_transformer.config import from_dict
@@ -266,11 +267,12 @@ def test_fixed_patterns_off_add_nothing_and_on_get_gradients() -> None:
     model = small_model(population=2)
     assert model.config.attention_patterns == ("shift1", "shift2", "shift3", "prefix")
     sel = model.selectors()["L1.pat"]
-    assert sel.theta.shape == (2, ModelConfig().n_heads, 5) and bool((sel.argmax() == 0).all())
+    assert sel.theta.shape == (2, ModelConfig().n_heads, 3) and bool((sel.argmax() == 0).all())
+    assert model.selectors()["L1.off"].theta.shape == (2, ModelConfig().n_heads, 3)
     mode = SelectMode(tau=1.0, per_example=True, batch=4, generator=torch.Generator().manual_seed(0))
     model.train()(torch.randn(4, 6, 1), mode, 1.0).pow(2).mean().backward()
-    g = model.layers[0]["attn"].pattern_choice.theta.grad
-    assert g is not None and bool(torch.isfinite(g).all()) and float(g.abs().sum()) > 0
+    for g in (model.layers[0]["attn"].pattern_choice.theta.grad, model.layers[0]["attn"].shift_choice.theta.grad):
+        assert g is not None and bool(torch.isfinite(g).all()) and float(g.abs().sum()) > 0
     with pytest.raises(ValueError, match="attention_patterns"):
         ModelConfig(attention_patterns=("shift9", "shift9"))  # not distinct
 
@@ -284,3 +286,34 @@ def test_without_averaging_only_one_key_patterns_are_offered_and_the_choice_is_h
     for k, p in cache.items():
         if k.endswith(".pattern"):
             assert torch.allclose(p.amax(-1), torch.ones(())), k
+
+
+@pytest.mark.parametrize("patterns", [tuple(f"shift{c}" for c in range(1, 12)), ("shift1", "shift5", "shift9")])
+def test_shift_group_mixture_equals_the_weighted_sum_of_its_shift_patterns(patterns: tuple[str, ...]) -> None:
+    """The shift group's pattern (a gather, never the S dense patterns) is exactly the mixture of
+    the fixed shift patterns by the offset choice's weights, BOS column included."""
+    attn = AttentionLayer(2, 2, 5, torch.Generator().manual_seed(0), patterns=patterns + ("prefix",))
+    for T1 in (4, 9, 13):
+        w = torch.rand(2, 3, 2, len(attn.shifts), dtype=torch.float64)
+        dense = torch.stack([fixed_pattern(n, T1, torch.float64) for n in attn.shifts])
+        expect = torch.einsum("pbhs,sij->pbhij", w, dense)
+        torch.testing.assert_close(attn.shift_mixture(w, T1), expect, rtol=0, atol=1e-12)
+
+
+def test_a_long_shift_is_one_choice_of_the_shift_group_and_reads_back_by_name() -> None:
+    """With every shift the length allows (T = 6), a head that picks the shift group and its fifth
+    offset routes x[i - 5] and is described as shift5."""
+    model = small_model(population=1, attention_patterns=("shifts", "prefix"))
+    attn = model.layers[0]["attn"]
+    assert attn.groups == ("shift", "prefix") and attn.shifts == tuple(f"shift{c}" for c in range(1, 6))
+    set_choice(attn.selector, (0, 2), model.variable_names.index("x"))
+    set_choice(attn.pattern_choice, (0,), 1)
+    set_choice(attn.shift_choice, (0,), 4)
+    T = model.data.T
+    x = torch.arange(1.0, T + 1).view(1, T, 1)
+    cache: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        model.eval()(x, HARD, 0.02, cache)
+    xs = x[0, :, 0].numpy()
+    np.testing.assert_allclose(cache["L0.H0.out"][0, 0, 1:].numpy(), np.r_[np.zeros(5), xs[:-5]])
+    assert model.describe(0).splitlines()[0] == "L0.H0 = attend(shift5, v=x)"
