@@ -225,10 +225,11 @@ def test_fixed_patterns_are_causal_rows_that_route_exactly() -> None:
 def test_shifts_expand_to_every_shift_the_length_allows() -> None:
     from discrete_transformer.model.attention import expand_patterns
 
-    assert expand_patterns(("shifts", "prefix"), 5) == ("shift1", "shift2", "shift3", "shift4", "prefix")
-    assert expand_patterns(("shift2", "shifts"), 3) == ("shift2", "shift1")  # no duplicates
+    assert expand_patterns(("shifts", "prefix"), 5) == (("prefix",), ("shift1", "shift2", "shift3", "shift4"))
+    assert expand_patterns(("shift2", "shifts"), 3) == (("shift2",), ("shift1",))  # no duplicates
     model = small_model(population=1, attention_patterns=("shifts", "prefix"))
-    assert model.layers[0]["attn"].patterns == expand_patterns(("shifts", "prefix"), model.data.T)
+    named, group = expand_patterns(("shifts", "prefix"), model.data.T)
+    assert model.layers[0]["attn"].patterns == group + named
     with pytest.raises(ValueError, match="attention_patterns"):
         ModelConfig(attention_patterns=("shift0",))
 
@@ -257,8 +258,8 @@ def test_a_head_that_chooses_a_fixed_pattern_routes_by_it() -> None:
 
 def test_fixed_patterns_off_add_nothing_and_on_get_gradients() -> None:
     """Off (attention_patterns=(), how configs stored before the option load): no selector, no
-    state; on (the default): per layer one selector over the learned scores, the shift group and
-    prefix, and one over the shift offsets (1..3), both starting uniform."""
+    state; on (the default): one selector per layer over 1 + 4 options, starting uniform; with
+    `shifts`, the other shifts (4..T-1) are one more option whose offset is a second selector."""
     plain = small_model(population=2, attention_patterns=())
     assert "L0.pat" not in plain.selectors() and not any("pattern_choice" in n for n in plain.state_dict())
     from discrete_transformer.config import from_dict
@@ -267,8 +268,11 @@ def test_fixed_patterns_off_add_nothing_and_on_get_gradients() -> None:
     model = small_model(population=2)
     assert model.config.attention_patterns == ("shift1", "shift2", "shift3", "prefix")
     sel = model.selectors()["L1.pat"]
-    assert sel.theta.shape == (2, ModelConfig().n_heads, 3) and bool((sel.argmax() == 0).all())
-    assert model.selectors()["L1.off"].theta.shape == (2, ModelConfig().n_heads, 3)
+    assert sel.theta.shape == (2, ModelConfig().n_heads, 5) and bool((sel.argmax() == 0).all())
+    assert "L1.off" not in model.selectors()
+    model = small_model(population=2, attention_patterns=("shift1", "shift2", "shift3", "shifts", "prefix"))
+    assert model.selectors()["L1.pat"].theta.shape == (2, ModelConfig().n_heads, 6)
+    assert model.layers[0]["attn"].shifts == ("shift4", "shift5")  # T = 6
     mode = SelectMode(tau=1.0, per_example=True, batch=4, generator=torch.Generator().manual_seed(0))
     model.train()(torch.randn(4, 6, 1), mode, 1.0).pow(2).mean().backward()
     for g in (model.layers[0]["attn"].pattern_choice.theta.grad, model.layers[0]["attn"].shift_choice.theta.grad):
@@ -292,7 +296,7 @@ def test_without_averaging_only_one_key_patterns_are_offered_and_the_choice_is_h
 def test_shift_group_mixture_equals_the_weighted_sum_of_its_shift_patterns(patterns: tuple[str, ...]) -> None:
     """The shift group's pattern (a gather, never the S dense patterns) is exactly the mixture of
     the fixed shift patterns by the offset choice's weights, BOS column included."""
-    attn = AttentionLayer(2, 2, 5, torch.Generator().manual_seed(0), patterns=patterns + ("prefix",))
+    attn = AttentionLayer(2, 2, 5, torch.Generator().manual_seed(0), patterns=("prefix",), shift_group=patterns)
     for T1 in (4, 9, 13):
         w = torch.rand(2, 3, 2, len(attn.shifts), dtype=torch.float64)
         dense = torch.stack([fixed_pattern(n, T1, torch.float64) for n in attn.shifts])

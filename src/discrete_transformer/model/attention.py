@@ -36,13 +36,13 @@ AGGREGATE_MEAN_PRIOR = 2.0
 FIXED_PATTERNS = ("shift1", "shift2", "shift3", "prefix")  # examples; `shifts` expands to shift1..
 
 
-def expand_patterns(names: tuple[str, ...], T: int) -> tuple[str, ...]:
-    """The concrete patterns of a configured list at sequence length `T`: "shifts" becomes
-    shift1 .. shift{T-1}, so every shift the data's length allows is one choice of a head."""
-    out: list[str] = []
-    for name in names:
-        out += [f"shift{c}" for c in range(1, T)] if name == "shifts" else [name]
-    return tuple(dict.fromkeys(out))
+def expand_patterns(names: tuple[str, ...], T: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the named patterns, the shift group) of a configured list at sequence length `T`: each
+    named pattern is its own choice of a head; "shifts" adds every other shift the length allows
+    (shift1 .. shift{T-1} not named) as one group, whose offset is a second choice."""
+    named = tuple(dict.fromkeys(n for n in names if n != "shifts"))
+    group = tuple(f"shift{c}" for c in range(1, T) if f"shift{c}" not in named) if "shifts" in names else ()
+    return named, group
 
 
 def fixed_pattern(name: str, T1: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -78,6 +78,7 @@ class AttentionLayer(nn.Module):
         summing: bool = False,
         bos_bias: bool = False,
         patterns: tuple[str, ...] = (),
+        shift_group: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
@@ -108,8 +109,10 @@ class AttentionLayer(nn.Module):
         # The shifts form one option whose offset is a second choice (`shift_choice`), so a long
         # sequence's many shifts do not crowd out the learned scores and the other patterns:
         # option 0 = learned scores, then one option per group (all shifts; each other pattern).
-        self.shifts = tuple(p for p in self.patterns if p.startswith("shift"))
-        self.others = tuple(p for p in self.patterns if not p.startswith("shift"))
+        self.shifts = tuple(shift_group)
+        self.others = self.patterns
+        for name in self.shifts:
+            fixed_pattern(name, 2)
         self.groups = (("shift",) if self.shifts else ()) + self.others
         self.patterns = self.shifts + self.others  # flat order: pattern index f = shifts, then others
         self.pattern_choice = Selector(population, (n_heads,), 1 + len(self.groups)) if self.patterns else None

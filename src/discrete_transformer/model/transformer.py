@@ -78,7 +78,8 @@ class DiscreteTransformer(nn.Module):
                 averaging=config.attention_averaging,
                 summing=config.attention_sum,
                 bos_bias=config.attention_bos_bias,
-                patterns=expand_patterns(config.attention_patterns, data.T),
+                patterns=expand_patterns(config.attention_patterns, data.T)[0],
+                shift_group=expand_patterns(config.attention_patterns, data.T)[1],
             )
             names += [f"L{layer}.H{h}" for h in range(config.n_heads)]
             mlp = MLPLayer(
