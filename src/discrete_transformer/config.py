@@ -81,8 +81,9 @@ class ModelConfig:
     # at the target's scale; kept after hardening (y = g·v). docs/design.md, Readout gain.
     readout_gain: bool = False
     # Fixed routing patterns each head may choose, by one more selector, instead of its learned
-    # scores: shift<c> (attend to i - c), "shifts" (shift1 .. shift{T-1} at the data's length T),
-    # "prefix" (uniform over 0..i); () = none (DESIGN's head, and what configs stored before the
+    # scores: shift<c> (attend to i - c), "prefix" (uniform over 0..i), each its own option;
+    # "shifts" adds every other shift the data's length T allows (1..T-1) as one more option, whose
+    # offset a second selector picks; () = none (DESIGN's head, and what configs stored before the
     # field load as). docs/design.md, Fixed routing patterns.
     attention_patterns: tuple[str, ...] = ("shift1", "shift2", "shift3", "prefix")
     # (module pattern, variable pattern) pairs, fnmatch-style: the module may not read the

@@ -246,8 +246,10 @@ class DiscreteTransformer(nn.Module):
                 if layer["attn"].w_bos is not None:
                     w += f"; w_bos={float(layer['attn'].w_bos[member, h]):+.2f}"
                 how = "" if agg is None else (", sum" if int(agg[member, h]) == 1 else ", mean")
-                fixed = None if pat is None else layer["attn"].pattern_name(
-                    int(pat[member, h]), 0 if off is None else int(off[member, h])
+                fixed = (
+                    None
+                    if pat is None
+                    else layer["attn"].pattern_name(int(pat[member, h]), 0 if off is None else int(off[member, h]))
                 )
                 if fixed:
                     lines.append(f"L{li}.H{h} = attend({fixed}, v={v}{how})")
