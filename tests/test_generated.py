@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference_helpers import run_reference
 from typer.testing import CliRunner
 
 from discrete_transformer.bench.suite import resolve_suite
@@ -129,19 +130,6 @@ def test_parameters_span_the_stated_ranges(draws) -> None:
             assert len({p["channels"] for p in ps}) >= 2, f.name
 
 
-def _run_reference(source: str, x: np.ndarray) -> np.ndarray:
-    """The reference program on each sequence, as verification runs a program: lists of floats."""
-    scope: dict = {}
-    exec(compile(source, "<reference>", "exec"), scope)  # noqa: S102 - our own generated source
-    program = scope["program"]
-    rows = []
-    for seq in x:
-        res = program(*[[float(v) for v in seq[:, c]] for c in range(seq.shape[1])])
-        chans = res if isinstance(res, tuple) else (res,)
-        rows.append(np.stack([np.asarray(c, dtype=np.float64) for c in chans], axis=-1))
-    return np.stack(rows)
-
-
 @pytest.mark.parametrize("fam", FAMILIES, ids=lambda f: f.name)
 def test_reference_program_reproduces_the_rule(fam) -> None:
     """The test that keeps reference code honest: 20 sequences at T and at 2×T, for 3 draws."""
@@ -152,7 +140,7 @@ def test_reference_program_reproduces_the_rule(fam) -> None:
         rng = np.random.default_rng(k)
         for T in (spec.T, 2 * spec.T):
             x = spec.sample(rng, 20, T)
-            want, got = spec.rule(x), _run_reference(spec.reference, x)
+            want, got = spec.rule(x), run_reference(spec.reference, x)
             assert got.shape == want.shape == (20, T, spec.n_out), spec.reference
             if spec.kind == "discrete":
                 assert np.array_equal(got, want), f"{fam.name} {spec.params}\n{spec.reference}"

@@ -6,23 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference_helpers import run_reference
 
 from discrete_transformer.tasks import TASKS, TaskSpec, get_task
 from discrete_transformer.tasks.family_kit import Program, map_ln, prefix_ln, recurrence, shift_ln
 from discrete_transformer.tasks.public_references import REFERENCES, family_program, state_ln
-
-
-def run_reference(source: str, x: np.ndarray) -> np.ndarray:
-    """A reference program on each sequence, as verification runs a program: lists of floats."""
-    scope: dict = {}
-    exec(compile(source, "<reference>", "exec"), scope)  # noqa: S102 - our own reference source
-    program = scope["program"]
-    rows = []
-    for seq in x:
-        res = program(*[[float(v) for v in seq[:, c]] for c in range(seq.shape[1])])
-        chans = res if isinstance(res, tuple) else (res,)
-        rows.append(np.stack([np.asarray(c, dtype=np.float64) for c in chans], axis=-1))
-    return np.stack(rows)
 
 
 def test_every_public_task_has_a_reference() -> None:

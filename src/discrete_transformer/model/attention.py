@@ -101,18 +101,13 @@ class AttentionLayer(nn.Module):
         # otherwise win whenever every key is negative) or prefer it. 0 at init = the plain family.
         self.w_bos = nn.Parameter(torch.zeros(population, n_heads)) if bos_bias else None
         # Optional choice per head (ModelConfig.attention_patterns): option 0 = the learned scores
-        # above, option 1 + f = the fixed pattern `patterns[f]` (then q and k are not read).
-        # Without averaging (attention_averaging=False) only the one-key patterns are offered.
-        self.patterns = tuple(p for p in patterns if averaging or p.startswith("shift"))
-        for name in self.patterns:
-            fixed_pattern(name, 2)  # an unknown name fails here, not at the first forward pass
-        # The shifts form one option whose offset is a second choice (`shift_choice`), so a long
-        # sequence's many shifts do not crowd out the learned scores and the other patterns:
-        # option 0 = learned scores, then one option per group (all shifts; each other pattern).
+        # above (q and k read), then the shift group if there is one (its offset a second choice,
+        # `shift_choice`, so a long sequence's many lags do not crowd out the other options), then
+        # each named pattern. Without averaging (attention_averaging=False) only one-key patterns.
+        self.others = tuple(p for p in patterns if averaging or p.startswith("shift"))
         self.shifts = tuple(shift_group)
-        self.others = self.patterns
-        for name in self.shifts:
-            fixed_pattern(name, 2)
+        for name in self.shifts + self.others:
+            fixed_pattern(name, 2)  # an unknown name fails here, not at the first forward pass
         self.groups = (("shift",) if self.shifts else ()) + self.others
         self.patterns = self.shifts + self.others  # flat order: pattern index f = shifts, then others
         self.pattern_choice = Selector(population, (n_heads,), 1 + len(self.groups)) if self.patterns else None
@@ -120,11 +115,12 @@ class AttentionLayer(nn.Module):
         self._consts: dict[tuple, torch.Tensor] = {}  # constant tensors per length and dtype (`cached`)
 
     def fixed_patterns(self, T1: int, dtype: torch.dtype) -> torch.Tensor:
-        """(F, T1, T1) the fixed patterns this layer's heads may choose (cached per length)."""
+        """(F, T1, T1) the named fixed patterns (`others`; the shift group is built by
+        :meth:`shift_mixture`), cached per length."""
         return cached(
             self._consts,
             ("fixed", T1, dtype),
-            lambda: torch.stack([fixed_pattern(n, T1, dtype) for n in self.patterns]),
+            lambda: torch.stack([fixed_pattern(n, T1, dtype) for n in self.others]),
         )
 
     def forward(
@@ -176,7 +172,7 @@ class AttentionLayer(nn.Module):
             fixed = self.shift_mixture(wp[..., 1 : 1 + S], T1) if S else 0.0
             if len(self.others):
                 # (P, B or 1, H, F) @ (F, T1·T1): one plain matrix product (einsum chose a slower bmm)
-                other = self.fixed_patterns(T1, pattern.dtype)[S:].reshape(-1, T1 * T1)
+                other = self.fixed_patterns(T1, pattern.dtype).reshape(-1, T1 * T1)
                 fixed = fixed + torch.matmul(wp[..., 1 + S :], other).view(*wp.shape[:-1], T1, T1)
             pattern = wp[..., :1].unsqueeze(-1) * pattern + fixed
         # (P, B, H, T1, T1) · (P, B, H, 1, T1) summed over keys j; a broadcast multiply beats

@@ -67,6 +67,7 @@ class DiscreteTransformer(nn.Module):
         names = [*data.input_names, "pos", "one"]
         masks = MaskBuilder(config)
         layers: list[nn.ModuleDict] = []
+        named_patterns, shift_group = expand_patterns(config.attention_patterns, data.T)
         for layer in range(config.n_layers):
             n_avail = len(names)
             attn = AttentionLayer(
@@ -78,8 +79,8 @@ class DiscreteTransformer(nn.Module):
                 averaging=config.attention_averaging,
                 summing=config.attention_sum,
                 bos_bias=config.attention_bos_bias,
-                patterns=expand_patterns(config.attention_patterns, data.T)[0],
-                shift_group=expand_patterns(config.attention_patterns, data.T)[1],
+                patterns=named_patterns,
+                shift_group=shift_group,
             )
             names += [f"L{layer}.H{h}" for h in range(config.n_heads)]
             mlp = MLPLayer(
