@@ -116,8 +116,8 @@ def test_forbid_reads_errors():
 
 def test_no_averaging_gives_one_hot_patterns_latest_tie():
     scores = torch.tensor([[0.0, 5.0, 5.0, 1.0], [2.0, float("-inf"), float("-inf"), float("-inf")]])
-    avg = hard_pattern(scores, averaging=True)
-    one = hard_pattern(scores, averaging=False)
+    avg = hard_pattern(scores)
+    one = hard_pattern(scores, "latest")
     assert torch.allclose(avg[0], torch.tensor([0.0, 0.5, 0.5, 0.0]))
     assert torch.equal(one[0], torch.tensor([0.0, 0.0, 1.0, 0.0]))  # most recent of the tie
     assert torch.equal(one[1], torch.tensor([1.0, 0.0, 0.0, 0.0]))

@@ -73,7 +73,7 @@ def _head(q: np.ndarray, k: np.ndarray, w_qk: float, w_k: float, w_kk: float, av
     (causal, BOS visible), read at the final attention temperature. (n, T1, T1)"""
     q, k = torch.as_tensor(q), torch.as_tensor(k)
     s = (k.unsqueeze(1) * (w_qk * q + w_k).unsqueeze(2) + w_kk * (k * k).unsqueeze(1)) / TAU_ATTN
-    return hard_pattern(s + causal_bias(k.shape[1], k.dtype), averaging)
+    return hard_pattern(s + causal_bias(k.shape[1], k.dtype), "average" if averaging else "latest")
 
 
 def _addition_program(x: np.ndarray, base: int, averaging: bool) -> tuple[np.ndarray, int]:

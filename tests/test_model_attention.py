@@ -321,3 +321,57 @@ def test_a_long_shift_is_one_choice_of_the_shift_group_and_reads_back_by_name() 
     xs = x[0, :, 0].numpy()
     np.testing.assert_allclose(cache["L0.H0.out"][0, 0, 1:].numpy(), np.r_[np.zeros(5), xs[:-5]])
     assert model.describe(0).splitlines()[0] == "L0.H0 = attend(shift5, v=x)"
+
+
+# ----------------------------------------------------------------------------- tie rules
+
+
+def test_hard_pattern_tie_rules_pick_all_latest_or_earliest_of_the_tie_set() -> None:
+    s = torch.tensor([[1.0, 5.0, 2.0, 5.0, 5.0 - 0.1, float("-inf")]])
+    assert (hard_pattern(s) * 3).tolist() == [[0.0, 1.0, 0.0, 1.0, 1.0, 0.0]]
+    assert hard_pattern(s, "latest").tolist() == [[0.0, 0.0, 0.0, 0.0, 1.0, 0.0]]
+    assert hard_pattern(s, "earliest").tolist() == [[0.0, 1.0, 0.0, 0.0, 0.0, 0.0]]
+    with pytest.raises(ValueError, match="tie rule"):
+        hard_pattern(s, "middle")
+
+
+def test_config_validates_tie_rules() -> None:
+    assert ModelConfig(attention_ties="latest").attention_ties == ("latest",)
+    assert ModelConfig(attention_ties=["average", "earliest"]).attention_ties == ("average", "earliest")
+    for bad in ((), ("average", "average"), ("first",)):
+        with pytest.raises(ValueError, match="attention_ties"):
+            ModelConfig(attention_ties=bad)
+
+
+@pytest.mark.parametrize("rule", ["average", "latest", "earliest"])
+def test_head_with_a_tie_choice_routes_by_the_chosen_rule(rule: str) -> None:
+    """A head keyed on x (argmax of x) with value pos: on tied maxima its output is the mean,
+    the last or the first of the tied positions, as its tie selector chooses; the selector is a
+    model selector (`L0.tie`), so hardening and extraction see it like every other choice."""
+    model = small_model(population=1, attention_ties=("average", "latest", "earliest"))
+    attn = _set_head(model, "one", "x", "pos")
+    assert "L0.tie" in model.selectors() and "L0.tie" in model.choices()
+    set_choice(attn.tie_choice, (0,), ("average", "latest", "earliest").index(rule))
+    x = torch.tensor([[[1.0], [3.0], [0.0], [3.0], [2.0], [3.0]]])
+    cache: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        model.eval()(x, HARD, 0.02, cache)
+    # pos reads 0..5 at positions 1..6 (BOS -1); ties of the maximum 3 at pos 1, 3, 5
+    expect = {"average": [0, 1, 1, 2, 2, 3], "latest": [0, 1, 1, 3, 3, 5], "earliest": [0, 1, 1, 1, 1, 1]}[rule]
+    np.testing.assert_allclose(cache["L0.H0.out"][0, 0, 1:].numpy(), expect, atol=1e-5)
+    if rule != "average":
+        assert f", {rule}" in model.describe().splitlines()[0]
+
+
+def test_one_key_tie_rules_train_by_straight_through() -> None:
+    """In the search, a latest/earliest head's forward attends to one key while the gradient of
+    the soft pattern still reaches the scores and the tie selector."""
+    model = small_model(population=2, seed=1, attention_ties=("average", "latest")).train()
+    x = torch.randn(4, 6, 1) * 50
+    mode = SelectMode(hard=False, tau=1.0, generator=torch.Generator().manual_seed(0))
+    y = model(x, mode, 0.5)
+    y.pow(2).mean().backward()
+    attn = model.layers[0]["attn"]
+    assert attn.w_score.grad is not None and attn.w_score.grad.abs().sum() > 0
+    assert attn.tie_choice.theta.grad is not None and attn.tie_choice.theta.grad.abs().sum() > 0
+    assert small_model(attention_ties=("average",)).layers[0]["attn"].tie_choice is None

@@ -15,6 +15,10 @@ from typing import Any, Literal, TypeVar
 
 C = TypeVar("C")
 
+# What an attention head may attend to within its tie set (ModelConfig.attention_ties): all the
+# tied keys, averaged; the most recent one; the first one.
+TIE_RULES = ("average", "latest", "earliest")
+
 
 def _check(cond: bool, msg: str) -> None:
     if not cond:
@@ -69,6 +73,10 @@ class ModelConfig:
     # False: no averaging. A hardened head attends to exactly one key (near-ties go to the most
     # recent key), so prefix means and tie averages are unavailable to the program.
     attention_averaging: bool = True
+    # What a learned-score head attends to within its set of tied keys: "average" (all of them,
+    # RASP's aggregate), "latest" (the most recent one), "earliest" (the first one). With more
+    # than one rule, each head chooses its own by one more selector.
+    attention_ties: tuple[str, ...] = ("average",)
     # True: each head also chooses (a selector over {mean, sum}) whether it aggregates the values
     # of its selected keys by their mean or by their sum (mean × selector width), so a prefix
     # sum is one head instead of prefix mean → MLP × (pos + 1). docs/design.md, Summing heads.
@@ -114,6 +122,12 @@ class ModelConfig:
             f"ModelConfig.attention_routing must be 'content' or 'positional', got {self.attention_routing!r}",
         )
         _check(isinstance(self.attention_averaging, bool), "ModelConfig.attention_averaging must be a bool")
+        ties = (self.attention_ties,) if isinstance(self.attention_ties, str) else tuple(self.attention_ties)
+        _check(
+            len(ties) >= 1 and all(t in TIE_RULES for t in ties) and len(set(ties)) == len(ties),
+            f"ModelConfig.attention_ties must be distinct names among {', '.join(TIE_RULES)}; got {self.attention_ties!r}",
+        )
+        object.__setattr__(self, "attention_ties", ties)
         _check(isinstance(self.attention_sum, bool), "ModelConfig.attention_sum must be a bool")
         _check(isinstance(self.attention_bos_bias, bool), "ModelConfig.attention_bos_bias must be a bool")
         _check(isinstance(self.readout_gain, bool), "ModelConfig.readout_gain must be a bool")

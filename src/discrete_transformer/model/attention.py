@@ -21,7 +21,7 @@ import math
 import torch
 from torch import nn
 
-from ..config import shift_offset
+from ..config import TIE_RULES, shift_offset
 from .functional import cached, softmax, straight_through_pattern
 from .selector import SelectMode, Selector
 
@@ -77,6 +77,7 @@ class AttentionLayer(nn.Module):
         averaging: bool = True,
         summing: bool = False,
         bos_bias: bool = False,
+        ties: tuple[str, ...] = ("average",),
         patterns: tuple[str, ...] = (),
         shift_group: tuple[str, ...] = (),
     ) -> None:
@@ -86,6 +87,13 @@ class AttentionLayer(nn.Module):
         # False: every pattern attends to one key (see hard_pattern); in the search too, as a
         # straight-through estimator, so that the search cannot rely on averaging.
         self.averaging = averaging
+        # The tie rules a learned-score head may use (hard_pattern); with more than one, a
+        # selector per head chooses. Without averaging, a head takes the latest key of its ties.
+        self.ties = tuple(ties) if averaging else ("latest",)
+        for tie in self.ties:
+            if tie not in TIE_RULES:
+                raise ValueError(f"unknown tie rule {tie!r}; choose from {', '.join(TIE_RULES)}")
+        self.tie_choice = Selector(population, (n_heads,), len(self.ties)) if len(self.ties) > 1 else None
         self.selector = Selector(population, (n_heads, 3), n_avail, allowed)
         # Optional second discrete choice per head: aggregate the selected values by their mean
         # (option 0, RASP's aggregate) or by their sum (option 1: mean × selector width).
@@ -150,20 +158,7 @@ class AttentionLayer(nn.Module):
             at_bos = 1.0 - self._bos(T1, k.dtype)  # (T1,): 1 at the BOS key only
             col = col + (self.w_bos.view(P, 1, self.n_heads, 1, 1) / tau_attn) * at_bos
         scores = torch.addcmul(col, row, k.unsqueeze(-2))
-        if mode.hard_attention:
-            pattern = hard_pattern(_at_hard_tau(scores, tau_attn, mode), self.averaging)
-        else:
-            if mode.attention_st is None or not self.averaging:
-                pattern = softmax(scores)
-            if not self.averaging:  # straight-through: forward attends to one key, backward is soft
-                pattern = hard_pattern(scores.detach(), False) + pattern - pattern.detach()
-            elif mode.attention_st is not None:
-                # value: the hard pattern (rounded at the final temperature, as evaluation rounds
-                # it) for members flagged in attention_st; gradient: the soft pattern's
-                ratio = _hard_tau_ratio(tau_attn, mode)  # scores·ratio are at the hard temperature
-                pattern = straight_through_pattern(
-                    scores, mode.attention_st.view(P, 1, 1, 1, 1) > 0, TIE_MARGIN / ratio
-                )
+        pattern = self._tie_mixture([self._learned_pattern(scores, tie, tau_attn, mode) for tie in self.ties], mode)
         if self.pattern_choice is not None:
             wp = self._flat_pattern_weights(mode)  # (P, B or 1, H, 1+F)
             if not self.averaging:  # one pattern forward (a mix would average), soft gradient
@@ -194,6 +189,35 @@ class AttentionLayer(nn.Module):
                 cache[f"{name}.pattern"] = pattern[:, :, h]
                 cache[f"{name}.out"] = out[..., h]
         return out
+
+    def _learned_pattern(
+        self, scores: torch.Tensor, tie: str, tau_attn: float | torch.Tensor, mode: SelectMode
+    ) -> torch.Tensor:
+        """(P, B, H, T1, T1) the learned scores' pattern under one tie rule."""
+        if mode.hard_attention:
+            return hard_pattern(_at_hard_tau(scores, tau_attn, mode), tie)
+        P = scores.shape[0]
+        if tie == "average":
+            if mode.attention_st is None:
+                return softmax(scores)
+            # value: the hard pattern (rounded at the final temperature, as evaluation rounds it)
+            # for members flagged in attention_st; gradient: the soft pattern's
+            ratio = _hard_tau_ratio(tau_attn, mode)  # scores·ratio are at the hard temperature
+            return straight_through_pattern(scores, mode.attention_st.view(P, 1, 1, 1, 1) > 0, TIE_MARGIN / ratio)
+        # one key: forward attends to the latest (earliest) key of the tie set, backward is soft;
+        # once straight-through attention is on, the tie set is the one evaluation will round to
+        soft = softmax(scores)
+        at = scores.detach() if mode.attention_st is None else scores.detach() * _hard_tau_ratio(tau_attn, mode)
+        return hard_pattern(at, tie) + soft - soft.detach()
+
+    def _tie_mixture(self, patterns: list[torch.Tensor], mode: SelectMode) -> torch.Tensor:
+        """The patterns of each tie rule (P, B, H, T1, T1) mixed by the head's tie choice."""
+        if self.tie_choice is None:
+            return patterns[0]
+        wt = self.tie_choice.weights(mode)  # (P, H, R) or (P, B, H, R)
+        wt = wt.unsqueeze(1) if wt.dim() == 3 else wt
+        wt = wt.unsqueeze(-1).unsqueeze(-1)  # (P, B or 1, H, R, 1, 1)
+        return sum(wt[..., r, :, :] * p for r, p in enumerate(patterns))
 
     def _flat_pattern_weights(self, mode: SelectMode) -> torch.Tensor:
         """(P, B or 1, H, 1+F) weight of the learned scores and of each fixed pattern: a group's
@@ -260,22 +284,27 @@ def _at_hard_tau(scores: torch.Tensor, tau_attn: float | torch.Tensor, mode: Sel
     return scores if hard_tau is None else scores * (tau_attn / hard_tau)
 
 
-def hard_pattern(scores: torch.Tensor, averaging: bool = True) -> torch.Tensor:
-    """The soft pattern rounded to a select/aggregate pattern: attend uniformly to every key whose
-    softmax weight is at least half the largest one. `scores` are already divided by the final
-    attention temperature, so this is the row's set of (near-)ties as the search left it; exact
-    ties (keys with equal values) are always included. This is what a hardened head computes
-    and what extraction reads.
+def hard_pattern(scores: torch.Tensor, tie: str = "average") -> torch.Tensor:
+    """The soft pattern rounded to a select/aggregate pattern: the row's tie set is every key
+    whose softmax weight is at least half the largest one. `scores` are already divided by the
+    final attention temperature, so this is the row's set of (near-)ties as the search left it;
+    exact ties (keys with equal values) are always included. This is what a hardened head
+    computes and what extraction reads.
 
-    With `averaging=False` (ModelConfig.attention_averaging) the row attends to exactly one key:
-    the most recent (largest j) of that tie set, i.e. select + "latest" instead of aggregate."""
+    `tie` (TIE_RULES) is what the row attends to within its tie set: "average" = uniformly to all
+    (RASP's aggregate), "latest" = the most recent key (largest j), "earliest" = the first one
+    (smallest j; BOS when it is tied)."""
     top = scores.amax(-1, keepdim=True)
     sel = (scores >= top - TIE_MARGIN).to(scores.dtype)
-    if not averaging:
-        T1 = scores.shape[-1]
-        j = (T1 - 1) - sel.flip(-1).argmax(-1, keepdim=True)  # last key in the tie set
-        return torch.zeros_like(scores).scatter_(-1, j, 1.0)
-    return sel / sel.sum(-1, keepdim=True)
+    if tie == "average":
+        return sel / sel.sum(-1, keepdim=True)
+    if tie == "latest":
+        j = (scores.shape[-1] - 1) - sel.flip(-1).argmax(-1, keepdim=True)  # last key in the tie set
+    elif tie == "earliest":
+        j = sel.argmax(-1, keepdim=True)  # first key in the tie set
+    else:
+        raise ValueError(f"unknown tie rule {tie!r}; choose from {', '.join(TIE_RULES)}")
+    return torch.zeros_like(scores).scatter_(-1, j, 1.0)
 
 
 def causal_bias(T1: int, dtype: torch.dtype) -> torch.Tensor:

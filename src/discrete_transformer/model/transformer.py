@@ -79,6 +79,7 @@ class DiscreteTransformer(nn.Module):
                 averaging=config.attention_averaging,
                 summing=config.attention_sum,
                 bos_bias=config.attention_bos_bias,
+                ties=config.attention_ties,
                 patterns=named_patterns,
                 shift_group=shift_group,
             )
@@ -133,6 +134,8 @@ class DiscreteTransformer(nn.Module):
                 out[f"L{li}.pat"] = layer["attn"].pattern_choice
             if layer["attn"].shift_choice is not None:
                 out[f"L{li}.off"] = layer["attn"].shift_choice
+            if layer["attn"].tie_choice is not None:
+                out[f"L{li}.tie"] = layer["attn"].tie_choice
             out[f"L{li}.mlp"] = layer["mlp"].selector
         out["readout"] = self.readout
         return out
@@ -241,6 +244,7 @@ class DiscreteTransformer(nn.Module):
             agg = ch.get(f"L{li}.agg")
             pat = ch.get(f"L{li}.pat")
             off = ch.get(f"L{li}.off")
+            tie = ch.get(f"L{li}.tie")
             for h in range(attn.shape[0]):
                 q, k, v = (names[int(i)] for i in attn[h])
                 w = ", ".join(f"{x:+.2f}" for x in ws[h].tolist())
@@ -255,6 +259,9 @@ class DiscreteTransformer(nn.Module):
                 if fixed:
                     lines.append(f"L{li}.H{h} = attend({fixed}, v={v}{how})")
                 else:
+                    ties = layer["attn"].ties
+                    rule = ties[0 if tie is None else int(tie[member, h])]
+                    how += "" if rule == "average" else f", {rule}"
                     lines.append(f"L{li}.H{h} = attend(q={q}, k={k}, v={v}{how})  w_qk,w_k,w_kk=({w})")
             mlp = ch[f"L{li}.mlp"][member]  # (M, arity)
             for m in range(mlp.shape[0]):

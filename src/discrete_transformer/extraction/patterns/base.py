@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ...config import TIE_RULES
 from .routing import Routing
 
 __all__ = [
@@ -33,7 +34,7 @@ __all__ = [
     "route",
 ]
 
-TIES = ("average", "latest", "earliest")
+TIES = TIE_RULES  # the model's tie rules, which the hypotheses read back
 AGGREGATES = ("mean", "sum")
 
 
