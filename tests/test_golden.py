@@ -34,6 +34,15 @@ def _without_retired(stored: dict, section: str) -> dict:
     return {k: v for k, v in stored.items() if k not in retired}
 
 
+def _without_added(now: dict, golden: dict, cls: type) -> dict:
+    """`now` without the options added since the fixture, each required at its default (a new
+    option's default must leave the behaviour unchanged)."""
+    defaults = json.loads(json.dumps(cls().__dict__))
+    for name in set(now) - set(golden):
+        assert now[name] == defaults[name], f"{cls.__name__}.{name}: {now[name]!r} is not its default"
+    return {k: v for k, v in now.items() if k in golden}
+
+
 @pytest.fixture(scope="module", params=sorted(CASES))
 def case(request: pytest.FixtureRequest) -> tuple[dict, dict]:
     golden = json.loads((HERE / f"{request.param}.json").read_text(encoding="utf-8"))
@@ -42,8 +51,9 @@ def case(request: pytest.FixtureRequest) -> tuple[dict, dict]:
 
 def test_same_configs(case: tuple[dict, dict]) -> None:
     golden, now = case
-    assert json.loads(json.dumps(now["model_config"])) == _without_retired(golden["model_config"], "ModelConfig")
-    assert json.loads(json.dumps(now["train_config"])) == _without_retired(golden["train_config"], "TrainConfig")
+    for key, cls in (("model_config", config.ModelConfig), ("train_config", config.TrainConfig)):
+        stored = _without_retired(golden[key], cls.__name__)
+        assert _without_added(json.loads(json.dumps(now[key])), stored, cls) == stored
 
 
 def test_same_model_tensors(case: tuple[dict, dict]) -> None:
