@@ -51,3 +51,10 @@ def tiny_training() -> Callable[..., TrainConfig]:
 @pytest.fixture
 def tiny_model_config() -> Callable[..., ModelConfig]:
     return tiny_model
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test's baseline cache (bench/baseline_cache.py, under $XDG_CACHE_HOME) is its own
+    temporary directory: tests neither read the user's cached baselines nor write to them."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg_cache")))

@@ -28,7 +28,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from . import api
-from .cli_bench import bench_cmd, speed_cmd
+from .cli_bench import baselines_cmd, bench_cmd, speed_cmd
 from .cli_common import EXIT_INTERRUPTED, SET_HELP, fail, unexpected
 from .rundir import NOT_A_RUN, RESULT_FILE, RunDir
 from .tasks import TASKS, suite_specs
@@ -419,6 +419,7 @@ def report_cmd(
 
 
 app.command("bench")(bench_cmd)
+app.command("baselines")(baselines_cmd)
 app.command("speed")(speed_cmd)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,8 +27,15 @@ from torch import nn
 from ..model import DataSpec
 from ..training.loop import Split, evaluate, member_score, per_member_loss
 from ..verdict import RESTART_NMSE, solved
+from .mips_rnn import MipsRecipe, train_mips_rnn
 
 BASELINES = ("gru", "transformer")
+GRU_RECIPES = ("bench", "mips")  # the recurrent baseline's: this module's GRU, or MIPS's RNN (.mips_rnn)
+# The version of how a baseline is trained and scored (this module, and the loss and evaluation it
+# uses from training/): part of every baseline cache key (:mod:`.baseline_cache`). Bump it with any
+# change that can alter a baseline's numbers, so that cached numbers of older code are not reused.
+BASELINE_VERSION = 1
+_OWN_FIELDS = {"gru": "gru_", "transformer": "tf_"}  # the per-baseline fields of BaselineConfig
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,15 @@ class BaselineConfig:
     # Stop at an evaluation where the validation split is solved, by the rule that stops the
     # Discrete Transformer's restarts (verdict.solved, RESTART_NMSE): the same early exit for all.
     stop_on_solved: bool = True
+    # The recurrent baseline's recipe: "bench" (the GRU above: budget-sized) or "mips" (MIPS's RNN
+    # trained as MIPS trained it, `gru_mips`: too long for a bench, filled into the baseline
+    # cache by `dtx baselines`). A named configuration for every task, never a per-task one.
+    gru_recipe: str = "bench"
+    gru_mips: MipsRecipe = field(default_factory=MipsRecipe)
 
     def __post_init__(self) -> None:
+        if self.gru_recipe not in GRU_RECIPES:
+            raise ValueError(f"BaselineConfig: gru_recipe must be one of {', '.join(GRU_RECIPES)}")
         if min(self.gru_steps, self.tf_steps, self.batch_size, self.eval_every) < 1:
             raise ValueError("BaselineConfig: steps, batch_size and eval_every must be >= 1")
         if self.tf_dim % self.tf_heads:
@@ -58,6 +72,19 @@ class BaselineConfig:
 
     def steps(self, name: str) -> int:
         return self.gru_steps if name == "gru" else self.tf_steps
+
+    def settings(self, name: str) -> dict[str, Any]:
+        """What decides baseline ``name``'s result: every field but the other baselines' own
+        (``tf_*`` for the GRU…) and ``time_limit``, which changes a result only when it cuts the
+        training short — and such results are never cached (:mod:`.baseline_cache`)."""
+        if name not in _OWN_FIELDS:
+            raise ValueError(f"unknown baseline {name!r}; expected one of {', '.join(BASELINES)}")
+        others = tuple(p for n, p in _OWN_FIELDS.items() if n != name)
+        out = {k: v for k, v in asdict(self).items() if k != "time_limit" and not k.startswith(others)}
+        if name == "gru" and self.gru_recipe == "mips":  # the recipe's own fields and the early stop alone
+            return {"gru_recipe": "mips", "gru_mips": out["gru_mips"], "stop_on_solved": self.stop_on_solved}
+        out.pop("gru_mips", None)
+        return out
 
 
 class _Scaled(nn.Module):
@@ -130,6 +157,7 @@ class BaselineResult:
     steps_run: int
     seconds: float
     parameters: int
+    ended: str = "steps"  # why training ended: "steps" (all of them), "solved" (validation) or "time"
 
 
 def train_baseline(
@@ -144,13 +172,16 @@ def train_baseline(
     """Train one baseline on ``split`` (Adam, cosine learning rate, best validation checkpoint)
     and score it on the test split exactly as the Discrete Transformer is scored."""
     t0 = time.perf_counter()
+    if name == "gru" and cfg.gru_recipe == "mips":
+        r = train_mips_rnn(spec, split, x_test, y_test, cfg.gru_mips, seed, cfg.time_limit, cfg.stop_on_solved)
+        return BaselineResult(name=name, seconds=time.perf_counter() - t0, **r)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     model = build_baseline(name, spec, split, cfg)
     steps = cfg.steps(name)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
     best_score, best_state, best_val = math.inf, None, {"exact": 0.0, "nmse": math.inf}
-    step = 0
+    step, ended = 0, "steps"
     n = split.x_train.shape[0]
 
     def check() -> None:
@@ -176,7 +207,11 @@ def train_baseline(
         out_of_time = cfg.time_limit is not None and time.perf_counter() - t0 > cfg.time_limit
         if (step + 1) % cfg.eval_every == 0 or last or out_of_time:
             check()
-            if out_of_time or (cfg.stop_on_solved and solved(split.kind, best_val, RESTART_NMSE)):
+            if cfg.stop_on_solved and solved(split.kind, best_val, RESTART_NMSE):
+                ended = "solved"
+                break
+            if out_of_time and not last:
+                ended = "time"
                 break
     assert best_state is not None
     model.load_state_dict(best_state)
@@ -191,7 +226,17 @@ def train_baseline(
         steps_run=step + 1,
         seconds=time.perf_counter() - t0,
         parameters=sum(p.numel() for p in model.parameters()),
+        ended=ended,
     )
 
 
-__all__ = ["BASELINES", "BaselineConfig", "BaselineResult", "GRUBaseline", "TransformerBaseline", "train_baseline"]
+__all__ = [
+    "BASELINES",
+    "BASELINE_VERSION",
+    "BaselineConfig",
+    "BaselineResult",
+    "GRU_RECIPES",
+    "GRUBaseline",
+    "TransformerBaseline",
+    "train_baseline",
+]

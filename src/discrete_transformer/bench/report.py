@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ..fileio import atomic_write_json, atomic_write_text
+from . import published
+from .report_baselines import CACHED_MARK, baselines_line, cache_line, cached_counts
 from .runner import as_float
 
 COLUMNS = (
@@ -60,6 +62,8 @@ COLUMNS = (
     "extract_s",
     "gru_s",
     "transformer_s",
+    "gru_cached",
+    "transformer_cached",
     "wall_s",
     "dt_restarts_run",
     "dt_steps",
@@ -199,6 +203,8 @@ def summarise(rows: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
         "median_dt_s": statistics.median(dt_times) if dt_times else 0.0,
         "wall_min": wall_s / 60.0,
         "seconds": _seconds(ok),
+        "baselines_cached": cached_counts(ok),
+        "published": published.compare(tasks, verified),  # MIPS's and GPT-4's verdicts on the same tasks
         # per task (its first verified seed): program size over the reference program's
         "size_ratio_median": ratio_median,
         "size_near_pct": ratio_near,
@@ -219,8 +225,9 @@ def _seconds(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     for r in rows:
         for phase, sec in (r.get("dt_phase_s") or {}).items():
             out[phase] = out.get(phase, 0.0) + as_float(sec)
-    for key in OTHER_WORK:
-        out[key] = sum(v for v in (as_float(r.get(f"{key}_s")) for r in rows) if math.isfinite(v))
+    for key in OTHER_WORK:  # a cached baseline cost nothing in this run (its row keeps what it took once)
+        secs = (as_float(r.get(f"{key}_s")) for r in rows if not r.get(f"{key}_cached"))
+        out[key] = sum(v for v in secs if math.isfinite(v))
     return {k: round(v, 1) for k, v in out.items()}
 
 
@@ -233,6 +240,7 @@ def _seconds_line(s: dict[str, Any]) -> list[str]:
         f"- compute, summed over tasks (process seconds; side-by-side units add up): DT training {phases}; "
         f"extraction {sec.get('extract', 0.0):,.0f}; GRU {sec.get('gru', 0.0):,.0f}; "
         f"Transformer {sec.get('transformer', 0.0):,.0f}"
+        + (" (baselines read from the cache not counted)" if any((s.get("baselines_cached") or {}).values()) else "")
     ]
 
 
@@ -276,6 +284,11 @@ def score_cell(r: dict[str, Any], prefix: str) -> str:
     return f"{as_float(r.get(prefix + '_test_nmse')):.1e}"
 
 
+def baseline_cell(r: dict[str, Any], name: str) -> str:
+    """A baseline's score cell, marked when the number was read from the baseline cache."""
+    return score_cell(r, name) + (f" {CACHED_MARK}" if r.get(f"{name}_cached") else "")
+
+
 def conditions(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, Any]) -> list[str]:
     """The exact command and what it ran under (date, machine, commit, executor, budget,
     baselines, compute, testing caps): every bench report starts with them, so that it can be
@@ -297,11 +310,8 @@ def conditions(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str
             if not meta.get("overrides")
             else "one configuration for every task: the defaults with " + ", ".join(f"`{o}`" for o in meta["overrides"])
         ),
-        f"- baselines: GRU and a small dense Transformer, same split, loss and scoring; "
-        f"GRU {meta['baseline']['gru_steps']} steps, Transformer {meta['baseline']['tf_steps']} steps, "
-        f"batch {meta['baseline']['batch_size']}, Adam lr {meta['baseline']['lr']:g} with cosine decay, "
-        f"each capped at the per-task budget"
-        + (" and stopped once validation is solved" if meta["baseline"].get("stop_on_solved") else ""),
+        *baselines_line(meta["baseline"]),
+        *cache_line(rows),
         *_seconds_line(s),
         *(
             [
@@ -315,6 +325,7 @@ def conditions(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str
 
 
 def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, Any]) -> str:
+    cached = s.get("baselines_cached") or {}
     out = [
         "# Benchmark",
         "",
@@ -322,6 +333,7 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         "",
         f"**{headline(s)}**",
         "",
+        *([line, ""] if (line := published.summary_line(s.get("published") or {})) else []),
         *conditions(rows, meta, s),
         "",
         "Scores are on the test split: discrete tasks by exact match after rounding (whole sequence), "
@@ -329,25 +341,29 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         "extracted program reproduces the test split; *2×T*: it also does on sequences twice as long. "
         "With several seeds a task counts as solved when any seed is. *ops*: one per routing head plus "
         "the expression size of each MLP line; *ref ops*: the same count for the task's reference program "
-        "(the simplest known; none for a data file); *ops / ref*: their ratio, for verified programs.",
+        "(the simplest known; none for a data file); *ops / ref*: their ratio, for verified programs. "
+        "*MIPS*, *GPT-4*: whether the task was solved in the MIPS paper, by MIPS and by GPT-4 (– when "
+        "it is not one of MIPS's tasks)."
+        + (f" {CACHED_MARK}: a baseline number read from the baseline cache." if any(cached.values()) else ""),
         "",
         "| task | family | kind | seed | DT model | verified | 2×T | module lines / ops | ref ops | ops / ref "
-        "| GRU | Transformer | DT ≥ GRU | task s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| GRU | Transformer | DT ≥ GRU | MIPS | GPT-4 | task s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r.get("error"):
             out.append(
                 f"| {r['task']} | {r.get('family', '')} | {r.get('kind', '')} | {r.get('seed', 0)} "
-                f"| failed: {str(r['error']).replace('|', '/')} | | | | | | | | | {fmt_cell(r.get('wall_s'))} |"
+                f"| failed: {str(r['error']).replace('|', '/')} | | | | | | | | | {' | '.join(published.cells(r['task']))} "
+                f"| {fmt_cell(r.get('wall_s'))} |"
             )
             continue
         out.append(
             f"| {r['task']} | {r['family']} | {r['kind']} | {r['seed']} | {score_cell(r, 'dt')} "
             f"| {'**yes**' if r['program_verified'] else 'no'} | {fmt_cell(r.get('length_gen'))} "
             f"| {r['program_modules']} / {r['program_ops']} | {fmt_cell(r.get('reference_ops'))} "
-            f"| {ratio_cell(size_ratio(r))} | {score_cell(r, 'gru')} | {score_cell(r, 'transformer')} "
-            f"| {fmt_cell(r.get('dt_ge_gru'))} | {as_float(r.get('wall_s')):.0f} |"
+            f"| {ratio_cell(size_ratio(r))} | {baseline_cell(r, 'gru')} | {baseline_cell(r, 'transformer')} "
+            f"| {fmt_cell(r.get('dt_ge_gru'))} | {' | '.join(published.cells(r['task']))} | {as_float(r.get('wall_s')):.0f} |"
         )
     out.append("")
     return "\n".join(out)
@@ -393,6 +409,7 @@ def previous_wall(out: Path) -> float:
 __all__ = [
     "COLUMNS",
     "NEAR_REFERENCE",
+    "baseline_cell",
     "conditions",
     "fmt_cell",
     "git_commit",

@@ -47,7 +47,8 @@ from ..training.policy import ends_portfolio
 from ..training.restarts import within
 from ..training.resume import save_restart
 from ..verdict import CONTINUOUS_NMSE, RESTART_NMSE, Kind, solved
-from .baselines import BASELINES, BaselineConfig, train_baseline
+from .baseline_cache import BaselineCache, cache_key, data_digest, default_cache_dir, key_material, source_now
+from .baselines import BASELINES, BaselineConfig, BaselineResult, train_baseline
 from .suite import BenchTask
 
 ROW_FORMAT = "dtx-bench-row"
@@ -72,6 +73,8 @@ class BenchConfig:
     # candidate default (empty = the defaults). Kept as text so that rows, reports and Ray
     # workers all carry the same record of what ran.
     overrides: tuple[str, ...] = ()
+    # the baseline cache's directory (bench/baseline_cache.py), None: no cache (always train)
+    baseline_cache: str | None = field(default_factory=lambda: str(default_cache_dir()))
 
     def __post_init__(self) -> None:
         if not self.budget > 0:
@@ -225,9 +228,9 @@ def restart_unit(job: Job, index: int, deadline: float) -> dict[str, Any]:
     }
 
 
-@_guarded
-def baseline_unit(job: Job, name: str) -> dict[str, Any]:
-    """Train baseline ``name`` on the job's split (the one the Discrete Transformer trains on)."""
+def _baseline_inputs(job: Job) -> tuple[Any, Split, Any, BaselineConfig, str]:
+    """The job's data, split and spec, the baselines' configuration (capped at the task's budget
+    unless it sets its own cap) and the digest of the arrays they see (:func:`data_digest`)."""
     plan = _plan(job)
     ds = plan.ds
     split, spec = _split_spec(plan)
@@ -237,15 +240,57 @@ def baseline_unit(job: Job, name: str) -> dict[str, Any]:
         if cfg.baseline.time_limit is not None
         else dataclasses.replace(cfg.baseline, time_limit=cfg.budget)
     )
-    b = train_baseline(name, spec, split, ds.x_test, ds.y_test, bcfg, seed=job.seed)
+    arrays = (split.x_train, split.y_train, split.x_val, split.y_val, ds.x_test, ds.y_test)
+    digest = data_digest(arrays, ds.kind, spec.input_names, spec.output_names)
+    return ds, split, spec, bcfg, digest
+
+
+def baseline_fields(name: str, kind: str, b: BaselineResult, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A baseline's row fields; ``source`` (date, commit, by) when the result came from the cache."""
     return {
         f"{name}_test_exact": b.test["exact"],
         f"{name}_test_nmse": b.test["nmse"],
-        f"{name}_solved": solved(ds.kind, b.test, CONTINUOUS_NMSE),
+        f"{name}_solved": solved(kind, b.test, CONTINUOUS_NMSE),
         f"{name}_s": round(b.seconds, 3),
         f"{name}_steps": b.steps_run,
         f"{name}_params": b.parameters,
+        f"{name}_ended": b.ended,
+        f"{name}_cached": source is not None,
+        **({f"{name}_cache_source": source} if source is not None else {}),
     }
+
+
+@_guarded
+def baseline_unit(job: Job, name: str, by: str = "dtx bench") -> dict[str, Any]:
+    """Train baseline ``name`` on the job's split (the one the Discrete Transformer trains on) and
+    keep its result in the baseline cache (when the bench has one and the result may be kept),
+    recording the command ``by`` as its source."""
+    ds, split, spec, bcfg, digest = _baseline_inputs(job)
+    b = train_baseline(name, spec, split, ds.x_test, ds.y_test, bcfg, seed=job.seed)
+    if job.config.baseline_cache is not None:
+        key = cache_key(name, bcfg, job.seed, digest)
+        material = key_material(name, bcfg, job.seed, digest)
+        BaselineCache(job.config.baseline_cache).put(key, b, material, source_now(job.commit, by))
+    return baseline_fields(name, ds.kind, b)
+
+
+def cached_baselines(job: Job) -> dict[str, dict[str, Any]]:
+    """The row fields of the job's baselines found in the cache, by name ({} without a cache).
+
+    Run by the scheduler before it queues the job's units: a cached baseline is then no unit at
+    all. It generates the task's data to hash it (about a second); a task whose data cannot be
+    made finds nothing here, and its units then report the error."""
+    if job.config.baseline_cache is None:
+        return {}
+    cache = BaselineCache(job.config.baseline_cache)
+    if not cache.dir.is_dir():
+        return {}
+    try:
+        ds, _, _, bcfg, digest = _baseline_inputs(job)
+    except Exception:  # noqa: BLE001 - the task's own failure, reported by its units, not by the lookup
+        return {}
+    hits = {name: cache.get(cache_key(name, bcfg, job.seed, digest)) for name in BASELINES}
+    return {name: baseline_fields(name, ds.kind, *hit) for name, hit in hits.items() if hit is not None}
 
 
 @_guarded
@@ -419,7 +464,9 @@ __all__ = [
     "ROW_FILE",
     "STOP_FILE",
     "assemble_row",
+    "baseline_fields",
     "baseline_unit",
+    "cached_baselines",
     "extract_unit",
     "job_configs",
     "new_row",

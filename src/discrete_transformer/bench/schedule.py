@@ -24,7 +24,9 @@ policy's (:class:`..training.policy.Portfolio`, the one ``dtx train``/``dtx run`
 - a job's extract unit is ready once its restarts are resolved (one solved, all finished, the
   probe's program verified — then the probe is the job's extraction — or no fallback fits);
 - baselines fill a worker the job's restarts leave idle; a later job starts only when the earlier
-  ones have nothing ready, so no worker waits while there is work.
+  ones have nothing ready, so no worker waits while there is work;
+- a baseline found in the baseline cache (:mod:`.baseline_cache`) when the job starts is no unit:
+  its cached fields go straight into the row.
 
 All restarts of a task end within ``budget`` seconds of the task's first unit. A task's times in
 its row are wall-clock times seen here: ``wall_s`` from its first unit's start to its last unit's
@@ -46,6 +48,7 @@ from .runner import (
     Job,
     assemble_row,
     baseline_unit,
+    cached_baselines,
     extract_unit,
     job_configs,
     new_row,
@@ -82,6 +85,7 @@ class _JobState:
     extract: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     done: bool = False
+    cache_checked: bool = False  # the baseline cache was looked up for this job
 
     def next_kind(self, now: float) -> str | None:
         """The kind of the job's first ready unit (restart, probe, extract, baseline), or None."""
@@ -95,6 +99,11 @@ class _JobState:
         if p.done and not self.extract_started and not p.probe_verified and self.extract is None:
             return "extract"
         return "baseline" if self.baselines_left else None
+
+    def use_cached(self, parts: dict[str, dict[str, Any]]) -> None:
+        """Take the cached baselines' row fields: those baselines are not queued."""
+        self.baselines.update(parts)
+        self.baselines_left = [b for b in self.baselines_left if b not in parts]
 
     def take(self, kind: str) -> tuple[Callable[..., dict[str, Any]], tuple[Any, ...]]:
         """Mark a unit of that kind as started; its function and arguments."""
@@ -121,7 +130,7 @@ def schedule(jobs: Sequence[Job], runner: Runner, slots: int) -> Iterator[dict[s
     flight: dict[Any, tuple[_JobState, str]] = {}
     while True:
         while len(flight) < slots:
-            pick = next(((s, k) for s in states if (k := s.next_kind(time.time())) is not None), None)
+            pick = next(((s, k) for s in states if (k := _next_kind(s)) is not None), None)
             if pick is None:
                 break
             s, kind = pick
@@ -140,6 +149,17 @@ def schedule(jobs: Sequence[Job], runner: Runner, slots: int) -> Iterator[dict[s
             row = _record(s, kind, out)
             if row is not None:
                 yield row
+
+
+def _next_kind(s: _JobState) -> str | None:
+    """:meth:`_JobState.next_kind`; a job not yet started first takes its cached baselines. Jobs
+    are considered in order and an earlier one with a ready unit stops the search, so the lookup
+    (which generates the task's data) runs when the job is about to start, before its budget's
+    clock does."""
+    if s.start is None and not s.cache_checked:
+        s.cache_checked = True
+        s.use_cached(cached_baselines(s.job))
+    return s.next_kind(time.time())
 
 
 def _record(s: _JobState, kind: str, out: dict[str, Any]) -> dict[str, Any] | None:
