@@ -37,7 +37,7 @@ import torch
 
 from ..api import execute, extract, prepare
 from ..config import TrainConfig, restart_configs
-from ..extraction.graph import MLPNode
+from ..extraction.simplify_fits import program_ops
 from ..overrides import configs_from_overrides
 from ..rundir import ROW_FILE, STOP_FILE, RunDir
 from ..runplan import write_run_config
@@ -106,11 +106,6 @@ def read_row(run_dir: Path) -> dict[str, Any] | None:
     """The finished row of a job, or None when the job has not finished (or its row is unreadable)."""
     doc = RunDir(Path(run_dir)).read_row()
     return doc if doc is not None and doc.get("format") == ROW_FORMAT else None
-
-
-def _program_ops(program: Any) -> int:
-    """Operations of a program: one per routing head, the expression size of each MLP line."""
-    return int(sum(n.size if isinstance(n, MLPNode) else 1 for n in program.ir.nodes if not n.is_alias))
 
 
 def _accuracy_ge(kind: str, dt: dict[str, float], other: dict[str, float]) -> bool:
@@ -336,7 +331,7 @@ def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict
             "program_verified": bool(v.verified),
             "program_lines": len(program.source.splitlines()),
             "program_modules": len([n for n in program.ir.nodes if not n.is_alias]),
-            "program_ops": _program_ops(program),
+            "program_ops": program_ops(program.ir),
             "program_test_exact": v.test.exact,
             "program_test_nmse": v.test.nmse,
             "length_gen": None if v.longer is None else bool(v.longer.passed),

@@ -11,7 +11,9 @@
 - :mod:`.build`      a choice of characterisation per module -> the program IR (names: :mod:`.naming`)
 - :mod:`.program`    the IR rendered (:mod:`.codegen`), verified (:mod:`.verify`); the ``Program``
 - :mod:`.search`     the repair when the first program fails (refits: :mod:`.refit`)
-- :mod:`.simplify`   a verified program made smaller
+- :mod:`.simplify`   a verified program made smaller (moves: :mod:`.simplify_stage`, fits and
+                     sizes: :mod:`.simplify_fits`, rewrites: :mod:`.simplify_cores`, the
+                     acceptance rule and budget: :mod:`.simplify_base`)
 - :mod:`.trace`      an IR evaluated on data, variable by variable (for the refits and the search)
 - :mod:`.pipeline`   all of it: ``extract(result, dataset=None, config=None, progress=None) -> Program``
 

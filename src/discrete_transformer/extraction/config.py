@@ -35,6 +35,9 @@ class ExtractConfig:
     search_budget: float = 60.0  # seconds for the fallback search, from its start
     search_rows: int = 2000  # training sequences the search scores candidates on
     max_alternatives: int = 6  # per module, tried by the search
+    # Nominal seconds of work for the simplification stage on a verified program (a regression
+    # counts its budget, a candidate check 0.1 s; wall clock is capped at 4x); 0 turns it off.
+    simplify_budget: float = 10.0
     python_check: int = 200  # test sequences also run through the standard-library program()
     seed: int = 0
 

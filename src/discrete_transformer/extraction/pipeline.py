@@ -17,8 +17,8 @@
    on 2x-longer sequences -> :class:`~.program.Attempt`.
 8. **Repair** (:mod:`.search`, with :mod:`.refit`): only when the first program fails while the
    model is exact or nearly so (or, far from the targets, one readout refit per output).
-9. **Simplify** (:mod:`.simplify`): a verified program's readouts refitted smaller, its outputs
-   read from the earliest variables that equal the targets.
+9. **Simplify** (:mod:`.simplify`, moves in :mod:`.simplify_stage`): a verified program made
+   smaller where it stays right, within ``ExtractConfig.simplify_budget``.
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def extract(
     if not best.verified:  # repair
         best = repair(best, score, builder, refits, verifier, cfg.search_budget, log)
     if best.verified:  # simplify
-        best = simplify(best, builder, refits, verifier, log)
+        best = simplify(best, builder, refits, verifier, cfg.simplify_budget, log)
     source = render(best.ir, best.verification.lines() + [f"hypotheses tested on: {rec.note}"])
     return Program(
         source,

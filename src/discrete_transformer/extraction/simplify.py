@@ -1,9 +1,17 @@
-"""Simplifying a verified program, keeping it verified (and generalising if it did).
+"""The simplification stage: a verified program made as small as it can be while it stays right.
 
-* Readout MLPs with a large expression are refitted against the true targets; a smaller exact
-  fit replaces the model-faithful one when the program still verifies.
-* Outputs are read from the earliest variable that already equals the targets
-  (:func:`earlier_outputs`, also tried by the search on candidates that fail).
+A verified program is right, but it is the model's route to the answer, fitted as the model
+computes it: curve fits of reparametrisations the model learned and undid later, a readout line
+that reproduces the model's rounding rather than the rule. :func:`simplify` searches, within
+``ExtractConfig.simplify_budget`` (nominal seconds of work), for a smaller program that stays
+exact on the training sequences and still verifies (at 2×T too if it did): the moves of
+:class:`~.simplify_stage.Simplifier` (smaller Pareto candidates, duplicate variables read once,
+intermediate MLPs replaced by an input, their core or an input's classes, fresh regressions with
+a strong size preference and, on integer data, without transcendental operators, constants
+folded, a head of a head as one head, a mean times its count as a sum), then every output read
+from the earliest variable that already equals the targets (:func:`earlier_outputs`, also tried
+by the repair search on candidates that fail). Sizes are :func:`~.simplify_fits.program_ops`;
+what the stage did is one row of the search log.
 """
 
 from __future__ import annotations
@@ -15,72 +23,63 @@ import numpy as np
 
 from .build import Builder
 from .graph import ProgramIR, eliminate_dead_code
-from .mlps import MLPAlt
 from .program import Attempt, Verifier
 from .record import SearchRows
 from .refit import Refits
+from .simplify_base import no_worse
+from .simplify_fits import program_cost, program_ops
+from .simplify_stage import Simplifier
 from .trace import trace
 from .verify import CONTINUOUS_NMSE
 
-__all__ = ["SIMPLIFY_MIN_SIZE", "earlier_outputs", "equals_targets", "no_worse", "simplify"]
-
-# A verified program's readout MLP of at least this expression size is refitted against the true
-# targets; the fit replaces it when smaller and the program still verifies, at 2×T too if it did.
-# The model-faithful expression is right on every input the model sees but need not be the law:
-# Parity_All's exact model gave `round(0.2868·(−√m mod 4) − 0.878·(m·p mod 2) + …)`, the task's
-# targets give `round(m·(p + 1)) mod 2`.
-SIMPLIFY_MIN_SIZE = 5
-
-
-def no_worse(cand: Attempt, best: Attempt) -> bool:
-    """`cand` verifies, and generalises to longer sequences if `best` did."""
-    return cand.verified and (best.verification.generalises is not True or cand.verification.generalises is True)
+__all__ = ["earlier_outputs", "equals_targets", "no_worse", "program_ops", "simplify"]
 
 
 def simplify(
-    best: Attempt, builder: Builder, refits: Refits, verifier: Verifier, log: Callable[[str], None]
+    best: Attempt,
+    builder: Builder,
+    refits: Refits,
+    verifier: Verifier,
+    budget: float,
+    log: Callable[[str], None],
 ) -> Attempt:
-    """The verified program `best` with smaller readout MLPs where they verify, then with its
-    outputs read from earlier variables where those equal the targets."""
-    best = _smaller_readouts(best, builder, refits, verifier, log)
+    """The verified program `best` made smaller where it stays right, within `budget` nominal
+    seconds (0: `best` as it is); one summary row goes into the search log."""
+    if budget <= 0 or not best.verified:
+        return best
+    stage = Simplifier(best, builder, refits, verifier, budget, log)
+    ops0, cost0 = program_ops(best.ir), stage.cost
+    best = stage.run()
     shorter = earlier_outputs(refits.rows, best.ir)
     if shorter is not None:
-        cand = verifier.attempt(shorter, best.choice, "outputs read from earlier variables that equal the targets")
-        if no_worse(cand, best):
-            best = cand
-    return best
-
-
-def _smaller_readouts(
-    best: Attempt, builder: Builder, refits: Refits, verifier: Verifier, log: Callable[[str], None]
-) -> Attempt:
-    """`best` with its readout MLPs replaced by smaller fits to the true targets wherever the
-    program stays verified."""
-    graph = builder.graph
-    for c, idx in enumerate(graph.readout):
-        m = graph.module_at(idx)
-        cur = builder.live(best.choice).get(idx)
-        if m is None or m.kind != "mlp" or cur is None or not isinstance(cur[1], MLPAlt):
-            continue
-        if best.ir.outputs[c].var.index != idx:  # the output reads an earlier variable already
-            continue
-        size = cur[1].size
-        if size < SIMPLIFY_MIN_SIZE or cur[1].fitted_to == "targets":  # a refit already
-            continue
-        for alt in refits.truth_fit(m, best.ir, c):
-            if not alt.exact or alt.size >= size:
-                continue
-            alts = builder.mlps.append_alternative(m, alt)
-            choice = {**best.choice, m.key: len(alts) - 1}
-            cand = verifier.attempt(
-                builder.build(choice),
-                choice,
-                f"{m.key} simplified: size {size} -> {alt.size} against the true targets ({alt.sr_key})",
-            )
-            if no_worse(cand, best):
-                log(f"{m.key} simplified against the true targets: {alt.source}")
-                best = cand
-                size = alt.size
+        why = "outputs read from earlier variables that equal the targets"
+        if stage.offer_ir(shorter, best.choice, why, anyway=True):
+            best = stage.best
+    ops1, cost1 = program_ops(best.ir), program_cost(best.ir, refits.rows.kind)
+    secs = stage.budget.seconds
+    stopped = "budget" if stage.budget.left() <= 0 else "done"
+    summary = (
+        f"simplification: {ops0} -> {ops1} operations in {secs:.1f} s "
+        f"({stage.budget.charged:.1f} of {budget:g} nominal s, {stage.fits} regressions, {stage.checks} checks, "
+        f"stopped: {stopped})"
+    )
+    log(summary)
+    verifier.search_log.append(
+        {
+            "try": summary,
+            "verified": best.verified,
+            "stage": "simplify",
+            "ops_before": ops0,
+            "ops_after": ops1,
+            "cost_before": cost0,
+            "cost_after": cost1,
+            "kept": list(stage.kept),
+            "seconds": round(secs, 3),
+            "charged": round(stage.budget.charged, 3),
+            "budget": budget,
+            "stopped": stopped,
+        }
+    )
     return best
 
 
