@@ -340,6 +340,21 @@ def test_the_long_arithmetic_restart_runs_twice_the_configured_steps() -> None:
     assert restart_configs(ModelConfig(), TrainConfig(steps=300), 0)[1].total_steps == 300  # the default
 
 
+def test_the_lags_variant_adds_the_shift_group_to_the_configured_patterns() -> None:
+    from discrete_transformer.config import ModelConfig, TrainConfig, restart_configs
+
+    train = TrainConfig(portfolio=("arithmetic", "plain", "arithmetic", "lags"))
+    names = [restart_configs(ModelConfig(), train, i)[2] for i in range(4)]
+    m3 = restart_configs(ModelConfig(), train, 3)[0]
+    assert names == ["arithmetic", "plain", "arithmetic", "lags"]
+    assert m3.attention_patterns == (*ModelConfig().attention_patterns, "shifts")
+    assert restart_configs(m3, train, 3)[0] == m3  # applied twice: the same
+    assert restart_configs(ModelConfig(attention_patterns=("prefix",)), train, 3)[0].attention_patterns == (
+        "prefix",
+        "shifts",
+    )
+
+
 def test_under_positional_routing_the_arithmetic_variant_leaves_queries_and_keys_their_pos() -> None:
     from discrete_transformer.config import ModelConfig, TrainConfig, restart_configs
 

@@ -276,6 +276,9 @@ SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         ),
         # The arithmetic search with twice the steps, so its temperatures fall twice as slowly.
         "arithmetic_long": MappingProxyType({**_ARITHMETIC, "train.steps_scale": 2.0}),
+        # The plain search in which every lag the sequence length allows is reachable: the
+        # configured patterns plus the shift group (ModelConfig.attention_patterns "shifts").
+        "lags": MappingProxyType({"model.attention_patterns": ("shifts",)}),
     }
 )
 
@@ -286,6 +289,8 @@ def restart_configs(model: ModelConfig, train: TrainConfig, index: int) -> tuple
     changes: dict[str, dict[str, Any]] = {"model": {}, "train": {}}
     for key, value in SEARCH_VARIANTS[name].items():
         section, field_name = key.split(".", 1)
+        if field_name == "attention_patterns":  # added to the configured patterns
+            value = tuple(dict.fromkeys((*model.attention_patterns, *value)))
         if field_name == "forbid_reads":  # added to the configured masks, not in their place
             if model.attention_routing == "positional":  # the user's routing wins: q/k keep `pos`
                 value = tuple(r for r in value if not (r[0].endswith((".q", ".k")) and r[1] == "pos"))
