@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from report_helpers import bench_meta
 from typer.testing import CliRunner
 
 from discrete_transformer.bench import generalization as G
@@ -195,20 +196,7 @@ def test_the_cli_cache_options(tmp_path):
 # ----------------------------------------------------------------------------- reports
 
 
-META = {
-    "date": "2026-12-06 10:00 UTC",
-    "machine": {"cpu": "CPU", "cores": 2, "platform": "Linux", "python": "3.11"},
-    "commit": "abc123",
-    "command": "dtx bench",
-    "executor": "local",
-    "jobs": 2,
-    "seeds": 1,
-    "budget": 150.0,
-    "baseline": {"gru_steps": 2000, "tf_steps": 1000, "batch_size": 64, "lr": 0.01, "stop_on_solved": True},
-    "max_steps": None,
-    "overrides": [],
-    "wall_s": 60.0,
-}
+META = bench_meta()
 
 
 def _row(task: str, cached: bool, family: str = "mips") -> dict:

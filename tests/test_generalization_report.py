@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from report_helpers import bench_meta
 from typer.testing import CliRunner
 
 from discrete_transformer.bench import generalization as G
@@ -26,20 +27,9 @@ from discrete_transformer.bench.runner import (
 from discrete_transformer.bench.suite import BenchTask
 from discrete_transformer.cli import app
 
-META = {
-    "date": "2026-12-03 10:00 UTC",
-    "machine": {"cpu": "CPU", "cores": 2, "platform": "Linux", "python": "3.11"},
-    "commit": "abc123",
-    "command": "dtx bench --suite generated:1 --jobs 2 --out runs/gen1",
-    "executor": "local",
-    "jobs": 2,
-    "seeds": 1,
-    "budget": 150.0,
-    "baseline": {"gru_steps": 2000, "tf_steps": 1000, "batch_size": 64, "lr": 0.01, "stop_on_solved": True},
-    "max_steps": None,
-    "overrides": [],
-    "wall_s": 600.0,
-}
+META = bench_meta(
+    date="2026-12-03 10:00 UTC", command="dtx bench --suite generated:1 --jobs 2 --out runs/gen1", wall_s=600.0
+)
 
 
 def _row(

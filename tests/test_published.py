@@ -3,24 +3,13 @@ line in the bench report. Fast: synthetic rows, no training."""
 
 from __future__ import annotations
 
+from report_helpers import bench_meta
+
 from discrete_transformer.bench import published as P
 from discrete_transformer.bench.report import markdown, summarise
 from discrete_transformer.tasks import TASKS
 
-META = {
-    "date": "2026-12-06 10:00 UTC",
-    "machine": {"cpu": "CPU", "cores": 2, "platform": "Linux", "python": "3.11"},
-    "commit": "abc123",
-    "command": "dtx bench",
-    "executor": "local",
-    "jobs": 2,
-    "seeds": 1,
-    "budget": 150.0,
-    "baseline": {"gru_steps": 2000, "tf_steps": 1000, "batch_size": 64, "lr": 0.01, "stop_on_solved": True},
-    "max_steps": None,
-    "overrides": [],
-    "wall_s": 60.0,
-}
+META = bench_meta()
 
 
 def test_the_table_reproduces_the_papers_counts():

@@ -12,19 +12,16 @@ pool of ``jobs`` workers with one torch thread each, as the bench runs its units
 
 from __future__ import annotations
 
-import multiprocessing as mp
-import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
-from ..training.workers import terminate_pool, worker_init
+from .executors import spawn_pool
 from .report import git_commit
 from .runner import BenchConfig, Job, baseline_unit, cached_baselines
 from .suite import resolve_suite
 
 BY = "dtx baselines"  # the source a filled entry records
-KILL_GRACE_SECONDS = 3.0
 OnResult = Callable[[Job, str, dict[str, Any]], None]
 
 
@@ -71,27 +68,13 @@ def _run(todo: list[tuple[Job, str]], n_jobs: int) -> Iterator[tuple[tuple[Job, 
         for job, name in todo:
             yield (job, name), baseline_unit(job, name, BY)
         return
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn"), initializer=worker_init)
-    try:
+    with spawn_pool(n_jobs) as pool:
         futures: dict[Future, tuple[Job, str]] = {pool.submit(baseline_unit, j, n, BY): (j, n) for j, n in todo}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in done:
                 yield futures[f], f.result()
-    except BaseException:
-        procs = terminate_pool(pool)
-        deadline = time.monotonic() + KILL_GRACE_SECONDS
-        for p in procs:
-            try:
-                p.join(max(0.0, deadline - time.monotonic()))
-                if p.is_alive():
-                    p.kill()
-            except Exception:  # noqa: BLE001 - best effort while interrupted
-                pass
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 __all__ = ["BY", "fill", "plan_fill"]

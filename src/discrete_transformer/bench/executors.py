@@ -18,6 +18,7 @@ import multiprocessing as mp
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from typing import Any
 
 from ..training.restarts import worker_init
@@ -90,22 +91,29 @@ class _Pool:
 
 
 def _pool(jobs: Sequence[Job], n_jobs: int) -> Iterator[dict[str, Any]]:
-    ctx = mp.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=ctx, initializer=worker_init)
-    try:
+    with spawn_pool(n_jobs) as pool:
         yield from schedule(jobs, _Pool(pool), n_jobs)
+
+
+@contextmanager
+def spawn_pool(n_jobs: int) -> Iterator[ProcessPoolExecutor]:
+    """A ``spawn`` pool of ``n_jobs`` workers (one torch thread each). When the code using it is
+    interrupted, what has not started is cancelled and what is running is stopped: a worker
+    inside a training run treats SIGTERM as Ctrl-C and carries on with its unit (the restart
+    stops and is saved), and shutdown() would wait for it, so what is still alive after a short
+    grace is killed. Its job has no row, so a rerun redoes it."""
+    pool = ProcessPoolExecutor(max_workers=n_jobs, mp_context=mp.get_context("spawn"), initializer=worker_init)
+    try:
+        yield pool
     except BaseException:
         procs = terminate_pool(pool)
-        # A worker inside a training run treats SIGTERM as Ctrl-C and carries on with its unit
-        # (the restart stops and is saved), and shutdown() below would wait for it: what is
-        # still alive after a short grace is killed. Its job has no row, so a rerun redoes it.
         deadline = time.monotonic() + KILL_GRACE_SECONDS
         for p in procs:
             try:
                 p.join(max(0.0, deadline - time.monotonic()))
                 if p.is_alive():
                     p.kill()
-            except Exception:
+            except Exception:  # noqa: BLE001 - best effort while interrupted
                 pass
         raise
     finally:
@@ -161,4 +169,4 @@ def _ray(jobs: Sequence[Job], n_jobs: int, address: str | None) -> Iterator[dict
             ray.shutdown()
 
 
-__all__ = ["EXECUTORS", "ExecutorError", "RAY_HINT", "check_executor", "run_jobs"]
+__all__ = ["EXECUTORS", "RAY_HINT", "ExecutorError", "check_executor", "run_jobs", "spawn_pool"]

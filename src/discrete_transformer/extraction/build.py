@@ -258,10 +258,8 @@ class _Assembly:
 
     def mlp(self, idx: int, m: Module, alt: MLPAlt) -> MLPNode:
         in_vars = tuple(self.ref(i) for i in alt.inputs)
-        mapping = {ph: v.name for ph, v in zip(PLACEHOLDERS, in_vars)}
-        src = rename_names(alt.source, mapping)
-        npsrc = rename_names(alt.numpy_source, mapping)
-        expr = rename_names(alt.expression, mapping) if is_python(alt.expression) else alt.expression
+        sources = alt_sources(alt, in_vars)
+        src = sources[0]
         if any(src.strip() == v.name for v in in_vars):
             name = src.strip()  # an identity: an alias of its input, no line of its own
         elif idx in self.out_mlp_names:
@@ -274,22 +272,51 @@ class _Assembly:
                 args = "_".join(v.name for v in in_vars if v.name in in_src)
                 base = sanitize(f"m{self.long_mlps - 1}_{args}", "m")
             name = unique_name(base, self.taken)
-        out = Variable(m.key, idx, "mlp", name, 0.0)
-        self.made[idx] = MLPNode(
-            m.key,
-            out,
-            in_vars,
-            src,
-            npsrc,
-            expr,
-            alt.size,
-            alt.mse,
-            alt.max_error,
-            alt.exact,
-            alt.tolerance,
-            alt.integer_target,
-            alt.fitted_to,
-            alt.n_samples,  # type: ignore[arg-type]
-            alt.rounded,
-        )
+        self.made[idx] = mlp_line(m.key, Variable(m.key, idx, "mlp", name, 0.0), in_vars, alt, sources)
         return self.made[idx]
+
+
+def alt_sources(alt: MLPAlt, in_vars: tuple[Variable, ...]) -> tuple[str, str, str]:
+    """`alt`'s Python source, NumPy source and expression with its placeholders named after
+    `in_vars`."""
+    mapping = {ph: v.name for ph, v in zip(PLACEHOLDERS, in_vars)}
+    expr = rename_names(alt.expression, mapping) if is_python(alt.expression) else alt.expression
+    return rename_names(alt.source, mapping), rename_names(alt.numpy_source, mapping), expr
+
+
+def mlp_line(
+    key: str, out: Variable, in_vars: tuple[Variable, ...], alt: MLPAlt, sources: tuple[str, str, str]
+) -> MLPNode:
+    """The MLP node computing `alt` on `in_vars` into `out`; `sources` from :func:`alt_sources`."""
+    src, npsrc, expr = sources
+    return MLPNode(
+        key,
+        out,
+        in_vars,
+        src,
+        npsrc,
+        expr,
+        alt.size,
+        alt.mse,
+        alt.max_error,
+        alt.exact,
+        alt.tolerance,
+        alt.integer_target,
+        alt.fitted_to,  # type: ignore[arg-type]
+        alt.n_samples,
+        alt.rounded,
+    )
+
+
+def with_nodes(ir: ProgramIR, nodes: list[AttentionNode | MLPNode], outputs: tuple[OutputNode, ...]) -> ProgramIR:
+    """`ir` with these nodes and outputs: the nodes no output reaches go, and whether the program
+    reads `pos` / `one` follows from what is left."""
+    kept = eliminate_dead_code(nodes, [o.var for o in outputs])
+    reads = [v for n in kept for v in n.reads]
+    return dataclasses.replace(
+        ir,
+        nodes=kept,
+        outputs=outputs,
+        uses_pos=any(v.role == "pos" for v in reads),
+        uses_one=any(v.role == "one" for v in reads),
+    )

@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .build import Builder
-from .graph import ProgramIR, eliminate_dead_code
+from .build import Builder, with_nodes
+from .graph import ProgramIR
 from .program import Attempt, Verifier
 from .record import SearchRows
 from .refit import Refits
@@ -104,15 +104,7 @@ def earlier_outputs(rows: SearchRows, ir: ProgramIR) -> ProgramIR | None:
                 break
     if outs == list(ir.outputs):
         return None
-    nodes = eliminate_dead_code(ir.nodes, [o.var for o in outs])
-    reads = [v for n in nodes for v in n.reads]
-    return dataclasses.replace(
-        ir,
-        nodes=nodes,
-        outputs=tuple(outs),
-        uses_pos=any(v.role == "pos" for v in reads),
-        uses_one=any(v.role == "one" for v in reads),
-    )
+    return with_nodes(ir, list(ir.nodes), tuple(outs))
 
 
 def equals_targets(val: np.ndarray, y: np.ndarray, kind: str) -> bool:

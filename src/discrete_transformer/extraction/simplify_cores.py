@@ -23,19 +23,19 @@ import dataclasses
 
 import numpy as np
 
+from .build import alt_sources, mlp_line, with_nodes
 from .graph import (
     AttentionNode,
     MLPNode,
     Module,
     ProgramIR,
     Variable,
-    eliminate_dead_code,
     rename_names,
     sanitize,
     unique_name,
 )
 from .hypotheses import describe, hypothesis_reads, make_hypothesis, with_aggregate
-from .mlps import INT_TOL, PLACEHOLDERS, MLPAlt, MLPCharacteriser
+from .mlps import INT_TOL, MLPAlt, MLPCharacteriser
 from .naming import is_python
 from .patterns import pattern_label
 from .record import mlp_function
@@ -183,28 +183,11 @@ def mlp_node(old: MLPNode, alt: MLPAlt, variables: dict[int, Variable]) -> MLPNo
     """The line of `alt` (over placeholders for the stream variables `alt.inputs`) in place of
     `old`, writing `old`'s variable, or aliasing its input when it is an identity."""
     in_vars = tuple(variables[i] for i in alt.inputs)
-    mapping = {ph: v.name for ph, v in zip(PLACEHOLDERS, in_vars)}
-    src = rename_names(alt.source, mapping)
+    sources = alt_sources(alt, in_vars)
     out = old.out
-    if any(src.strip() == v.name for v in in_vars):
-        out = dataclasses.replace(old.out, name=src.strip())
-    return MLPNode(
-        old.key,
-        out,
-        in_vars,
-        src,
-        rename_names(alt.numpy_source, mapping),
-        rename_names(alt.expression, mapping) if is_python(alt.expression) else alt.expression,
-        alt.size,
-        alt.mse,
-        alt.max_error,
-        alt.exact,
-        alt.tolerance,
-        alt.integer_target,
-        alt.fitted_to,  # type: ignore[arg-type]
-        alt.n_samples,
-        alt.rounded,
-    )
+    if any(sources[0].strip() == v.name for v in in_vars):
+        out = dataclasses.replace(old.out, name=sources[0].strip())
+    return mlp_line(old.key, out, in_vars, alt, sources)
 
 
 def summed_program(ir: ProgramIR, head: AttentionNode, reader: MLPNode, alt: MLPAlt) -> ProgramIR:
@@ -217,15 +200,7 @@ def summed_program(ir: ProgramIR, head: AttentionNode, reader: MLPNode, alt: MLP
     line = mlp_node(reader, alt, variables)
     nodes = [line if n is reader else n for n in nodes]
     outputs = tuple(dataclasses.replace(o, var=line.out) if o.var.index == line.out.index else o for o in ir.outputs)
-    kept = eliminate_dead_code(nodes, [o.var for o in outputs])
-    reads = [v for n in kept for v in n.reads]
-    return dataclasses.replace(
-        ir,
-        nodes=kept,
-        outputs=outputs,
-        uses_pos=any(v.role == "pos" for v in reads),
-        uses_one=any(v.role == "one" for v in reads),
-    )
+    return with_nodes(ir, nodes, outputs)
 
 
 def composed_heads(ir: ProgramIR, outer: AttentionNode) -> list[AttentionNode]:
@@ -284,12 +259,4 @@ def replaced_head(ir: ProgramIR, old: AttentionNode, new: AttentionNode) -> Prog
             nodes.append(n)
     outs = {n.out.index: n.out for n in nodes}
     outputs = tuple(dataclasses.replace(o, var=outs.get(o.var.index, o.var)) for o in ir.outputs)
-    kept = eliminate_dead_code(nodes, [o.var for o in outputs])
-    reads = [v for n in kept for v in n.reads]
-    return dataclasses.replace(
-        ir,
-        nodes=kept,
-        outputs=outputs,
-        uses_pos=any(v.role == "pos" for v in reads),
-        uses_one=any(v.role == "one" for v in reads),
-    )
+    return with_nodes(ir, nodes, outputs)
