@@ -8,7 +8,7 @@ off (``simplify_budget=0``: the program as it first verified, or as the repair s
 and with it on (``--budget`` nominal seconds, default: ExtractConfig's). For each, the code of
 ``program()`` (evidence comments dropped unless ``--comments``), its size in operations (one per
 routing head, the expression size of each MLP line: the bench's ``program_ops``), the verdict on
-the test split and on 2×T sequences, and the extraction time are printed; then one Markdown
+the test split and on longer sequences, and the extraction time are printed; then one Markdown
 table of all of them. Nothing is written into the run directories; extraction holds a run
 directory's lock while it reads it, so copy one that another process may be using.
 
@@ -27,13 +27,14 @@ from pathlib import Path
 from discrete_transformer.api import extract
 from discrete_transformer.extraction.config import ExtractConfig
 from discrete_transformer.extraction.simplify_fits import program_ops
+from discrete_transformer.extraction.verify import longer_label
 
 
 @dataclass(frozen=True)
 class Extracted:
     ops: int
     verified: bool
-    longer: bool | None  # the 2×T check (None: not available)
+    longer: bool | None  # the longer-sequence check (None: not available)
     seconds: float  # the whole extraction
     stage: float | None  # the simplification stage's own seconds (None: it did not run)
     code: str  # program()'s lines
@@ -80,7 +81,8 @@ def run_once(run_dir: Path, budget: float, comments: bool) -> Extracted:
 
 
 def _verdict(e: Extracted) -> str:
-    longer = {True: "2×T passes", False: "2×T fails", None: "2×T n/a"}[e.longer]
+    label = longer_label()
+    longer = {True: f"{label} passes", False: f"{label} fails", None: f"{label} n/a"}[e.longer]
     return f"{'verified' if e.verified else 'NOT verified'}, {longer}"
 
 

@@ -20,9 +20,11 @@ from discrete_transformer.bench.baselines import BaselineConfig, train_baseline
 from discrete_transformer.bench.bench import plan_jobs, run_bench
 from discrete_transformer.bench.executors import RAY_HINT, ExecutorError, check_executor
 from discrete_transformer.bench.report import headline, markdown, size_ratio, size_text, summarise, write_reports
+from discrete_transformer.bench.report_compute import HEADING
 from discrete_transformer.bench.runner import ROW_FILE, BenchConfig, read_row
 from discrete_transformer.bench.suite import resolve_suite
 from discrete_transformer.cli import app
+from discrete_transformer.extraction.verify import LONGER_FACTOR
 from discrete_transformer.tasks import TASKS, UnknownTaskError, get_task, load_source, make_dataset, save_npz
 from discrete_transformer.training.loop import Split, data_spec
 
@@ -137,9 +139,13 @@ def test_bench_writes_rows_and_reports(bench_dir):
         ):
             assert key in r
         assert r["commit"] == doc["meta"]["commit"]  # one code version ran every row
+        assert r["longer_factor"] == LONGER_FACTOR
         d = Path(r["run_dir"])
         assert (d / "program.py").is_file() and (d / "model.safetensors").is_file() and (d / ROW_FILE).is_file()
+    cur, bits = doc["rows"]
+    assert isinstance(cur["wider_gen"], bool) and bits["wider_gen"] is None  # bits allow no off-range check
     md = (bench_dir / "summary.md").read_text()
+    assert f"| {LONGER_FACTOR}×T | off-range |" in md
     assert "DT verified programs" in md and "dtx bench" in md and "commit:" in md and "machine:" in md
     assert "testing caps in force" in md  # --max-steps is never hidden in a report
     assert (bench_dir.parent / "docs" / "benchmarks.md").read_text() == md
@@ -225,7 +231,7 @@ def test_size_ratio_summary_known_answer(tmp_path):
         "budget": 1.0, "wall_s": 60.0, "machine": {"cpu": "x", "cores": 2, "platform": "p", "python": "3"},
         "baseline": {"gru_steps": 1, "tf_steps": 1, "batch_size": 1, "lr": 0.1},
     }  # fmt: skip
-    md = markdown(rows, meta, s).splitlines()
+    md = markdown(rows, meta, s).split(HEADING)[0].splitlines()  # the results table
     line = {ln.split(" |")[0][2:]: ln for ln in md if ln.startswith("| ")}
     assert "| 2 / 10 | 4 | 2.50× |" in line["C"] and "| 2 / 30 | 5 | – |" in line["B"]
     assert "| 2 / 7 | – | – |" in line["E"]  # no reference: the size alone

@@ -16,6 +16,7 @@ from discrete_transformer import api
 from discrete_transformer.cli import app
 from discrete_transformer.config import TrainConfig
 from discrete_transformer.extraction.pipeline import load_module
+from discrete_transformer.extraction.verify import LONGER_FACTOR
 from discrete_transformer.tasks import get_task
 
 pytestmark = pytest.mark.slow
@@ -50,7 +51,7 @@ def test_trained_task_extracts_to_a_verified_program(task: str, trained) -> None
     v = program.verification
     assert v.verified, v.lines()
     assert v.test.exact == 1.0 and v.test.n == result.test["n"]
-    assert v.longer is not None and v.longer.T == 2 * result.spec.T
+    assert v.longer is not None and v.longer.T == LONGER_FACTOR * result.spec.T
     assert v.python_agrees and v.python_checked > 0
     compile(program.source, "program.py", "exec")
     assert _imports(program.source) <= {"math", "numpy"}
@@ -90,7 +91,8 @@ def test_cli_run_then_extract(tmp_path: Path) -> None:
     doc = json.loads((out / "verification.json").read_text())
     assert doc["verified"] is True and doc["kind"] == "discrete"
     assert doc["test"]["exact"] == 1.0 and doc["test"]["n"] == 10000
-    assert doc["longer"]["available"] is True and doc["longer"]["T"] == 20
+    assert doc["longer"]["available"] is True and doc["longer"]["T"] == 10 * LONGER_FACTOR
+    assert doc["wider"]["available"] is True and doc["wider"]["passed"] is True  # y = x holds off-range
     # Re-extraction from the run directory writes the same program.
     res = runner.invoke(app, ["extract", str(out)])
     assert res.exit_code == 0, res.output

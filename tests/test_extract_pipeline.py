@@ -60,7 +60,8 @@ def test_hand_built_model_extracts_to_the_known_program(hand_program: Program, h
     head, mlp = p.ir.nodes
     assert head.hypothesis == make_hypothesis("shift", c=1) and head.accepted and head.n_queries >= 5000
     assert mlp.source == "x + prev1_x" and mlp.exact and mlp.max_error < 1e-4
-    assert p.verification.test.n == 1000 and p.verification.longer.T == 20 and p.verification.longer.passed
+    assert p.verification.test.n == 1000 and p.verification.longer.T == 40 and p.verification.longer.passed
+    assert p.verification.wider.T == 10 and p.verification.holds_off_range  # x + prev1_x is the rule off-range too
     assert p.run([5, 7, 1]) == [5, 12, 8]
     x = hand_result.dataset.x_test[:64]
     np.testing.assert_allclose(p.run_batch(x), hand_result.predict(x), atol=1e-3)
@@ -73,6 +74,7 @@ def test_hand_built_model_extracts_to_the_known_program(hand_program: Program, h
     )
     v = p.verify(other)
     assert v.verified and v.test.n == 50 and v.longer is None and "data file" in v.longer_note
+    assert v.wider is None and "data file" in v.wider_note and v.holds_off_range is None
 
 
 def test_extraction_is_deterministic(hand_result: TrainResult, hand_program: Program) -> None:
@@ -83,7 +85,8 @@ def test_program_runs_standalone_without_the_package(hand_program: Program, tmp_
     path, vpath = hand_program.save(tmp_path)
     doc = json.loads(vpath.read_text())
     assert doc["verified"] is True and doc["kind"] == "discrete" and doc["test"]["n"] == 1000
-    assert doc["longer"]["available"] and doc["longer"]["T"] == 20
+    assert doc["longer"]["available"] and doc["longer"]["T"] == 40
+    assert doc["wider"]["available"] and doc["wider"]["passed"] and doc["wider"]["T"] == 10
     code = (
         "import runpy, sys\n"
         f"m = runpy.run_path({str(path)!r})\n"
@@ -231,6 +234,8 @@ def test_cli_extract_on_a_data_file_run(tmp_path: Path) -> None:
     src = (run / "program.py").read_text()
     doc = json.loads((run / "verification.json").read_text())
     assert doc["longer"]["available"] is False and "data file" in doc["longer"]["note"]
+    assert doc["wider"] == {"available": False, "note": "data file: no rule to generate inputs"}
+    assert "inputs off the trained range" in res.stdout and "no rule to generate inputs" in res.stdout
     mod = load_module(src)
     assert imported_modules(src) <= {"math", "numpy"}
     fn = next(n for n in ast.parse(src).body if isinstance(n, ast.FunctionDef) and n.name == "program")

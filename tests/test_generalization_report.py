@@ -64,6 +64,7 @@ def _row(
         "dt_model_solved": verified,
         "program_verified": verified,
         "length_gen": verified,
+        "longer_factor": 4,
         "program_modules": 2,
         "program_ops": ops,
         "gru_test_exact": 0.5,
@@ -78,10 +79,19 @@ def _row(
 
 
 def _rows() -> list[dict]:
-    """add_mod: 2/3 verified, ratios 1.5 and 2.0; sum_last: 1/1, no reference size; count_new: a new
+    """add_mod: 2/3 verified, ratios 1.5 and 2.0, one of the two holding off-range; sum_last: 1/1, no reference size; count_new: a new
     family (generalises nothing), 0/1; real_scale: continuous, 1/1; and one failed job."""
     return [
-        _row("gen1_000_add_mod", "add_mod", True, 9, 6, generalises="Add_Mod_3", bands={"T": "5-8", "m": "3-4"}),
+        _row(
+            "gen1_000_add_mod",
+            "add_mod",
+            True,
+            9,
+            6,
+            generalises="Add_Mod_3",
+            bands={"T": "5-8", "m": "3-4"},
+            wider_gen=True,
+        ),
         _row(
             "gen1_001_add_mod",
             "add_mod",
@@ -91,6 +101,7 @@ def _rows() -> list[dict]:
             generalises="Add_Mod_3",
             bands={"T": "16-24", "m": "3-4"},
             wall=30.0,
+            wider_gen=False,
         ),
         _row(
             "gen1_002_add_mod",
@@ -134,12 +145,18 @@ def _line(md: str, start: str) -> str:
 def test_family_table_counts_rates_and_medians():
     md = G.markdown(_rows(), META)
     # 2 of 3 verified -> 67 %; median ops of the verified (9, 12) = 10.5; reference 6; ratios 1.5, 2.0 -> 1.75
-    assert _line(md, "| add_mod |") == "| add_mod | Add_Mod_3 | 3 | 2 | 67 % | 2 | 10.5 | 6 | 1.75× | 30 |"
-    assert _line(md, "| sum_last |") == "| sum_last | Sum_Last2 | 1 | 1 | 100 % | 1 | 4 | – | – | 10 |"
-    assert _line(md, "| count_new |") == "| count_new | – | 1 | 0 | 0 % | 0 | – | 5 | – | 10 |"
-    assert _line(md, "| real_scale |") == "| real_scale | Real_Sum_Last2 | 1 | 1 | 100 % | 1 | 3 | 3 | 1.00× | 10 |"
+    # both verified ones also at 4×T; off-range: 1 held of the 2 with the check
+    assert _line(md, "| add_mod |") == "| add_mod | Add_Mod_3 | 3 | 2 | 67 % | 2 | 1/2 | 2 | 10.5 | 6 | 1.75× | 30 |"
+    assert _line(md, "| sum_last |") == "| sum_last | Sum_Last2 | 1 | 1 | 100 % | 1 | – | 1 | 4 | – | – | 10 |"
+    assert _line(md, "| count_new |") == "| count_new | – | 1 | 0 | 0 % | 0 | – | 0 | – | 5 | – | 10 |"
+    assert _line(md, "| real_scale |") == (
+        "| real_scale | Real_Sum_Last2 | 1 | 1 | 100 % | 1 | – | 1 | 3 | 3 | 1.00× | 10 |"
+    )
     # all families: 4/6 verified; verified ops 3, 4, 9, 12 -> 6.5; ratios 1.5, 2.0, 1.0 -> 1.5
-    assert _line(md, "| **all** |") == "| **all** |  | 6 | 4 | 67 % | 4 | 6.5 | 6 | 1.50× | 10 |"
+    assert _line(md, "| **all** |") == "| **all** |  | 6 | 4 | 67 % | 4 | 1/2 | 4 | 6.5 | 6 | 1.50× | 10 |"
+    assert _line(md, "| family |").startswith(
+        "| family | generalises | tasks | verified | rate | also 4×T | holds off-range |"
+    )
 
 
 def test_band_table_per_key_in_numeric_order():
@@ -156,11 +173,12 @@ def test_band_table_per_key_in_numeric_order():
 def test_task_table_scores_sizes_and_failures():
     md = G.markdown(_rows(), META)
     assert _line(md, "| gen1_000_add_mod |") == (
-        "| gen1_000_add_mod | add_mod | m=5, T=12 | discrete | 12 | **yes** | yes | 100.0 % | 9 | 6 | 1.50× | 10 |"
+        "| gen1_000_add_mod | add_mod | m=5, T=12 | discrete | 12 | **yes** | yes | yes | 100.0 % | 9 | 6 | 1.50× "
+        "| 10 |"
     )
     # no reference size: no ratio; a continuous task is scored by nMSE
     assert _line(md, "| gen1_003_sum_last |").endswith("| 4 | – | – | 10 |")
-    assert "| continuous | 12 | **yes** | yes | 1.0e-09 |" in _line(md, "| gen1_005_real_scale |")
+    assert "| continuous | 12 | **yes** | yes | – | 1.0e-09 |" in _line(md, "| gen1_005_real_scale |")
     # an unverified program has no ratio even with a reference
     assert _line(md, "| gen1_002_add_mod |").endswith("| 30 | 6 | – | 50 |")
     assert "failed: RuntimeError: boom" in _line(md, "| gen1_006_add_mod |")
@@ -214,13 +232,19 @@ def test_old_rows_without_the_task_fields_still_render():
     }
     old["family"] = "mips"
     md = G.markdown([old, {**old, "task": "Prev1", "program_verified": False}], META)
-    assert _line(md, "| mips |") == "| mips | – | 2 | 1 | 50 % | 2 | 4 | – | – | 10 |"
+    assert _line(md, "| mips |") == "| mips | – | 2 | 1 | 50 % | 1 | – | 2 | 4 | – | – | 10 |"
     assert "No parameter bands" in md
     assert _line(md, "| Sum_Last2 |").startswith("| Sum_Last2 | mips | – | discrete | 12 | **yes** |")
     # and the benchmark summary of the public suite is unchanged by the new fields
     assert bench_markdown([old], META, summarise([old], 600.0)) == bench_markdown(
         [_row("Sum_Last2", "", True, 4, None, family="mips")], META, summarise([old], 600.0)
     )
+    # rows from before the longer check's factor was recorded ran at 2×T, and say so
+    older = {k: v for k, v in old.items() if k != "longer_factor"}
+    md = G.markdown([older, {**old, "task": "Prev1"}], META)
+    assert "| verified | 2×T/4×T | off-range |" in _line(md, "| task |")
+    assert _line(md, "| Sum_Last2 |").startswith("| Sum_Last2 | mips | – | discrete | 12 | **yes** | yes (2×T) | – |")
+    assert "rows from before the factor was recorded ran at 2×T" in md
 
 
 def test_params_text_is_short():

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from discrete_transformer.bench.suite import resolve_suite
 from discrete_transformer.cli import app
+from discrete_transformer.extraction.verify import LONGER_FACTOR
 from discrete_transformer.tasks import (
     UnknownTaskError,
     get_task,
@@ -132,14 +133,18 @@ def test_parameters_span_the_stated_ranges(draws) -> None:
 
 @pytest.mark.parametrize("fam", FAMILIES, ids=lambda f: f.name)
 def test_reference_program_reproduces_the_rule(fam) -> None:
-    """The test that keeps reference code honest: 20 sequences at T and at 2×T, for 3 draws."""
+    """The test that keeps reference code honest: 20 sequences at T, at LONGER_FACTOR×T and, where
+    the task has the check, off the trained range (so that verification's checks are fair), for 3 draws."""
     for k in range(3):
         spec = make_spec(fam, fam.draw(np.random.default_rng([11, k])), "check")
         assert isinstance(spec.reference_ops, int) and spec.reference_ops > 0
         assert spec.reference.startswith(f"def program({', '.join(spec.input_names)}):")
         rng = np.random.default_rng(k)
-        for T in (spec.T, 2 * spec.T):
-            x = spec.sample(rng, 20, T)
+        draws = [(spec.sample, spec.T), (spec.sample, LONGER_FACTOR * spec.T)]
+        if spec.sample_wider is not None:
+            draws.append((spec.sample_wider, spec.T))
+        for sample, T in draws:
+            x = sample(rng, 20, T)
             want, got = spec.rule(x), run_reference(spec.reference, x)
             assert got.shape == want.shape == (20, T, spec.n_out), spec.reference
             if spec.kind == "discrete":

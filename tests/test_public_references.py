@@ -1,6 +1,7 @@
 """The public tasks' reference programs (tasks/public_references.py): each one run on sequences
-from its task's sampler, at T and 2×T, reproduces the task's rule; sizes are counted as the
-generated suite's are, and a rule shared with a family has that family's program."""
+from its task's sampler, at T and LONGER_FACTOR×T (and off the trained range where the task has
+that check), reproduces the task's rule; sizes are counted as the generated suite's are, and a
+rule shared with a family has that family's program."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from reference_helpers import run_reference
 
+from discrete_transformer.extraction.verify import LONGER_FACTOR
 from discrete_transformer.tasks import TASKS, TaskSpec, get_task
 from discrete_transformer.tasks.family_kit import Program, map_ln, prefix_ln, recurrence, shift_ln
 from discrete_transformer.tasks.public_references import REFERENCES, family_program, state_ln
@@ -24,10 +26,14 @@ def test_every_public_task_has_a_reference() -> None:
 
 @pytest.mark.parametrize("spec", TASKS, ids=lambda t: t.name)
 def test_reference_program_reproduces_the_rule(spec: TaskSpec) -> None:
-    """100 sequences from the task's own sampler at T and at 2×T: exact (discrete), 1e-9 (continuous)."""
+    """100 sequences from the task's own sampler at T and at LONGER_FACTOR×T, and from its off-range
+    sampler (verification's checks are fair): exact (discrete), 1e-9 (continuous)."""
     rng = np.random.default_rng(3)
-    for T in (spec.T, 2 * spec.T):
-        x = spec.sample(rng, 100, T)
+    draws = [(spec.sample, spec.T), (spec.sample, LONGER_FACTOR * spec.T)]
+    if spec.sample_wider is not None:
+        draws.append((spec.sample_wider, spec.T))
+    for sample, T in draws:
+        x = sample(rng, 100, T)
         want, got = spec.rule(x), run_reference(spec.reference, x)
         assert got.shape == want.shape == (100, T, 1), spec.reference
         if spec.kind == "discrete":

@@ -194,7 +194,8 @@ def test_the_budget_counts_nominal_work() -> None:
 )
 def test_a_candidate_must_generalise_if_the_program_did(before, after, ok) -> None:
     def attempt(verified: bool, generalises):
-        return types.SimpleNamespace(verified=verified, verification=types.SimpleNamespace(generalises=generalises))
+        ver = types.SimpleNamespace(generalises=generalises, holds_off_range=None)  # off-range: test_verify_strict
+        return types.SimpleNamespace(verified=verified, verification=ver)
 
     assert simplify_base.no_worse(attempt(True, after), attempt(True, before)) is ok
     assert not simplify_base.no_worse(attempt(False, after), attempt(True, before))

@@ -283,11 +283,16 @@ def _show_program(program, run_dir: Path, console: Console) -> None:
     table.add_row("program", verdict)
     table.add_row("rule", f"{v.kind}: {rule_text(v.kind)}")
     table.add_row("test", escape(v.test.describe()))
-    if v.longer is not None:
-        tag = "[green]passes[/green]" if v.longer.passed else "[red]fails[/red]"
-        table.add_row("longer sequences", f"{escape(v.longer.describe())} {tag}")
-    else:
-        table.add_row("longer sequences", f"not available ({escape(v.longer_note)})")
+    checks = (  # reported beside the verdict, not part of it
+        (f"sequences {v.longer_factor}× as long", v.longer, v.longer_note),
+        ("inputs off the trained range", v.wider, v.wider_note),
+    )
+    for name, split, note in checks:
+        if split is not None:
+            tag = "[green]passes[/green]" if split.passed else "[red]fails[/red]"
+            table.add_row(name, f"{escape(split.describe())} {tag}")
+        else:
+            table.add_row(name, f"not available ({escape(note)})")
     agree = "agree" if v.python_agrees else "[red]DISAGREE[/red]"
     table.add_row("program / run_batch", f"{agree} on {v.python_checked} test sequences")
     m = program.model_score

@@ -342,9 +342,19 @@ def _program_section(source: str) -> str:
     return highlight(source, PythonLexer(), HtmlFormatter(noclasses=True, style="default", nowrap=False))
 
 
+def _longer_name(test: dict, longer: dict) -> str:
+    """The longer split's row name, from its T over the test's (2× in older files, 4× now)."""
+    t, t_long = test.get("T"), longer.get("T")
+    if isinstance(t, int) and isinstance(t_long, int) and t > 0:
+        return f"sequences {round(t_long / t)}× as long"
+    return "longer sequences"
+
+
 def _verification_section(doc: dict) -> str:
     test = doc.get("test", {})
     longer = doc.get("longer", {})
+    # files from before the off-range check have no "wider"
+    wider = doc.get("wider", {"available": False, "note": "not recorded (a verification from before the check)"})
     model = doc.get("model", {})
     prog = doc.get("program", {})
 
@@ -362,7 +372,8 @@ def _verification_section(doc: dict) -> str:
         ("verified", "yes" if doc.get("verified") else "NO"),
         ("rule", doc.get("rule", "")),
         ("test split", split(test)),
-        ("sequences twice as long", split(longer)),
+        (_longer_name(test, longer), split(longer)),
+        ("inputs a little outside the training range", split(wider)),
         ("program() and run_batch() agree", f"{doc.get('python_agrees')} on {doc.get('python_checked')} sequences"),
         ("model (test)", ", ".join(f"{k} {_fmt(v)}" for k, v in model.items())),
         ("program size", f"{prog.get('modules')} module line(s), {prog.get('lines')} lines"),

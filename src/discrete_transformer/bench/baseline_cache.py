@@ -14,6 +14,10 @@ The key (:func:`cache_key`) is a SHA-256 of everything the result is a pure func
 - the seed;
 - the code: :data:`.BASELINE_VERSION` and the torch version.
 
+An entry keeps the result's numbers with the compute they took (seconds, steps, training sequences
+seen), so that a report can state a cached baseline's compute as it states a trained one's; entries
+from before the sequence count read back with ``sequences`` None (reported as unknown, not zero).
+
 The time cap. ``BaselineConfig.time_limit`` (the bench's per-task budget) is left out of the key,
 and a result that the cap cut short (``ended == "time"``) is never stored: such a result depends on
 the machine's load, not only on the key. Every stored result ended by running all its steps or by
@@ -102,6 +106,7 @@ def result_doc(result: BaselineResult) -> dict[str, Any]:
         "seconds": float(result.seconds),
         "parameters": int(result.parameters),
         "ended": result.ended,
+        "sequences": None if result.sequences is None else int(result.sequences),
     }
 
 
@@ -115,6 +120,7 @@ def result_from_doc(doc: dict[str, Any]) -> BaselineResult:
         seconds=float(doc["seconds"]),
         parameters=int(doc["parameters"]),
         ended=str(doc["ended"]),
+        sequences=None if doc.get("sequences") is None else int(doc["sequences"]),  # None: stored before the count
     )
 
 

@@ -158,6 +158,9 @@ class BaselineResult:
     seconds: float
     parameters: int
     ended: str = "steps"  # why training ended: "steps" (all of them), "solved" (validation) or "time"
+    # training sequences seen: steps run × batch (one model: each sequence of a batch is seen once);
+    # None for a result cached before the count (bench/baseline_cache.py)
+    sequences: int | None = None
 
 
 def train_baseline(
@@ -227,6 +230,7 @@ def train_baseline(
         seconds=time.perf_counter() - t0,
         parameters=sum(p.numel() for p in model.parameters()),
         ended=ended,
+        sequences=(step + 1) * min(cfg.batch_size, n),
     )
 
 

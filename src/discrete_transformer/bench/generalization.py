@@ -40,6 +40,8 @@ from .report import (
     summarise,
     task_row,
 )
+from .report_compute import compute_summary
+from .report_strict import OFF_RANGE, factors, legend, longer_cell, longer_header, task_counts, wider_cell
 from .runner import as_float
 
 GENERATED = "generated"  # the ``family`` of a generated task's row
@@ -194,10 +196,10 @@ def family_table(tasks: Sequence[TaskResult], public: dict[str, Any] | None) -> 
         families.setdefault(t.family, []).append(t)
     out = [
         (
-            "| family | generalises | tasks | verified | rate | model exact | median ops (verified) "
-            "| median reference ops | median ratio (verified) | median task s |"
+            f"| family | generalises | tasks | verified | rate | also {longer_header(_rows(tasks))} | holds {OFF_RANGE} "
+            "| model exact | median ops (verified) | median reference ops | median ratio (verified) | median task s |"
         ),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in sorted(families):
         ts = families[name]
@@ -210,12 +212,21 @@ def family_table(tasks: Sequence[TaskResult], public: dict[str, Any] | None) -> 
     return out
 
 
+def _rows(tasks: Sequence[TaskResult]) -> list[dict[str, Any]]:
+    return [r for t in tasks for r in t.rows]
+
+
 def _family_line(name: str, generalises: str, ts: Sequence[TaskResult]) -> str:
+    """A family's counts; *holds off-range* is "held / verified with the check" (– when none had it)."""
     n_ver = sum(t.verified for t in ts)
     ver = [t for t in ts if t.verified]
     time = _median(as_float(r.get("wall_s")) for t in ts for r in t.rows)
+    strict = [task_counts(t.rows) for t in ts]
+    checked = sum(c["off_range_checked"] for c in strict)
+    held = f"{sum(c['verified_off_range'] for c in strict)}/{checked}" if checked else "–"
     return (
         f"| {_cell(name)} | {_cell(generalises)} | {len(ts)} | {n_ver} | {_rate(n_ver, len(ts))} "
+        f"| {sum(c['verified_longer'] for c in strict)} | {held} "
         f"| {sum(t.model_exact for t in ts)} | {_num(_median(t.ops for t in ver))} "
         f"| {_num(_median(t.reference_ops for t in ts))} | {ratio_cell(_median(t.ratio for t in ver))} "
         f"| {'–' if time is None else f'{time:.0f}'} |"
@@ -261,15 +272,17 @@ def params_text(params: Any) -> str:
 
 def task_table(tasks: Sequence[TaskResult], failed: Sequence[dict[str, Any]]) -> list[str]:
     out = [
-        "| task | family | params | kind | T | verified | 2×T | DT model | ops | reference ops | ratio | task s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| task | family | params | kind | T | verified | {longer_header(_rows(tasks))} | {OFF_RANGE} | DT model "
+        "| ops | reference ops | ratio | task s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    mixed = len(factors(_rows(tasks))) > 1
     for t in tasks:
         r = t.row
         name = t.name + (f" (seed {r['seed']})" if int(r.get("seed", 0)) else "")
         out.append(
             f"| {_cell(name)} | {_cell(t.family)} | {params_text(r.get('params'))} | {r.get('kind', '–')} "
-            f"| {fmt_cell(r.get('T'))} | {'**yes**' if t.verified else 'no'} | {fmt_cell(r.get('length_gen'))} "
+            f"| {fmt_cell(r.get('T'))} | {'**yes**' if t.verified else 'no'} | {longer_cell(r, mixed)} | {wider_cell(r)} "
             f"| {score_cell(r, 'dt')} | {fmt_cell(r.get('program_ops'))} | {fmt_cell(r.get('reference_ops'))} "
             f"| {ratio_cell(t.ratio)} | {as_float(r.get('wall_s')):.0f} |"
         )
@@ -277,7 +290,7 @@ def task_table(tasks: Sequence[TaskResult], failed: Sequence[dict[str, Any]]) ->
         out.append(
             f"| {_cell(str(r['task']))} | {_cell(str(r.get('generator') or r.get('family', '')))} "
             f"| {params_text(r.get('params'))} | {r.get('kind', '–')} | {fmt_cell(r.get('T'))} "
-            f"| failed: {_cell(str(r['error']))} | | | | | | {fmt_cell(r.get('wall_s'))} |"
+            f"| failed: {_cell(str(r['error']))} | | | | | | | {fmt_cell(r.get('wall_s'))} |"
         )
     return out
 
@@ -296,11 +309,14 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"**{headline(tasks, s, public)}**",
             "",
             *conditions(rows, meta, s),
+            *compute_summary(rows),
             "",
             (
                 "A *family* is a task generator; the tasks are drawn from it with the parameters shown. "
-                "*verified*: the extracted program reproduces the test split (*2×T*: also on sequences twice "
-                "as long); with several seeds a task counts when any seed does. *ops*: one per routing head plus "
+                f"*verified*: the extracted program reproduces the test split; {legend(rows)} In the family "
+                f"table, *also {longer_header(rows)}* counts verified tasks exact there too and *holds {OFF_RANGE}* "
+                "verified tasks holding off-range over those with the check. "
+                "With several seeds a task counts when any seed does. *ops*: one per routing head plus "
                 "the expression size of each MLP line, counted the same way for the task's reference program; "
                 "*ratio*: program ops / reference ops, for verified programs only. *generalises*: the public "
                 "task the family generalises."

@@ -11,6 +11,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..extraction.verify import LONGER_FACTOR, longer_label
+from .report_strict import OFF_RANGE, longer_cell, row_factor, wider_cell
 from .runner import as_float
 
 MAX_ROWS = 60  # the live table shows the most recent rows; the reports have them all
@@ -34,16 +36,18 @@ def row_cells(row: dict[str, Any]) -> list[str]:
             "",
             "",
             "",
+            "",
             f"{as_float(row.get('wall_s')):.0f}",
         ]
     ver = "[green]yes[/green]" if row.get("program_verified") else "[red]no[/red]"
-    lg = {True: "yes", False: "no", None: "–"}[row.get("length_gen")]
+    lg = longer_cell(row, mixed=row_factor(row) != LONGER_FACTOR)  # a resumed older row names its factor
     return [
         name,
         str(row["kind"]),
         _score(row, "dt"),
         ver,
         lg,
+        wider_cell(row),
         f"{row['program_modules']}/{row['program_ops']}",
         _score(row, "gru"),
         _score(row, "transformer"),
@@ -52,7 +56,7 @@ def row_cells(row: dict[str, Any]) -> list[str]:
 
 
 class LiveView:
-    HEAD = ("task", "kind", "DT model", "verified", "2×T", "modules/ops", "GRU", "Transformer", "s")
+    HEAD = ("task", "kind", "DT model", "verified", longer_label(), OFF_RANGE, "modules/ops", "GRU", "Transformer", "s")
 
     def __init__(self, total: int, console: Console | None = None) -> None:
         self.console = console or Console()

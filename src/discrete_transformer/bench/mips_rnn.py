@@ -113,11 +113,13 @@ def train_mips_rnn(
     stop_on_solved: bool = True,
 ) -> dict[str, Any]:
     """Train the recipe (architectures × seeds, in order, until one is exact on validation) and
-    score the kept model on the test split: ``{val, test, steps_run, parameters, ended}``."""
+    score the kept model on the test split: ``{val, test, steps_run, parameters, ended, sequences}``
+    (``sequences``: training sequences seen, steps × batch summed over every run of the recipe)."""
     t0 = time.perf_counter()
     n_in, n_out = len(spec.input_names), len(spec.output_names)
     best: tuple[float, dict[str, float], MipsRNN] | None = None
     steps_run, ended = 0, "steps"
+    batch = min(recipe.batch_size, split.x_train.shape[0])  # what _train_one draws per step
     for hidden, depth, width in recipe.architectures:
         for k in range(recipe.seeds):
             torch.manual_seed(seed * recipe.seeds + k)  # this job's seeds never overlap another seed's
@@ -146,6 +148,7 @@ def train_mips_rnn(
         "steps_run": steps_run,
         "parameters": sum(p.numel() for p in model.parameters()),
         "ended": ended,
+        "sequences": steps_run * batch,
     }
 
 

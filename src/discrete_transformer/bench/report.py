@@ -32,6 +32,17 @@ from typing import Any
 from ..fileio import atomic_write_json, atomic_write_text
 from . import published
 from .report_baselines import CACHED_MARK, baselines_line, cache_line, cached_counts
+from .report_compute import compute_section
+from .report_strict import (
+    OFF_RANGE,
+    factors,
+    headline_part,
+    legend,
+    longer_cell,
+    longer_header,
+    task_counts,
+    wider_cell,
+)
 from .runner import as_float
 
 COLUMNS = (
@@ -45,6 +56,8 @@ COLUMNS = (
     "dt_model_solved",
     "program_verified",
     "length_gen",
+    "longer_factor",
+    "wider_gen",
     "program_lines",
     "program_modules",
     "program_ops",
@@ -175,14 +188,13 @@ def summarise(rows: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
         return {t for t, rs in tasks.items() if any(r.get(key) for r in rs)}
 
     verified = any_of("program_verified")
-    # verified and also exact on sequences twice as long (built-in tasks): the stricter count
-    longer = {t for t, rs in tasks.items() if any(r.get("program_verified") and r.get("length_gen") for r in rs)}
     by_family: dict[str, dict[str, int]] = {}
     for t, f in fam.items():
-        d = by_family.setdefault(f, {"verified": 0, "tasks": 0, "verified_2xT": 0})
+        d = by_family.setdefault(f, {"verified": 0, "tasks": 0})
         d["tasks"] += 1
         d["verified"] += t in verified
-        d["verified_2xT"] += t in longer
+        for key, n in task_counts(tasks[t]).items():  # the stricter checks (report_strict)
+            d[key] = d.get(key, 0) + n
     times = [as_float(r.get("wall_s")) for r in ok]
     # the method's own time per task (training + extraction), without the baselines' training
     dt_times = [as_float(r.get("dt_train_s")) + as_float(r.get("extract_s")) for r in ok]
@@ -209,6 +221,7 @@ def summarise(rows: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
         "size_ratio_median": ratio_median,
         "size_near_pct": ratio_near,
         "size_ratio_n": ratio_n,
+        "longer_factors": factors(ok),  # the longer check's T multiples (report_strict)
     }
 
 
@@ -252,12 +265,11 @@ def headline(s: dict[str, Any]) -> str:
             s["by_family"].items(), key=lambda kv: ("mips", "continuous", "file").index(kv[0]) if kv[0] in names else 9
         )
     )
-    longer = sum(d.get("verified_2xT", 0) for d in s["by_family"].values())
     size = (
         f"{size_text(s['size_ratio_median'], s['size_near_pct'], s['size_ratio_n'])}; " if "size_ratio_n" in s else ""
     )
     return (
-        f"DT verified programs {fams or '0/0'} ({longer} of them also at 2×T); {size}"
+        f"DT verified programs {fams or '0/0'} ({headline_part(s)}); {size}"
         f"DT model exact/solved {s['dt_model_exact']}/{s['tasks']}; "
         f"GRU exact {s['gru_exact']}/{s['tasks']}; Transformer exact {s['transformer_exact']}/{s['tasks']}; "
         f"DT ≥ RNN accuracy on {s['dt_ge_gru_pct']:.0f} % of tasks; median task time {s['median_task_s']:.0f} s "
@@ -338,7 +350,7 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         "",
         "Scores are on the test split: discrete tasks by exact match after rounding (whole sequence), "
         "continuous tasks by MSE normalised by the target variance (solved: ≤ 1e-6). *verified*: the "
-        "extracted program reproduces the test split; *2×T*: it also does on sequences twice as long. "
+        f"extracted program reproduces the test split; {legend(rows)} "
         "With several seeds a task counts as solved when any seed is. *ops*: one per routing head plus "
         "the expression size of each MLP line; *ref ops*: the same count for the task's reference program "
         "(the simplest known; none for a data file); *ops / ref*: their ratio, for verified programs. "
@@ -346,26 +358,28 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         "it is not one of MIPS's tasks)."
         + (f" {CACHED_MARK}: a baseline number read from the baseline cache." if any(cached.values()) else ""),
         "",
-        "| task | family | kind | seed | DT model | verified | 2×T | module lines / ops | ref ops | ops / ref "
+        f"| task | family | kind | seed | DT model | verified | {longer_header(rows)} | {OFF_RANGE} "
+        "| module lines / ops | ref ops | ops / ref "
         "| GRU | Transformer | DT ≥ GRU | MIPS | GPT-4 | task s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    mixed = len(factors(rows)) > 1
     for r in rows:
         if r.get("error"):
             out.append(
                 f"| {r['task']} | {r.get('family', '')} | {r.get('kind', '')} | {r.get('seed', 0)} "
-                f"| failed: {str(r['error']).replace('|', '/')} | | | | | | | | | {' | '.join(published.cells(r['task']))} "
+                f"| failed: {str(r['error']).replace('|', '/')} | | | | | | | | | | {' | '.join(published.cells(r['task']))} "
                 f"| {fmt_cell(r.get('wall_s'))} |"
             )
             continue
         out.append(
             f"| {r['task']} | {r['family']} | {r['kind']} | {r['seed']} | {score_cell(r, 'dt')} "
-            f"| {'**yes**' if r['program_verified'] else 'no'} | {fmt_cell(r.get('length_gen'))} "
+            f"| {'**yes**' if r['program_verified'] else 'no'} | {longer_cell(r, mixed)} | {wider_cell(r)} "
             f"| {r['program_modules']} / {r['program_ops']} | {fmt_cell(r.get('reference_ops'))} "
             f"| {ratio_cell(size_ratio(r))} | {baseline_cell(r, 'gru')} | {baseline_cell(r, 'transformer')} "
             f"| {fmt_cell(r.get('dt_ge_gru'))} | {' | '.join(published.cells(r['task']))} | {as_float(r.get('wall_s')):.0f} |"
         )
-    out.append("")
+    out += ["", *compute_section(rows)]
     return "\n".join(out)
 
 

@@ -9,7 +9,8 @@ restarts run side by side (as ``dtx run`` runs them on a 2-core machine):
   task writes it.
 - ``baseline`` name — a baseline (GRU, small Transformer) on the same split; its row fields.
 - ``extract`` — once the restarts are resolved: the run resumed from its finished restarts (no
-  training), its test score, program extraction and verification (test split and 2xT sequences).
+  training), its test score, program extraction and verification (test split; longer sequences and
+  off-range inputs reported beside it).
 
 :mod:`.schedule` decides what runs when and assembles the row with :func:`assemble_row`; it writes
 the row (:data:`ROW_FILE` in ``OUT/tasks/<label>/``) atomically and last, so that its presence is
@@ -42,7 +43,7 @@ from ..overrides import configs_from_overrides
 from ..rundir import ROW_FILE, STOP_FILE, RunDir
 from ..runplan import write_run_config
 from ..tasks import get_task
-from ..training.loop import Split, data_spec, train_restart
+from ..training.loop import Split, data_spec, total_sequences, train_restart
 from ..training.policy import ends_portfolio
 from ..training.restarts import within
 from ..training.resume import save_restart
@@ -250,6 +251,7 @@ def baseline_fields(name: str, kind: str, b: BaselineResult, source: dict[str, A
         f"{name}_steps": b.steps_run,
         f"{name}_params": b.parameters,
         f"{name}_ended": b.ended,
+        f"{name}_seqs": b.sequences,  # training sequences seen (None: a cache entry from before the count)
         f"{name}_cached": source is not None,
         **({f"{name}_cache_source": source} if source is not None else {}),
     }
@@ -320,6 +322,8 @@ def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict
         "dt_restarts_run": len(result.restarts),
         "dt_steps": result.best.steps_run,
         "dt_phase_s": phase_seconds([r.history for r in result.restarts]),
+        "dt_seqs": total_sequences(result.restarts),  # training/evaluation.Seen, over the restarts that ran
+        "dt_restarts_s": round(sum(r.seconds for r in result.restarts), 3),  # one thread each; side by side add up
     }
     t1 = time.perf_counter()
     program = extract(result, config=job_configs(job)[2])
@@ -335,6 +339,8 @@ def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict
             "program_test_exact": v.test.exact,
             "program_test_nmse": v.test.nmse,
             "length_gen": None if v.longer is None else bool(v.longer.passed),
+            "longer_factor": v.longer_factor,  # length_gen's T multiple (rows without it: 2)
+            "wider_gen": v.holds_off_range,  # inputs a little off the trained range (None: no such check)
         }
     )
     return part

@@ -14,7 +14,7 @@
 6. **Build** (:mod:`.build`): a choice of alternative per module -> :class:`~.graph.ProgramIR`,
    names in dataflow order.
 7. **Render + verify** (:mod:`.program`, :mod:`.codegen`, :mod:`.verify`): on the test split and
-   on 2x-longer sequences -> :class:`~.program.Attempt`.
+   on longer sequences (``verify.LONGER_FACTOR``) and off-range inputs -> :class:`~.program.Attempt`.
 8. **Repair** (:mod:`.search`, with :mod:`.refit`): only when the first program fails while the
    model is exact or nearly so (or, far from the targets, one readout refit per output).
 9. **Simplify** (:mod:`.simplify`, moves in :mod:`.simplify_stage`): a verified program made

@@ -1,7 +1,8 @@
 """Rendering, loading and verifying a program; the :class:`Program` object extraction returns.
 
 * :class:`Verifier` — one candidate IR rendered (:func:`~.codegen.render`), loaded, and verified
-  on the test split and on longer sequences (:func:`~.verify.verify_program`): an :class:`Attempt`.
+  on the test split, and checked on longer sequences and off-range inputs
+  (:func:`~.verify.verify_program`): an :class:`Attempt`.
 * :class:`Program` — the final program: source, IR, evidence, verification; ``save`` writes
   the program and its verification into a run directory (:meth:`~..rundir.RunDir.write_program`).
 """
@@ -28,13 +29,14 @@ except ImportError:  # pragma: no cover
 
 from ..rundir import PROGRAM_FILE, VERIFICATION_FILE, RunDir
 from ..tasks import Dataset, get_task, load_source, make_dataset
+from ..tasks.registry import make_wider_split
 from ..verdict import Kind
 from .codegen import render
 from .config import ExtractConfig
 from .graph import ProgramIR
 from .hypotheses import TestResult
 from .symbolic import SRResult
-from .verify import Verification, verify_program
+from .verify import LONGER_FACTOR, Verification, longer_label, verify_program
 
 __all__ = [
     "PROGRAM_FILE",  # re-exported: the extraction's callers name the files it writes
@@ -45,9 +47,13 @@ __all__ = [
     "Verifier",
     "load_module",
     "longer_split",
+    "wider_split",
 ]
 
 VERIFICATION_FORMAT = "dtx-verification"
+# Sequences of the longer split: as many positions as the former 2×T split's 10,000 sequences, so
+# that a helper whose cost grows with T² (np_match) costs per check about what it did.
+LONGER_SEQUENCES = 5_000
 
 
 def load_module(source: str, name: str = "dtx_program") -> types.ModuleType:
@@ -58,16 +64,35 @@ def load_module(source: str, name: str = "dtx_program") -> types.ModuleType:
     return mod
 
 
-def longer_split(ds: Dataset, data_seed: int) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
-    """Sequences twice as long as the trained ones: built-in tasks only."""
+Split = tuple[tuple[np.ndarray, np.ndarray] | None, str]  # (x, y), or None and why not
+
+
+def longer_split(ds: Dataset, data_seed: int) -> Split:
+    """Sequences LONGER_FACTOR times as long as the trained ones: built-in tasks only."""
     if not ds.source.startswith("task:"):
         return None, "data file: there is no rule to generate longer sequences"
     try:
         spec = get_task(ds.source[len("task:") :])
-        long = make_dataset(spec, seed=data_seed, T=2 * ds.T)
+        long = make_dataset(spec, seed=data_seed, T=LONGER_FACTOR * ds.T, n_test=LONGER_SEQUENCES)
     except ValueError as e:
         return None, str(e).splitlines()[0]
     return (long.x_test, long.y_test), ""
+
+
+def wider_split(ds: Dataset, data_seed: int) -> Split:
+    """Sequences of the trained length with integer inputs a little outside the training range
+    (TaskSpec.sample_wider): built-in tasks whose rule is defined there only."""
+    if not ds.source.startswith("task:"):
+        return None, "data file: no rule to generate inputs"
+    try:
+        spec = get_task(ds.source[len("task:") :])
+    except ValueError as e:
+        return None, str(e).splitlines()[0]
+    if spec.sample_wider is None:
+        if spec.kind == Kind.CONTINUOUS:
+            return None, "real-valued inputs: the check is for integer inputs"
+        return None, "the task allows no off-range check (bits, digits, residues, symbols, or a sampler of its own)"
+    return make_wider_split(spec, data_seed, ds.T, ds.n_test), ""
 
 
 # ============================================================================ render + verify
@@ -90,12 +115,13 @@ class Attempt:
 
 
 class Verifier:
-    """Renders and verifies candidates on `ds`'s test split (and longer sequences), logging each
-    to `search_log`."""
+    """Renders and verifies candidates on `ds`'s test split (and checks them on longer sequences
+    and off-range inputs, both made once here), logging each to `search_log`."""
 
     def __init__(self, ds: Dataset, data_seed: int, cfg: ExtractConfig, search_log: list[dict]) -> None:
         self.ds, self.cfg, self.search_log = ds, cfg, search_log
         self.longer, self.longer_note = longer_split(ds, data_seed)
+        self.wider, self.wider_note = wider_split(ds, data_seed)
 
     def attempt(self, ir: ProgramIR, choice: dict[str, int], why: str) -> Attempt:
         src = render(ir)
@@ -110,6 +136,8 @@ class Verifier:
             self.longer,
             self.longer_note,
             python_check=self.cfg.python_check,
+            wider=self.wider,
+            wider_note=self.wider_note,
         )
         self.search_log.append(
             {"try": why, "verified": ver.verified, "test_exact": ver.test.exact, "test_nmse": ver.test.nmse}
@@ -177,16 +205,27 @@ class Program:
             a = a[:, :, None]
         return self.module.run_batch(a)
 
-    def verify(self, dataset: Dataset | str | os.PathLike | None = None, longer: bool = True) -> Verification:
+    def verify(
+        self, dataset: Dataset | str | os.PathLike | None = None, longer: bool = True, wider: bool = True
+    ) -> Verification:
         """Verify on `dataset`'s test split (default: the data it was extracted from) and, for a
-        built-in task, on sequences twice as long."""
+        built-in task, check on sequences LONGER_FACTOR times as long and on inputs a little
+        outside the training range (where the task allows it)."""
         ds = self.dataset if dataset is None else (dataset if isinstance(dataset, Dataset) else load_source(dataset))
-        pv = self.ir.provenance
-        long_xy, note = (None, "not requested")
-        if longer:
-            long_xy, note = longer_split(ds, pv.data_seed)
+        seed = self.ir.provenance.data_seed
+        long_xy, long_note = longer_split(ds, seed) if longer else (None, "not requested")
+        wide_xy, wide_note = wider_split(ds, seed) if wider else (None, "not requested")
         return verify_program(
-            self.module.program, self.module.run_batch, ds.x_test, ds.y_test, ds.kind, long_xy, note, python_check=200
+            self.module.program,
+            self.module.run_batch,
+            ds.x_test,
+            ds.y_test,
+            ds.kind,
+            long_xy,
+            long_note,
+            python_check=200,
+            wider=wide_xy,
+            wider_note=wide_note,
         )
 
     # ---------------------------------------------------------------- files
@@ -239,13 +278,19 @@ class Program:
 
 
 def _verdict_table(v: Verification) -> str:
-    """The verification as an HTML table: one row per split (test, longer sequences)."""
+    """The verification as an HTML table: one row per split (test, longer sequences, off-range
+    inputs; the last two are reported beside the verdict, not part of it)."""
     metric = "exact" if v.kind == Kind.DISCRETE else "nMSE"
-    rows = [("test", v.test)]
-    if v.longer is not None:
-        rows.append(("longer", v.longer))
+    splits = (
+        ("test", v.test, ""),
+        (longer_label(v.longer_factor), v.longer, v.longer_note),
+        ("off-range", v.wider, v.wider_note),
+    )
     cells = []
-    for name, sc in rows:
+    for name, sc, why in splits:
+        if sc is None:
+            cells.append((name, "", "", f"not available: {why}", ""))
+            continue
         if sc.error is not None:
             figure = f"failed: {sc.error}"
         elif v.kind == Kind.DISCRETE:
@@ -253,8 +298,6 @@ def _verdict_table(v: Verification) -> str:
         else:
             figure = f"{sc.nmse:.3g}"
         cells.append((name, str(sc.n), str(sc.T), figure, "\u2713" if sc.passed else "\u2717"))
-    if v.longer is None:
-        cells.append(("longer", "", "", f"not available: {v.longer_note}", ""))
     head = "".join(f"<th>{h}</th>" for h in ("split", "n", "T", metric, "passes"))
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
     note = ""

@@ -4,7 +4,7 @@ A verified program is right, but it is the model's route to the answer, fitted a
 computes it: curve fits of reparametrisations the model learned and undid later, a readout line
 that reproduces the model's rounding rather than the rule. :func:`simplify` searches, within
 ``ExtractConfig.simplify_budget`` (nominal seconds of work), for a smaller program that stays
-exact on the training sequences and still verifies (at 2×T too if it did): the moves of
+exact on the training sequences and still verifies (on the longer sequences and off-range inputs too if it did): the moves of
 :class:`~.simplify_stage.Simplifier` (smaller Pareto candidates, duplicate variables read once,
 intermediate MLPs replaced by an input, their core or an input's classes, fresh regressions with
 a strong size preference and, on integer data, without transcendental operators, constants

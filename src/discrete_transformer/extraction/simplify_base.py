@@ -1,8 +1,8 @@
 """The simplification stage's bookkeeping (:class:`Session`): the current program and its cost,
 the budget, and the one rule by which a candidate is kept (:meth:`Session.offer_ir`): it costs
 less (:func:`~.simplify_fits.program_cost`), it is exact on the training sequences, and it
-verifies no worse (:func:`no_worse`: at 2×T too if the program did). The moves that make the
-candidates are :class:`~.simplify_stage.Simplifier`'s.
+verifies no worse (:func:`no_worse`: on longer sequences and off-range inputs too if the program
+did). The moves that make the candidates are :class:`~.simplify_stage.Simplifier`'s.
 
 The budget counts *work*, not wall time, like symbolic regression's: a regression charges its
 nominal budget, a candidate check CHECK_COST, so a busy machine gives the same program as an idle
@@ -39,8 +39,14 @@ FIT_BUDGET = 1.0
 
 
 def no_worse(cand: Attempt, best: Attempt) -> bool:
-    """`cand` verifies, and generalises to longer sequences if `best` did."""
-    return cand.verified and (best.verification.generalises is not True or cand.verification.generalises is True)
+    """`cand` verifies, generalises to longer sequences if `best` did, and holds off-range if
+    `best` did: a smaller program that only fits the seen inputs is not simpler, it is worse."""
+    was, now = best.verification, cand.verification
+    return (
+        cand.verified
+        and (was.generalises is not True or now.generalises is True)
+        and (was.holds_off_range is not True or now.holds_off_range is True)
+    )
 
 
 class Budget:

@@ -1,6 +1,6 @@
 """The simplification stage's moves (:class:`Simplifier`), cheapest first, each kept only when the
 program gets cheaper (:func:`~.simplify_fits.program_cost`), stays exact on the training
-sequences and still verifies (at 2×T too if it did):
+sequences and still verifies (on the longer sequences and off-range inputs too if it did):
 
 1. :meth:`~Simplifier.front` — per MLP line, the smaller candidates of its Pareto fronts (no
    regression: the fronts are already there);

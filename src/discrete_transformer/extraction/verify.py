@@ -8,9 +8,17 @@ A program is *verified* when, on the dataset's test split,
 
 and its two implementations agree: the standard-library ``program`` is run on a sample of test
 sequences and must give what the NumPy ``run_batch`` gives (the full test set is scored through
-``run_batch``). The same rule is applied, and reported separately, on sequences twice as long as
-the trained ones (built-in tasks only: a data file has no rule to generate them). A task is
-*solved* only when its program verifies.
+``run_batch``). A task is *solved* only when its program verifies.
+
+Stricter checks, reported beside the verdict but not part of it (the test split is what the
+model was held to; these ask whether the program is the rule or a fit of the seen inputs):
+
+* *longer*: the same rule on sequences :data:`LONGER_FACTOR` times as long as the trained ones;
+* *off-range* (``wider``): on sequences of the trained length whose integer inputs are drawn a
+  little outside the training range (``TaskSpec.sample_wider``), for tasks whose rule is defined
+  there. A program that holds only on the seen range is reported as such.
+
+Both need the task's rule to make targets, so data files have neither.
 """
 
 from __future__ import annotations
@@ -24,9 +32,24 @@ import numpy as np
 
 from ..verdict import CONTINUOUS_NMSE, EXACT_RULE, Kind, solved
 
-__all__ = ["CONTINUOUS_NMSE", "PYTHON_CHECK", "SplitScore", "Verification", "score", "verify_program"]
+__all__ = [
+    "CONTINUOUS_NMSE",
+    "LONGER_FACTOR",
+    "PYTHON_CHECK",
+    "SplitScore",
+    "Verification",
+    "longer_label",
+    "score",
+    "verify_program",
+]
 
 PYTHON_CHECK = 200  # test sequences also run through the standard-library `program`
+LONGER_FACTOR = 4  # the longer-sequence check runs at this many times the trained T
+
+
+def longer_label(factor: int = LONGER_FACTOR) -> str:
+    """The longer check's name in tables: ``4×T``."""
+    return f"{factor}×T"
 
 
 @dataclass(frozen=True)
@@ -64,11 +87,25 @@ class Verification:
     python_checked: int  # sequences run through the standard-library `program`
     python_agrees: bool
     python_error: str | None = None
+    wider: SplitScore | None = None  # inputs a little outside the training range; None when not available
+    wider_note: str = "not checked"  # why it is not available, or "" when it is
 
     @property
     def generalises(self) -> bool | None:
         """Whether the longer-sequence check passed (None: not available)."""
         return None if self.longer is None else self.longer.passed
+
+    @property
+    def longer_factor(self) -> int:
+        """How many times the tested T the longer sequences are (LONGER_FACTOR when not checked)."""
+        if self.longer is None or self.test.T <= 0:
+            return LONGER_FACTOR
+        return round(self.longer.T / self.test.T)
+
+    @property
+    def holds_off_range(self) -> bool | None:
+        """Whether the off-range check passed (None: not available for this task)."""
+        return None if self.wider is None else self.wider.passed
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -83,11 +120,13 @@ class Verification:
             "longer": asdict(self.longer)
             if self.longer is not None
             else {"available": False, "note": self.longer_note},
+            "wider": asdict(self.wider) if self.wider is not None else {"available": False, "note": self.wider_note},
             "python_checked": self.python_checked,
             "python_agrees": self.python_agrees,
         }
-        if self.longer is not None:
-            d["longer"]["available"] = True
+        for key, split in (("longer", self.longer), ("wider", self.wider)):
+            if split is not None:
+                d[key]["available"] = True
         if self.python_error:
             d["python_error"] = self.python_error
         return d
@@ -96,11 +135,15 @@ class Verification:
         """Plain-text summary (used in the program's docstring and by the CLI)."""
         verdict = "yes" if self.verified else "NO"
         out = [f"verified: {verdict} -- test: {self.test.describe()}"]
-        if self.longer is not None:
-            tag = "passes" if self.longer.passed else "fails"
-            out.append(f"longer sequences: {self.longer.describe()} -- {tag}")
-        else:
-            out.append(f"longer sequences: not available ({self.longer_note})")
+        checks = (
+            (f"sequences {self.longer_factor}x as long", self.longer, self.longer_note),
+            ("values outside the training range", self.wider, self.wider_note),
+        )
+        for name, split, note in checks:
+            if split is not None:
+                out.append(f"{name}: {split.describe()} -- {'passes' if split.passed else 'fails'}")
+            else:
+                out.append(f"{name}: not available ({note})")
         if not self.python_agrees:
             why = f": {self.python_error}" if self.python_error else ""
             out.append(f"program() and run_batch() disagree on {self.python_checked} test sequences{why}")
@@ -165,11 +208,15 @@ def verify_program(
     longer: tuple[np.ndarray, np.ndarray] | None = None,
     longer_note: str = "",
     python_check: int = PYTHON_CHECK,
+    wider: tuple[np.ndarray, np.ndarray] | None = None,
+    wider_note: str = "",
 ) -> Verification:
-    """Verify `run_batch` on the test split (and on `longer` sequences when given) and check
-    that `program` agrees with it on the first `python_check` test sequences."""
+    """Verify `run_batch` on the test split (and on the `longer` and `wider` splits when given:
+    reported, not part of the verdict) and check that `program` agrees with it on the first
+    `python_check` test sequences."""
     test = run_split(run_batch, x_test, y_test, kind)
     long_score = run_split(run_batch, longer[0], longer[1], kind) if longer is not None else None
+    wide_score = run_split(run_batch, wider[0], wider[1], kind) if wider is not None else None
     m = min(python_check, int(x_test.shape[0]))
     agrees, err = True, None
     if m and test.error is None:
@@ -195,4 +242,6 @@ def verify_program(
         python_checked=m,
         python_agrees=agrees,
         python_error=err,
+        wider=wide_score,
+        wider_note="" if wider is not None else (wider_note or "not available"),
     )

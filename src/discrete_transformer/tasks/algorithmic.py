@@ -7,7 +7,8 @@ Positions before the start read as 0 (``x[-k] = 0``) unless a rule says otherwis
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -41,6 +42,42 @@ def uniform_ints(lo: int, hi: int, channels: int = 1) -> Sampler:
 
     def sample(rng: np.random.Generator, n: int, T: int) -> np.ndarray:
         return rng.integers(lo, hi + 1, size=(n, T, channels)).astype(np.float64)
+
+    return sample
+
+
+OFF_RANGE_MARGIN = 0.25  # the off-range margin on each side, as a fraction of the range's width
+OFF_RANGE_SHARE = 0.3  # positions drawn from the margins (and at least one per sequence)
+
+
+def off_range_margin(lo: int, hi: int) -> int:
+    """How far outside ``[lo, hi]`` the off-range check draws: a quarter of the width, at least 1."""
+    return max(1, math.floor(OFF_RANGE_MARGIN * (hi - lo) + 0.5))
+
+
+def wider_ints(ranges: Sequence[tuple[int, int]], widen: Sequence[bool] | None = None) -> Sampler | None:
+    """The off-range sampler of integer channels uniform on ``ranges[c]`` (verification's check
+    that a program is the rule, not a fit of the values it saw): each position of a widened
+    channel is, with probability :data:`OFF_RANGE_SHARE`, drawn uniformly from the two margins
+    ``[lo - m, lo - 1]`` and ``[hi + 1, hi + m]`` (m = :func:`off_range_margin`), and every
+    sequence has at least one such value. A channel is widened when ``widen[c]`` (default: all)
+    and its range has more than 2 values (a 2-value range is bits); None when none is."""
+    ranges = tuple((int(lo), int(hi)) for lo, hi in ranges)
+    flags = (True,) * len(ranges) if widen is None else tuple(bool(w) for w in widen)
+    cols = np.array([c for c, ((lo, hi), w) in enumerate(zip(ranges, flags, strict=True)) if w and hi - lo > 1])
+    if cols.size == 0:
+        return None
+
+    def sample(rng: np.random.Generator, n: int, T: int) -> np.ndarray:
+        x = np.stack([rng.integers(lo, hi + 1, size=(n, T)) for lo, hi in ranges], axis=-1).astype(np.float64)
+        off = rng.random((n, T, cols.size)) < OFF_RANGE_SHARE
+        off[np.arange(n), rng.integers(T, size=n), rng.integers(cols.size, size=n)] = True
+        for j, c in enumerate(cols):
+            lo, hi = ranges[c]
+            m = off_range_margin(lo, hi)
+            k = rng.integers(0, 2 * m, size=(n, T))  # 0..m-1 below the range, m..2m-1 above it
+            x[:, :, c] = np.where(off[:, :, j], np.where(k < m, lo - m + k, hi + 1 + k - m), x[:, :, c])
+        return x
 
     return sample
 

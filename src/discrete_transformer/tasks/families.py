@@ -104,6 +104,7 @@ def _add_mod(p: Params) -> Built:
         lambda x: out(np.mod(np.cumsum(channel(x), axis=1), m)),
         f"y[i] = (x[0] + ... + x[i]) mod {m}",
         [prefix_ln("s", "x"), map_ln("y", f"u % {m}", "s")],
+        off_range=tuple(p["x"]) != (0, m - 1),  # residues 0..m-1 as inputs: in range only
     )
 
 
@@ -338,7 +339,7 @@ def _base_add(p: Params) -> Built:
     if two:
         lines.append(map_ln("z", f"u + (v >= {m}) >= {m}", "s", "last"))
     desc = f"base-{m} addition of a and b, least-significant digit first" + ("; z = carry out" if two else "")
-    return discrete((p["x"], p["x"]), rule, desc, lines, ("y", "z") if two else ("y",))
+    return discrete((p["x"], p["x"]), rule, desc, lines, ("y", "z") if two else ("y",), off_range=False)  # digits
 
 
 RECURRENCES = ((1, -1), (0, -1), (-1, -1), (0, 1), (-1, 0), (2, -1), (-2, -1))  # bounded or polynomial

@@ -74,6 +74,7 @@ def _match(latest: bool):
             rule,
             f"y[i] = b[j] at the {which} j < i with a[j] == a[i], else 0",
             [Line(f"y = {pick} for i in range(len(a))]", 1)],
+            off_range=(False, True),  # a is a key (the rule indexes a table by it): only the values widen
         )
 
     return build
@@ -97,6 +98,7 @@ def _index_lookup(p: Params) -> Built:
         rule,
         f"y[i] = a[b[i]] if b[i] <= i else 0, b in 0..{K}",
         [Line("y = [a[int(j)] if j <= i else 0 for i, j in enumerate(b)]", 1)],
+        off_range=(True, False),  # b is an index (a negative one would wrap around): only the values widen
     )
 
 

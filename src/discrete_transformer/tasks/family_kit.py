@@ -2,7 +2,7 @@
 parameter drawing, samplers.
 
 Each :class:`Family` draws a parameter dict from a numpy Generator and builds, from those
-parameters alone, the input sampler, the vectorised numpy rule (any T: verification runs at 2×T)
+parameters alone, the input sampler, the vectorised numpy rule (any T: verification runs on longer sequences)
 and a *reference program*: the rule written in the library's program style, whose size in the
 library's operation count (one per routing step, the expression-tree size of each element-wise
 line) says how small an extracted program could be. Rule and reference are written side by side
@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from .algorithmic import Rule, Sampler, uniform_ints
+from .algorithmic import Rule, Sampler, uniform_ints, wider_ints
 from .continuous import uniform_reals
 
 Params = dict[str, object]
@@ -124,13 +124,15 @@ class Program:
 class Built:
     """What one parameter draw of a family is: sampler, rule, words and reference program.
     ``domain`` is the common finite value set of every input position (None when real-valued or
-    when channels differ), which lets small input spaces be enumerated like the public tasks."""
+    when channels differ), which lets small input spaces be enumerated like the public tasks;
+    ``sample_wider`` draws inputs a little outside the ranges (TaskSpec.sample_wider)."""
 
     sample: Sampler
     rule: Rule
     description: str
     program: Program
     domain: tuple[float, ...] | None
+    sample_wider: Sampler | None = None
 
 
 @dataclass(frozen=True)
@@ -268,10 +270,16 @@ def discrete(
     lines: list[Line],
     outputs: tuple[str, ...] = ("y",),
     sample: Sampler | None = None,
+    off_range: bool | tuple[bool, ...] = True,
 ) -> Built:
-    """A family draw on integer inputs, channel ``c`` on ``ranges[c]``."""
+    """A family draw on integer inputs, channel ``c`` on ``ranges[c]``. Verification's off-range
+    check widens every channel of more than two values; ``off_range`` False (or False for a
+    channel) where the rule is defined in range only (digits, residues, keys, indices). A custom
+    ``sample`` has no off-range sampler: widening ``ranges`` would not be its distribution."""
     program = Program(channel_names(len(ranges)), outputs, tuple(lines))
-    return Built(sample or ints(*ranges), rule, description, program, domain_of(*ranges))
+    widen = off_range if isinstance(off_range, tuple) else (off_range,) * len(ranges)
+    wider = None if sample is not None else wider_ints(ranges, widen)
+    return Built(sample or ints(*ranges), rule, description, program, domain_of(*ranges), wider)
 
 
 def real(

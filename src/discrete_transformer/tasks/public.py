@@ -11,6 +11,20 @@ from . import continuous as C
 from .public_references import reference
 from .spec import ENUMERATION_LIMIT, TaskSpec
 
+# Integer tasks with more than two input values whose rule means nothing a little outside the
+# trained values, so they get no off-range check (two-value tasks are bits and never get one):
+IN_RANGE_ONLY = {
+    # inputs are residues mod k: -1 or k is another name for a residue, not a new input
+    "residues": ("Add_Mod_3", "Add_Mod_4", "Add_Mod_6"),
+    # inputs are the digits of a base
+    "digits": ("Base_3_Addition", "Base_4_Addition"),
+    # intensities of a 1-bit quantiser: outside 0..15 the output is no longer a bit
+    "intensities": ("Dithering",),
+    # symbols whose counts are compared: a value outside 0..2 is none of the symbols
+    "symbols": ("Majority_0_2",),
+}
+_NO_OFF_RANGE = frozenset(name for group in IN_RANGE_ONLY.values() for name in group)
+
 
 def _ints(
     name: str,
@@ -23,7 +37,8 @@ def _ints(
     sample: A.Sampler | None = None,
     iid: bool = True,
 ) -> TaskSpec:
-    """A MIPS task on integer inputs uniform on [lo, hi]."""
+    """A MIPS task on integer inputs uniform on [lo, hi]; with an off-range check unless its
+    sampler is its own (Bit_Palindrome) or its rule is defined in range only (IN_RANGE_ONLY)."""
     T = 10
     size = (hi - lo + 1) ** (channels * T)
     program = reference(name)
@@ -43,6 +58,7 @@ def _ints(
         iid=iid,
         reference=program.source,
         reference_ops=program.ops,
+        sample_wider=None if sample or name in _NO_OFF_RANGE else A.wider_ints(((lo, hi),) * channels),
     )
 
 
@@ -144,4 +160,4 @@ TASKS: tuple[TaskSpec, ...] = (
 )  # fmt: skip
 
 
-__all__ = ["TASKS"]
+__all__ = ["IN_RANGE_ONLY", "TASKS"]

@@ -22,6 +22,7 @@ from .spec import TaskSpec, UnknownTaskError
 PALINDROME_DRAWS = 20_000
 DEFAULT_N_TEST = 10_000
 OVERRIDE_N_TRAIN = 1_000  # train set size when T is overridden (length-generalisation tests)
+WIDER_STREAM = 0x57  # the off-range split's random stream, beside the dataset's (make_wider_split)
 GENERATED_NAME = re.compile(r"gen\d+_\d+_", re.IGNORECASE | re.ASCII)  # gen{seed}_{index}_{family}
 
 
@@ -180,6 +181,17 @@ def make_dataset(
     return _build(spec, x[n_test:], x[:n_test], source)
 
 
+def make_wider_split(spec: TaskSpec, seed: int, T: int, n: int = DEFAULT_N_TEST) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` sequences of length ``T`` from the task's off-range sampler (``spec.sample_wider``)
+    and their targets by the rule: verification's off-range check. Seeded by ``seed`` on a stream
+    of its own, so it never repeats the dataset's draws. Raises ``ValueError`` for a task that
+    allows no such check."""
+    if spec.sample_wider is None:
+        raise ValueError(f"{spec.name}: the task allows no off-range check")
+    x = spec.sample_wider(np.random.default_rng([int(seed), WIDER_STREAM]), int(n), int(T))
+    return x, spec.rule(x)
+
+
 __all__ = [
     "DEFAULT_N_TEST",
     "GENERATED_NAME",
@@ -188,5 +200,6 @@ __all__ = [
     "UnknownTaskError",
     "get_task",
     "make_dataset",
+    "make_wider_split",
     "task_names",
 ]

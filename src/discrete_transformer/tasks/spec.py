@@ -47,6 +47,10 @@ class TaskSpec:
     # the bench divides a verified program's size by. None only for a TaskSpec made elsewhere.
     reference: str = ""
     reference_ops: int | None = None
+    # Inputs drawn a little outside the training range, for tasks whose rule is defined there
+    # (integer tasks only: verification's off-range check, algorithmic.wider_ints); None: the
+    # task allows no such check (bits, digits, residues, symbols, indices, reals, custom samplers).
+    sample_wider: Callable[[np.random.Generator, int, int], np.ndarray] | None = None
 
     @property
     def n_in(self) -> int:

@@ -189,3 +189,19 @@ def subset(model: DiscreteTransformer, members: list[int]) -> DiscreteTransforme
     out.load_state_dict(member_state(model, members))
     out.train(model.training)
     return out
+
+
+class Seen:
+    """Training sequences a restart has seen, counted as one per sequence per population member
+    whose loss and gradient it enters: a search step's batch counts once for each of the P members
+    (they share it, but each runs it forward and backward), a hardening step's once for each kept
+    member, and each loss evaluation of an L-BFGS polish (trial or final; one member) counts its
+    whole batch. Validation evaluations are not training and are not counted. Why: the bench
+    states each method's compute in one unit (docs/bench.md, Compute per method), a baseline's being
+    steps × batch of its one model."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def add(self, sequences: int, members: int = 1) -> None:
+        self.n += int(sequences) * int(members)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from . import reinforce, schedules
 from .evaluation import (
     HARD,
     SEARCH_PROBE,
+    Seen,
     Split,
     attention_entropy,
     data_spec,
@@ -53,6 +54,14 @@ class RestartResult:
     stopped_early: bool
     state: dict[str, torch.Tensor] = field(repr=False)  # population-1 state dict of the best
     history: list[dict] = field(default_factory=list, repr=False)
+    sequences: int | None = None  # training sequences seen (evaluation.Seen); None: not recorded
+
+
+def total_sequences(results: Iterable[RestartResult]) -> int | None:
+    """The training sequences a run's restarts saw, summed; None when one of them has no count
+    (kept by code from before the count): a partial sum would understate the run's compute."""
+    counts = [r.sequences for r in results]
+    return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
 
 
 class _Logger:
@@ -106,17 +115,18 @@ def train_restart(
     out_of_time = lambda: train_cfg.time_limit is not None and time.perf_counter() - t0 > train_cfg.time_limit  # noqa: E731
     stop = lambda: (should_stop is not None and should_stop()) or out_of_time()  # noqa: E731
     model = DiscreteTransformer(model_cfg, spec, population=train_cfg.population, seed=seed)
+    seen = Seen()
     try:
         # Late in the search, softmaxes at tau 0.05 / tau_attn 0.02 produce denormal floats, and
         # x86 arithmetic on denormals is slow: the last third of the search ran 2x slower
         # (45 vs 20 ms/step). Flushing them to zero changes nothing a float32 weight can show.
         torch.set_flush_denormal(True)
-        step, solved_idx = _search(model, train_cfg, split, gen, log, stop, continuous_tol)
+        step, solved_idx = _search(model, train_cfg, split, gen, log, stop, continuous_tol, seen)
         stopped_early = solved_idx is not None
         if solved_idx is None and not stop():
-            model, step, solved_idx = _harden(model, train_cfg, split, gen, log, stop, continuous_tol, step)
+            model, step, solved_idx = _harden(model, train_cfg, split, gen, log, stop, continuous_tol, step, seen)
         if solved_idx is None and not stop() and train_cfg.polish_iters > 0:
-            model = final_polish(model, train_cfg, split, gen, log, continuous_tol, step)
+            model = final_polish(model, train_cfg, split, gen, log, continuous_tol, step, seen=seen)
     finally:
         torch.set_flush_denormal(False)
         log.close()
@@ -132,6 +142,7 @@ def train_restart(
         stopped_early=stopped_early,
         state=member_state(model, [i]),
         history=log.history,
+        sequences=seen.n,
     )
 
 
@@ -140,7 +151,7 @@ def _batch(split: Split, gen: torch.Generator, size: int) -> tuple[torch.Tensor,
     return split.x_train[idx], split.y_train[idx]
 
 
-def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple[int, int | None]:
+def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, seen: Seen) -> tuple[int, int | None]:
     """Phase 1. Returns (last step, index of a member already solved or None)."""
     model.train()
     P = model.population
@@ -156,6 +167,7 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
     for step in range(cfg.search_steps):
         tau, tau_a = schedules.member_temperatures(cfg, step, P)
         xb, yb = _batch(split, gen, cfg.batch_size)
+        seen.add(xb.shape[0], P)
         mode = SelectMode(
             tau=tau,
             per_example=cfg.sample_per_example,
@@ -192,7 +204,7 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
             if (
                 cfg.stop_on_exact
                 and trials.due(float(metrics["nmse"][best]))
-                and trial_polish(model, best, cfg, split, log, tol, step)
+                and trial_polish(model, best, cfg, split, log, tol, step, seen=seen)
             ):
                 return step, best
             if stop():
@@ -200,7 +212,7 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol) -> tuple
     return step, None
 
 
-def _harden(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, step0: int):
+def _harden(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, step0: int, seen: Seen):
     """Phase 2: keep the best `harden_top` discretised members, freeze them, fine-tune."""
     metrics = evaluate(model, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)
     keep = np.argsort(member_score(split.kind, metrics), kind="stable")[: cfg.harden_top].tolist()
@@ -217,6 +229,7 @@ def _harden(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, step0: i
         if k == n // 2:
             model.stats_frozen.fill_(True)
         xb, yb = _batch(split, gen, cfg.harden_batch_size)
+        seen.add(xb.shape[0], model.population)
         loss = per_member_loss(model(xb, HARD, cfg.tau_attn_end), yb, split.var_y)
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()
@@ -255,5 +268,6 @@ __all__ = [
     "per_member_loss",
     "subset",
     "target_levels",
+    "total_sequences",
     "train_restart",
 ]

@@ -15,7 +15,7 @@ import torch
 from ..config import TrainConfig
 from ..model import DiscreteTransformer
 from ..verdict import solved_each
-from .evaluation import HARD, Split, eval_row, evaluate, member_score, per_member_loss, subset, write_member
+from .evaluation import HARD, Seen, Split, eval_row, evaluate, member_score, per_member_loss, subset, write_member
 
 Log = Callable[[dict], None]  # one metrics row to the restart's log
 
@@ -27,7 +27,14 @@ POLISH_MAX_NMSE = 0.05
 
 
 def final_polish(
-    model: DiscreteTransformer, cfg: TrainConfig, split: Split, gen: torch.Generator, log: Log, tol: float, step: int
+    model: DiscreteTransformer,
+    cfg: TrainConfig,
+    split: Split,
+    gen: torch.Generator,
+    log: Log,
+    tol: float,
+    step: int,
+    seen: Seen | None = None,
 ) -> DiscreteTransformer:
     """Phase 3: float64 full-batch L-BFGS of the best member's continuous weights (selectors and
     attention patterns are fixed by now, so this is a small smooth least-squares problem).
@@ -45,7 +52,7 @@ def final_polish(
     if not float(metrics["nmse"][best]) <= POLISH_MAX_NMSE:
         return model  # the structure is wrong: precision cannot make it right
     xb, yb, var = polish_batch(split, cfg, gen)
-    polished, end = polish_member(subset(model, [best]), xb, yb, var, split, cfg, tol)
+    polished, end = polish_member(subset(model, [best]), xb, yb, var, split, cfg, tol, seen)
     write_member(model, best, polished)
     row, _ = eval_row(model, split, tol, cfg)
     row.update(step=step, phase="polish", tau=0.0, tau_attn=0.0, loss=end, loss_min=end, attention_entropy=0.0)
@@ -69,17 +76,18 @@ def polish_member(
     split: Split,
     cfg: TrainConfig,
     tol: float,
+    seen: Seen | None = None,
 ) -> tuple[DiscreteTransformer, float]:
     """L-BFGS of a one-member model, then of its lean copy (MLP ReLU outputs zeroed) when that is
     within POLISH_MAX_NMSE on validation, each stopping once it solves the validation set.
     Kept: the lean copy if it solves (its MLPs are the linear/bilinear maps symbolic regression
     reads exactly), else the member if it solves, else the lower training loss."""
     done = solves(split, cfg, tol)
-    polished, end = lbfgs(member, xb, yb, var, cfg, cfg.polish_iters, until=done)
+    polished, end = lbfgs(member, xb, yb, var, cfg, cfg.polish_iters, until=done, seen=seen)
     polished_ok = done(polished)
     lean = lean_copy(polished, split, cfg)
     if lean is not None:
-        lean, lean_end = lbfgs(lean, xb, yb, var, cfg, cfg.polish_iters, until=done)
+        lean, lean_end = lbfgs(lean, xb, yb, var, cfg, cfg.polish_iters, until=done, seen=seen)
         if done(lean) or (not polished_ok and lean_end < end):
             polished, end = lean, lean_end
     return polished, end
@@ -121,12 +129,14 @@ def lbfgs(
     cfg: TrainConfig,
     iters: int,
     until: Callable[[DiscreteTransformer], bool] | None = None,
+    seen: Seen | None = None,
 ) -> tuple[DiscreteTransformer, float]:
     """float64 L-BFGS (`iters` iterations) of a one-member model's continuous weights on one full
     batch; returns the model and its final loss (never worse than at the start: a failed run is
     undone). With `until`, the iterations run in chunks of POLISH_CHUNK and stop at the first
     chunk after which `until(member)` is true (the task is solved: more precision buys nothing
-    the rounding rule or the tolerance can see, and Sum_All's polish ran 61 s for it)."""
+    the rounding rule or the tolerance can see, and Sum_All's polish ran 61 s for it). Every
+    loss evaluation adds the batch to ``seen``."""
     member = member.double()
     member.stats_frozen.fill_(True)
     params = member.weight_parameters()
@@ -143,6 +153,8 @@ def lbfgs(
     )
 
     def closure() -> torch.Tensor:
+        if seen is not None:
+            seen.add(xb.shape[0])
         opt.zero_grad(set_to_none=True)
         loss = per_member_loss(member(xb, HARD, cfg.tau_attn_end), yb, var).sum()
         loss.backward()
@@ -190,7 +202,14 @@ class Trials:
 
 
 def trial_polish(
-    model: DiscreteTransformer, best: int, cfg: TrainConfig, split: Split, log: Log, tol: float, step: int
+    model: DiscreteTransformer,
+    best: int,
+    cfg: TrainConfig,
+    split: Split,
+    log: Log,
+    tol: float,
+    step: int,
+    seen: Seen | None = None,
 ) -> bool:
     """Polish a discretised copy of member `best` now (phase 3 on a copy). If the copy solves the
     task on the whole validation set it replaces the member and True is returned; otherwise the
@@ -203,7 +222,7 @@ def trial_polish(
     xb, yb, var = polish_batch(split, cfg, torch.Generator().manual_seed(step))
 
     def polish(member: DiscreteTransformer) -> tuple[DiscreteTransformer, float, dict[str, np.ndarray], bool]:
-        out, end = lbfgs(member, xb, yb, var, cfg, cfg.trial_polish_iters, until=solves(split, cfg, tol))
+        out, end = lbfgs(member, xb, yb, var, cfg, cfg.trial_polish_iters, until=solves(split, cfg, tol), seen=seen)
         out = out.float()
         metrics = evaluate(out, split.x_val, split.y_val, split.kind, split.var_y, cfg.tau_attn_end)
         return out, end, metrics, bool(solved_each(split.kind, metrics, tol)[0])

@@ -54,6 +54,7 @@ def save_restart(run_dir: str | os.PathLike, result: RestartResult) -> None:
             "seconds": float(result.seconds),
             "stopped_early": bool(result.stopped_early),
             "history": list(result.history),
+            "sequences": None if result.sequences is None else int(result.sequences),
             "weights": {"file": w_path.name, "sha256": hashlib.sha256(blob).hexdigest()},
         },
     )
@@ -97,6 +98,7 @@ def _load_one(j_path: Path) -> RestartResult:
             stopped_early=bool(doc["stopped_early"]),
             state=state,
             history=[dict(r) for r in doc.get("history", [])],
+            sequences=None if doc.get("sequences") is None else int(doc["sequences"]),  # None: kept before the count
         )
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{j_path}: invalid restart summary ({one_line(e)})") from None
