@@ -22,7 +22,7 @@ The pattern library itself — construction, routing, names and program helpers 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -41,6 +41,7 @@ from .patterns import (
     default_library,
     describe,
     fit_table,
+    fitted_hypotheses,
     helper_sources,
     hypothesis_reads,
     make_hypothesis,
@@ -213,6 +214,7 @@ def test_head(
     library: Sequence[Hypothesis] | None = None,
     exhaustive: bool = False,
     aggregate: str = "mean",
+    fit: bool | None = None,
 ) -> tuple[TestResult | None, list[TestResult]]:
     """Test a recorded head against `library` (default: `default_library(T1)`) simplest first.
     Returns (the first accepted result or None, every result tried). Testing stops at the first
@@ -220,7 +222,9 @@ def test_head(
     half of the sequences and scored on the second half; it is skipped unless q and k take at
     most `LOOKUP_MAX_VALUES` distinct values on the sequence positions. `aggregate="sum"`: the
     head sums its selected values (`out = Σ_j [A_ij > 0]·v_j`); averaging hypotheses are then
-    tested in their summing form."""
+    tested in their summing form. With `fit` (default: when `library` is the default one), each
+    pattern's data-fitted hypotheses (`Pattern.fitted`, e.g. a learned BOS key) follow that
+    pattern's last library entry; an explicit library is tested as given."""
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
     A = np.asarray(A, dtype=np.float64)
@@ -232,11 +236,12 @@ def test_head(
     named = (("q", q), ("k", k), ("v", v), ("out", out))
     q, k, v, out = (_as_2d(nm, a, (n, T1)) for nm, a in named)
     lib = default_library(T1) if library is None else list(library)
+    fit = library is None if fit is None else fit
     obs = Observed.of(A)
     results: list[TestResult] = []
     accepted: TestResult | None = None
     discrete: bool | None = None
-    for h in lib:
+    for h in _candidates(lib, obs, q, k, T1) if fit else lib:
         rows = slice(None)
         if h.name == "lookup" and not h.params.get("table"):
             if discrete is None:
@@ -270,6 +275,16 @@ def test_head(
 
 
 test_head.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+def _candidates(lib: list[Hypothesis], obs: Observed, q: np.ndarray, k: np.ndarray, T1: int) -> Iterator[Hypothesis]:
+    """`lib` in order, each pattern's fitted hypotheses (not already in `lib`) right after its
+    last entry; fitted lazily, so an earlier acceptance costs no fitting."""
+    last = {h.name: i for i, h in enumerate(lib)}
+    for i, h in enumerate(lib):
+        yield h
+        if last[h.name] == i:
+            yield from (f for f in fitted_hypotheses(h.name, obs, q, k, T1) if f not in lib)
 
 
 def _evaluate(

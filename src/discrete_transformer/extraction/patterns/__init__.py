@@ -6,7 +6,8 @@ The library, simplest first (`default_library`):
 
 1. `self`, `shift(c)`, `first`                          — :mod:`.positional`
 2. `prefix_mean`, `window_mean(c)`, `lag_window_mean(lo, hi)` — :mod:`.windows`
-3. `prefix_argmax` / `prefix_argmin(tie, include_bos)`  — :mod:`.argext`
+3. `prefix_argmax` / `prefix_argmin(tie, include_bos)`  — :mod:`.argext` (then, fitted on the
+   data, with a BOS key `k_bos` between key values: `Pattern.fitted`)
 4. `match(tie)`, `match_all`                            — :mod:`.match`
 5. `lookup(table, default)`                             — :mod:`.lookup`
 
@@ -30,6 +31,7 @@ from .library import (
     averages,
     default_library,
     describe,
+    fitted_hypotheses,
     helper_sources,
     hypothesis_reads,
     make_hypothesis,
@@ -59,6 +61,7 @@ __all__ = [
     "default_library",
     "describe",
     "fit_table",
+    "fitted_hypotheses",
     "helper_sources",
     "hypothesis_reads",
     "make_hypothesis",

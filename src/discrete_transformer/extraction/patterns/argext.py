@@ -1,13 +1,14 @@
-"""Prefix extremes: `prefix_argmax` / `prefix_argmin(tie, include_bos)` — the largest (smallest)
-k over positions 1..i (with `include_bos`: 0..i, BOS competing with its own k value); ties
-"average" (uniform over all tied keys: the model's native semantics), "latest", "earliest"."""
+"""Prefix extremes: `prefix_argmax` / `prefix_argmin(tie, include_bos, k_bos)` — the largest
+(smallest) k over positions 1..i (with `include_bos`: 0..i, BOS competing with its own k value, or
+with the key `k_bos` fitted on the data: a learned BOS offset can place BOS between key values);
+ties "average" (uniform over all tied keys: the model's native semantics), "latest", "earliest"."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import TIES, Hypothesis, Pattern, literal, need
-from .routing import Routing, bos_row, causal
+from .base import TIES, Hypothesis, Pattern, literal, need, simplest_between
+from .routing import Observed, Routing, bos_row, causal, pack
 
 __all__ = ["PREFIX_ARGMAX", "PREFIX_ARGMIN", "PrefixArgExtreme"]
 
@@ -92,17 +93,53 @@ class PrefixArgExtreme(Pattern):
         if tie not in TIES:
             raise ValueError(f"{self.name} tie must be one of {TIES}, got {tie!r}")
         word = "largest" if self.largest else "smallest"
-        where = "k over BOS and k[0..i] (BOS reads 0)" if ib else "k[0..i]"
-        return {"tie": tie, "include_bos": ib}, f"v at the {word} {where}, ties: {tie}"
+        if params.get("k_bos") is None:
+            where = "k over BOS and k[0..i] (BOS reads 0)" if ib else "k[0..i]"
+            return {"tie": tie, "include_bos": ib}, f"v at the {word} {where}, ties: {tie}"
+        if not ib:
+            raise ValueError(f"{self.name}: k_bos needs include_bos=True")
+        kb = float(params["k_bos"])
+        if not np.isfinite(kb):
+            raise ValueError(f"{self.name}: k_bos must be finite, got {kb}")
+        moves = "exceeds" if self.largest else "drops below"
+        text = (
+            f"v at the {word} k over BOS and k[0..i], ties: {tie}; BOS competes with key {literal(kb)} "
+            f"and reads 0: 0 until k first {moves} {literal(kb)}"
+        )
+        return {"tie": tie, "include_bos": True, "k_bos": kb}, text
 
     def library(self, T1: int) -> list[tuple[str, dict]]:
         return [(self.name, {"tie": t, "include_bos": ib}) for ib in (False, True) for t in TIES]
+
+    def fitted(self, obs: Observed, q: np.ndarray, k: np.ndarray, T1: int) -> list[dict]:
+        """A BOS key between the running extremes of the rows that attend to BOS alone and of
+        the rows that do not attend to it (for argmax: M_i = max k over 1..i; BOS-only rows need
+        k_bos > M_i, BOS-free rows k_bos < M_i), when such a key exists and the BOS slot's own
+        k does not already lie there; one parameter set per tie rule."""
+        if k is None or T1 < 2:
+            return []
+        kk = k if self.largest else -k  # argmin is argmax of -k
+        run = np.maximum.accumulate(kk[:, 1:], axis=1)  # rows 1..T
+        bos_bit = pack(np.arange(T1) == 0)[0]
+        touches = (obs.packed[:, 1:, 0] & bos_bit) != 0
+        only = (obs.count[:, 1:] == 1) & (obs.top[:, 1:] == 0)
+        if not only.any() or touches.all():
+            return []
+        lo, hi = float(run[only].max()), float(run[~touches].min())
+        c = simplest_between(lo, hi)
+        if c is None or bool(np.all((kk[:, 0] > lo) & (kk[:, 0] < hi))):
+            return []  # no such key, or the plain include_bos entries already route so
+        kb = c if self.largest else -c
+        return [{"tie": t, "include_bos": True, "k_bos": kb + 0.0} for t in TIES]
 
     def averages(self, params: dict) -> bool:
         return params.get("tie") == "average"
 
     def route(self, h: Hypothesis, q: np.ndarray | None, k: np.ndarray | None, T1: int) -> Routing:
         k = need(k, "key", h)
+        if h.params.get("k_bos") is not None:  # a fitted BOS key replaces k's own value there
+            k = k.copy()
+            k[:, 0] = h.params["k_bos"]
         kk = k if self.largest else -k
         lo = 0 if h.params["include_bos"] else 1
         tie = h.params["tie"]
@@ -135,12 +172,15 @@ class PrefixArgExtreme(Pattern):
 
     def label(self, params: dict, q: str, k: str) -> str:
         bos = ", with BOS" if params["include_bos"] else ""
+        if params.get("k_bos") is not None:
+            bos += f" key {literal(params['k_bos'])}"
         return f"{self.name}(k={k}, ties {params['tie']}{bos})"
 
     def call_args(self, params: dict, q: str, k: str, v: str, bos_kw: list[str], k_bos: float) -> list[str]:
         args = [k, v, f"tie={params['tie']!r}".replace("'", '"')]
         if params["include_bos"]:
-            args += ["include_bos=True", *([] if k_bos == 0 else [f"k_bos={literal(k_bos)}"]), *bos_kw]
+            kb = params.get("k_bos", k_bos)  # a fitted BOS key wins over the variable's BOS value
+            args += ["include_bos=True", *([] if kb == 0 else [f"k_bos={literal(kb)}"]), *bos_kw]
         return args
 
 

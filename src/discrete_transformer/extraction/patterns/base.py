@@ -12,6 +12,7 @@ pattern.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ...config import TIE_RULES
-from .routing import Routing
+from .routing import Observed, Routing
 
 __all__ = [
     "AGGREGATES",
@@ -32,6 +33,7 @@ __all__ = [
     "pattern_of",
     "register",
     "route",
+    "simplest_between",
 ]
 
 TIES = TIE_RULES  # the model's tie rules, which the hypotheses read back
@@ -88,6 +90,12 @@ class Pattern(ABC):
     def averages(self, params: dict) -> bool:
         """True when the pattern may attend to several keys at once (so mean and sum differ)."""
         return False
+
+    def fitted(self, obs: Observed, q: np.ndarray, k: np.ndarray, T1: int) -> list[dict]:
+        """Parameter sets read off the observed patterns `obs` and q, k (n, T1), tested after
+        this pattern's library entries: for a parameter no fixed list can hold (a learned BOS
+        key). None by default."""
+        return []
 
     # ------------------------------------------------------------------ routing
 
@@ -150,6 +158,23 @@ def need(arr: np.ndarray | None, what: str, h: Hypothesis) -> np.ndarray:
     if arr is None:
         raise ValueError(f"hypothesis {h} needs the {what} values")
     return arr
+
+
+def simplest_between(lo: float, hi: float) -> float | None:
+    """The simplest number strictly inside (lo, hi): the integer nearest 0, else the half-integer
+    nearest 0, else the midpoint with as few significant digits as stay inside; None if empty."""
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        return None
+    for step in (1.0, 0.5):
+        a, b = math.floor(lo / step) + 1, math.ceil(hi / step) - 1  # multiples of step strictly inside
+        if a <= b:
+            return float(min(max(0, a), b) * step)
+    mid = 0.5 * (lo + hi)
+    for digits in range(1, 18):
+        x = float(f"{mid:.{digits}g}")
+        if lo < x < hi:
+            return x
+    return mid
 
 
 def literal(x: Any) -> str:

@@ -1,5 +1,5 @@
 """The registry of routing patterns in library order, and the functions that dispatch on it:
-construction (`make_hypothesis`, `default_library`), naming (`describe`, `pattern_label`), what a
+construction (`make_hypothesis`, `default_library`, `fitted_hypotheses`), naming (`describe`, `pattern_label`), what a
 pattern reads, and its helpers (`python_helper` / `python_call`, `numpy_helper` / `numpy_call`)."""
 
 from __future__ import annotations
@@ -7,11 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 from .argext import PREFIX_ARGMAX, PREFIX_ARGMIN
 from .base import AGGREGATES, PATTERNS, Hypothesis, literal, pattern_of, register
 from .lookup import Lookup
 from .match import Match, MatchAll
 from .positional import First, Self, Shift
+from .routing import Observed
 from .windows import LagWindowMean, PrefixMean, WindowMean
 
 __all__ = [
@@ -20,6 +23,7 @@ __all__ = [
     "averages",
     "default_library",
     "describe",
+    "fitted_hypotheses",
     "helper_sources",
     "hypothesis_reads",
     "make_hypothesis",
@@ -92,6 +96,12 @@ def default_library(T1: int, lookup: bool = True) -> list[Hypothesis]:
         for name, params in pattern.library(T1)
         if lookup or name != "lookup"
     ]
+
+
+def fitted_hypotheses(name: str, obs: Observed, q: np.ndarray, k: np.ndarray, T1: int) -> list[Hypothesis]:
+    """The hypotheses of pattern `name` with parameters read off the observed patterns (e.g. a
+    learned BOS key), to test after that pattern's library entries."""
+    return [make_hypothesis(name, **p) for p in pattern_of(name).fitted(obs, q, k, T1)]
 
 
 # ============================================================================ naming
