@@ -162,7 +162,7 @@ def test_bos_offset_lets_an_argmax_of_negative_values_exclude_bos() -> None:
 
 
 def test_bos_offset_off_adds_no_parameter_and_on_starts_at_zero_with_gradients() -> None:
-    plain = small_model(population=2)
+    plain = small_model(population=2, attention_bos_bias=False)
     assert plain.layers[0]["attn"].w_bos is None
     assert not any("w_bos" in n for n, _ in plain.named_parameters())
     model = small_model(population=2, attention_bos_bias=True)

@@ -81,9 +81,10 @@ class ModelConfig:
     # of its selected keys by their mean or by their sum (mean × selector width), so a prefix
     # sum is one head instead of prefix mean → MLP × (pos + 1). docs/design.md, Summing heads.
     attention_sum: bool = False
-    # True: each head has a learned score offset for the BOS slot, so it can exclude BOS (an argmax
-    # of signed values) or prefer it.
-    attention_bos_bias: bool = False
+    # True: each head has a learned score offset for the BOS slot (0 at init), so it can exclude BOS
+    # (an argmax of signed values, an argmin of non-negative ones) or prefer it, or rank it between
+    # key values (a default until the key first exceeds it). docs/design.md, BOS values.
+    attention_bos_bias: bool = True
     # True: the readout multiplies the variable it reads by a learned gain, target_rms / rms(v) ·
     # exp(gamma_v) (gamma 0 at init), so that while it is soft every candidate enters the mixture
     # at the target's scale; kept after hardening (y = g·v). docs/design.md, Readout gain.
@@ -303,7 +304,12 @@ def restart_configs(model: ModelConfig, train: TrainConfig, index: int) -> tuple
 # one gets the value those runs had, not today's default.
 _LEGACY: dict[str, dict[str, Any]] = {
     "TrainConfig": {"portfolio": ("plain",), "trial_polish_nmse": 0.0},
-    "ModelConfig": {"attention_patterns": (), "mlp_periodic_mix": "value", "mlp_periodic_mix_tau": 0.0},
+    "ModelConfig": {
+        "attention_patterns": (),
+        "mlp_periodic_mix": "value",
+        "mlp_periodic_mix_tau": 0.0,
+        "attention_bos_bias": False,
+    },
 }
 
 # Options that no longer exist (docs/design.md, Retired options), with the value the code now

@@ -43,7 +43,9 @@ CASES: dict[str, dict[str, Any]] = {
     "arithmetic": dict(task="Sum_Last2", seed=0, portfolio=("arithmetic",)),
     "continuous": dict(task="Real_Sum_Last2", seed=1, portfolio=("arithmetic", "plain")),
 }
-MODEL: dict[str, Any] = dict(n_layers=2, n_heads=2, n_mlps=1, mlp_hidden=8, mlp_bilinear=2)
+# The fixtures ran without the learned BOS offset (on by default since 2026-12-06, session 4): pinned,
+# so that the cases keep checking the code paths they were made on.
+MODEL: dict[str, Any] = dict(n_layers=2, n_heads=2, n_mlps=1, mlp_hidden=8, mlp_bilinear=2, attention_bos_bias=False)
 
 
 def state_sha256(model: torch.nn.Module) -> str:
