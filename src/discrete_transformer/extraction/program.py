@@ -28,7 +28,7 @@ except ImportError:  # pragma: no cover
     highlight = None
 
 from ..rundir import PROGRAM_FILE, VERIFICATION_FILE, RunDir
-from ..tasks import Dataset, get_task, load_source, make_dataset
+from ..tasks import Dataset, TaskSpec, get_task, load_source, make_dataset
 from ..tasks.registry import make_wider_split
 from ..verdict import Kind
 from .codegen import render
@@ -67,12 +67,23 @@ def load_module(source: str, name: str = "dtx_program") -> types.ModuleType:
 Split = tuple[tuple[np.ndarray, np.ndarray] | None, str]  # (x, y), or None and why not
 
 
+def _builtin_task(ds: Dataset, if_file: str) -> tuple[TaskSpec | None, str]:
+    """The built-in task `ds` was drawn from, or None and why not (`if_file` for a data file,
+    which has no rule to generate data from)."""
+    if not ds.source.startswith("task:"):
+        return None, if_file
+    try:
+        return get_task(ds.source[len("task:") :]), ""
+    except ValueError as e:
+        return None, str(e).splitlines()[0]
+
+
 def longer_split(ds: Dataset, data_seed: int) -> Split:
     """Sequences LONGER_FACTOR times as long as the trained ones: built-in tasks only."""
-    if not ds.source.startswith("task:"):
-        return None, "data file: there is no rule to generate longer sequences"
+    spec, note = _builtin_task(ds, "data file: there is no rule to generate longer sequences")
+    if spec is None:
+        return None, note
     try:
-        spec = get_task(ds.source[len("task:") :])
         long = make_dataset(spec, seed=data_seed, T=LONGER_FACTOR * ds.T, n_test=LONGER_SEQUENCES)
     except ValueError as e:
         return None, str(e).splitlines()[0]
@@ -82,12 +93,9 @@ def longer_split(ds: Dataset, data_seed: int) -> Split:
 def wider_split(ds: Dataset, data_seed: int) -> Split:
     """Sequences of the trained length with integer inputs a little outside the training range
     (TaskSpec.sample_wider): built-in tasks whose rule is defined there only."""
-    if not ds.source.startswith("task:"):
-        return None, "data file: no rule to generate inputs"
-    try:
-        spec = get_task(ds.source[len("task:") :])
-    except ValueError as e:
-        return None, str(e).splitlines()[0]
+    spec, note = _builtin_task(ds, "data file: no rule to generate inputs")
+    if spec is None:
+        return None, note
     if spec.sample_wider is None:
         if spec.kind == Kind.CONTINUOUS:
             return None, "real-valued inputs: the check is for integer inputs"
