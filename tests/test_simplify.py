@@ -222,6 +222,15 @@ def test_a_shift_of_a_shift_is_one_shift_and_first_of_a_prefix_mean_is_first() -
     (same,) = simplify_cores.composed_heads(ir2, first)
     two = simplify_cores.replaced_head(ir2, first, same)
     assert load_module(render(two)).program(xs) == load_module(render(ir2)).program(xs) == [1.0] * 7
+    # the inner head may read a key: first(prefix_argmax(x, x)) is first(x)
+    arg = dataclasses.replace(mean, k=x, hypothesis=make_hypothesis("prefix_argmax"))
+    first_arg = dataclasses.replace(first, v=arg.out)
+    ir4 = dataclasses.replace(base, nodes=(arg, first_arg), outputs=(OutputNode(0, "y", first_arg.out),))
+    (direct,) = simplify_cores.composed_heads(ir4, first_arg)
+    assert direct.v.name == "x" and simplify_fits.program_ops(simplify_cores.replaced_head(ir4, first_arg, direct)) == 1
+    one_head = render(simplify_cores.replaced_head(ir4, first_arg, direct))
+    assert load_module(one_head).program(xs) == [1.0] * 7
+    assert "first of prefix_argmax(k=x" in one_head  # the inner head's own key in the evidence
     # a reader of the replaced head reads the new one, under its new name
     y = Variable("L1.M0", 7, "mlp", "y")
     mlp = MLPNode(

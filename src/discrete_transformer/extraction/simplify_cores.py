@@ -204,22 +204,24 @@ def summed_program(ir: ProgramIR, head: AttentionNode, reader: MLPNode, alt: MLP
 
 
 def composed_heads(ir: ProgramIR, outer: AttentionNode) -> list[AttentionNode]:
-    """Heads on the input of the head `outer` routes that may compute what `outer` computes: its
-    own pattern (idempotent routings: `first(prefix_mean(x))` is `first(x)`), and for two shifts
-    one shift by their sum. Only patterns that read their value alone (no query or key);
-    whether a candidate is right is for the caller to check."""
+    """Heads on the value the head `outer`'s input head routes that may compute what `outer`
+    computes: `outer`'s own pattern (idempotent routings: `first(prefix_mean(x))` and
+    `first(prefix_argmax(x, x))` are `first(x)`), and for two shifts one shift by their sum.
+    `outer` must read its value alone (no query or key), the inner head may read anything: the
+    candidate keeps only its value. Whether a candidate is right is for the caller to check."""
     inner = next((n for n in ir.heads if n.out.index == outer.v.index), None)
-    if inner is None or hypothesis_reads(outer.hypothesis) != {"v"} or hypothesis_reads(inner.hypothesis) != {"v"}:
+    if inner is None or hypothesis_reads(outer.hypothesis) != {"v"}:
         return []
     hyps = [outer.hypothesis]
-    if outer.hypothesis.name == inner.hypothesis.name == "shift":
+    pure = hypothesis_reads(inner.hypothesis) == {"v"}
+    if pure and outer.hypothesis.name == inner.hypothesis.name == "shift":
         hyps.append(make_hypothesis("shift", c=outer.hypothesis.params["c"] + inner.hypothesis.params["c"]))
     taken = {v.name for v in ir.inputs} | {n.out.name for n in ir.nodes} | {"pos", "one"}
     q, k, v = outer.q.name, outer.k.name, inner.v.name
     out = []
     for h in hyps:
         name = unique_name(sanitize(describe(h, q, k, v), "h"), set(taken))
-        note = f"{pattern_label(outer.hypothesis, q, k)} of {pattern_label(inner.hypothesis, q, k)} of {v}"
+        note = f"{pattern_label(outer.hypothesis, q, k)} of {pattern_label(inner.hypothesis, inner.q.name, inner.k.name)} of {v}"
         out.append(
             dataclasses.replace(
                 outer, hypothesis=h, v=inner.v, out=dataclasses.replace(outer.out, name=name), note=note
