@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from extract_helpers import sum_last2_ir
 
-from discrete_transformer.extraction import simplify_base, simplify_cores, simplify_fits
+from discrete_transformer.extraction import simplify_base, simplify_cores, simplify_fits, simplify_stage
 from discrete_transformer.extraction.codegen import render
 from discrete_transformer.extraction.graph import (
     AttentionNode,
@@ -96,6 +96,22 @@ def _fake_mlps(fn, inputs: tuple[int, ...], grid: np.ndarray) -> types.SimpleNam
         rec=types.SimpleNamespace(model=None),
         make_alternative=functools.partial(MLPCharacteriser.make_alternative, None),
     )
+
+
+def test_a_core_line_may_still_be_one_of_its_inputs() -> None:
+    """An MLP the repair search already replaced by its core `x + 0.005·pos` is offered its
+    inputs as they are, and nothing else (no core again, no class fit)."""
+    grid = np.array([(a, p) for a in range(2) for p in range(10)], dtype=float)
+    stage = simplify_stage.Simplifier.__new__(simplify_stage.Simplifier)
+    stage.mlps = _fake_mlps(lambda x, p: x + 0.005 * p, (0, 1), grid)
+    stage.known = lambda _u: True
+    stage.graph = types.SimpleNamespace(variable_names={0: "x", 1: "pos"})
+    stage.refits = stage.budget = None  # neither may be asked: inputs only
+    m = Module("L0.M1", "mlp", 0, 0, 5, (0, 1))
+    core = dataclasses.replace(_alt((0, 1), "u0 + 0.005*u1", 3), fitted_to="core")
+    offers = list(stage.stand_ins(m, core, inputs_only=True))
+    assert [why for _alt_, why, _f in offers] == ["L0.M1 replaced by its input x", "L0.M1 replaced by its input pos"]
+    assert all(a.size == 1 for a, _w, _f in offers)
 
 
 def test_an_input_with_few_classes_is_a_class_core(monkeypatch) -> None:

@@ -131,9 +131,11 @@ class Simplifier(Session):
         cores: list[tuple[Module, MLPAlt]] = []
         for m, _alt in self.live_mlps():
             cur = self.current(m)
-            if m.out in readout or cur is None or cur.fitted_to == "core":
+            if m.out in readout or cur is None:
                 continue
-            for cand, why, fits in self.stand_ins(m, cur):
+            # A line that is already a core (the repair search put it there) may still be one of
+            # its inputs as it is: `x + 0.005·pos` whose readout subtracts the pos term again.
+            for cand, why, fits in self.stand_ins(m, cur, inputs_only=cur.fitted_to == "core"):
                 if self.fit_budget() <= 0:
                     return
                 if cand.fitted_to == "core" and cand.sr_key.endswith("(core)"):
@@ -147,15 +149,18 @@ class Simplifier(Session):
                 choice = self.with_alt(choice, m, core)
             self.core_refit(choice, ", ".join(f"{m.key} replaced by its core {c.source}" for m, c in cores))
 
-    def stand_ins(self, m: Module, cur: MLPAlt) -> Iterator[tuple[MLPAlt, str, list[Fit]]]:
+    def stand_ins(self, m: Module, cur: MLPAlt, inputs_only: bool = False) -> Iterator[tuple[MLPAlt, str, list[Fit]]]:
         """What may replace intermediate MLP `m`, cheapest line first: one of its inputs as it is
-        (no line), its core, the classes of one input (lazily: that costs a regression)."""
+        (no line), then (unless `inputs_only`) its core, the classes of one input (lazily: that
+        costs a regression)."""
         uniq = self.mlps.inputs_of(m.reads)
         if not all(self.known(u) for u in uniq):  # an input its expression ignores, never looked at
             return
         names = self.graph.variable_names
         for u in uniq:
             yield input_alternative(self.mlps, m, cur, u), f"{m.key} replaced by its input {names[u]}", []
+        if inputs_only:
+            return
         core = self.refits.core(m)
         if core is not None and len(uniq) > 1:  # (with one input the core is that input)
             yield core, f"{m.key} replaced by its core {core.source}", []
