@@ -32,7 +32,9 @@ class ExtractConfig:
     # (symbolic.data_constants: 0, 1, 2 and the ranges of the integer inputs and target).
     sr_int_constants: tuple[int, ...] | None = None
     grid_points: int = 2048  # grid samples per MLP, on top of the seen inputs
-    search_budget: float = 60.0  # seconds for the fallback search, from its start
+    # Nominal seconds of work for the fallback search, from its start (a regression counts the
+    # work it did, a candidate check 0.1 s; wall clock is capped at 4x).
+    search_budget: float = 60.0
     search_rows: int = 2000  # training sequences the search scores candidates on
     max_alternatives: int = 6  # per module, tried by the search
     # Nominal seconds of work for the simplification stage on a verified program (a regression

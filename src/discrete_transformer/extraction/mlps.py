@@ -349,4 +349,4 @@ def renamed(res: SRResult, mapping: dict[str, str]) -> SRResult:
             )
         )
     names = tuple(mapping.get(n, n) for n in res.names)
-    return SRResult(tuple(front), res.picked, names)
+    return SRResult(tuple(front), res.picked, names, res.work)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import sympy
 
+from .budget import Budget
 from .config import ExtractConfig
 from .graph import Module, ProgramIR
 from .mlps import INT_TOL, PLACEHOLDERS, MLPAlt, MLPCharacteriser
@@ -37,11 +38,13 @@ class Refits:
     ) -> None:
         self.mlps, self.rows, self.cfg, self.log = mlps, rows, cfg, log
 
-    def truth_fit(self, m: Module, ir: ProgramIR, channel: int, first_only: bool = False) -> list[MLPAlt]:
+    def truth_fit(
+        self, m: Module, ir: ProgramIR, channel: int, budget: Budget, first_only: bool = False
+    ) -> list[MLPAlt]:
         """Symbolic regression of a readout MLP against the true targets, its inputs computed by
         the program `ir` on the search sequences: first over the inputs of the MLPs feeding it
         (composed, so an imprecise upstream MLP cannot spoil the fit), then over its own inputs
-        (unless `first_only`)."""
+        (unless `first_only`). Each regression's work is charged to `budget`."""
         kind = self.rows.kind
         env = trace(ir, self.rows.x)
         y_all = self.rows.y[..., channel].reshape(-1)
@@ -66,6 +69,7 @@ class Refits:
             res = symbolic_regression(
                 X, y, PLACEHOLDERS[: len(uniq)], tol, config=conf, integer_target=kind == "discrete", seed=self.cfg.seed
             )
+            budget.charge(res.work)
             self.mlps.keep(f"{m.key} (true targets, {tag})", res, uniq)
             self.log(f"{m.key} vs true targets ({tag}): {res.best.source} (max error {res.best.max_error:.2g})")
             r = {"tag": f"targets, {tag}", "inputs": uniq, "X": X, "tol": tol, "Xref": X, "yref": y}

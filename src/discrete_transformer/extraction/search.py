@@ -1,10 +1,10 @@
 """Repair: the fallback search over alternatives when the first program does not verify.
 
 Run only when the model itself is exact or nearly so (swaps), or — a model far from the
-targets — for one readout refit per output. In order, within ``search_budget`` seconds counted
-from the search's own start (the regressions before it are bounded by work, not time, so a
-loaded machine slows them but must not leave the search no time; docs/design.md, Extraction
-fallback search):
+targets — for one readout refit per output. In order, within ``search_budget`` nominal seconds
+of *work* (:class:`~.budget.Budget`: a regression charges the work it did, a candidate check
+``CHECK_COST``), so a loaded machine gives the same program as an idle one (docs/design.md,
+Extraction fallback search):
 
 1. (exact model) hill-climbing over single swaps of one module's characterisation — the next
    Pareto candidates of an MLP, the next accepted hypotheses of a head, then the best rejected
@@ -21,11 +21,11 @@ that verifies wins.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
 from ..verdict import CONTINUOUS_NMSE, Kind, solved
+from .budget import CHECK_COST, Budget
 from .build import Builder
 from .codegen import render
 from .config import ExtractionError
@@ -70,20 +70,20 @@ def repair(
 
 
 class Search:
-    """One fallback search (its clock starts here)."""
+    """One fallback search (its budget opens here)."""
 
     def __init__(
         self, builder: Builder, refits: Refits, verifier: Verifier, budget: float, log: Callable[[str], None]
     ) -> None:
         self.builder, self.refits, self.verifier, self.log = builder, refits, verifier, log
         self.rows = refits.rows
-        self.deadline = time.perf_counter() + budget
+        self.budget = Budget(budget)
         self.tried: set[tuple] = set()
         self.cur: dict[str, int] = {}
         self.cur_score: Score = (-1.0, -math.inf)
 
     def time_left(self) -> bool:
-        return time.perf_counter() < self.deadline
+        return self.budget.left() > 0
 
     def score(self, mod: Any) -> Score:
         """(higher is better) on the training sequences: (exact-match rate, -nMSE)."""
@@ -125,6 +125,7 @@ class Search:
         if key in self.tried:
             return None, None
         self.tried.add(key)
+        self.budget.charge(CHECK_COST)
         try:
             ir = self.builder.build(ch)
             mod = load_module(render(ir))
@@ -192,7 +193,7 @@ class Search:
                 m = graph.module_at(idx)
                 if m is None or m.kind != "mlp" or not self.time_left():
                     continue
-                for alt in self.refits.truth_fit(m, ir, c):
+                for alt in self.refits.truth_fit(m, ir, c, self.budget):
                     alts = mlps.append_alternative(m, alt)
                     why = f"{', '.join(sorted(sub))} replaced by core(s), {m.key} fitted to the true targets ({alt.sr_key})"
                     _sc, res = self.evaluate({**ch, m.key: len(alts) - 1}, why)
@@ -211,7 +212,7 @@ class Search:
             m = graph.module_at(idx)
             if m is None or m.kind != "mlp":
                 continue
-            for alt in self.refits.truth_fit(m, ir, c, first_only=first_only):
+            for alt in self.refits.truth_fit(m, ir, c, self.budget, first_only=first_only):
                 alts = self.builder.mlps.append_alternative(m, alt)
                 ch = {**self.cur, m.key: len(alts) - 1}
                 sc, res = self.evaluate(ch, f"{m.key} fitted to the true targets ({alt.sr_key})")

@@ -4,19 +4,18 @@ less (:func:`~.simplify_fits.program_cost`), it is exact on the training sequenc
 verifies no worse (:func:`no_worse`: on longer sequences and off-range inputs too if the program
 did). The moves that make the candidates are :class:`~.simplify_stage.Simplifier`'s.
 
-The budget counts *work*, not wall time, like symbolic regression's: a regression charges its
-nominal budget, a candidate check CHECK_COST, so a busy machine gives the same program as an idle
-one; a wall-clock cap (WALL_FACTOR × the budget) guards against a much slower machine.
+The budget counts *work*, not wall time (:class:`~.budget.Budget`): a regression charges its
+nominal budget, a candidate check CHECK_COST.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ..verdict import Kind
+from .budget import CHECK_COST, Budget
 from .build import Builder
 from .codegen import render
 from .config import ExtractionError
@@ -25,14 +24,10 @@ from .mlps import MLPAlt
 from .program import Attempt, Verifier, load_module
 from .refit import Refits
 from .simplify_fits import Fit, determined, fit_config, fit_to_targets, program_cost
-from .symbolic import WALL_FACTOR
 from .verify import run_split
 
-__all__ = ["CHECK_COST", "FIT_BUDGET", "Budget", "Session", "head_reads", "no_worse"]
+__all__ = ["FIT_BUDGET", "Session", "head_reads", "no_worse"]
 
-# Nominal seconds charged for one candidate check (render, load, score on the training rows, and
-# for one that passes there the verification): about what one takes on the reference machine.
-CHECK_COST = 0.1
 # Nominal seconds of work per fresh regression: with a maximum size below the line's, the small
 # answers the stage looks for (`u0 + u1`, `round(u0 * (u1 + 1)) % 2`) are found well within it.
 FIT_BUDGET = 1.0
@@ -47,25 +42,6 @@ def no_worse(cand: Attempt, best: Attempt) -> bool:
         and (was.generalises is not True or now.generalises is True)
         and (was.holds_off_range is not True or now.holds_off_range is True)
     )
-
-
-class Budget:
-    """Nominal seconds of work: what is charged so far, and the wall-clock cap."""
-
-    def __init__(self, nominal: float) -> None:
-        self.nominal, self.charged = float(nominal), 0.0
-        self.t0 = time.perf_counter()
-        self.wall = self.t0 + WALL_FACTOR * self.nominal
-
-    def left(self) -> float:
-        return max(0.0, self.nominal - self.charged) if time.perf_counter() < self.wall else 0.0
-
-    def charge(self, seconds: float) -> None:
-        self.charged += seconds
-
-    @property
-    def seconds(self) -> float:
-        return time.perf_counter() - self.t0
 
 
 class Session:

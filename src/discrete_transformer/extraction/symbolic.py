@@ -132,6 +132,7 @@ class SRResult:
     front: tuple[Candidate, ...]  # Pareto front: increasing size, strictly decreasing error
     picked: int  # index in front of the chosen candidate
     names: tuple[str, ...]
+    work: float = 0.0  # nominal seconds of work the search did (candidate values / WORK_PER_SECOND)
 
     @property
     def best(self) -> Candidate:
@@ -310,7 +311,7 @@ def _assemble(prob: Problem, search: Search) -> SRResult:
         py, npy = sources(f.tree, prob.names)
         expr = light_simplify(to_sympy(f.tree, syms))
         front.append(Candidate(f.size, expr, py, npy, f.mse, f.max_error, f.exact))
-    return SRResult(tuple(front), picked, prob.names)
+    return SRResult(tuple(front), picked, prob.names, prob.work / WORK_PER_SECOND)
 
 
 # The internals' former private names, which the tests reach as `symbolic._Search` etc.
