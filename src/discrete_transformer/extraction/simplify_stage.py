@@ -41,6 +41,7 @@ from .simplify_base import Session, head_reads
 from .simplify_cores import (
     CLASS_SIZE,
     class_core,
+    class_rankings,
     composed_heads,
     input_alternative,
     replaced_head,
@@ -64,6 +65,7 @@ __all__ = ["FRONT_TRIES", "MIN_REFIT_SIZE", "Simplifier"]
 
 FRONT_TRIES = 4  # smaller Pareto candidates tried per MLP line, cheapest first
 MIN_REFIT_SIZE = 3  # a readout line this small or smaller is not regressed afresh
+_GROUP = {"classes": "class of its input", "two groups": "group of its input's classes"}
 
 
 class Simplifier(Session):
@@ -151,8 +153,8 @@ class Simplifier(Session):
 
     def stand_ins(self, m: Module, cur: MLPAlt, inputs_only: bool = False) -> Iterator[tuple[MLPAlt, str, list[Fit]]]:
         """What may replace intermediate MLP `m`, cheapest line first: one of its inputs as it is
-        (no line), then (unless `inputs_only`) its core, the classes of one input (lazily: that
-        costs a regression)."""
+        (no line), then (unless `inputs_only`) its core, the classes of one input (lazily: each
+        ranking of them costs a regression; :func:`~.simplify_cores.class_rankings`)."""
         uniq = self.mlps.inputs_of(m.reads)
         if not all(self.known(u) for u in uniq):  # an input its expression ignores, never looked at
             return
@@ -164,14 +166,16 @@ class Simplifier(Session):
         core = self.refits.core(m)
         if core is not None and len(uniq) > 1:  # (with one input the core is that input)
             yield core, f"{m.key} replaced by its core {core.source}", []
-        budget = self.fit_budget()
-        if budget > 0:
+        for ranking in class_rankings(self.mlps, m):
+            budget = self.fit_budget()
+            if budget <= 0:
+                return
             self.budget.charge(budget)
             self.fits += 1
             conf = fit_config(self.cfg, CLASS_SIZE, budget, Kind.DISCRETE)  # ranks are integers: no sqrt
-            fit = class_core(self.mlps, m, cur, conf, self.cfg.seed)
+            fit = class_core(self.mlps, m, cur, ranking, conf, self.cfg.seed)
             if fit is not None:
-                yield fit[0], f"{m.key} replaced by {fit[0].source}, one value per class of its input", [fit]
+                yield fit[0], f"{m.key} replaced by {fit[0].source}, one value per {_GROUP[ranking.groups]}", [fit]
 
     def core_refit(self, choice: dict[str, int], why: str, fits: Sequence[Fit] = ()) -> bool:
         """`choice` with every refittable readout MLP refitted against the targets over what its
