@@ -204,3 +204,47 @@ def test_relu_interpolant_is_exact_on_its_grid() -> None:
     units, f = relu_interpolant(grid, vals)
     assert units <= len(grid)
     assert np.allclose(f(grid[:, 0], grid[:, 1]), vals)
+
+
+# --------------------------------------------------------------------------------------------
+# A task with no two-layer construction of the default shape, and the smallest change that
+# admits one (issue "Deeper programs", item 4; docs/design.md, What the default architecture
+# can express).
+
+
+def _div_3_three_layers(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Div_3 (long division by 3, most significant bit first) in THREE layers of the default
+    shape, arity 2. The remainder of the prefix's value V_i = Σ x_j 2^(i−j) is r_i = V_i mod 3,
+    and 2 ≡ −1 (mod 3), so r_i = ((−1)^i · S_i) mod 3 with S_i = Σ_{j≤i} (−1)^j x_j; the quotient
+    bit is q_i = floor((2·r_(i−1) + x_i) / 3).
+    L0.M0 = (−1)^pos · x (ReLU interpolant on the 2T grid), L0.M1 = pos mod 2 (one period-2
+    unit); L1.H0 = prefix sum S; L1.M0 = ((−1)^pos · S) mod 3, a function of (S, pos mod 2) on a
+    grid of 2·(2⌈T/2⌉ + 1) points; L2.H0 = shift1 of it, r_(i−1) (BOS reads 0: the remainder
+    before the first bit); readout L2.M0 = floor((2·r_(i−1) + x) / 3) on 6 points.
+    Two layers cannot hold it this way: the readout would need r_(i−1), x and the sign of pos
+    at once (arity 3), or r_(i−1) routed one layer after r is made. Returns (y, MLP units)."""
+    T = x.shape[1]
+    x, T1 = _with_bos(x[..., 0]), T + 1
+    pos = np.arange(T1) - 1.0
+    sign_grid = np.array([(b, p) for b in (0, 1) for p in range(T)], dtype=float)
+    u0, f_sign = relu_interpolant(sign_grid, sign_grid[:, 0] * (-1.0) ** sign_grid[:, 1])
+    s = f_sign(x, np.broadcast_to(pos, x.shape)) * _bos(T1)
+    parity = (1.0 - np.cos(np.pi * pos)) / 2.0 * _bos(T1)
+    S = _aggregate(fixed_pattern("prefix", T1, torch.float64), s, "sum")
+    half = (T + 1) // 2
+    r_grid = np.array([(v, p) for v in range(-half, half + 1) for p in (0, 1)], dtype=float)
+    u1, f_r = relu_interpolant(r_grid, np.mod(r_grid[:, 0] * (-1.0) ** r_grid[:, 1], 3))
+    r = f_r(S, np.broadcast_to(parity, S.shape)) * _bos(T1)
+    r_prev = _route(fixed_pattern("shift1", T1, torch.float64), r)
+    q_grid = np.array([(a, b) for a in range(3) for b in (0, 1)], dtype=float)
+    u2, f_q = relu_interpolant(q_grid, np.floor((2 * q_grid[:, 0] + q_grid[:, 1]) / 3))
+    return np.rint(f_q(r_prev, x))[:, 1:, None], max(u0, u1, u2)
+
+
+def test_div_3_has_a_three_layer_construction() -> None:
+    ds = make_dataset("Div_3", seed=0)
+    x = np.concatenate([ds.x_train, ds.x_test])
+    y = np.concatenate([ds.y_train, ds.y_test])
+    pred, units = _div_3_three_layers(x)
+    assert units <= HIDDEN
+    assert np.array_equal(pred, y)  # every sequence of the task, train and test
