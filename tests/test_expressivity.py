@@ -248,3 +248,41 @@ def test_div_3_has_a_three_layer_construction() -> None:
     pred, units = _div_3_three_layers(x)
     assert units <= HIDDEN
     assert np.array_equal(pred, y)  # every sequence of the task, train and test
+
+
+def _newton_spring_three_layers(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Newton_Spring (p_i = p_(i−1) − p_(i−2) + x_i: an impulse response of period 6, (1, 1, 0,
+    −1, −1, 0)) in THREE layers of the default shape, arity 2. With σ(m) = +1 for m mod 6 < 3,
+    else −1, the response's sign for a key m of the query i splits as σ(i)·σ(m) on m ≡ i (mod 3)
+    and σ(i)·σ(m + 1) on m ≡ i − 1 (mod 3), and the second set is the first read one position
+    back: p_i = σ(i) · Σ_{m ≤ i, m ≡ i (mod 3)} σ(m) · (x_m + x_(m−1)).
+    L0.H0 = shift1(x); L0.M0 = x + prev1_x (linear), L0.M1 = σ(pos) (a function of pos: an
+    interpolant on its T points); L1.M0 = σ · (x + prev1_x) (one product unit), L1.M1 =
+    pos mod 3; L2.H0 = the sum of L1.M0 over the keys whose pos mod 3 equals the query's
+    (q = k, score 2qk − k², the arithmetic variant's sum; BOS joins the class 0 with value 0);
+    readout L2.M0 = σ · that sum (one product unit). Two layers would need the class sum and σ
+    at the readout with the sum's values made one layer earlier than the class. Returns
+    (y, MLP units)."""
+    T = x.shape[1]
+    x, T1 = _with_bos(x[..., 0]), T + 1
+    pos = np.broadcast_to(np.arange(T1) - 1.0, x.shape)
+    bos = _bos(T1)
+    prev = _route(fixed_pattern("shift1", T1, torch.float64), x)
+    u = (x + prev) * bos
+    grid = np.array([(p, 0.0) for p in range(T)])
+    u_sigma, f_sigma = relu_interpolant(grid, np.where(grid[:, 0] % 6 < 3, 1.0, -1.0))
+    u_kappa, f_kappa = relu_interpolant(grid, grid[:, 0] % 3)
+    sigma = f_sigma(pos, 0.0) * bos
+    w = sigma * u * bos  # a product unit of two inputs
+    kappa = f_kappa(pos, 0.0) * bos
+    total = _aggregate(_head(kappa, kappa, 2.0, 0.0, -1.0), w, "sum")
+    return np.rint(sigma * total)[:, 1:, None], max(u_sigma, u_kappa)
+
+
+def test_newton_spring_has_a_three_layer_construction() -> None:
+    ds = make_dataset("Newton_Spring", seed=0)
+    x = np.concatenate([ds.x_train, ds.x_test])
+    y = np.concatenate([ds.y_train, ds.y_test])
+    pred, units = _newton_spring_three_layers(x)
+    assert units <= HIDDEN
+    assert np.array_equal(pred, y)  # every sequence of the task, train and test
