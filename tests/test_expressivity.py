@@ -6,7 +6,8 @@ These are not the method (nothing here is used by training or extraction); they 
 (docs/design.md, What the default architecture can express) that the carry tasks
 (Binary/Base_3/Base_4_Addition) have a two-layer construction whose content head takes the
 *latest* key of its tie set, the routing a hardened head has with `attention_averaging=False`;
-the default heads average their tie set instead, and the same construction then fails.
+the default heads average their tie set instead, and the same construction then fails; and
+that Div_3, Newton_Spring and Bit_Palindrome, which have none in two layers, have one in three.
 """
 
 from __future__ import annotations
@@ -284,5 +285,44 @@ def test_newton_spring_has_a_three_layer_construction() -> None:
     x = np.concatenate([ds.x_train, ds.x_test])
     y = np.concatenate([ds.y_train, ds.y_test])
     pred, units = _newton_spring_three_layers(x)
+    assert units <= HIDDEN
+    assert np.array_equal(pred, y)  # every sequence of the task, train and test
+
+
+def _bit_palindrome_three_layers(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Bit_Palindrome (is x_0..x_i a palindrome?) in THREE layers of the default shape, arity 2,
+    by comparing two binary fractions: x_0..x_i is a palindrome iff
+    Σ_j x_j 2^(j−i) (the prefix read backwards) = Σ_j x_j 2^(−j) (read forwards); both are dyadic,
+    so floats compare them exactly, and they differ by at least 2^(−i) when they differ.
+    L0.M0 = x · 2^pos, L0.M1 = 2^(−pos) (interpolants on their grids); L1.H0 = prefix sum A of
+    L0.M0; L1.M0 = x · 2^(−pos), L1.M1 = A · 2^(−pos) (one product unit); L2.H0 = prefix sum B of
+    L1.M0; readout L2.M0 = [L1.M1 = B] = relu(Kd + 1) − 2 relu(Kd) + relu(Kd − 1) with
+    d = L1.M1 − B and K = 2^(T−1) (3 ReLU units). Returns (y, MLP units)."""
+    T = x.shape[1]
+    x, T1 = _with_bos(x[..., 0]), T + 1
+    pos = np.broadcast_to(np.arange(T1) - 1.0, x.shape)
+    bos = _bos(T1)
+    prefix = fixed_pattern("prefix", T1, torch.float64)
+    xp = np.array([(b, p) for b in (0, 1) for p in range(T)], dtype=float)
+    u_up, f_up = relu_interpolant(xp, xp[:, 0] * 2.0 ** xp[:, 1])
+    u_down, f_down = relu_interpolant(xp, xp[:, 0] * 2.0 ** -xp[:, 1])
+    pp = np.array([(p, 0.0) for p in range(T)])
+    u_inv, f_inv = relu_interpolant(pp, 2.0 ** -pp[:, 0])
+    up = f_up(x, pos) * bos
+    inv = f_inv(pos, 0.0) * bos
+    A = _aggregate(prefix, up, "sum")
+    down = f_down(x, pos) * bos
+    backwards = A * inv * bos  # a product unit of two inputs
+    B = _aggregate(prefix, down, "sum")
+    Kd = 2.0 ** (T - 1) * (backwards - B)
+    y = np.maximum(Kd + 1, 0) - 2 * np.maximum(Kd, 0) + np.maximum(Kd - 1, 0)
+    return np.rint(y)[:, 1:, None], max(u_up, u_down, u_inv, 3)
+
+
+def test_bit_palindrome_has_a_three_layer_construction() -> None:
+    ds = make_dataset("Bit_Palindrome", seed=0)
+    x = np.concatenate([ds.x_train, ds.x_test])
+    y = np.concatenate([ds.y_train, ds.y_test])
+    pred, units = _bit_palindrome_three_layers(x)
     assert units <= HIDDEN
     assert np.array_equal(pred, y)  # every sequence of the task, train and test
