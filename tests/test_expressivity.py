@@ -53,6 +53,12 @@ def relu_interpolant(points: np.ndarray, values: np.ndarray) -> tuple[int, Calla
     return len(knots) + 1, f  # + 1: the first linear piece is a ReLU of u - z[0] (u ≥ z[0])
 
 
+def _every_sequence(task: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of every sequence of a task's data, train and test."""
+    ds = make_dataset(task, seed=0)
+    return np.concatenate([ds.x_train, ds.x_test]), np.concatenate([ds.y_train, ds.y_test])
+
+
 def _with_bos(x: np.ndarray) -> np.ndarray:
     """(n, T) -> (n, T1): the BOS slot, which reads 0, first."""
     return np.concatenate([np.zeros((x.shape[0], 1)), x], axis=1)
@@ -104,9 +110,7 @@ def _addition_program(x: np.ndarray, base: int, averaging: bool) -> tuple[np.nda
 
 @pytest.mark.parametrize("task,base", [("Binary_Addition", 2), ("Base_3_Addition", 3), ("Base_4_Addition", 4)])
 def test_carry_tasks_have_a_two_layer_construction_with_latest_key_heads(task: str, base: int) -> None:
-    ds = make_dataset(task, seed=0)
-    x = np.concatenate([ds.x_train, ds.x_test])
-    y = np.concatenate([ds.y_train, ds.y_test])
+    x, y = _every_sequence(task)
     pred, units = _addition_program(x, base, averaging=False)
     assert units <= HIDDEN
     assert np.array_equal(pred, y)  # every sequence of the task, train and test
@@ -192,9 +196,8 @@ def _parity_zeros(x: np.ndarray) -> np.ndarray:
     ],
 )
 def test_tasks_the_default_search_misses_have_two_layer_constructions(task: str, program) -> None:
-    ds = make_dataset(task, seed=0)
-    x = np.concatenate([ds.x_train, ds.x_test])
-    y = np.concatenate([ds.y_train, ds.y_test])[..., 0]
+    x, y = _every_sequence(task)
+    y = y[..., 0]
     assert np.array_equal(np.rint(program(x)), y)
 
 
@@ -242,15 +245,6 @@ def _div_3_three_layers(x: np.ndarray) -> tuple[np.ndarray, int]:
     return np.rint(f_q(r_prev, x))[:, 1:, None], max(u0, u1, u2)
 
 
-def test_div_3_has_a_three_layer_construction() -> None:
-    ds = make_dataset("Div_3", seed=0)
-    x = np.concatenate([ds.x_train, ds.x_test])
-    y = np.concatenate([ds.y_train, ds.y_test])
-    pred, units = _div_3_three_layers(x)
-    assert units <= HIDDEN
-    assert np.array_equal(pred, y)  # every sequence of the task, train and test
-
-
 def _newton_spring_three_layers(x: np.ndarray) -> tuple[np.ndarray, int]:
     """Newton_Spring (p_i = p_(i−1) − p_(i−2) + x_i: an impulse response of period 6, (1, 1, 0,
     −1, −1, 0)) in THREE layers of the default shape, arity 2. With σ(m) = +1 for m mod 6 < 3,
@@ -278,15 +272,6 @@ def _newton_spring_three_layers(x: np.ndarray) -> tuple[np.ndarray, int]:
     kappa = f_kappa(pos, 0.0) * bos
     total = _aggregate(_head(kappa, kappa, 2.0, 0.0, -1.0), w, "sum")
     return np.rint(sigma * total)[:, 1:, None], max(u_sigma, u_kappa)
-
-
-def test_newton_spring_has_a_three_layer_construction() -> None:
-    ds = make_dataset("Newton_Spring", seed=0)
-    x = np.concatenate([ds.x_train, ds.x_test])
-    y = np.concatenate([ds.y_train, ds.y_test])
-    pred, units = _newton_spring_three_layers(x)
-    assert units <= HIDDEN
-    assert np.array_equal(pred, y)  # every sequence of the task, train and test
 
 
 def _bit_palindrome_three_layers(x: np.ndarray) -> tuple[np.ndarray, int]:
@@ -319,10 +304,17 @@ def _bit_palindrome_three_layers(x: np.ndarray) -> tuple[np.ndarray, int]:
     return np.rint(y)[:, 1:, None], max(u_up, u_down, u_inv, 3)
 
 
-def test_bit_palindrome_has_a_three_layer_construction() -> None:
-    ds = make_dataset("Bit_Palindrome", seed=0)
-    x = np.concatenate([ds.x_train, ds.x_test])
-    y = np.concatenate([ds.y_train, ds.y_test])
-    pred, units = _bit_palindrome_three_layers(x)
+@pytest.mark.parametrize(
+    "task,program",
+    [
+        ("Div_3", _div_3_three_layers),
+        ("Newton_Spring", _newton_spring_three_layers),
+        ("Bit_Palindrome", _bit_palindrome_three_layers),
+    ],
+    ids=["Div_3", "Newton_Spring", "Bit_Palindrome"],
+)
+def test_tasks_without_a_two_layer_construction_have_a_three_layer_one(task: str, program) -> None:
+    x, y = _every_sequence(task)
+    pred, units = program(x)
     assert units <= HIDDEN
     assert np.array_equal(pred, y)  # every sequence of the task, train and test

@@ -82,7 +82,7 @@ class Search:
         self.cur: dict[str, int] = {}
         self.cur_score: Score = (-1.0, -math.inf)
 
-    def time_left(self) -> bool:
+    def budget_left(self) -> bool:
         return self.budget.left() > 0
 
     def score(self, mod: Any) -> Score:
@@ -150,12 +150,12 @@ class Search:
 
     def climb(self) -> Attempt | None:
         """Hill-climb over single-module swaps, best improvement first, until nothing improves."""
-        while self.time_left():
+        while self.budget_left():
             best = None
             for _idx, (m, _alt) in sorted(self.builder.live(self.cur).items(), reverse=True):
                 alts = self.builder.alternatives(m, full=True)
                 for j in range(len(alts)):
-                    if j == self.cur.get(m.key, 0) or not self.time_left():
+                    if j == self.cur.get(m.key, 0) or not self.budget_left():
                         continue
                     ch = {**self.cur, m.key: j}
                     sc, res = self.evaluate(ch, f"{m.key} alternative {j}")
@@ -176,7 +176,7 @@ class Search:
         readout = set(graph.readout)
         cores: dict[str, int] = {}
         for idx, (m, _alt) in self.builder.live(self.cur).items():
-            if m.kind != "mlp" or idx in readout or not self.time_left():
+            if m.kind != "mlp" or idx in readout or not self.budget_left():
                 continue
             core = self.refits.core(m)
             if core is not None:
@@ -191,7 +191,7 @@ class Search:
             ir = self.builder.build(ch)
             for c, idx in enumerate(graph.readout):
                 m = graph.module_at(idx)
-                if m is None or m.kind != "mlp" or not self.time_left():
+                if m is None or m.kind != "mlp" or not self.budget_left():
                     continue
                 for alt in self.refits.truth_fit(m, ir, c, self.budget):
                     alts = mlps.append_alternative(m, alt)
@@ -207,7 +207,7 @@ class Search:
         graph = self.builder.graph
         ir = self.builder.build(self.cur)
         for c, idx in enumerate(graph.readout):
-            if not self.time_left():
+            if not self.budget_left():
                 break
             m = graph.module_at(idx)
             if m is None or m.kind != "mlp":

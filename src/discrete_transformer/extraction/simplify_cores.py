@@ -7,8 +7,9 @@ monotone function of). Here:
 
 * :func:`class_rankings` / :func:`class_core` — the MLP's output, as a function of one
   integer-valued input, takes a few values only (for every value of its other inputs): the
-  input's classes, found by regressing their rank (Evens_Counter's model computes `-2.93·(x mod 2) + h(pos)`: `(x + 1) % 2` with pos;
-  a count-above model `-5·[x ≥ -1] + 4.4`: `x >= -1`);
+  input's classes, found by regressing their rank (Evens_Counter's model computes
+  `-2.93·(x mod 2) + h(pos)`: `(x + 1) % 2` with pos; a count-above model `-5·[x ≥ -1] + 4.4`:
+  `x >= -1`);
 * :func:`input_alternative` — one of its inputs as it is (the MLP line goes);
 * :func:`composed_heads` / :func:`replaced_head` — a head routing another head's output as one
   head on that head's input (`shift(shift(x, 3), 1)` is `shift(x, 4)`, `first(prefix_mean(x))`
@@ -83,9 +84,9 @@ def _classes(M: np.ndarray, tol: float) -> np.ndarray | None:
 
 @dataclasses.dataclass(frozen=True)
 class Ranking:
-    """The classes of integer-valued input `u` of an MLP (`j`-th of its distinct inputs): its
-    values, the rank of each value's class by the MLP's mean output, and whether the MLP has
-    other inputs (then the classes are what it adds to a function of them, not its output)."""
+    """The classes of integer-valued input `u` of an MLP: its values, the rank of each value's
+    class by the MLP's mean output, and whether the MLP has other inputs (then the classes are
+    what it adds to a function of them, not its output)."""
 
     u: int
     vals: np.ndarray  # (V,) the input's distinct values, ascending
@@ -129,8 +130,8 @@ def class_rankings(mlps: MLPCharacteriser, m: Module) -> Iterator[Ranking]:
         means = np.array([M[labels == c].mean() for c in range(k)])
         rank = np.argsort(np.argsort(means, kind="stable"), kind="stable")
         if k > 2:
-            gaps = np.diff(np.sort(means))
-            cut = np.sort(means)[int(np.argmax(gaps))]
+            ordered = np.sort(means)
+            cut = ordered[int(np.argmax(np.diff(ordered)))]
             yield Ranking(u, vals, (means[labels] > cut).astype(np.int64), bool(others), "two groups")
         yield Ranking(u, vals, rank[labels], bool(others), "classes")
 
