@@ -305,6 +305,7 @@ def mlp_line(
         alt.fitted_to,  # type: ignore[arg-type]
         alt.n_samples,
         alt.rounded,
+        alt.where,
     )
 
 

@@ -136,7 +136,8 @@ def evidence(node: AttentionNode | MLPNode) -> str:
         )
     if node.fitted_to == "targets":
         return f"MLP {node.key}, refitted to the task targets: {node.source}, {_agreement(node, 'the targets')}"
-    return f"MLP {node.key}: {node.source}, {_agreement(node, MLP_OUTPUT)}"
+    where = f" at the keys {node.where} read" if node.where else ""
+    return f"MLP {node.key}: {node.source}, {_agreement(node, MLP_OUTPUT + where)}"
 
 
 def _agreement(node: MLPNode, other: str) -> str:

@@ -344,6 +344,7 @@ class MLPNode:
     fitted_to: Literal["mlp", "targets", "core"]
     n_samples: int
     rounded: bool = False  # integer-valued but not computed exactly: the program rounds it
+    where: str = ""  # fitted only at the keys these heads read ("": at every position)
 
     @property
     def kind(self) -> str:
@@ -455,6 +456,7 @@ class ProgramIR:
                         "fitted_to": n.fitted_to,
                         "n_samples": n.n_samples,
                         "rounded": n.rounded,
+                        "where": n.where,
                     }
                 )
         return {

@@ -39,6 +39,8 @@ PLACEHOLDERS = ("u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7")
 # A learned readout gain is written with the fewest significant digits that stay within this
 # relative distance of it (1 when it is that close to 1): 0.0099998 -> 0.01.
 GAIN_REL_TOL = 1e-4
+# A key position counts as read by a head when some query gives it more than this weight.
+READ_WEIGHT = 1e-6
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class MLPAlt:
     n_samples: int
     sr_key: str  # which regression produced it
     rounded: bool = False  # integer-valued, but the expression has float noise: round it
+    where: str = ""  # fitted only where these heads read the MLP ("": at every position)
 
 
 def simple_gain(g: float) -> float:
@@ -145,13 +148,36 @@ class MLPCharacteriser:
                     break
         return tuple(cur) if fused else None
 
-    def seen(self, m: Module, inputs: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct rows of `inputs`' raw values at the recorded sequence positions, with the
-        MLP's output there."""
-        Xs = self.rec.resid[:, 1:, list(inputs)].reshape(-1, len(inputs))
-        ys = self.rec.out[m.key][:, 1:].reshape(-1) * self.fold(m)
+    def seen(self, m: Module, inputs: tuple[int, ...], rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct rows of `inputs`' raw values at the recorded sequence positions (those where
+        the (B, T) mask `rows` is set, if given), with the MLP's output there."""
+        Xs = self.rec.resid[:, 1:, list(inputs)]  # (B, T, len(inputs))
+        ys = self.rec.out[m.key][:, 1:] * self.fold(m)  # (B, T)
+        if rows is None:
+            Xs, ys = Xs.reshape(-1, len(inputs)), ys.reshape(-1)
+        else:
+            Xs, ys = Xs[rows], ys[rows]
         Xs, first = np.unique(Xs, axis=0, return_index=True)
         return Xs, ys[first]
+
+    def read_rows(self, m: Module) -> tuple[np.ndarray, str] | None:
+        """Where `m`'s output is read, when that is not everywhere: a (B, T) mask of the recorded
+        positions and the heads reading it. An MLP read only as the value of heads matters only
+        at the keys they attend to (a head taking the first position reads one position per
+        sequence), so an expression that holds there is as good as one that holds everywhere.
+        None when the readout, an MLP or a query/key read reads it, or the heads read every key."""
+        if m.out in self.graph.readout:
+            return None
+        readers = [r for r in self.graph.live() if m.out in r.reads]
+        if not readers or any(r.kind != "attn" or m.out in r.reads[:2] for r in readers):
+            return None
+        keys = np.zeros(self.rec.resid.shape[:2], dtype=bool)  # (B, T+1)
+        for h in readers:
+            keys |= self.rec.pattern[h.key][:, 1:, :].max(axis=1) > READ_WEIGHT  # (B, T+1)
+        keys = keys[:, 1:]
+        if keys.all() or not keys.any():
+            return None
+        return keys, ", ".join(h.key for h in readers)
 
     def _grid(self, Xs: np.ndarray) -> np.ndarray:
         m = Xs.shape[1]
@@ -193,7 +219,7 @@ class MLPCharacteriser:
         tol = INT_TOL if integer else self.rel_tol * scale
         tgt = np.rint if integer else (lambda a: a)
 
-        def run(tag, inputs, X, y, rounding=False, Xr=None, yr=None):
+        def run(tag, inputs, X, y, rounding=False, Xr=None, yr=None, where=""):
             return {
                 "tag": tag,
                 "inputs": inputs,
@@ -203,6 +229,7 @@ class MLPCharacteriser:
                 "rounding": rounding,
                 "Xref": Xs if Xr is None else Xr,
                 "yref": ys if yr is None else yr,
+                "where": where,
             }
 
         runs = []
@@ -213,6 +240,10 @@ class MLPCharacteriser:
         runs += [run("grid", uniq, Xg, yg), run("seen", uniq, Xs, ys)]
         if integer:  # an integer-valued MLP whose expression only rounds to its outputs
             runs.append(run("seen, rounding", uniq, Xs, ys, rounding=True))
+        read = self.read_rows(m)
+        if read is not None:  # last: an expression that holds only where the MLP is read
+            Xr, yr = self.seen(m, uniq, read[0])
+            runs.append(run(f"read by {read[1]}", uniq, Xr, yr, Xr=Xr, yr=yr, where=read[1]))
         self._samples[m.key] = {"runs": runs, "integer": integer}
         return self._samples[m.key]
 
@@ -250,6 +281,7 @@ class MLPCharacteriser:
             int(r["X"].shape[0]),
             r["tag"],
             rounded,
+            r.get("where", ""),
         )
 
     def keep(self, key: str, res: SRResult, inputs: tuple[int, ...]) -> None:
