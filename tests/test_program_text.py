@@ -110,6 +110,10 @@ def test_evidence_says_why_an_error_is_harmless() -> None:
     t = ev(_mlp(fitted_to="targets", max_error=0.4))
     assert t.startswith("MLP L0.M0, refitted to the task targets: x + prev1_x, within 0.4 of the targets")
     assert "max error" not in ev(_mlp()) + ev(cont) + t
+    # fitted only where a head reads the MLP (mlps.read_rows): the comment says where it holds
+    assert ev(_mlp(max_error=0.0, where="L1.H0")) == (
+        "MLP L0.M0: x + prev1_x, equal to the MLP's output at the keys L1.H0 read on all n=99345 samples"
+    )
 
 
 def test_rendered_comment_is_one_line() -> None:
