@@ -18,7 +18,7 @@ import pytest
 from discrete_transformer import config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "golden"))
-from cases import CASES, HERE, program_text, run_case  # noqa: E402
+from cases import CASES, HERE, expected_tensors, program_text, run_case  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -57,10 +57,14 @@ def test_same_configs(case: tuple[dict, dict]) -> None:
 
 
 def test_same_model_tensors(case: tuple[dict, dict]) -> None:
+    """Bit for bit, against the tensors made on this kind of machine (cases.machine_key): the
+    float kernels PyTorch picks differ between CPUs (AVX2 / AVX-512), and 400 steps of training
+    amplify a last-bit difference."""
     golden, now = case
+    want = expected_tensors(golden)
     assert now["state_names"] == golden["state_names"]
-    assert now["test"] == golden["test"]
-    assert now["state_sha256"] == golden["state_sha256"], f"{golden['task']}: the trained tensors differ"
+    assert now["test"] == want["test"]
+    assert now["state_sha256"] == want["state_sha256"], f"{golden['task']}: the trained tensors differ"
 
 
 def test_same_program_code(case: tuple[dict, dict]) -> None:

@@ -60,6 +60,27 @@ def state_sha256(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def machine_key() -> str:
+    """The CPU vendor and the kernel set PyTorch dispatches to ("GenuineIntel/AVX512"): trained
+    tensors are bit-for-bit the same only where both are. A fixture holds its first machine's
+    tensors at the top level and other machines' under "machines", each made from the same
+    commit's code on that machine (tests/golden/make_golden.py --machine)."""
+    vendor = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("vendor_id"):
+                vendor = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{vendor}/{torch.backends.cpu.get_cpu_capability()}"
+
+
+def expected_tensors(golden: dict[str, Any]) -> dict[str, Any]:
+    """The fixture's state hash and test scores for this machine (:func:`machine_key`)."""
+    return golden.get("machines", {}).get(machine_key(), golden)
+
+
 def program_text(source: str) -> str:
     """The program's code lines: the source without its module docstring (the provenance header),
     without comments (the evidence, and the padding that aligns it) and without blank lines.
