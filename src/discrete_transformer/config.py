@@ -207,7 +207,7 @@ class TrainConfig:
     # Search variants the restarts cycle through (restart i runs portfolio[i % len]); names are
     # keys of SEARCH_VARIANTS. Every task gets the same portfolio: one configuration whose
     # restarts search differently, not a per-task choice. docs/design.md, Restart portfolio.
-    portfolio: tuple[str, ...] = ("arithmetic", "plain")
+    portfolio: tuple[str, ...] = ("arithmetic", "lags", "arithmetic", "plain")
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"steps must be a positive integer, got {self.steps}")
