@@ -26,9 +26,9 @@ if __name__ == "__main__":
     for name in args or CASES:
         doc = run_case(name)
         path = HERE / f"{name}.json"
+        print(f"{name}: {doc['task']} test={doc['test']} sha={doc['state_sha256'][:12]}", file=sys.stderr)
         if "--machine" in sys.argv[1:]:
             first = json.loads(path.read_text(encoding="utf-8"))
             first.setdefault("machines", {})[machine_key()] = {k: doc[k] for k in ("state_sha256", "test")}
             doc = first
         path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        print(f"{name}: {doc['task']} test={doc['test']} sha={doc['state_sha256'][:12]}", file=sys.stderr)

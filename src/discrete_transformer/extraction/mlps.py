@@ -281,7 +281,7 @@ class MLPCharacteriser:
             int(r["X"].shape[0]),
             r["tag"],
             rounded,
-            r.get("where", ""),
+            r.get("where", ""),  # runs made elsewhere (refits, simplification) fit every position
         )
 
     def keep(self, key: str, res: SRResult, inputs: tuple[int, ...]) -> None:
