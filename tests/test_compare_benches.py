@@ -1,0 +1,51 @@
+"""experiments/compare_benches.py on two hand-made bench results (imported through pyproject's
+pytest ``pythonpath``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from compare_benches import main
+
+
+def _bench(path: Path, verified: dict[str, bool], wall: float) -> Path:
+    rows = [
+        {
+            "task": t,
+            "family": "generated",
+            "generalises": "Sum_Last2" if t == "a" else "",
+            "program_verified": v,
+            "dt_model_solved": v,
+            "wall_s": 10.0 * (i + 1),
+            "seed": 0,
+        }
+        for i, (t, v) in enumerate(verified.items())
+    ]
+    path.mkdir()
+    (path / "results.json").write_text(json.dumps({"format": "dtx-bench", "rows": rows, "meta": {"wall_s": wall}}))
+    return path
+
+
+def test_won_lost_and_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = _bench(tmp_path / "base", {"a": True, "b": False, "c": True}, 600.0)
+    cand = _bench(tmp_path / "cand", {"a": True, "b": True, "c": False, "d": True}, 1200.0)
+    public = tmp_path / "public.json"
+    public.write_text(
+        json.dumps({"format": "dtx-bench", "rows": [{"task": "Sum_Last2", "family": "mips", "program_verified": True}]})
+    )
+    assert main([str(base), str(cand), "--public-results", str(public)]) == 0
+    out = capsys.readouterr().out
+    assert "tasks compared: 3 (1 in one only: d)" in out
+    assert "verified: base 2, candidate 2" in out
+    assert "of 1 tasks generalising a verified public task: base 1, candidate 1" in out
+    assert "won (1): b" in out and "lost (1): c" in out
+    assert "total wall min: base 10.0, candidate 20.0" in out
+
+
+def test_not_a_bench(tmp_path: Path) -> None:
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    with pytest.raises(SystemExit, match="not a bench results.json"):
+        main([str(bad), str(bad)])
