@@ -1,5 +1,5 @@
-"""experiments/compare_benches.py on two hand-made bench results (imported through pyproject's
-pytest ``pythonpath``)."""
+"""experiments/compare_benches.py and public_verdicts.py on hand-made bench results (imported
+through pyproject's pytest ``pythonpath``)."""
 
 from __future__ import annotations
 
@@ -49,3 +49,23 @@ def test_not_a_bench(tmp_path: Path) -> None:
     bad.write_text("{}")
     with pytest.raises(SystemExit, match="not a bench results.json"):
         main([str(bad), str(bad)])
+
+
+def test_public_verdicts_from_the_report(tmp_path: Path) -> None:
+    """experiments/public_verdicts.py: the per-task table of a benchmark report becomes a
+    results.json that --public-results accepts."""
+    from public_verdicts import main as verdicts
+
+    from discrete_transformer.bench.generalization import load_public_results
+
+    md = tmp_path / "benchmarks.md"
+    md.write_text(
+        "| task | family | kind | seed | DT model | verified | 4×T |\n|---|---|---|---|---|---|---|\n"
+        "| Sum_Last2 | mips | discrete | 0 | 100.0 % | **yes** | yes |\n"
+        "| Div_3 | mips | discrete | 0 | 3.0 % | no | no |\n"
+        "| Kinetic_Energy | continuous | continuous | 0 | 1e-9 | **yes** | yes |\n"
+    )
+    out = tmp_path / "public.json"
+    assert verdicts([str(md), str(out)]) == 0
+    got = load_public_results(out)
+    assert got["verified"] == ["Kinetic_Energy", "Sum_Last2"] and got["tasks"] == 3
