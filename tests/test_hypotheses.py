@@ -79,6 +79,7 @@ def test_library_shape_and_json() -> None:
         "prefix_argmax",
         "prefix_argmin",
         "match",
+        "at_index",
         "lookup",
     ]
     last_window = max(i for i, nm in enumerate(names) if nm == "window_mean")
@@ -140,6 +141,18 @@ def test_hand_worked_patterns() -> None:
     assert m(H("match", tie="earliest"), 4) == [0, 0, 1, 0, 0]
     assert m(H("match_all"), 4) == [0, 0, 0.5, 0.5, 0]
     assert m(H("match_all"), 1) == [1, 0, 0, 0, 0]  # no key 7: BOS
+    # at_index: position q_i + c when it is an integer at or before i, else BOS
+    q = np.array([[0.0, 2, 0, 5, 1]])
+    assert [m(H("at_index"), i) for i in (1, 2, 3, 4)] == [
+        [1, 0, 0, 0, 0],  # q=2 names a later position: BOS
+        [0, 1, 0, 0, 0],  # q=0: sequence index 0
+        [1, 0, 0, 0, 0],
+        [0, 0, 1, 0, 0],  # q=1
+    ]
+    assert m(H("at_index", c=1), 4) == [0, 0, 0, 1, 0]
+    assert m(H("at_index", c=-1), 2) == [1, 0, 0, 0, 0]  # 0 - 1 is before the start
+    q = np.array([[0.0, 0, 0.5, 1, 1]])
+    assert m(H("at_index"), 2) == [1, 0, 0, 0, 0]  # 0.5 names no position
 
 
 # ----------------------------------------------------------------------------- planted → detected
@@ -181,6 +194,16 @@ def test_planted_is_detected(h: Hypothesis, data) -> None:
     assert acc.agreement == 1.0
     assert acc.pattern_agreement == 1.0
     assert acc.lower_bound >= 0.995
+
+
+def test_index_offset_is_fitted_on_the_data(data) -> None:
+    """at_index with an offset the library does not list comes back with that offset."""
+    q, k, v = data
+    for c in (-1, 2):
+        h = H("at_index", c=c)
+        A = h.pattern(q, k, T1)
+        acc, _ = run_head(A, q, k, v, record(A, v))
+        assert acc is not None and acc.hypothesis == h and acc.agreement == 1.0
 
 
 def test_planted_with_pos_valued_v_and_nonzero_bos_key() -> None:

@@ -43,6 +43,7 @@ def test_describe_names() -> None:
     assert d(H("prefix_argmax")) == "x_at_max_k"
     assert d(H("prefix_argmin"), k="x") == "min_x"
     assert d(H("match")) == "x_at_match_q_k"
+    assert d(H("at_index", c=1)) == "x_at_q"
     assert d(random_lookup()) == "lookup_x"
     names = {d(h) for h in PLANTS}
     assert len(names) == len(PLANTS) - 10  # the 12 argmax/argmin variants share 2 names
@@ -65,6 +66,8 @@ def test_call_expressions() -> None:
     padded_lag = H("lag_window_mean", lo=2, hi=4, include_bos=True)
     assert numpy_call(padded_lag, "q", "k", "x") == "np_lag_window_mean(x, 2, 4, include_bos=True)"
     assert numpy_helper(H("match_all"))[0] == "np_match_all"
+    assert python_call(H("at_index"), "b", "k", "a") == "at_index(b, a)"
+    assert numpy_call(H("at_index", c=-2), "b", "k", "a") == "np_at_index(b, a, c=-2)"
 
 
 def _seq_data(n: int, seed: int):
@@ -211,3 +214,20 @@ def test_summing_helpers_match_patterns(h: Hypothesis, bos: float, k_bos: float)
     for s in range(0, n, 10):
         got = eval(expr, ns, {"q": q[s].tolist(), "k": k[s].tolist(), "x": x[s].tolist()})
         np.testing.assert_allclose(got, want[s], rtol=1e-12, atol=1e-12)
+
+
+def test_index_helpers_name_no_position_for_non_integers() -> None:
+    """A query that is not an integer position at or before i (fractional, negative, later,
+    NaN, infinite) reads the BOS value in both helpers."""
+    qs = [0.0, float("nan"), float("inf"), 1.0 + 1e-9, 3.0, -1.0, 2.5, 9.0]
+    xs = [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0]
+    want = [10.0, 0.0, 0.0, 11.0, 13.0, 0.0, 0.0, 0.0]
+    h = H("at_index")
+    ns: dict = {"__builtins__": __builtins__}
+    exec(python_helper(h)[1], ns)
+    assert ns["at_index"](qs, xs) == want
+    ns = {}
+    exec(numpy_helper(h)[1], ns)
+    with np.errstate(all="raise"):
+        got = ns["np_at_index"](np.array([qs]), np.array([xs]))
+    assert got.tolist() == [want]

@@ -9,7 +9,8 @@ The library, simplest first (`default_library`):
 3. `prefix_argmax` / `prefix_argmin(tie, include_bos)`  — :mod:`.argext` (then, fitted on the
    data, with a BOS key `k_bos` between key values: `Pattern.fitted`)
 4. `match(tie)`, `match_all`                            — :mod:`.match`
-5. `lookup(table, default)`                             — :mod:`.lookup`
+5. `at_index(c)` (then, fitted on the data, its offset c) — :mod:`.index`
+6. `lookup(table, default)`                             — :mod:`.lookup`
 
 For program synthesis each pattern also has: `describe` (a variable name such as `prev1_x`),
 a standard-library helper operating on lists (`python_helper`, called via `python_call`) and a

@@ -11,6 +11,7 @@ import numpy as np
 
 from .argext import PREFIX_ARGMAX, PREFIX_ARGMIN
 from .base import AGGREGATES, PATTERNS, Hypothesis, literal, pattern_of, register
+from .index import Index
 from .lookup import Lookup
 from .match import Match, MatchAll
 from .positional import First, Self, Shift
@@ -46,6 +47,7 @@ register(
     PREFIX_ARGMIN,
     Match(),
     MatchAll(),
+    Index(),
     Lookup(),
 )
 
