@@ -5,8 +5,6 @@ reads only q and v."""
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
 from .base import Hypothesis, Pattern, need
@@ -70,7 +68,8 @@ class Index(Pattern):
         seen = d[(top >= 1) & (np.abs(d - np.rint(d)) < INDEX_ATOL)]
         if seen.size == 0:
             return []
-        c, _ = Counter(np.rint(seen).astype(np.int64).tolist()).most_common(1)[0]
+        vals, counts = np.unique(np.rint(seen).astype(np.int64), return_counts=True)
+        c = int(vals[counts.argmax()])
         return [{"c": c}] if c != 0 and abs(c) < T1 else []
 
     def describe(self, params: dict, q_name: str, k_name: str, x: str) -> str:
