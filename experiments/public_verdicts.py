@@ -13,17 +13,22 @@ import json
 import sys
 from pathlib import Path
 
+from discrete_transformer.bench.generalization import GENERATED
+from discrete_transformer.tasks import TASKS
+from discrete_transformer.verdict import KINDS
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         raise SystemExit(__doc__)
     src, out = Path(args[0]), Path(args[1])
+    families = {t.family for t in TASKS} - {GENERATED}
     rows = []
     for line in src.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         # the per-task table: task | family | kind | seed | DT model | verified | ...
-        if len(cells) > 5 and cells[1] in ("mips", "continuous") and cells[2] in ("discrete", "continuous"):
+        if len(cells) > 5 and cells[1] in families and cells[2] in KINDS:
             rows.append({"task": cells[0], "family": cells[1], "program_verified": cells[5] == "**yes**"})
     if not rows:
         raise SystemExit(f"error: no per-task table in {src}")

@@ -22,12 +22,13 @@ import discrete_transformer  # noqa: E402
 
 if __name__ == "__main__":
     print(f"discrete_transformer from {Path(discrete_transformer.__file__).parent}", file=sys.stderr)
+    machine = "--machine" in sys.argv[1:]
     args = [a for a in sys.argv[1:] if a != "--machine"]
     for name in args or CASES:
         doc = run_case(name)
         path = HERE / f"{name}.json"
         print(f"{name}: {doc['task']} test={doc['test']} sha={doc['state_sha256'][:12]}", file=sys.stderr)
-        if "--machine" in sys.argv[1:]:
+        if machine:
             first = json.loads(path.read_text(encoding="utf-8"))
             first.setdefault("machines", {})[machine_key()] = {k: doc[k] for k in ("state_sha256", "test")}
             doc = first

@@ -22,25 +22,25 @@ class Index(Pattern):
     name = "at_index"
     helper = "at_index"
     reads = frozenset({"q", "v"})
-    python_source = '''def at_index(qs, xs, c=0, bos=0):
+    python_source = f'''def at_index(qs, xs, c=0, bos=0):
     """xs[j] with j = qs[i] + c, the position the query names; `bos` (0) when j is not a
     position at or before i."""
     out = []
     for i, q in enumerate(qs):
         t = q + c
         j = round(t) if abs(t) <= len(xs) else -1  # (a NaN or infinite q names no position)
-        named = abs(t - j) < 1e-6 and 0 <= j <= i
+        named = abs(t - j) < {INDEX_ATOL} and 0 <= j <= i
         out.append(xs[j] if named else bos)
     return out
 '''
-    numpy_source = '''def np_at_index(qs, xs, c=0, bos=0):
+    numpy_source = f'''def np_at_index(qs, xs, c=0, bos=0):
     """xs[:, j] with j = qs[:, i] + c, the position the query names; `bos` (0) when j is not a
     position at or before i."""
     import numpy as np
     qs, xs = np.asarray(qs, dtype=float) + c, np.asarray(xs, dtype=float)
     j = np.rint(qs)
     with np.errstate(invalid="ignore"):  # a NaN or infinite q names no position
-        named = (np.abs(qs - j) < 1e-6) & (j >= 0) & (j <= np.arange(xs.shape[1]))
+        named = (np.abs(qs - j) < {INDEX_ATOL}) & (j >= 0) & (j <= np.arange(xs.shape[1]))
     got = np.take_along_axis(xs, np.where(named, j, 0).astype(np.int64), axis=1)
     return np.where(named, got, float(bos))
 '''
