@@ -24,7 +24,12 @@ from pathlib import Path
 def _rows(path: str) -> tuple[dict[str, dict], dict]:
     p = Path(path)
     p = p / "results.json" if p.is_dir() else p
-    doc = json.loads(p.read_text(encoding="utf-8"))
+    if not p.is_file():
+        raise SystemExit(f"error: {p}: file not found (give a `dtx bench --out` directory or its results.json)")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: {p} is not a bench results.json ({type(e).__name__})") from None
     if not isinstance(doc, dict) or doc.get("format") != "dtx-bench":
         raise SystemExit(f"error: {p} is not a bench results.json")
     rows = {r["task"]: r for r in doc["rows"] if int(r.get("seed", 0)) == 0}

@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         raise SystemExit(__doc__)
     src, out = Path(args[0]), Path(args[1])
+    if not src.is_file():
+        raise SystemExit(f"error: {src}: file not found (give a benchmark report such as docs/benchmarks.md)")
     families = {t.family for t in TASKS} - {GENERATED}
     rows = []
     for line in src.read_text(encoding="utf-8").splitlines():

@@ -49,6 +49,11 @@ def test_not_a_bench(tmp_path: Path) -> None:
     bad.write_text("{}")
     with pytest.raises(SystemExit, match="not a bench results.json"):
         main([str(bad), str(bad)])
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit, match="x.json is not a bench results.json"):
+        main([str(bad), str(bad)])
+    with pytest.raises(SystemExit, match="missing.*file not found"):
+        main([str(tmp_path / "missing"), str(bad)])
 
 
 def test_public_verdicts_from_the_report(tmp_path: Path) -> None:
