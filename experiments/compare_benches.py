@@ -20,6 +20,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from discrete_transformer.bench.runner import row_verified as _verified
+
 
 def _rows(path: str) -> tuple[dict[str, dict], dict]:
     p = Path(path)
@@ -34,10 +36,6 @@ def _rows(path: str) -> tuple[dict[str, dict], dict]:
         raise SystemExit(f"error: {p} is not a bench results.json")
     rows = {r["task"]: r for r in doc["rows"] if int(r.get("seed", 0)) == 0}
     return rows, doc.get("meta", {})
-
-
-def _verified(r: dict) -> bool:
-    return bool(r.get("program_verified")) and not r.get("error")
 
 
 def main(argv: list[str] | None = None) -> int:

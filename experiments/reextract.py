@@ -27,8 +27,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-NEAR = 1.5  # the bench's "within 1.5× of the reference"
-
 
 @dataclass(frozen=True)
 class Redone:
@@ -64,12 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verified-only", action="store_true", help="only the tasks whose program verified in the bench")
     ap.add_argument("--out", type=Path, help="write every re-extraction's figures here as JSON")
     args = ap.parse_args(argv)
+    from discrete_transformer.bench.report import NEAR_REFERENCE
+    from discrete_transformer.bench.runner import row_verified
+
     rows: dict[tuple[str, str], dict] = {}
     work = []
     for b in args.benches:
         doc = json.loads((b / "results.json").read_text())
         for r in doc["rows"]:
-            if r.get("error") or (args.verified_only and not r.get("program_verified")):
+            if r.get("error") or (args.verified_only and not row_verified(r)):
                 continue
             run_dir = Path(r["run_dir"])  # as the bench wrote it (relative to where it ran) ...
             if not run_dir.is_dir():
@@ -94,17 +95,19 @@ def main(argv: list[str] | None = None) -> int:
         mine = [x for x in done if x.bench == b]
         ver = [x for x in mine if x.verified]
         ratios = [x.ops / rows[(b, x.task)]["reference_ops"] for x in ver if rows[(b, x.task)].get("reference_ops")]
-        was = sum(bool(rows[(b, x.task)].get("program_verified")) for x in mine)
-        near = sum(q <= NEAR for q in ratios)
+        was = sum(row_verified(rows[(b, x.task)]) for x in mine)
+        near = sum(q <= NEAR_REFERENCE for q in ratios)
         med = f"{statistics.median(ratios):.2f}" if ratios else "-"
         print(
             f"{b}: verified {len(ver)}/{len(mine)} (bench: {was}); median size ratio {med} over {len(ratios)}, "
-            f"{near}/{len(ratios)} within {NEAR}x"
+            f"{near}/{len(ratios)} within {NEAR_REFERENCE}x"
         )
         for x in ver:
             q = x.ops / rows[(b, x.task)]["reference_ops"] if rows[(b, x.task)].get("reference_ops") else None
-            if q is not None and q > NEAR:
-                print(f"  above {NEAR}x: {x.task} ({x.ops} ops, reference {rows[(b, x.task)]['reference_ops']})")
+            if q is not None and q > NEAR_REFERENCE:
+                print(
+                    f"  above {NEAR_REFERENCE}x: {x.task} ({x.ops} ops, reference {rows[(b, x.task)]['reference_ops']})"
+                )
             if x.transcendental and rows[(b, x.task)].get("kind") == "discrete":
                 print(f"  sqrt/exp/log in a discrete task's program: {x.task} ({x.transcendental} calls)")
     if args.out is not None:

@@ -21,7 +21,7 @@ from discrete_transformer.bench.bench import plan_jobs, run_bench
 from discrete_transformer.bench.executors import RAY_HINT, ExecutorError, check_executor
 from discrete_transformer.bench.report import headline, markdown, size_ratio, size_text, summarise, write_reports
 from discrete_transformer.bench.report_compute import HEADING
-from discrete_transformer.bench.runner import ROW_FILE, BenchConfig, read_row
+from discrete_transformer.bench.runner import ROW_FILE, BenchConfig, read_row, row_verified
 from discrete_transformer.bench.suite import resolve_suite
 from discrete_transformer.cli import app
 from discrete_transformer.extraction.verify import LONGER_FACTOR
@@ -209,6 +209,15 @@ def _sized(task: str, verified: bool, ops: int, ref: int | None, **extra) -> dic
         "length_gen": verified, "program_modules": 2, "program_ops": ops, "reference_ops": ref,
         "dt_test_exact": 1.0, "gru_test_exact": 0.5, "transformer_test_exact": 0.5, "wall_s": 10.0, **extra,
     }  # fmt: skip
+
+
+def test_a_row_is_verified_only_when_its_program_verified_without_an_error():
+    assert row_verified({"program_verified": True, "error": None})
+    assert not row_verified({"program_verified": False, "error": None})
+    assert not row_verified({"program_verified": True, "error": "RuntimeError: boom"})  # a failed row never counts
+    assert not row_verified({"task": "A"})  # a row from before the column
+    rows = [{"task": "A", "family": "mips", "seed": 0, "program_verified": True, "error": "RuntimeError: boom"}]
+    assert summarise(rows, 1.0)["verified"] == 0
 
 
 def test_size_ratio_summary_known_answer(tmp_path):

@@ -42,7 +42,7 @@ from .report import (
 )
 from .report_compute import compute_summary
 from .report_strict import OFF_RANGE, factors, legend, longer_cell, longer_header, task_counts, wider_cell
-from .runner import as_float
+from .runner import as_float, row_verified
 
 GENERATED = "generated"  # the ``family`` of a generated task's row
 REPORT_FILE = "generalization.md"
@@ -76,7 +76,7 @@ def load_public_results(path: str | Path) -> dict[str, Any]:
     public = [r for r in rows if isinstance(r, dict) and r.get("family") in families and "task" in r]
     if not public:
         raise ValueError(f"--public-results {p}: holds no public task; give a bench of the public suite (--suite all)")
-    verified = sorted({str(r["task"]) for r in public if r.get("program_verified") and not r.get("error")})
+    verified = sorted({str(r["task"]) for r in public if row_verified(r)})
     return {"path": str(p), "verified": verified, "tasks": len({str(r["task"]) for r in public})}
 
 
@@ -99,7 +99,7 @@ class TaskResult:
 
     @property
     def verified(self) -> bool:
-        return any(r.get("program_verified") for r in self.rows)
+        return any(row_verified(r) for r in self.rows)
 
     @property
     def model_exact(self) -> bool:

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..extraction.verify import LONGER_FACTOR, longer_label
 from .report_strict import OFF_RANGE, longer_cell, row_factor, wider_cell
-from .runner import as_float
+from .runner import as_float, row_verified
 
 MAX_ROWS = 60  # the live table shows the most recent rows; the reports have them all
 
@@ -39,7 +39,7 @@ def row_cells(row: dict[str, Any]) -> list[str]:
             "",
             f"{as_float(row.get('wall_s')):.0f}",
         ]
-    ver = "[green]yes[/green]" if row.get("program_verified") else "[red]no[/red]"
+    ver = "[green]yes[/green]" if row_verified(row) else "[red]no[/red]"
     lg = longer_cell(row, mixed=row_factor(row) != LONGER_FACTOR)  # a resumed older row names its factor
     return [
         name,

@@ -43,7 +43,7 @@ from .report_strict import (
     task_counts,
     wider_cell,
 )
-from .runner import as_float
+from .runner import as_float, row_verified
 
 COLUMNS = (
     "task",
@@ -139,7 +139,7 @@ def size_ratio(row: dict[str, Any]) -> float | None:
     """``program_ops / reference_ops`` of a row's program when it verified; None when it did not
     (an unverified program's size says nothing about the rule), failed, or either size is
     unknown (a data file has no reference). A program of 0 operations (``y = x``) has ratio 0."""
-    if row.get("error") or not row.get("program_verified"):
+    if not row_verified(row):
         return None
     ops, ref = as_float(row.get("program_ops")), as_float(row.get("reference_ops"))
     if not (math.isfinite(ops) and ops >= 0 and math.isfinite(ref) and ref > 0):
@@ -150,7 +150,7 @@ def size_ratio(row: dict[str, Any]) -> float | None:
 def task_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The row a task's columns are read from, over its seeds: the first verified seed, else the first."""
     ordered = sorted(rows, key=lambda r: int(r.get("seed", 0)))
-    return next((r for r in ordered if r.get("program_verified")), ordered[0])
+    return next((r for r in ordered if row_verified(r)), ordered[0])
 
 
 def size_summary(ratios: Iterable[float | None]) -> tuple[float | None, float | None, int]:
@@ -187,7 +187,7 @@ def summarise(rows: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
     def any_of(key: str) -> set[str]:
         return {t for t, rs in tasks.items() if any(r.get(key) for r in rs)}
 
-    verified = any_of("program_verified")
+    verified = {t for t, rs in tasks.items() if any(row_verified(r) for r in rs)}
     by_family: dict[str, dict[str, int]] = {}
     for t, f in fam.items():
         d = by_family.setdefault(f, {"verified": 0, "tasks": 0})

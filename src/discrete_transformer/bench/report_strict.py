@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..extraction.verify import LONGER_FACTOR, longer_label
+from .runner import row_verified
 
 OLD_FACTOR = 2  # the longer check's factor in rows from before the ``longer_factor`` field
 OFF_RANGE = "off-range"  # the off-range column's header
@@ -69,7 +70,7 @@ def legend(rows: Sequence[dict[str, Any]]) -> str:
 def task_counts(rows: Sequence[dict[str, Any]]) -> dict[str, int]:
     """One task's contribution (over its seeds) to its family's counts: verified and exact on the
     longer sequences; verified with an off-range check; verified and holding off-range."""
-    ver = [r for r in rows if r.get("program_verified") and not r.get("error")]
+    ver = [r for r in rows if row_verified(r)]
     return {
         "verified_longer": int(any(r.get("length_gen") for r in ver)),
         "off_range_checked": int(any(r.get("wider_gen") is not None for r in ver)),

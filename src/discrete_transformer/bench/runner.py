@@ -452,6 +452,12 @@ def phase_seconds(histories: list[list[dict[str, Any]]]) -> dict[str, float]:
     return {k: round(v, 3) for k, v in out.items()}
 
 
+def row_verified(row: dict[str, Any]) -> bool:
+    """Whether a bench row's program verified: the one reading of a row's verdict (a row that
+    failed with an error never counts, whatever its other fields say)."""
+    return bool(row.get("program_verified")) and not row.get("error")
+
+
 def as_float(v: Any) -> float:
     try:
         return float(v)
@@ -477,4 +483,5 @@ __all__ = [
     "restart_unit",
     "write_row",
     "as_float",
+    "row_verified",
 ]
