@@ -15,25 +15,20 @@ Research code: it uses the package's public API and the package never imports it
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
 
+from discrete_transformer.bench.report import read_results
 from discrete_transformer.bench.runner import row_verified as _verified
 
 
 def _rows(path: str) -> tuple[dict[str, dict], dict]:
     p = Path(path)
-    p = p / "results.json" if p.is_dir() else p
-    if not p.is_file():
-        raise SystemExit(f"error: {p}: file not found (give a `dtx bench --out` directory or its results.json)")
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise SystemExit(f"error: {p} is not a bench results.json ({type(e).__name__})") from None
-    if not isinstance(doc, dict) or doc.get("format") != "dtx-bench":
-        raise SystemExit(f"error: {p} is not a bench results.json")
+        doc = read_results(p / "results.json" if p.is_dir() else p)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}") from None
     rows = {r["task"]: r for r in doc["rows"] if int(r.get("seed", 0)) == 0}
     return rows, doc.get("meta", {})
 

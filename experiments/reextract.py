@@ -62,13 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verified-only", action="store_true", help="only the tasks whose program verified in the bench")
     ap.add_argument("--out", type=Path, help="write every re-extraction's figures here as JSON")
     args = ap.parse_args(argv)
-    from discrete_transformer.bench.report import NEAR_REFERENCE
+    from discrete_transformer.bench.report import NEAR_REFERENCE, read_results
     from discrete_transformer.bench.runner import row_verified
 
     rows: dict[tuple[str, str], dict] = {}
     work = []
     for b in args.benches:
-        doc = json.loads((b / "results.json").read_text())
+        try:
+            doc = read_results(b / "results.json")
+        except ValueError as e:
+            raise SystemExit(f"error: {e}") from None
         for r in doc["rows"]:
             if r.get("error") or (args.verified_only and not row_verified(r)):
                 continue

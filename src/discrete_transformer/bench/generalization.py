@@ -18,7 +18,6 @@ any of its seeds is; the task's other columns come from its first verified seed 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import statistics
@@ -33,6 +32,7 @@ from .report import (
     conditions,
     fmt_cell,
     ratio_cell,
+    read_results,
     score_cell,
     size_ratio,
     size_summary,
@@ -61,17 +61,10 @@ def load_public_results(path: str | Path) -> dict[str, Any]:
     Raises ``ValueError`` (one line) when the file is missing, is not a bench's results.json, or
     holds no public task."""
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"--public-results {p}: file not found (expected the results.json of a public-suite bench)")
     try:
-        doc = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ValueError(f"--public-results {p}: not a bench results.json ({type(e).__name__})") from None
-    rows = doc.get("rows") if isinstance(doc, dict) and doc.get("format") == "dtx-bench" else None
-    if not isinstance(rows, list):
-        raise ValueError(  # noqa: TRY004 - a usage error, reported by the CLI like every bad option
-            f"--public-results {p}: not a bench results.json (the file dtx bench writes in its --out directory)"
-        )
+        rows = read_results(p)["rows"]
+    except ValueError as e:
+        raise ValueError(f"--public-results {e}") from None
     families = {t.family for t in TASKS} - {GENERATED}
     public = [r for r in rows if isinstance(r, dict) and r.get("family") in families and "task" in r]
     if not public:

@@ -411,6 +411,22 @@ def now_utc() -> str:
     return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def read_results(path: str | Path) -> dict[str, Any]:
+    """A bench's ``results.json`` (the document :func:`write_reports` writes), checked to be one.
+    Raises ``ValueError`` (one line naming the file) when it is missing, is not JSON, or is not a
+    bench's results (format ``dtx-bench`` with a list of rows)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p}: file not found (expected the results.json a `dtx bench --out` directory holds)")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{p} is not a bench results.json ({type(e).__name__})") from None
+    if not (isinstance(doc, dict) and doc.get("format") == "dtx-bench" and isinstance(doc.get("rows"), list)):
+        raise ValueError(f"{p} is not a bench results.json (the file dtx bench writes in its --out directory)")
+    return doc
+
+
 def previous_wall(out: Path) -> float:
     """Wall seconds recorded by earlier (interrupted) sessions of the same bench."""
     try:
@@ -432,6 +448,7 @@ __all__ = [
     "markdown",
     "now_utc",
     "previous_wall",
+    "read_results",
     "ratio_cell",
     "score_cell",
     "size_ratio",
