@@ -13,7 +13,7 @@ import torch
 from model_helpers import SPEC, set_choice, small_model
 
 from discrete_transformer.config import ModelConfig, TrainConfig
-from discrete_transformer.model import DiscreteTransformer, SelectMode, Selector
+from discrete_transformer.model import SelectMode, Selector
 from discrete_transformer.model.functional import row_dot, softmax
 from discrete_transformer.training import schedules
 from discrete_transformer.training.loop import HARD, Split, data_spec, member_state, subset, train_restart
@@ -353,32 +353,6 @@ def test_hard_readout_with_gain_is_the_gain_times_the_variable() -> None:
     torch.testing.assert_close(y, 3.0 * x)
 
 
-def test_target_scale_known_answers() -> None:
-    """A prefix sum of positive values: its steps are the inputs, far smaller than the sums."""
-    x = np.full((2, 4, 1), 3.0)
-    y = np.cumsum(x, axis=1)  # 3, 6, 9, 12
-    spec = data_spec(x, y, ("x",), ("y",))
-    assert spec.target_rms == pytest.approx(math.sqrt((9 + 36 + 81 + 144) / 4))
-    assert spec.target_step_rms == pytest.approx(3.0)
-    assert spec.target_scale("rms") == spec.target_rms and spec.target_scale("steps") == pytest.approx(3.0)
-    flat = data_spec(x, x, ("x",), ("y",))  # the target never moves along the sequence: its RMS
-    assert flat.target_step_rms == 0.0 and flat.target_scale("steps") == flat.target_rms == pytest.approx(3.0)
-    alternating = data_spec(x, np.tile([[1.0], [-1.0]], (2, 2, 1)), ("x",), ("y",))  # steps of 2 > RMS 1
-    assert alternating.target_scale("steps") == pytest.approx(1.0)
-    short = data_spec(x[:, :1], y[:, :1], ("x",), ("y",))  # T = 1: no steps
-    assert short.target_step_rms == 0.0 and short.target_scale("steps") == short.target_rms
-
-
-def test_readout_gain_and_mlp_scale_follow_the_target_scale_option() -> None:
-    spec = dataclasses.replace(SPEC, target_step_rms=5.0)  # SPEC.target_rms = 50
-    for rule, scale in (("rms", 50.0), ("steps", 5.0)):
-        model = DiscreteTransformer(ModelConfig(readout_gain=True, target_scale=rule), spec, population=2)
-        assert model.target_scale == scale
-        torch.testing.assert_close(model.readout_gains()[:, 0], scale / model.ms.sqrt())
-    with pytest.raises(ValueError, match="target_scale"):
-        ModelConfig(target_scale="std")  # type: ignore[arg-type]
-
-
 def test_retired_options_load_only_at_the_value_the_code_behaves_as() -> None:
     """A stored config from before an option was retired loads when the option held the value
     today's code always behaves as (the field is dropped), and is refused otherwise."""
@@ -403,3 +377,8 @@ def test_retired_options_load_only_at_the_value_the_code_behaves_as() -> None:
             from_dict(TrainConfig, {**old, key: value})
     with pytest.raises(TypeError):
         TrainConfig(straight_through=True)  # type: ignore[call-arg]
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    assert RETIRED["ModelConfig"] and not set(RETIRED["ModelConfig"]) & model_fields
+    assert from_dict(ModelConfig, {**to_dict(ModelConfig()), "target_scale": "rms"}) == ModelConfig()
+    with pytest.raises(ValueError, match="ModelConfig.target_scale=.*retired option"):
+        from_dict(ModelConfig, {**to_dict(ModelConfig()), "target_scale": "steps"})

@@ -89,11 +89,6 @@ class ModelConfig:
     # exp(gamma_v) (gamma 0 at init), so that while it is soft every candidate enters the mixture
     # at the target's scale; kept after hardening (y = g·v). docs/design.md, Readout gain.
     readout_gain: bool = False
-    # The target scale that MLP outputs start at and the readout gain aims at: "rms" = the
-    # target's RMS; "steps" = the smaller of that and the RMS of its steps y[t] - y[t-1], so that
-    # a target that grows along the sequence (a prefix sum of positive values) does not let any
-    # variable that grows with the position (`pos`) start at the trend's scale.
-    target_scale: Literal["rms", "steps"] = "rms"
     # Fixed routing patterns each head may choose, by one more selector, instead of its learned
     # scores: shift<c> (attend to i - c), "prefix" (uniform over 0..i), each its own option;
     # "shifts" adds every other shift the data's length T allows (1..T-1) as one more option, whose
@@ -137,10 +132,6 @@ class ModelConfig:
         _check(isinstance(self.attention_sum, bool), "ModelConfig.attention_sum must be a bool")
         _check(isinstance(self.attention_bos_bias, bool), "ModelConfig.attention_bos_bias must be a bool")
         _check(isinstance(self.readout_gain, bool), "ModelConfig.readout_gain must be a bool")
-        _check(
-            self.target_scale in ("rms", "steps"),
-            f"ModelConfig.target_scale must be 'rms' or 'steps', got {self.target_scale!r}",
-        )
         pats = (
             (self.attention_patterns,) if isinstance(self.attention_patterns, str) else tuple(self.attention_patterns)
         )
@@ -326,7 +317,7 @@ _LEGACY: dict[str, dict[str, Any]] = {
 # runs), any other value is refused. None: any value, an option that only qualified a retired one.
 RETIRED: Mapping[str, Mapping[str, Any]] = MappingProxyType(
     {
-        "ModelConfig": MappingProxyType({}),
+        "ModelConfig": MappingProxyType({"target_scale": "rms"}),
         "TrainConfig": MappingProxyType(
             {
                 "straight_through": False,

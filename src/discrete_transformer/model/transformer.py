@@ -39,15 +39,6 @@ class DataSpec:
     # Distinct values of an all-integer target (0 for real-valued targets): the largest period an
     # integer rule's output can show, which sets the periodic units' bank (ModelConfig.mlp_periods_from_data).
     target_levels: int = 0
-    # RMS of the target's steps y[t] - y[t-1] along the sequence (0: unknown, or T = 1).
-    target_step_rms: float = 0.0
-
-    def target_scale(self, rule: str) -> float:
-        """The target's scale under ModelConfig.target_scale: "rms" = target_rms; "steps" = the
-        smaller of target_rms and target_step_rms (target_rms when the steps are 0)."""
-        if rule == "steps" and self.target_step_rms > 0:
-            return min(self.target_rms, self.target_step_rms)
-        return self.target_rms
 
     @property
     def n_in(self) -> int:
@@ -71,7 +62,6 @@ class DiscreteTransformer(nn.Module):
     def __init__(self, config: ModelConfig, data: DataSpec, population: int = 1, seed: int = 0) -> None:
         super().__init__()
         self.config, self.data, self.population = config, data, population
-        self.target_scale = data.target_scale(config.target_scale)  # MLP output and readout scale
         gen = torch.Generator().manual_seed(seed)
         self.n_base = data.n_in + 2
         names = [*data.input_names, "pos", "one"]
@@ -101,7 +91,7 @@ class DiscreteTransformer(nn.Module):
                 len(names),
                 config.mlp_hidden,
                 config.mlp_bilinear,
-                max(self.target_scale, 1e-3),
+                max(data.target_rms, 1e-3),
                 gen,
                 allowed=masks.mlp(layer, config.n_mlps, config.mlp_arity, names),
                 periods=periods_for(config, data),
@@ -225,13 +215,12 @@ class DiscreteTransformer(nn.Module):
 
     def readout_gains(self) -> torch.Tensor:
         """(P, C_out, V) the factor the readout applies to each variable it may read
-        (ModelConfig.readout_gain): scale / rms(v) · exp(gamma), the target's scale as
-        ModelConfig.target_scale defines it, so that every candidate
+        (ModelConfig.readout_gain): target_rms / rms(v) · exp(gamma), so that every candidate
         starts at the target's scale."""
         if self.readout_gamma is None:
             return torch.ones(self.population, self.data.n_out, self.n_vars)
         rms = (self.ms + 1e-12).sqrt()  # (P, V)
-        return (self.target_scale / rms).unsqueeze(1) * self.readout_gamma.exp()
+        return (self.data.target_rms / rms).unsqueeze(1) * self.readout_gamma.exp()
 
     @torch.no_grad()
     def choices(self) -> dict[str, torch.Tensor]:

@@ -48,7 +48,6 @@ def spec_to_dict(spec: DataSpec) -> dict[str, Any]:
         "target_rms": float(spec.target_rms),
         "T": int(spec.T),
         "target_levels": int(spec.target_levels),
-        "target_step_rms": float(spec.target_step_rms),
     }
 
 
@@ -60,7 +59,6 @@ def spec_from_dict(d: dict[str, Any]) -> DataSpec:
         target_rms=float(d["target_rms"]),
         T=int(d["T"]),
         target_levels=int(d.get("target_levels", 0)),  # absent from checkpoints written before it
-        target_step_rms=float(d.get("target_step_rms", 0.0)),  # likewise
     )
 
 

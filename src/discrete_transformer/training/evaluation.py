@@ -55,7 +55,6 @@ def data_spec(x: np.ndarray, y: np.ndarray, input_names: tuple[str, ...], output
         target_rms=float(np.sqrt(np.mean(np.square(y)))),
         T=int(x.shape[1]),
         target_levels=target_levels(y),
-        target_step_rms=float(np.sqrt(np.mean(np.square(np.diff(y, axis=1))))) if y.shape[1] > 1 else 0.0,
     )
 
 
