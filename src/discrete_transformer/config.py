@@ -85,7 +85,7 @@ class ModelConfig:
     # (an argmax of signed values, an argmin of non-negative ones) or prefer it, or rank it between
     # key values (a default until the key first exceeds it). docs/design.md, BOS values.
     attention_bos_bias: bool = True
-    # True: the readout multiplies the variable it reads by a learned gain, scale / rms(v) ·
+    # True: the readout multiplies the variable it reads by a learned gain, target_rms / rms(v) ·
     # exp(gamma_v) (gamma 0 at init), so that while it is soft every candidate enters the mixture
     # at the target's scale; kept after hardening (y = g·v). docs/design.md, Readout gain.
     readout_gain: bool = False
