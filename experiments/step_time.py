@@ -3,6 +3,7 @@
     python experiments/step_time.py                 # ms per step of the first two restarts' variants, T = 12, 24, 36
     python experiments/step_time.py --profile 36    # torch.profiler's top operations, 60 arithmetic steps at T
     python experiments/step_time.py --compile 36    # one forward + backward, eager against torch.compile, at T
+    python experiments/step_time.py --compare       # search steps, the fused attention head against the composed form
 
 The data is a prefix sum of x in 0..9 (4,000 sequences), one thread. Timings include setup and
 one evaluation: for comparing lengths and variants within one run, not for absolute figures.
@@ -90,11 +91,61 @@ def compiled(T: int, population: int = 16, batch: int = 16, repeats: int = 20) -
         print(f"{name}: {1000 * (time.perf_counter() - t0) / repeats:.1f} ms/step (first step {first:.1f} s)")
 
 
+def _search_ms(
+    model_cfg: ModelConfig, T: int, fused: bool, st: bool, population: int, batch: int, repeats: int
+) -> float:
+    """ms per search step (forward, backward, Adam) of a new model with the fused head on or off."""
+    x, y = _data(T)
+    spec = loop.data_spec(x, y, ("x",), ("y",))
+    xb = torch.tensor(x[:batch], dtype=torch.float32)
+    yb = torch.tensor(y[:batch], dtype=torch.float32)
+    var = torch.tensor(float(y.var()))
+    model = DiscreteTransformer(model_cfg, spec, population=population, seed=0)
+    for layer in model.layers:
+        layer["attn"].fused = fused
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    gen = torch.Generator().manual_seed(0)
+    tau_a = torch.full((population,), 0.5)
+    t0 = 0.0
+    for i in range(3 + repeats):
+        if i == 3:  # three warm-up steps
+            t0 = time.perf_counter()
+        mode = SelectMode(
+            tau=torch.full((population,), 1.0),
+            per_example=True,
+            generator=gen,
+            batch=batch,
+            attention_st=torch.ones(population) if st else None,
+            attention_hard_tau=0.02,
+        )
+        opt.zero_grad(set_to_none=True)
+        loop.per_member_loss(model(xb, mode, tau_a), yb, var).sum().backward()
+        opt.step()
+    return 1000 * (time.perf_counter() - t0) / repeats
+
+
+def compare(lengths: list[int], population: int = 16, batch: int = 16, repeats: int = 40) -> None:
+    """Search steps of the first two restarts' variants, soft and straight-through attention,
+    with the attention layers' fused head (model/head.py) on and off, each timed twice,
+    alternately, in this one process (the best of two); the ratio is composed / fused."""
+    for T in lengths:
+        for index in (0, 1):
+            model_cfg, _, name = restart_configs(ModelConfig(), TrainConfig(), index)
+            for st in (False, True):
+                ms: dict[bool, list[float]] = {True: [], False: []}
+                for fused in (True, False, True, False):  # alternated: drift hits both forms
+                    ms[fused].append(_search_ms(model_cfg, T, fused, st, population, batch, repeats))
+                f, c = min(ms[True]), min(ms[False])
+                how = "straight-through" if st else "soft"
+                print(f"T={T} {name} {how}: fused {f:.1f} ms/step, composed {c:.1f} ms/step, {c / f:.2f}x")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--lengths", type=int, nargs="+", default=[12, 24, 36], help="sequence lengths to time")
     ap.add_argument("--profile", type=int, metavar="T", help="profile the arithmetic variant at this length")
     ap.add_argument("--compile", type=int, metavar="T", help="eager against torch.compile at this length")
+    ap.add_argument("--compare", action="store_true", help="the fused attention head against the composed form")
     args = ap.parse_args(argv)
     if any(T < 2 for T in args.lengths) or any(v is not None and v < 2 for v in (args.profile, args.compile)):
         ap.error("sequence lengths must be >= 2")
@@ -103,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         profile(args.profile)
     elif args.compile is not None:
         compiled(args.compile)
+    elif args.compare:
+        compare(args.lengths)
     else:
         timings(args.lengths)
     return 0

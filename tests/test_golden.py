@@ -2,9 +2,10 @@
 seed gives the same configs, the same model tensors and test scores, and the same program code
 (every line that is not a comment or the provenance docstring) as the pre-refactor code.
 
-The fixtures tests/golden/<case>.json were written by tests/golden/make_golden.py from commit
-b424169; the cases are in tests/golden/cases.py. A difference here is a change of behaviour: find
-its cause rather than regenerating the fixtures.
+The fixtures tests/golden/<case>.json were written by tests/golden/make_golden.py (first from
+commit b424169; written again when the fused attention head changed the float rounding of every
+step, docs/journal/2026-12-07-fused-attention-head.md); the cases are in tests/golden/cases.py. A
+difference here is a change of behaviour: find its cause rather than regenerating the fixtures.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from discrete_transformer import config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "golden"))
-from cases import CASES, HERE, expected_tensors, program_text, run_case  # noqa: E402
+from cases import CASES, HERE, expected_tensors, machine_key, program_text, run_case  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -61,8 +62,12 @@ def test_same_model_tensors(case: tuple[dict, dict]) -> None:
     float kernels PyTorch picks differ between CPUs (AVX2 / AVX-512), and 400 steps of training
     amplify a last-bit difference."""
     golden, now = case
-    want = expected_tensors(golden)
     assert now["state_names"] == golden["state_names"]
+    want = expected_tensors(golden)
+    if want is None:
+        pytest.skip(
+            f"no tensors were made on {machine_key()} (bit-for-bit only on the kind of machine they were made on)"
+        )
     assert now["test"] == want["test"]
     assert now["state_sha256"] == want["state_sha256"], f"{golden['task']}: the trained tensors differ"
 

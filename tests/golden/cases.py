@@ -63,8 +63,9 @@ def state_sha256(model: torch.nn.Module) -> str:
 def machine_key() -> str:
     """The CPU vendor and the kernel set PyTorch dispatches to ("GenuineIntel/AVX512"): trained
     tensors are bit-for-bit the same only where both are. A fixture holds its first machine's
-    tensors at the top level and other machines' under "machines", each made from the same
-    commit's code on that machine (tests/golden/make_golden.py --machine)."""
+    tensors at the top level (with that machine's key, "machine") and other machines' under
+    "machines", each made from the same commit's code on that machine
+    (tests/golden/make_golden.py --machine)."""
     vendor = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
@@ -76,9 +77,14 @@ def machine_key() -> str:
     return f"{vendor}/{torch.backends.cpu.get_cpu_capability()}"
 
 
-def expected_tensors(golden: dict[str, Any]) -> dict[str, Any]:
-    """The fixture's state hash and test scores for this machine (:func:`machine_key`)."""
-    return golden.get("machines", {}).get(machine_key(), golden)
+def expected_tensors(golden: dict[str, Any]) -> dict[str, Any] | None:
+    """The fixture's state hash and test scores for this machine (:func:`machine_key`), or None
+    when none were made on this kind of machine. The top level holds the machine the fixture was
+    written on ("machine"; a fixture without the field was written on AuthenticAMD/AVX2)."""
+    key = machine_key()
+    if golden.get("machine", "AuthenticAMD/AVX2") == key:
+        return golden
+    return golden.get("machines", {}).get(key)
 
 
 def program_text(source: str) -> str:
@@ -118,6 +124,7 @@ def run_case(name: str) -> dict[str, Any]:
     )
     program = dtx.extract(result)
     return {
+        "machine": machine_key(),
         "task": case["task"],
         "seed": case["seed"],
         "state_sha256": state_sha256(result.model),

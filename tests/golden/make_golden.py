@@ -1,7 +1,7 @@
-"""Write tests/golden/<case>.json from the code on PYTHONPATH (the pre-refactor commit)::
+"""Write tests/golden/<case>.json from the code on PYTHONPATH (first made from the pre-refactor
+commit b424169, then again when the fused attention head changed the float rounding)::
 
-git -C /work/main worktree add /work/golden_wt b424169
-PYTHONPATH=/work/golden_wt/src OMP_NUM_THREADS=1 .venv/bin/python tests/golden/make_golden.py
+OMP_NUM_THREADS=1 .venv/bin/python tests/golden/make_golden.py
 
 With ``--machine``, only this machine's state hash and test scores are added to each existing
 fixture, under "machines" (cases.machine_key): run it from a commit whose golden test passes on

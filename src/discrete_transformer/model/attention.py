@@ -23,6 +23,7 @@ from torch import nn
 
 from ..config import TIE_RULES, shift_offset
 from .functional import cached, softmax, straight_through_pattern
+from .head import hard_head, learned_head
 from .selector import SelectMode, Selector
 
 # Initial logit of "mean" over "sum" in a head's aggregate selector (ModelConfig.attention_sum).
@@ -121,6 +122,10 @@ class AttentionLayer(nn.Module):
         self.pattern_choice = Selector(population, (n_heads,), 1 + len(self.groups)) if self.patterns else None
         self.shift_choice = Selector(population, (n_heads,), len(self.shifts)) if len(self.shifts) > 1 else None
         self._consts: dict[tuple, torch.Tensor] = {}  # constant tensors per length and dtype (`cached`)
+        # True: a forward that records no intermediates takes :mod:`.head`'s form when it can
+        # (`_fused`); False: always the composed form, the reference the tests and
+        # experiments/step_time.py compare it with.
+        self.fused = True
 
     def fixed_patterns(self, T1: int, dtype: torch.dtype) -> torch.Tensor:
         """(F, T1, T1) the named fixed patterns (`others`; the shift group is built by
@@ -150,6 +155,8 @@ class AttentionLayer(nn.Module):
         if isinstance(tau_attn, torch.Tensor):  # (P,): one temperature per member
             tau_attn = tau_attn.view(P, 1, 1, 1, 1)
         ws = self.w_score.view(P, 1, self.n_heads, 1, 3) / tau_attn
+        if cache is None and self._fused(mode):
+            return self._fused_forward(q, k, v, ws, tau_attn, mode, T1)
         # s[i, j] = k_j·(w_qk·q_i + w_k) + w_kk·k_j², built as one fused outer product.
         row = (ws[..., 0] * q + ws[..., 1]).unsqueeze(-1)  # (P, B, H, T1, 1)
         causal = cached(self._consts, ("causal", T1, k.dtype), lambda: causal_bias(T1, k.dtype))
@@ -189,6 +196,104 @@ class AttentionLayer(nn.Module):
                 cache[f"{name}.pattern"] = pattern[:, :, h]
                 cache[f"{name}.out"] = out[..., h]
         return out
+
+    def _fused(self, mode: SelectMode) -> bool:
+        """Whether this forward can take :mod:`.head`'s form: the average tie rule, and one
+        attention mode for the whole population (no recorded intermediates: the caller checks)."""
+        if not self.fused or self.ties != ("average",):
+            return False
+        st = mode.attention_st
+        return mode.hard_attention or st is None or bool((st > 0).all()) or not bool((st > 0).any())
+
+    def _fused_forward(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        ws: torch.Tensor,
+        tau_attn: float | torch.Tensor,
+        mode: SelectMode,
+        T1: int,
+    ) -> torch.Tensor:
+        """The layer's output (P, B, T1, H) as the mixture of each pattern's output: the learned
+        scores' (:mod:`.head`), the shift group's (a causal convolution of v by the offset
+        weights) and the named fixed patterns' (matrix products). A summing head multiplies each
+        pattern's mean by that pattern's selector width, so a soft pattern choice mixes sums;
+        with one pattern chosen (evaluation, hardening) this is the composed form's value."""
+        P, B, H, _ = q.shape
+        row = ws[..., 0] * q + ws[..., 1]  # (P, B, H, T1)
+        col = ws[..., 2] * k * k
+        if self.w_bos is not None:  # s[i, BOS] += w_bos (P, H), at the current temperature
+            at_bos = 1.0 - self._bos(T1, k.dtype)  # (T1,): 1 at the BOS key only
+            tau = tau_attn.view(P, 1, 1, 1) if isinstance(tau_attn, torch.Tensor) else tau_attn
+            col = col + (self.w_bos.view(P, 1, self.n_heads, 1) / tau) * at_bos
+        causal = cached(self._consts, ("causal", T1, k.dtype), lambda: causal_bias(T1, k.dtype))
+        visible = cached(self._consts, ("visible", T1, k.dtype), lambda: torch.ones(T1, T1, dtype=k.dtype).tril())
+        vt = v.transpose(2, 3).contiguous()  # (P, B, H, T1)
+        if mode.hard_attention:
+            mean, width = hard_head(row, k, col, vt, causal, TIE_MARGIN / _hard_tau_ratio(tau_attn, mode))
+        else:
+            hard = mode.attention_st is not None and bool((mode.attention_st > 0).any())
+            margin = TIE_MARGIN / _hard_tau_ratio(tau_attn, mode) if hard else 0.0
+            mean, width = learned_head(row, k, col, vt, causal, visible, margin, hard, self.aggregate is not None)
+        total = mean * width  # (P, B, H, T1): the sum over the selected keys
+        if self.pattern_choice is not None:
+            wp = self._flat_pattern_weights(mode)  # (P, B or 1, H, 1+S+F)
+            w0 = wp[..., :1]
+            mean, total = w0 * mean, w0 * total
+            S = len(self.shifts)
+            if S:  # one key per row: the sum is the mean
+                shifted = self._shifted(vt, wp[..., 1 : 1 + S], T1)
+                mean, total = mean + shifted, total + shifted
+            if self.others:
+                fixed_t, widths = self._fixed_operators(T1, vt.dtype)  # (T1, F·T1), (F, T1)
+                outs = torch.matmul(vt, fixed_t).view(P, B, H, len(self.others), T1)  # each pattern's mean
+                wf = wp[..., 1 + S :].unsqueeze(-1)  # (P, B or 1, H, F, 1)
+                mean = mean + (wf * outs).sum(-2)
+                total = total + (wf * outs * widths).sum(-2)
+        if self.aggregate is not None:
+            wa = self.aggregate.weights(mode)  # (P, H, 2) or (P, B, H, 2)
+            wa = wa.view(P, 1, self.n_heads, 1, 2) if wa.dim() == 3 else wa.view(P, B, self.n_heads, 1, 2)
+            out = wa[..., 0] * mean + wa[..., 1] * total
+        else:
+            out = mean
+        return out.transpose(2, 3) * self._bos(T1, out.dtype).view(1, 1, T1, 1)  # (P, B, T1, H)
+
+    def _shifted(self, v: torch.Tensor, w: torch.Tensor, T1: int) -> torch.Tensor:
+        """(P, B, H, T1) Σ_s w[..., s]·v[i - c_s] (v at BOS when i <= c_s) for v (P, B, H, T1) and
+        the shift group's weights w (P, B or 1, H, S): a causal convolution of the positions
+        1..T with the kernel K[c_s] = w_s, and the BOS column for the shifts that reach past the
+        start (the value :meth:`shift_mixture`'s pattern gives)."""
+        P, B, H, _ = v.shape
+        T = T1 - 1
+        spread, tail = cached(self._consts, ("shiftconv", T1, v.dtype), lambda: self._shift_kernels(T1, v.dtype))
+        kernel = torch.matmul(w, spread).expand(P, B, H, T)  # (P, B, H, T): K[d], d = 0..T-1
+        x = nn.functional.pad(v[..., 1:].reshape(1, P * B * H, T), (T - 1, 0))
+        conv = nn.functional.conv1d(x, kernel.flip(-1).reshape(P * B * H, 1, T), groups=P * B * H)
+        inner = torch.cat([torch.zeros_like(v[..., :1]), conv.view(P, B, H, T)], dim=-1)
+        return inner + torch.matmul(w, tail) * v[..., :1]  # tail: (S, T1) rows that read BOS
+
+    def _shift_kernels(self, T1: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(S, T1 - 1) one-hot of each shift's offset, and the (S, T1) table of the rows each
+        shift reads BOS in (:meth:`_shift_tables`)."""
+        spread = torch.zeros(len(self.shifts), T1 - 1, dtype=dtype)
+        for s, n in enumerate(self.shifts):
+            c = shift_offset(n)
+            if c < T1 - 1:  # an offset the length does not reach only ever reads BOS
+                spread[s, c] = 1.0
+        return spread, self._shift_tables(T1, dtype)[1]
+
+    def _fixed_operators(self, T1: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The named fixed patterns as one (T1, F·T1) matrix (v @ it = every pattern's output,
+        position-major per pattern) and their selector widths (F, T1): 1 / each row's largest
+        weight."""
+
+        def build() -> tuple[torch.Tensor, torch.Tensor]:
+            fixed = self.fixed_patterns(T1, dtype)  # (F, T1 i, T1 j)
+            widths = fixed.amax(-1).clamp_min(1.0 / T1).reciprocal()
+            return fixed.permute(2, 0, 1).reshape(T1, -1).contiguous(), widths
+
+        return cached(self._consts, ("fixedops", T1, dtype), build)
 
     def _learned_pattern(
         self, scores: torch.Tensor, tie: str, tau_attn: float | torch.Tensor, mode: SelectMode
