@@ -1,6 +1,6 @@
 """The fused learned-score head (model/head.py) against the composed form it replaces in the search:
 the same outputs and gradients in every attention mode, and the summing head's meaning under a soft
-pattern choice (each pattern's sum, mixed)."""
+pattern choice (the mixed pattern's width)."""
 
 from __future__ import annotations
 
@@ -59,10 +59,6 @@ def test_fused_head_matches_the_composed_form(
     summing: bool, patterns: tuple[str, ...], shifts: bool, bos: bool, mode: str
 ) -> None:
     layer = _layer(summing, patterns, shifts, bos)
-    if summing and layer.pattern_choice is not None:  # a summing head: the same value for one chosen pattern
-        with torch.no_grad():
-            layer.pattern_choice.theta.zero_()
-            layer.pattern_choice.theta[..., 0] = 60.0
     out_fused, grads_fused = _run(layer, mode, fused=True)
     out_composed, grads_composed = _run(layer, mode, fused=False)
     torch.testing.assert_close(out_fused, out_composed, rtol=1e-12, atol=1e-12)
@@ -72,10 +68,11 @@ def test_fused_head_matches_the_composed_form(
             torch.testing.assert_close(g_fused, g_composed, rtol=1e-10, atol=1e-12)
 
 
-def test_a_soft_pattern_choice_mixes_each_patterns_sum() -> None:
+def test_a_summing_head_under_a_soft_pattern_choice_multiplies_by_the_mixed_patterns_width() -> None:
     """Pattern choice half learned (scores all 0: uniform over the prefix and BOS), half `shift1`;
-    aggregate choice "sum": the output is half of each pattern's sum over its own keys, not the
-    mixed pattern's mean times the mixed pattern's width."""
+    aggregate choice "sum": the output is the mixed pattern's mean times 1 / its row max (what
+    the composed form computes), not the mixture of each pattern's own sum, which lost
+    Evens_Counter (docs/journal/2026-12-07-fused-attention-head.md)."""
     T1 = 5
     layer = AttentionLayer(1, 1, 3, torch.Generator().manual_seed(0), summing=True, patterns=("shift1",))
     x = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])  # BOS, then the sequence
@@ -88,12 +85,13 @@ def test_a_soft_pattern_choice_mixes_each_patterns_sum() -> None:
         layer.selector.theta[0, 0, 2, 0] = 100.0  # v = x (q, k: any, their scores are 0)
         layer.aggregate.theta.copy_(torch.tensor([[[-100.0, 100.0]]]))  # sum
     layer.pattern_choice.forced = torch.tensor([[[0.5, 0.5]]])  # learned, shift1
-    out = layer(stream, stream, SelectMode(tau=1.0, generator=torch.Generator().manual_seed(0)), 1.0)[0, 0, :, 0]
-    learned_sum = torch.cumsum(x, 0)  # row i: keys 0..i, BOS reads 0
-    previous = fixed_pattern("shift1", T1) @ x  # one key per row: the sum is the value
-    want = 0.5 * learned_sum + 0.5 * previous
+    mixed = 0.5 * torch.ones(T1, T1).tril() / torch.arange(1.0, T1 + 1).view(T1, 1) + 0.5 * fixed_pattern("shift1", T1)
+    want = (mixed @ x) / mixed.amax(-1)
     want[0] = 0.0  # every variable reads 0 at BOS
-    torch.testing.assert_close(out, want)
-    layer.fused = False  # the composed form: the mixed pattern's mean times its own width
-    composed = layer(stream, stream, SelectMode(tau=1.0, generator=torch.Generator().manual_seed(0)), 1.0)
-    assert not torch.allclose(composed[0, 0, :, 0], want)
+    for mode in ("soft", "straight-through"):
+        st = torch.ones(1) if mode == "straight-through" else None
+        gen = torch.Generator().manual_seed(0)
+        out = layer(stream, stream, SelectMode(tau=1.0, generator=gen, attention_st=st, attention_hard_tau=1.0), 1.0)
+        torch.testing.assert_close(out[0, 0, :, 0], want)
+    each_sum = 0.5 * torch.cumsum(x, 0) + 0.5 * (fixed_pattern("shift1", T1) @ x)
+    assert not torch.allclose(want[1:], each_sum[1:])

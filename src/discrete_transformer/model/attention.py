@@ -198,9 +198,15 @@ class AttentionLayer(nn.Module):
         return out
 
     def _fused(self, mode: SelectMode) -> bool:
-        """Whether this forward can take :mod:`.head`'s form: the average tie rule, and one
-        attention mode for the whole population (no recorded intermediates: the caller checks)."""
+        """Whether this forward can take :mod:`.head`'s form: the average tie rule, one attention
+        mode for the whole population, and no summing head unless every choice is one-hot (hard
+        attention). A summing head multiplies by the width of the *mixed* pattern; the mixture of
+        each pattern's sum instead, measured, lost Evens_Counter on 4 of 8 seeds against 0 of 8
+        (docs/journal/2026-12-07-fused-attention-head.md). No recorded intermediates: the caller
+        checks."""
         if not self.fused or self.ties != ("average",):
+            return False
+        if self.aggregate is not None and not mode.hard_attention:
             return False
         st = mode.attention_st
         return mode.hard_attention or st is None or bool((st > 0).all()) or not bool((st > 0).any())
@@ -217,9 +223,9 @@ class AttentionLayer(nn.Module):
     ) -> torch.Tensor:
         """The layer's output (P, B, T1, H) as the mixture of each pattern's output: the learned
         scores' (:mod:`.head`), the shift group's (a causal convolution of v by the offset
-        weights) and the named fixed patterns' (matrix products). A summing head multiplies each
-        pattern's mean by that pattern's selector width, so a soft pattern choice mixes sums;
-        with one pattern chosen (evaluation, hardening) this is the composed form's value."""
+        weights) and the named fixed patterns' (matrix products), linear in the pattern and so
+        the composed form's value. A summing head comes here only with one pattern chosen
+        (`_fused`), whose sum is its mean times its own width."""
         P, B, H, _ = q.shape
         row = ws[..., 0] * q + ws[..., 1]  # (P, B, H, T1)
         col = ws[..., 2] * k * k
@@ -232,11 +238,11 @@ class AttentionLayer(nn.Module):
         vt = v.transpose(2, 3).contiguous()  # (P, B, H, T1)
         if mode.hard_attention:
             mean, width = hard_head(row, k, col, vt, causal, TIE_MARGIN / _hard_tau_ratio(tau_attn, mode))
-        else:
+            total = mean * width  # (P, B, H, T1): the sum over the selected keys
+        else:  # no summing head here (`_fused`)
             hard = mode.attention_st is not None and bool((mode.attention_st > 0).any())
             margin = TIE_MARGIN / _hard_tau_ratio(tau_attn, mode) if hard else 0.0
-            mean, width = learned_head(row, k, col, vt, causal, visible, margin, hard, self.aggregate is not None)
-        total = mean * width  # (P, B, H, T1): the sum over the selected keys
+            mean = total = learned_head(row, k, col, vt, causal, visible, margin, hard)
         if self.pattern_choice is not None:
             wp = self._flat_pattern_weights(mode)  # (P, B or 1, H, 1+S+F)
             w0 = wp[..., :1]

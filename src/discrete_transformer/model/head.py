@@ -7,12 +7,11 @@ head and step, forward and backward, and at T = 36 those passes were most of the
 with the fixed ones: a head's output is the mixture of each pattern's *output* (linear in the
 pattern, so the same value), and the fixed patterns act on `v` as small matrix products.
 
-Two outputs per row i: `mean` = Σ_j a[i, j]·v_j (RASP's aggregate) and `width` = 1 / max_j a[i, j]
-(the selector width a summing head multiplies by). Under the hard pattern (the row's near-tie set,
-averaged) width is the size of the tie set; under the softmax it is Σ_j exp(s_ij − max_j s_ij).
-
-Only the "average" tie rule is served here; the other rules, and every forward that records the
-intermediates (`cache`), take the composed form, which stays the reference (tests compare both).
+The output of row i is `mean` = Σ_j a[i, j]·v_j (RASP's aggregate); the hard pattern (evaluation,
+hardening) also gives its `width`, the size of the row's tie set, which a summing head multiplies
+by. Only the "average" tie rule is served here. The other rules, summing heads while their pattern
+choice is soft (their width is the *mixed* pattern's, 1 / its row max), and every forward that
+records the intermediates (`cache`) take the composed form, the reference the tests compare with.
 """
 
 from __future__ import annotations
@@ -59,57 +58,35 @@ def hard_head(
 
 class _LearnedHead(torch.autograd.Function):
     """Forward: the softmax pattern's (`hard=False`) or the hard pattern's (`hard=True`, the
-    straight-through form) mean and width. Backward: always the softmax pattern's gradient with
-    respect to the scores' parts (as attention's `straight_through_pattern`), and the forward
-    pattern's with respect to `v`. The gradient a pattern entry gets from `width` = 1 / (row max)
-    is split equally among the row's maximal entries, as autograd splits it for `amax`."""
+    straight-through form) mean. Backward: always the softmax pattern's gradient with respect to
+    the scores' parts (as attention's `straight_through_pattern`), and the forward pattern's with
+    respect to `v`."""
 
     @staticmethod
-    def forward(ctx, row, k, col, v, causal, visible, margin, hard: bool, with_width: bool):  # type: ignore[override]
-        ctx.set_materialize_grads(False)
+    def forward(ctx, row, k, col, v, causal, visible, margin, hard: bool):  # type: ignore[override]
         scores = _scores(row, k, col, causal)  # (..., T1, T1)
         top = scores.amax(-1, keepdim=True)
-        e = (scores - top).clamp_min_(-EXP_FLOOR).exp_().mul_(visible)  # hidden keys exactly 0
-        z = e.sum(-1, keepdim=True)  # (..., T1, 1) >= 1: the best key's e is 1
-        if hard:
-            # the forward pattern's maximal entries: the whole tie set (all 1 / width)
-            top_set = _at_least(scores, top - margin)
-            width = top_set.sum(-1)
-            mean = _mat_vec(top_set, v) / width
-        else:
-            # the softmax's maximal entries (exp(0) = 1), needed only for width's gradient
-            top_set = torch.eq(e, 1.0, out=torch.empty_like(e)) if with_width else None
-            width = z.squeeze(-1)
-        p = e.div_(z)
+        tie_set = _at_least(scores, top - margin) if hard else None  # before `scores` is reused
+        e = scores.sub_(top).clamp_min_(-EXP_FLOOR).exp_().mul_(visible)  # hidden keys exactly 0
+        p = e.div_(e.sum(-1, keepdim=True))
         pv = _mat_vec(p, v)
-        if not hard:
-            mean = pv
-        ctx.hard = hard
-        ctx.save_for_backward(row, k, v, p, pv, top_set, width)
-        return mean, width
+        if hard:
+            width = tie_set.sum(-1)  # (..., T1) >= 1: the best key
+            mean = _mat_vec(tie_set, v) / width
+        else:
+            width, mean = None, pv
+        ctx.save_for_backward(row, k, v, p, pv, tie_set, width)
+        return mean
 
     @staticmethod
-    def backward(ctx, g_mean, g_width):  # type: ignore[override]
-        row, k, v, p, pv, top_set, width = ctx.saved_tensors
-        if g_mean is None:
-            g_mean = torch.zeros_like(pv)
-        if ctx.hard:  # forward pattern = top_set / width: max 1 / width, reached n_top = width times
-            g_v = _vec_mat(g_mean / width, top_set)
-        else:
-            g_v = _vec_mat(g_mean, p)
-        # dL/da[i, j] = g_i·v_j - c_i·top_set[i, j], c_i = g_width_i·width_i² / n_top_i
-        # (d width / d max = -width²); through the softmax: ds = p ⊙ (G - Σ_j G ⊙ p).
-        shift = -g_mean * pv  # (..., T1): -Σ_j G ⊙ p
-        if g_width is not None and top_set is not None:
-            c = g_width * width * width / top_set.sum(-1)
-            shift = shift + c * (top_set * p).sum(-1)
-        ds = torch.addcmul(shift.unsqueeze(-1), g_mean.unsqueeze(-1), v.unsqueeze(-2))
-        if g_width is not None and top_set is not None:
-            ds.addcmul_(top_set, c.unsqueeze(-1), value=-1.0)
-        ds.mul_(p)  # (..., T1, T1)
+    def backward(ctx, g):  # type: ignore[override]
+        row, k, v, p, pv, tie_set, width = ctx.saved_tensors
+        g_v = _vec_mat(g, p) if tie_set is None else _vec_mat(g / width, tie_set)
+        # dL/da[i, j] = g_i·v_j; through the softmax: ds = p ⊙ (G - Σ_j G ⊙ p) = p ⊙ g_i·(v_j - pv_i)
+        ds = torch.addcmul((-g * pv).unsqueeze(-1), g.unsqueeze(-1), v.unsqueeze(-2)).mul_(p)  # (..., T1, T1)
         g_row = _mat_vec(ds, k)
         both = torch.matmul(torch.stack([row, torch.ones_like(row)], dim=-2), ds)  # (..., 2, T1)
-        return g_row, both[..., 0, :], both[..., 1, :], g_v, None, None, None, None, None
+        return g_row, both[..., 0, :], both[..., 1, :], g_v, None, None, None, None
 
 
 def learned_head(
@@ -121,13 +98,12 @@ def learned_head(
     visible: torch.Tensor,
     margin: float | torch.Tensor,
     hard: bool,
-    with_width: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, width), each (..., T1), of the head whose scores are s[i, j] = row_i·k_j + col_j over
-    the keys `visible` (float 0/1, (T1, T1); `causal` is 0 there and -inf elsewhere). Gradients as the
-    composed soft pattern (`hard=False`) or straight-through pattern (`hard=True`) give them;
-    `margin` (score units, broadcastable to (..., 1, 1)) sets the hard pattern's near-ties.
-    `with_width=False` promises that width's gradient is not needed (no summing head)."""
+) -> torch.Tensor:
+    """(..., T1) the output Σ_j a[i, j]·v_j of the head whose scores are s[i, j] = row_i·k_j + col_j
+    over the keys `visible` (float 0/1, (T1, T1); `causal` is 0 there and -inf elsewhere).
+    Gradients as the composed soft pattern (`hard=False`) or straight-through pattern
+    (`hard=True`) give them; `margin` (score units, broadcastable to (..., 1, 1)) sets the hard
+    pattern's near-ties."""
     if not torch.is_tensor(margin):
         margin = torch.tensor(margin, dtype=row.dtype)
-    return _LearnedHead.apply(row, k, col, v, causal, visible, margin, hard, with_width)
+    return _LearnedHead.apply(row, k, col, v, causal, visible, margin, hard)
