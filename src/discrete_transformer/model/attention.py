@@ -157,14 +157,15 @@ class AttentionLayer(nn.Module):
         ws = self.w_score.view(P, 1, self.n_heads, 1, 3) / tau_attn
         if cache is None and self._fused(mode):
             return self._fused_forward(q, k, v, ws, tau_attn, mode, T1)
-        # s[i, j] = k_j·(w_qk·q_i + w_k) + w_kk·k_j², built as one fused outer product.
+        # s[i, j] = k_j·(w_qk·q_i + w_k) + w_kk·k_j², built as one fused outer product; the causal
+        # mask added last (the same values as adding it to the column term first, one pass fewer).
         row = (ws[..., 0] * q + ws[..., 1]).unsqueeze(-1)  # (P, B, H, T1, 1)
         causal = cached(self._consts, ("causal", T1, k.dtype), lambda: causal_bias(T1, k.dtype))
-        col = (ws[..., 2] * k * k).unsqueeze(-2) + causal  # (P, B, H, T1, T1)
+        col = (ws[..., 2] * k * k).unsqueeze(-2)  # (P, B, H, 1, T1)
         if self.w_bos is not None:  # s[i, BOS] += w_bos (P, H), at the current temperature
             at_bos = 1.0 - self._bos(T1, k.dtype)  # (T1,): 1 at the BOS key only
             col = col + (self.w_bos.view(P, 1, self.n_heads, 1, 1) / tau_attn) * at_bos
-        scores = torch.addcmul(col, row, k.unsqueeze(-2))
+        scores = torch.addcmul(col, row, k.unsqueeze(-2)).add_(causal)  # (P, B, H, T1, T1)
         pattern = self._tie_mixture([self._learned_pattern(scores, tie, tau_attn, mode) for tie in self.ties], mode)
         if self.pattern_choice is not None:
             wp = self._flat_pattern_weights(mode)  # (P, B or 1, H, 1+F)
@@ -234,7 +235,7 @@ class AttentionLayer(nn.Module):
             tau = tau_attn.view(P, 1, 1, 1) if isinstance(tau_attn, torch.Tensor) else tau_attn
             col = col + (self.w_bos.view(P, 1, self.n_heads, 1) / tau) * at_bos
         causal = cached(self._consts, ("causal", T1, k.dtype), lambda: causal_bias(T1, k.dtype))
-        visible = cached(self._consts, ("visible", T1, k.dtype), lambda: torch.ones(T1, T1, dtype=k.dtype).tril())
+        visible = self._visible(T1, k.dtype)
         vt = v.transpose(2, 3).contiguous()  # (P, B, H, T1)
         if mode.hard_attention:
             mean, width = hard_head(row, k, col, vt, causal, TIE_MARGIN / _hard_tau_ratio(tau_attn, mode))
@@ -314,7 +315,9 @@ class AttentionLayer(nn.Module):
             # value: the hard pattern (rounded at the final temperature, as evaluation rounds it)
             # for members flagged in attention_st; gradient: the soft pattern's
             ratio = _hard_tau_ratio(tau_attn, mode)  # scores·ratio are at the hard temperature
-            return straight_through_pattern(scores, mode.attention_st.view(P, 1, 1, 1, 1) > 0, TIE_MARGIN / ratio)
+            use_hard = mode.attention_st.view(P, 1, 1, 1, 1) > 0
+            visible = self._visible(scores.shape[-1], scores.dtype)
+            return straight_through_pattern(scores, use_hard, TIE_MARGIN / ratio, visible)
         # one key: forward attends to the latest (earliest) key of the tie set, backward is soft;
         # once straight-through attention is on, the tie set is the one evaluation will round to
         soft = softmax(scores)
@@ -374,6 +377,10 @@ class AttentionLayer(nn.Module):
         if self.shifts and group == 1:
             return self.shifts[offset]
         return self.others[group - 1 - (1 if self.shifts else 0)]
+
+    def _visible(self, T1: int, dtype: torch.dtype) -> torch.Tensor:
+        """(T1, T1) 1 where a query sees the key (j <= i), else 0: where `causal_bias` is 0."""
+        return cached(self._consts, ("visible", T1, dtype), lambda: torch.ones(T1, T1, dtype=dtype).tril())
 
     def _bos(self, T1: int, dtype: torch.dtype) -> torch.Tensor:
         return cached(self._consts, ("bos", T1, dtype), lambda: bos_mask(T1, dtype))

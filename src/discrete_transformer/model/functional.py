@@ -59,28 +59,34 @@ class _StraightThroughPattern(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, scores: torch.Tensor, use_hard: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, scores: torch.Tensor, use_hard: torch.Tensor, margin: torch.Tensor, visible) -> torch.Tensor:  # type: ignore[override]
         top = scores.amax(-1, keepdim=True)
-        e = _shifted_exp(scores, top)
+        # the tie set written straight into a float tensor: a bool result converted afterwards
+        # took 3.5x as long on CPU
+        sel = torch.ge(scores, top - margin, out=torch.empty_like(scores))
+        if visible is None:
+            e = _shifted_exp(scores, top)
+        else:  # the -inf entries are known: zeroed by a product, not found by a comparison
+            e = _shifted_exp(scores, top, masked=False).mul_(visible)
         p = e.div_(e.sum(-1, keepdim=True))
         ctx.save_for_backward(p)
-        sel = (scores >= top - margin).to(scores.dtype)
         hard = sel.div_(sel.sum(-1, keepdim=True))
-        return torch.where(use_hard, hard, p)
+        return hard if bool(use_hard.all()) else torch.where(use_hard, hard, p)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
         (p,) = ctx.saved_tensors
-        return p * (g - (g * p).sum(-1, keepdim=True)), None, None
+        return p * (g - (g * p).sum(-1, keepdim=True)), None, None, None
 
 
 def straight_through_pattern(
-    scores: torch.Tensor, use_hard: torch.Tensor, margin: torch.Tensor | float
+    scores: torch.Tensor, use_hard: torch.Tensor, margin: torch.Tensor | float, visible: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Hard near-tie pattern forward where `use_hard` (bool, broadcastable), softmax elsewhere;
-    softmax gradient everywhere (see `_StraightThroughPattern`). `margin` is in score units."""
+    softmax gradient everywhere (see `_StraightThroughPattern`). `margin` is in score units.
+    `visible` (0/1, broadcastable), when given, is 0 exactly where `scores` is -inf."""
     margin = torch.as_tensor(margin, dtype=scores.dtype)
-    return _StraightThroughPattern.apply(scores, use_hard, margin)
+    return _StraightThroughPattern.apply(scores, use_hard, margin, visible)
 
 
 class _RowDot(torch.autograd.Function):
