@@ -16,10 +16,28 @@ P, B, T1, V, H = 3, 4, 9, 5, 2
 MODES = ("soft", "straight-through", "hard")
 
 
-def _layer(summing: bool, patterns: tuple[str, ...], shifts: bool, bos: bool) -> AttentionLayer:
+def _layer(
+    summing: bool,
+    patterns: tuple[str, ...],
+    shifts: bool,
+    bos: bool,
+    ties: tuple[str, ...] = ("average",),
+    averaging: bool = True,
+) -> AttentionLayer:
     gen = torch.Generator().manual_seed(0)
     group = tuple(f"shift{c}" for c in range(3, T1 - 1)) if shifts else ()
-    layer = AttentionLayer(P, H, V, gen, summing=summing, bos_bias=bos, patterns=patterns, shift_group=group)
+    layer = AttentionLayer(
+        P,
+        H,
+        V,
+        gen,
+        summing=summing,
+        bos_bias=bos,
+        patterns=patterns,
+        shift_group=group,
+        ties=ties,
+        averaging=averaging,
+    )
     layer = layer.double()
     with torch.no_grad():
         for p in layer.parameters():
@@ -66,6 +84,28 @@ def test_fused_head_matches_the_composed_form(
         assert (g_fused is None) == (g_composed is None)  # hard attention: no gradient to the scores
         if g_fused is not None:
             torch.testing.assert_close(g_fused, g_composed, rtol=1e-10, atol=1e-12)
+
+
+def _assert_same(layer: AttentionLayer, mode: str) -> None:
+    out_fused, grads_fused = _run(layer, mode, fused=True)
+    out_composed, grads_composed = _run(layer, mode, fused=False)
+    torch.testing.assert_close(out_fused, out_composed, rtol=1e-12, atol=1e-12)
+    for g_fused, g_composed in zip(grads_fused, grads_composed, strict=True):
+        assert (g_fused is None) == (g_composed is None)
+        if g_fused is not None:
+            torch.testing.assert_close(g_fused, g_composed, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("ties", [("latest",), ("earliest",), ("average", "latest", "earliest")])
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("summing", [False, True])
+def test_fused_tie_rules_match_the_composed_form(ties: tuple[str, ...], mode: str, summing: bool) -> None:
+    _assert_same(_layer(summing, ("shift1", "prefix"), True, True, ties=ties), mode)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fused_one_key_heads_without_averaging_match_the_composed_form(mode: str) -> None:
+    _assert_same(_layer(False, ("shift1", "shift2"), True, True, averaging=False), mode)
 
 
 def test_a_summing_head_under_a_soft_pattern_choice_multiplies_by_the_mixed_patterns_width() -> None:

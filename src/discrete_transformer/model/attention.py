@@ -199,13 +199,13 @@ class AttentionLayer(nn.Module):
         return out
 
     def _fused(self, mode: SelectMode) -> bool:
-        """Whether this forward can take :mod:`.head`'s form: the average tie rule, one attention
-        mode for the whole population, and no summing head unless every choice is one-hot (hard
-        attention). A summing head multiplies by the width of the *mixed* pattern; the mixture of
-        each pattern's sum instead, measured, lost Evens_Counter on 4 of 8 seeds against 0 of 8
+        """Whether this forward can take :mod:`.head`'s form: one attention mode for the whole
+        population, and no summing head unless every choice is one-hot (hard attention). A summing
+        head multiplies by the width of the *mixed* pattern; the mixture of each pattern's sum
+        instead, measured, lost Evens_Counter on 4 of 8 seeds against 0 of 8
         (docs/journal/2026-12-07-fused-attention-head.md). No recorded intermediates: the caller
         checks."""
-        if not self.fused or self.ties != ("average",):
+        if not self.fused:
             return False
         if self.aggregate is not None and not mode.hard_attention:
             return False
@@ -238,14 +238,27 @@ class AttentionLayer(nn.Module):
         visible = self._visible(T1, k.dtype)
         vt = v.transpose(2, 3).contiguous()  # (P, B, H, T1)
         if mode.hard_attention:
-            mean, width = hard_head(row, k, col, vt, causal, TIE_MARGIN / _hard_tau_ratio(tau_attn, mode))
-            total = mean * width  # (P, B, H, T1): the sum over the selected keys
+            margin = TIE_MARGIN / _hard_tau_ratio(tau_attn, mode)
+            means, widths = hard_head(row, k, col, vt, causal, margin, self.ties)
+            totals = [m * w for m, w in zip(means, widths, strict=True)]  # the sums over the selected keys
         else:  # no summing head here (`_fused`)
-            hard = mode.attention_st is not None and bool((mode.attention_st > 0).any())
-            margin = TIE_MARGIN / _hard_tau_ratio(tau_attn, mode) if hard else 0.0
-            mean = total = learned_head(row, k, col, vt, causal, visible, margin, hard)
+            st = mode.attention_st is not None and bool((mode.attention_st > 0).any())
+            # the tie set: at the final temperature once straight-through attention is on, else
+            # (one-key rules only) at the current one, as the composed patterns take it
+            on = mode.attention_st is not None
+            margin = TIE_MARGIN / _hard_tau_ratio(tau_attn, mode) if on else TIE_MARGIN
+            means = totals = list(learned_head(row, k, col, vt, causal, visible, margin, st, self.ties))
+        if self.tie_choice is None:
+            mean, total = means[0], totals[0]
+        else:  # drawn before the pattern choice, as the composed form draws them
+            wt = self.tie_choice.weights(mode)  # (P, H, R) or (P, B, H, R)
+            wt = (wt.unsqueeze(1) if wt.dim() == 3 else wt).unsqueeze(-1)  # (P, B or 1, H, R, 1)
+            mean = sum(wt[..., r, :] * m for r, m in enumerate(means))
+            total = sum(wt[..., r, :] * t for r, t in enumerate(totals))
         if self.pattern_choice is not None:
             wp = self._flat_pattern_weights(mode)  # (P, B or 1, H, 1+S+F)
+            if not self.averaging:  # one pattern forward (a mix would average), soft gradient
+                wp = nn.functional.one_hot(wp.argmax(-1), wp.shape[-1]).to(wp.dtype) + wp - wp.detach()
             w0 = wp[..., :1]
             mean, total = w0 * mean, w0 * total
             S = len(self.shifts)
