@@ -270,7 +270,8 @@ class AttentionLayer(nn.Module):
                 outs = torch.matmul(vt, fixed_t).view(P, B, H, len(self.others), T1)  # each pattern's mean
                 wf = wp[..., 1 + S :].unsqueeze(-1)  # (P, B or 1, H, F, 1)
                 mean = mean + (wf * outs).sum(-2)
-                total = total + (wf * outs * widths).sum(-2)
+                if self.aggregate is not None:  # the sums only a summing head reads
+                    total = total + (wf * outs * widths).sum(-2)
         if self.aggregate is not None:
             wa = self.aggregate.weights(mode)  # (P, H, 2) or (P, B, H, 2)
             wa = wa.view(P, 1, self.n_heads, 1, 2) if wa.dim() == 3 else wa.view(P, B, self.n_heads, 1, 2)
