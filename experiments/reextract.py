@@ -1,6 +1,6 @@
 """Re-extract a finished bench's models with the current extraction and compare with its rows.
 
-    python experiments/reextract.py BENCH_DIR [BENCH_DIR ...] [--jobs 2] [--verified-only] [--out DIR]
+    python experiments/reextract.py BENCH_DIR [BENCH_DIR ...] [--jobs 2] [--verified-only | --failed-only] [--out DIR]
 
 An extraction change (the simplification stage, the repair search) is checked without training
 again: every task of each bench directory (``results.json`` and its ``tasks/``) is copied to a
@@ -59,7 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("benches", nargs="+", type=Path)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--verified-only", action="store_true", help="only the tasks whose program verified in the bench")
+    only = ap.add_mutually_exclusive_group()
+    only.add_argument("--verified-only", action="store_true", help="only the tasks whose program verified in the bench")
+    only.add_argument(
+        "--failed-only",
+        action="store_true",
+        help="only the tasks whose program did not verify (a change to the repair's last step can move no other)",
+    )
     ap.add_argument("--out", type=Path, help="write every re-extraction's figures here as JSON")
     args = ap.parse_args(argv)
     from discrete_transformer.bench.report import NEAR_REFERENCE, read_results
@@ -73,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             raise SystemExit(f"error: {e}") from None
         for r in doc["rows"]:
-            if r.get("error") or (args.verified_only and not row_verified(r)):
+            if r.get("error") or (args.verified_only and not row_verified(r)) or (args.failed_only and row_verified(r)):
                 continue
             run_dir = Path(r["run_dir"])  # as the bench wrote it (relative to where it ran) ...
             if not run_dir.is_dir():
@@ -101,9 +107,15 @@ def main(argv: list[str] | None = None) -> int:
         was = sum(row_verified(rows[(b, x.task)]) for x in mine)
         near = sum(q <= NEAR_REFERENCE for q in ratios)
         med = f"{statistics.median(ratios):.2f}" if ratios else "-"
+        secs = [x.seconds for x in mine]
+        bench_secs = [
+            float(rows[(b, x.task)]["extract_s"]) for x in mine if rows[(b, x.task)].get("extract_s") is not None
+        ]
         print(
             f"{b}: verified {len(ver)}/{len(mine)} (bench: {was}); median size ratio {med} over {len(ratios)}, "
-            f"{near}/{len(ratios)} within {NEAR_REFERENCE}x"
+            f"{near}/{len(ratios)} within {NEAR_REFERENCE}x; extraction median {statistics.median(secs):.1f} s, "
+            f"total {sum(secs) / 60:.1f} min"
+            + (f" (bench: {statistics.median(bench_secs):.1f} s, {sum(bench_secs) / 60:.1f} min)" if bench_secs else "")
         )
         for x in ver:
             q = x.ops / rows[(b, x.task)]["reference_ops"] if rows[(b, x.task)].get("reference_ops") else None

@@ -222,6 +222,48 @@ def test_a_model_far_from_the_targets_still_gets_the_readout_refit(hand_result: 
     assert "refitted to the task targets" in p.source and "x + prev1_x" in p.source
 
 
+def _x_plus_pos(ds: Dataset) -> Dataset:
+    """`ds`'s inputs with the targets x + pos, as arrays (no rule: no longer-sequence check)."""
+    pos = np.arange(ds.T, dtype=np.float64)[None, :, None]
+    return Dataset(
+        "x_plus_pos", "discrete", ds.x_train, ds.x_train + pos, ds.x_test, ds.x_test + pos, ("x",), ("y",), "arrays"
+    )
+
+
+def test_a_readout_that_left_out_a_variable_gets_a_line_over_the_inputs_and_pos(hand_result: TrainResult) -> None:
+    """Targets x + pos while the model reads its output straight from x (no readout MLP to
+    refit): the widened readout fit over x and pos finds x + pos, the program gains that line,
+    verifies, and is not simplified (its moves rebuild from the module choices)."""
+    ds = _x_plus_pos(hand_result.dataset)
+    model = copy.deepcopy(hand_result.model)
+    ix = {n: i for i, n in enumerate(model.variable_names)}
+    with torch.no_grad():
+        model.readout.theta[0, 0, ix["L0.M0"]] = 0.0
+        model.readout.theta[0, 0, ix["x"]] = 10.0
+    p = dtx.extract(dataclasses.replace(hand_result, model=model, dataset=ds), ds)
+    assert not p.search_log[0]["verified"]
+    assert p.verified, p.search_log
+    body = p.source.split("def program(", 1)[1].split("return", 1)[0]
+    assert "fitted to the task targets at each position" in body
+    line = next(ln for ln in body.splitlines() if "fitted to the task targets" in ln)
+    assert line.split("=", 1)[0].strip() == "y" and ("x + pos" in line or "pos + x" in line)
+    assert not any(row.get("stage") == "simplify" for row in p.search_log)
+    got = load_module(p.source).run_batch(ds.x_test)
+    np.testing.assert_array_equal(got, ds.y_test)
+
+
+def test_widened_fit_regresses_over_the_readout_inputs_the_input_channels_and_pos(hand_result: TrainResult) -> None:
+    """On the hand-built Sum_Last2 model the readout MLP reads x and prev1_x: the widened fit's
+    first set is (prev1_x's head, x, pos) without duplicates, and it finds their sum."""
+    st = stages(hand_result, hand_result.dataset)
+    ir = st.builder.build({})
+    spent = Budget(60.0)
+    alt = st.refits.widened_fit(ir, 0, spent)
+    assert alt is not None and alt.exact and alt.fitted_to == "targets"
+    assert len(alt.inputs) == len(set(alt.inputs)) == 3 and 1 in alt.inputs  # x, pos, L0.H0
+    assert 0.0 < spent.charged <= TRUTH_BUDGET_FACTOR * ExtractConfig().sr_budget
+
+
 def test_extract_rejects_what_is_not_a_run(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="run directory not found"):
         dtx.extract(tmp_path / "missing")

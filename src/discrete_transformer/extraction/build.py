@@ -47,7 +47,7 @@ from .naming import expression_name, is_python, sums_a_doubled_pair
 from .record import SearchRows
 from .trace import trace
 
-__all__ = ["Alternative", "Builder", "Chosen", "provenance"]
+__all__ = ["Alternative", "Builder", "Chosen", "provenance", "with_readout"]
 
 Alternative = HeadAlt | MLPAlt
 Chosen = dict[int, tuple[Module, Alternative]]  # live stream index -> (module, its alternative)
@@ -321,3 +321,28 @@ def with_nodes(ir: ProgramIR, nodes: list[AttentionNode | MLPNode], outputs: tup
         uses_pos=any(v.role == "pos" for v in reads),
         uses_one=any(v.role == "one" for v in reads),
     )
+
+
+def with_readout(ir: ProgramIR, channel: int, alt: MLPAlt) -> ProgramIR:
+    """`ir` with output `channel` computed by a new line, `alt` (fitted to the targets) over the
+    stream variables `alt.inputs` — input channels, `pos` or variables `ir` computes — read
+    without a gain; what no output reads any more goes."""
+    variables = {v.index: v for v in ir.inputs} | {v.index: v for n in ir.nodes for v in (*n.reads, n.out)}
+    pos = len(ir.inputs)  # the stream index of `pos` (inputs, then pos, then one)
+    old = ir.outputs[channel]
+    others = [o.var for c, o in enumerate(ir.outputs) if c != channel]
+    in_idx = set(alt.inputs)
+    kept = eliminate_dead_code(ir.nodes, others + [v for i, v in variables.items() if i in in_idx])
+    taken = {v.name for v in ir.inputs} | {n.out.name for n in kept} | {o.result for o in ir.outputs if o is not old}
+    if pos not in variables:
+        variables[pos] = Variable("pos", pos, "pos", unique_name("pos", taken), -1.0)
+    taken |= {variables[i].name for i in alt.inputs}
+    in_vars = tuple(variables[i] for i in alt.inputs)
+    sources = alt_sources(alt, in_vars)
+    index = 1 + max([pos + 1, *(n.out.index for n in ir.nodes)])  # a stream index no module writes
+    name = unique_name(old.name, taken)
+    line = mlp_line(
+        f"readout {old.name}", Variable(f"readout {old.name}", index, "mlp", name, 0.0), in_vars, alt, sources
+    )
+    outputs = tuple(OutputNode(c, o.name, line.out) if c == channel else o for c, o in enumerate(ir.outputs))
+    return with_nodes(ir, [*ir.nodes, line], outputs)

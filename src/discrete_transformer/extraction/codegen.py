@@ -134,6 +134,10 @@ def evidence(node: AttentionNode | MLPNode) -> str:
             f"MLP {node.key} is a monotone function of {node.source} (n={node.n_samples} samples); "
             f"what reads it is refitted to the task targets"
         )
+    if node.fitted_to == "targets" and node.key.startswith("readout"):
+        return (
+            f"{node.key} fitted to the task targets at each position: {node.source}, {_agreement(node, 'the targets')}"
+        )
     if node.fitted_to == "targets":
         return f"MLP {node.key}, refitted to the task targets: {node.source}, {_agreement(node, 'the targets')}"
     where = f" at the keys {node.where} read" if node.where else ""

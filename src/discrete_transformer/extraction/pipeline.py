@@ -16,7 +16,8 @@
 7. **Render + verify** (:mod:`.program`, :mod:`.codegen`, :mod:`.verify`): on the test split and
    on longer sequences (``verify.LONGER_FACTOR``) and off-range inputs -> :class:`~.program.Attempt`.
 8. **Repair** (:mod:`.search`, with :mod:`.refit`): only when the first program fails while the
-   model is exact or nearly so (or, far from the targets, one readout refit per output).
+   model is exact or nearly so (or, far from the targets, one readout refit per output); last,
+   each output fitted to the targets over its readout's inputs, the input channels and `pos`.
 9. **Simplify** (:mod:`.simplify`, moves in :mod:`.simplify_stage`): a verified program made
    smaller where it stays right, within ``ExtractConfig.simplify_budget``.
 """

@@ -116,6 +116,9 @@ class Attempt:
     verification: Verification
     module: types.ModuleType
     choice: dict[str, int]
+    # The repair changed the IR after building it from `choice` (a readout fitted over more
+    # variables): simplification, whose moves rebuild programs from `choice`, leaves it as it is.
+    edited: bool = False
 
     @property
     def verified(self) -> bool:

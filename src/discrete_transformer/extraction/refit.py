@@ -2,6 +2,8 @@
 
 * :meth:`Refits.truth_fit` — a readout MLP regressed against the true targets, its inputs
   computed by the current program (so the program's values, not the model's, are fitted).
+* :meth:`Refits.widened_fit` — an output regressed against the true targets over its readout's
+  inputs together with every input channel and `pos` at the same position.
 * :meth:`Refits.core` — an intermediate MLP replaced by the simplest expression of its inputs
   of which its output is a monotone function (its "core"), for the readout to be refitted over.
 
@@ -17,17 +19,20 @@ import sympy
 
 from .budget import Budget
 from .config import ExtractConfig
-from .graph import Module, ProgramIR
+from .graph import MLPNode, Module, ProgramIR
 from .mlps import INT_TOL, PLACEHOLDERS, MLPAlt, MLPCharacteriser
 from .record import SearchRows
 from .symbolic import symbolic_regression
 from .trace import trace
 
-__all__ = ["TRUTH_BUDGET_FACTOR", "Refits", "monotone_function", "simple_ratio"]
+__all__ = ["TRUTH_BUDGET_FACTOR", "WIDENED_MAX_INPUTS", "Refits", "monotone_function", "simple_ratio"]
 
 # Fits against the true targets get this many times the per-MLP symbolic-regression budget: they
 # run once, on much more data, and are the last resort before giving up.
 TRUTH_BUDGET_FACTOR = 4.0
+# A widened readout fit (Refits.widened_fit) regresses over at most this many variables: the
+# regression's search space grows fast with its arity.
+WIDENED_MAX_INPUTS = 3
 
 
 class Refits:
@@ -45,11 +50,7 @@ class Refits:
         the program `ir` on the search sequences: first over the inputs of the MLPs feeding it
         (composed, so an imprecise upstream MLP cannot spoil the fit), then over its own inputs
         (unless `first_only`). Each regression's work is charged to `budget`."""
-        kind = self.rows.kind
         env = trace(ir, self.rows.x)
-        y_all = self.rows.y[..., channel].reshape(-1)
-        tol = INT_TOL if kind == "discrete" else 1e-3 * max(float(np.std(y_all)), 1e-9)
-        conf = self.cfg.sr_config(TRUTH_BUDGET_FACTOR)
         out: list[MLPAlt] = []
         tried: set[tuple[int, ...]] = set()
         for tag, reads in (("composed", self.mlps.fused_inputs(m)), ("own", tuple(m.reads))):
@@ -60,23 +61,65 @@ class Refits:
             if not uniq or uniq in tried:
                 continue
             tried.add(uniq)
-            X = np.stack([np.asarray(env[i], dtype=np.float64).reshape(-1) for i in uniq], axis=-1)
-            ok = np.isfinite(X).all(axis=1)
-            X, y = X[ok], y_all[ok]
-            if X.shape[0] == 0:
+            alt = self._fit(f"{m.key} (true targets, {tag})", f"targets, {tag}", uniq, env, channel, budget)
+            if alt is None:
                 continue
-            # Discrete targets: exact means exact after rounding, the verification rule.
-            res = symbolic_regression(
-                X, y, PLACEHOLDERS[: len(uniq)], tol, config=conf, integer_target=kind == "discrete", seed=self.cfg.seed
-            )
-            budget.charge(res.work)
-            self.mlps.keep(f"{m.key} (true targets, {tag})", res, uniq)
-            self.log(f"{m.key} vs true targets ({tag}): {res.best.source} (max error {res.best.max_error:.2g})")
-            r = {"tag": f"targets, {tag}", "inputs": uniq, "X": X, "tol": tol, "Xref": X, "yref": y}
-            out.append(self.mlps.make_alternative(res.best, r, "targets", kind == "discrete"))
-            if res.best.exact or first_only:
+            out.append(alt)
+            if alt.exact or first_only:
                 break
         return out
+
+    def widened_fit(self, ir: ProgramIR, channel: int, budget: Budget) -> MLPAlt | None:
+        """Output `channel` regressed against the true targets over what its readout reads (the
+        readout MLP's inputs, or the variable it reads) together with every input channel and
+        `pos` at the same position — or, when that is more than :data:`WIDENED_MAX_INPUTS`
+        variables, without `pos`, then the input channels and `pos`, then the input channels
+        alone: the first of these sets small enough, one regression. The model's readout may
+        have left out a variable it needed (a maximum of channels with different ranges, where
+        the widest channel alone is right most of the time, leaves too small a loss to learn the
+        rest from). None when no set is small enough or the budget is spent."""
+        env = trace(ir, self.rows.x)
+        out_var = ir.outputs[channel].var
+        node = next((n for n in ir.nodes if n.out.index == out_var.index), None)
+        side = tuple(v.index for v in node.reads) if isinstance(node, MLPNode) else (out_var.index,)
+        inputs = tuple(v.index for v in ir.inputs)
+        pos = len(ir.inputs)  # the stream index of `pos` (inputs, then pos, then one)
+        for reads in (side + inputs + (pos,), side + inputs, inputs + (pos,), inputs):
+            uniq = tuple(i for i in self.mlps.inputs_of(reads) if i in env)
+            if 1 <= len(uniq) <= WIDENED_MAX_INPUTS and budget.left() > 0:
+                return self._fit(
+                    f"output {channel} (true targets, widened)", "targets, widened", uniq, env, channel, budget
+                )
+        return None
+
+    def _fit(
+        self, key: str, tag: str, uniq: tuple[int, ...], env: dict[int, np.ndarray], channel: int, budget: Budget
+    ) -> MLPAlt | None:
+        """One regression of output `channel`'s true targets over the stream variables `uniq`
+        (values from `env`), charged to `budget` and kept as evidence under `key`."""
+        kind = self.rows.kind
+        y_all = self.rows.y[..., channel].reshape(-1)
+        tol = INT_TOL if kind == "discrete" else 1e-3 * max(float(np.std(y_all)), 1e-9)
+        X = np.stack([np.asarray(env[i], dtype=np.float64).reshape(-1) for i in uniq], axis=-1)
+        ok = np.isfinite(X).all(axis=1)
+        X, y = X[ok], y_all[ok]
+        if X.shape[0] == 0:
+            return None
+        # Discrete targets: exact means exact after rounding, the verification rule.
+        res = symbolic_regression(
+            X,
+            y,
+            PLACEHOLDERS[: len(uniq)],
+            tol,
+            config=self.cfg.sr_config(TRUTH_BUDGET_FACTOR),
+            integer_target=kind == "discrete",
+            seed=self.cfg.seed,
+        )
+        budget.charge(res.work)
+        self.mlps.keep(key, res, uniq)
+        self.log(f"{key}: {res.best.source} (max error {res.best.max_error:.2g})")
+        r = {"tag": tag, "inputs": uniq, "X": X, "tol": tol, "Xref": X, "yref": y}
+        return self.mlps.make_alternative(res.best, r, "targets", kind == "discrete")
 
     def core(self, m: Module) -> MLPAlt | None:
         """A stand-in for an intermediate MLP `m`: the simplest expression `e` of its inputs of

@@ -1,7 +1,7 @@
 """Repair: the fallback search over alternatives when the first program does not verify.
 
-Run only when the model itself is exact or nearly so (swaps), or — a model far from the
-targets — for one readout refit per output. In order, within ``search_budget`` nominal seconds
+Swaps only when the model itself is exact or nearly so; a model far from the targets gets one
+readout refit per output, then step 5. In order, within ``search_budget`` nominal seconds
 of *work* (:class:`~.budget.Budget`: a regression charges the work it did, a candidate check
 ``CHECK_COST``), so a loaded machine gives the same program as an idle one (docs/design.md,
 Extraction fallback search):
@@ -11,7 +11,9 @@ Extraction fallback search):
    ones — on the exact-match rate / normalised MSE on *training* sequences;
 2. (swaps) intermediate MLPs replaced by their cores, the readout MLPs refitted over them;
 3. the readout MLPs refitted against the true targets over what the program computes;
-4. (swaps) one more round of swaps.
+4. (swaps) one more round of swaps;
+5. each output refitted against the true targets over what its readout reads together with the
+   input channels and `pos` (:meth:`~.refit.Refits.widened_fit`), a line the program gains.
 
 A candidate that is perfect on the training sequences is verified on the test split; one that is
 not is also tried with its outputs read from earlier variables that equal the targets. The first
@@ -20,13 +22,14 @@ that verifies wins.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any
 
 from ..verdict import CONTINUOUS_NMSE, Kind, solved
 from .budget import CHECK_COST, Budget
-from .build import Builder
+from .build import Builder, with_readout
 from .codegen import render
 from .config import ExtractionError
 from .program import Attempt, Verifier, load_module
@@ -116,7 +119,8 @@ class Search:
         found = self.readout_refits(first_only=not swaps)
         if found is not None:
             return found
-        return self.climb() if swaps else None
+        found = self.climb() if swaps else None
+        return found if found is not None else self.widened_readouts()
 
     def evaluate(self, ch: dict[str, int], why: str) -> tuple[Score | None, Attempt | None]:
         """Score choice `ch` on the training sequences (None if tried before or unbuildable)
@@ -220,4 +224,32 @@ class Search:
                     return res
                 if sc is not None and better(sc, self.cur_score):
                     self.cur_score, self.cur = sc, ch
+        return None
+
+    def widened_readouts(self) -> Attempt | None:
+        """Each output regressed against the true targets over its readout's inputs together
+        with the input channels and `pos` (:meth:`~.refit.Refits.widened_fit`), as a new line of
+        the current program; a fit that scores better is kept for the next output."""
+        ir = self.builder.build(self.cur)
+        for c in range(len(ir.outputs)):
+            alt = self.refits.widened_fit(ir, c, self.budget)
+            if alt is None:
+                continue
+            cand = with_readout(ir, c, alt)
+            why = f"output {c} fitted to the true targets over {', '.join(v.name for v in cand.nodes[-1].reads) or 'constants'}"
+            self.budget.charge(CHECK_COST)
+            try:
+                mod = load_module(render(cand))
+            except ExtractionError as e:
+                self.verifier.search_log.append({"try": why, "error": str(e)})
+                continue
+            sc = self.score(mod)
+            exact = sc[0] if self.rows.kind == Kind.DISCRETE else None
+            self.verifier.search_log.append({"try": why, "train_exact": exact, "train_nmse": -sc[1]})
+            if self.passes(sc):
+                res = self.verifier.attempt(cand, dict(self.cur), why)
+                if res.verified:
+                    return dataclasses.replace(res, edited=True)
+            if better(sc, self.cur_score):
+                self.cur_score, ir = sc, cand
         return None

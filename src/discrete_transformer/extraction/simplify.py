@@ -45,7 +45,7 @@ def simplify(
 ) -> Attempt:
     """The verified program `best` made smaller where it stays right, within `budget` nominal
     seconds (0: `best` as it is); one summary row goes into the search log."""
-    if budget <= 0 or not best.verified:
+    if budget <= 0 or not best.verified or best.edited:
         return best
     stage = Simplifier(best, builder, refits, verifier, budget, log)
     ops0, cost0 = program_ops(best.ir), stage.cost
