@@ -248,6 +248,7 @@ def test_a_readout_that_left_out_a_variable_gets_a_line_over_the_inputs_and_pos(
     line = next(ln for ln in body.splitlines() if "fitted to the task targets" in ln)
     assert line.split("=", 1)[0].strip() == "y" and ("x + pos" in line or "pos + x" in line)
     assert not any(row.get("stage") == "simplify" for row in p.search_log)
+    assert "readout y (true targets, widened)" in p.sr_results  # the line's equations table
     got = load_module(p.source).run_batch(ds.x_test)
     np.testing.assert_array_equal(got, ds.y_test)
 

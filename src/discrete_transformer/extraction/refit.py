@@ -87,9 +87,9 @@ class Refits:
         for reads in (side + inputs + (pos,), side + inputs, inputs + (pos,), inputs):
             uniq = tuple(i for i in self.mlps.inputs_of(reads) if i in env)
             if 1 <= len(uniq) <= WIDENED_MAX_INPUTS and budget.left() > 0:
-                return self._fit(
-                    f"output {channel} (true targets, widened)", "targets, widened", uniq, env, channel, budget
-                )
+                # kept under the key of the line it may become (build.with_readout), for its equations table
+                key = f"readout {ir.outputs[channel].name} (true targets, widened)"
+                return self._fit(key, "targets, widened", uniq, env, channel, budget)
         return None
 
     def _fit(
