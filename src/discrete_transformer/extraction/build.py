@@ -34,6 +34,7 @@ from .graph import (
     Variable,
     eliminate_dead_code,
     hypothesis_reads,
+    readout_key,
     rename_names,
     sanitize,
     source_names,
@@ -341,8 +342,7 @@ def with_readout(ir: ProgramIR, channel: int, alt: MLPAlt) -> ProgramIR:
     sources = alt_sources(alt, in_vars)
     index = 1 + max([pos + 1, *(n.out.index for n in ir.nodes)])  # a stream index no module writes
     name = unique_name(old.name, taken)
-    line = mlp_line(
-        f"readout {old.name}", Variable(f"readout {old.name}", index, "mlp", name, 0.0), in_vars, alt, sources
-    )
+    key = readout_key(old.name)
+    line = mlp_line(key, Variable(key, index, "mlp", name, 0.0), in_vars, alt, sources)
     outputs = tuple(OutputNode(c, o.name, line.out) if c == channel else o for c, o in enumerate(ir.outputs))
     return with_nodes(ir, [*ir.nodes, line], outputs)

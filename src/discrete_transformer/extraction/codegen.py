@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..config import ModelConfig, TrainConfig, to_dict
-from .graph import AttentionNode, MLPNode, ProgramIR, rename_names
+from .graph import READOUT_LINE, AttentionNode, MLPNode, ProgramIR, rename_names
 from .hypotheses import helper_sources, numpy_call, python_call, python_helper
 from .patterns import pattern_label
 
@@ -134,7 +134,7 @@ def evidence(node: AttentionNode | MLPNode) -> str:
             f"MLP {node.key} is a monotone function of {node.source} (n={node.n_samples} samples); "
             f"what reads it is refitted to the task targets"
         )
-    if node.fitted_to == "targets" and node.key.startswith("readout"):
+    if node.fitted_to == "targets" and node.key.startswith(READOUT_LINE + " "):
         return (
             f"{node.key} fitted to the task targets at each position: {node.source}, {_agreement(node, 'the targets')}"
         )

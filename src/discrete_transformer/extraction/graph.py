@@ -37,10 +37,12 @@ __all__ = [
     "OutputNode",
     "ProgramIR",
     "Provenance",
+    "READOUT_LINE",
     "RESERVED_NAMES",
     "Variable",
     "eliminate_dead_code",
     "hypothesis_reads",
+    "readout_key",
     "read_graph",
     "rename_names",
     "sanitize",
@@ -88,6 +90,17 @@ RESERVED_NAMES = HELPER_NAMES | frozenset(
 
 
 # ============================================================================ names
+
+
+# The key of a line that computes an output from what the model reads at the same position,
+# fitted to the targets by the repair (build.with_readout): "readout y". Its regression is kept
+# under "readout y (...)", so the program's equations table finds it as any MLP's.
+READOUT_LINE = "readout"
+
+
+def readout_key(output_name: str) -> str:
+    """The key of the repair's line computing output `output_name` (:data:`READOUT_LINE`)."""
+    return f"{READOUT_LINE} {output_name}"
 
 
 def sanitize(raw: Any, fallback: str = "v") -> str:

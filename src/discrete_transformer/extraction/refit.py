@@ -19,7 +19,7 @@ import sympy
 
 from .budget import Budget
 from .config import ExtractConfig
-from .graph import MLPNode, Module, ProgramIR
+from .graph import MLPNode, Module, ProgramIR, readout_key
 from .mlps import INT_TOL, PLACEHOLDERS, MLPAlt, MLPCharacteriser
 from .record import SearchRows
 from .symbolic import symbolic_regression
@@ -87,8 +87,7 @@ class Refits:
         for reads in (side + inputs + (pos,), side + inputs, inputs + (pos,), inputs):
             uniq = tuple(i for i in self.mlps.inputs_of(reads) if i in env)
             if 1 <= len(uniq) <= WIDENED_MAX_INPUTS and budget.left() > 0:
-                # kept under the key of the line it may become (build.with_readout), for its equations table
-                key = f"readout {ir.outputs[channel].name} (true targets, widened)"
+                key = f"{readout_key(ir.outputs[channel].name)} (true targets, widened)"  # the line's key
                 return self._fit(key, "targets, widened", uniq, env, channel, budget)
         return None
 

@@ -32,6 +32,7 @@ from .budget import CHECK_COST, Budget
 from .build import Builder, with_readout
 from .codegen import render
 from .config import ExtractionError
+from .graph import ProgramIR
 from .program import Attempt, Verifier, load_module
 from .record import ModelScore
 from .refit import Refits
@@ -132,8 +133,19 @@ class Search:
         self.budget.charge(CHECK_COST)
         try:
             ir = self.builder.build(ch)
-            mod = load_module(render(ir))
         except ExtractionError as e:  # e.g. a swap brought an MLP of too high an arity to life
+            self.verifier.search_log.append({"try": why, "error": str(e)})
+            return None, None
+        return self.check(ir, ch, why, shortcut=True)
+
+    def check(self, ir: ProgramIR, ch: dict[str, int], why: str, shortcut: bool) -> tuple[Score | None, Attempt | None]:
+        """Score candidate `ir` (built from `ch`) on the training sequences, log it and, when it
+        passes there, verify it; with `shortcut`, a candidate that fails is also tried with its
+        outputs read from earlier variables. (score or None if it does not load, the verified
+        attempt or None)."""
+        try:
+            mod = load_module(render(ir))
+        except ExtractionError as e:
             self.verifier.search_log.append({"try": why, "error": str(e)})
             return None, None
         sc = self.score(mod)
@@ -141,10 +153,10 @@ class Search:
             {"try": why, "train_exact": sc[0] if self.rows.kind == Kind.DISCRETE else None, "train_nmse": -sc[1]}
         )
         if self.passes(sc):
-            res = self.verifier.attempt(self.builder.build(ch), ch, why)
+            res = self.verifier.attempt(ir, ch, why)
             if res.verified:
                 return sc, res
-        else:  # a swap that makes an early head right can leave later modules that only worked around it
+        elif shortcut:  # a swap that makes an early head right can leave later modules that only worked around it
             short = earlier_outputs(self.rows, ir)
             if short is not None:
                 res = self.verifier.attempt(short, ch, f"{why}, outputs read from earlier variables")
@@ -238,18 +250,9 @@ class Search:
             cand = with_readout(ir, c, alt)
             why = f"output {c} fitted to the true targets over {', '.join(v.name for v in cand.nodes[-1].reads) or 'constants'}"
             self.budget.charge(CHECK_COST)
-            try:
-                mod = load_module(render(cand))
-            except ExtractionError as e:
-                self.verifier.search_log.append({"try": why, "error": str(e)})
-                continue
-            sc = self.score(mod)
-            exact = sc[0] if self.rows.kind == Kind.DISCRETE else None
-            self.verifier.search_log.append({"try": why, "train_exact": exact, "train_nmse": -sc[1]})
-            if self.passes(sc):
-                res = self.verifier.attempt(cand, dict(self.cur), why)
-                if res.verified:
-                    return dataclasses.replace(res, edited=True)
-            if better(sc, self.cur_score):
+            sc, res = self.check(cand, dict(self.cur), why, shortcut=False)
+            if res is not None:
+                return dataclasses.replace(res, edited=True)
+            if sc is not None and better(sc, self.cur_score):
                 self.cur_score, ir = sc, cand
         return None
