@@ -388,6 +388,37 @@ def test_speed_cli_prints_the_ratio_and_fails_cleanly(bench_dir, tmp_path):
     assert "training (plain search):" in res.output and "arithmetic" not in res.output
 
 
+def test_a_unit_reports_its_failure_but_not_an_interrupt():
+    """A task's error becomes the row's ``error``; an interrupt propagates, even when Python
+    wraps it in another exception (one landing in a class body's ``__set_name__`` during an
+    import arrives as a RuntimeError whose context is the KeyboardInterrupt)."""
+    from discrete_transformer.bench.runner import guarded
+
+    @guarded
+    def fails() -> dict:
+        raise ValueError("bad data")
+
+    @guarded
+    def wrapped_interrupt() -> dict:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise RuntimeError("Error calling __set_name__") from e
+
+    @guarded
+    def interrupt_in_handler() -> dict:
+        try:
+            raise ValueError("x")
+        except ValueError:
+            raise KeyboardInterrupt from None
+
+    assert fails()["error"] == "ValueError: bad data"
+    with pytest.raises(KeyboardInterrupt):
+        wrapped_interrupt()
+    with pytest.raises(KeyboardInterrupt):
+        interrupt_in_handler()
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_sigterm_stops_a_bench_like_ctrl_c(tmp_path, jobs):
     """SIGTERM (what `kill` and schedulers send; a background job's SIGINT is ignored by the

@@ -172,7 +172,21 @@ def _budgeted_restart(
     return train_restart(model_cfg, within(train_cfg, deadline), split, spec, seed, **kw)
 
 
-def _guarded(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+def _interrupted(e: BaseException) -> bool:
+    """Whether a Ctrl-C / SIGTERM is what caused ``e``: an interrupt that lands while a module is
+    imported can reach the unit wrapped in another exception (a ``RuntimeError`` from
+    ``__set_name__``), and must still stop the bench rather than count as the task's failure."""
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def guarded(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
     """A unit: one torch thread, and a failure of the task returned as ``error``, not raised."""
 
     @functools.wraps(fn)
@@ -183,13 +197,15 @@ def _guarded(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]
         except KeyboardInterrupt:
             raise
         except Exception as e:
+            if _interrupted(e):  # e.g. Python wraps an interrupt raised in a class body's __set_name__
+                raise KeyboardInterrupt from e
             msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
             return {"error": f"{type(e).__name__}: {msg}", "traceback": traceback.format_exc(limit=8)}
 
     return unit
 
 
-@_guarded
+@guarded
 def restart_unit(job: Job, index: int, deadline: float) -> dict[str, Any]:
     """Train restart ``index`` of the job and keep it in the run directory."""
     plan = _plan(job)
@@ -257,7 +273,7 @@ def baseline_fields(name: str, kind: str, b: BaselineResult, source: dict[str, A
     }
 
 
-@_guarded
+@guarded
 def baseline_unit(job: Job, name: str, by: str = "dtx bench") -> dict[str, Any]:
     """Train baseline ``name`` on the job's split (the one the Discrete Transformer trains on) and
     keep its result in the baseline cache (when the bench has one and the result may be kept),
@@ -290,7 +306,7 @@ def cached_baselines(job: Job) -> dict[str, dict[str, Any]]:
     return {name: baseline_fields(name, ds.kind, *hit) for name, hit in hits.items() if hit is not None}
 
 
-@_guarded
+@guarded
 def extract_unit(job: Job, deadline: float, restarts: int | None = None) -> dict[str, Any]:
     """Finish the run from its kept restarts (any restart missing is trained here, within the
     budget), score it on the test split, extract and verify its program. With ``restarts``, the
@@ -475,6 +491,7 @@ __all__ = [
     "baseline_unit",
     "cached_baselines",
     "extract_unit",
+    "guarded",
     "job_configs",
     "new_row",
     "phase_seconds",
