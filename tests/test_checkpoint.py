@@ -364,33 +364,6 @@ def test_under_positional_routing_the_arithmetic_variant_leaves_queries_and_keys
     assert m.forbid_reads == (("readout", "pos"),)  # q/k may still read pos, the one thing they route by
 
 
-def test_the_arithmetic_variant_without_pos_bars_every_read_of_pos() -> None:
-    """Values, MLP inputs and the readout lose `pos` as well as queries and keys; under
-    positional routing queries and keys keep it (the one thing they route by)."""
-    from discrete_transformer.config import ModelConfig, TrainConfig, restart_configs
-
-    train = TrainConfig(portfolio=("arithmetic_no_pos",))
-    m, _, name = restart_configs(ModelConfig(), train, 0)
-    assert name == "arithmetic_no_pos" and m.attention_sum and m.readout_gain
-    assert m.forbid_reads == (
-        ("L*.H*.q", "pos"),
-        ("L*.H*.k", "pos"),
-        ("L*.H*.v", "pos"),
-        ("L*.M*", "pos"),
-        ("readout", "pos"),
-    )
-    pm, _, _ = restart_configs(ModelConfig(attention_routing="positional"), train, 0)
-    assert pm.forbid_reads == (("L*.H*.v", "pos"), ("L*.M*", "pos"), ("readout", "pos"))
-    from discrete_transformer.model import DataSpec, DiscreteTransformer
-
-    model = DiscreteTransformer(m, DataSpec(("x",), ("y",), (1.0,), 1.0, 8), population=1, seed=0)
-    pos = model.variable_names.index("pos")
-    reads = {n: s for n, s in model.selectors().items() if n == "readout" or n.endswith((".attn", ".mlp"))}
-    assert len(reads) == 5  # two layers' heads and MLPs, the readout
-    for name, sel in reads.items():
-        assert sel.allowed is not None and not bool(sel.allowed[..., pos].any()), name
-
-
 def test_data_spec_round_trips_and_older_specs_load_without_target_levels() -> None:
     from discrete_transformer.model import DataSpec
     from discrete_transformer.training.checkpoint import spec_from_dict, spec_to_dict

@@ -277,21 +277,6 @@ SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         ),
         # The arithmetic search with twice the steps, so its temperatures fall twice as slowly.
         "arithmetic_long": MappingProxyType({**_ARITHMETIC, "train.steps_scale": 2.0}),
-        # The arithmetic search in which no module and no readout reads `pos`, so that a target
-        # that grows along the sequence (a prefix sum, a count) is not first explained by `pos`:
-        # every selector drifts to `pos` within the first steps and the search ends at y ≈ c·pos.
-        # docs/design.md, Restart portfolio.
-        "arithmetic_no_pos": MappingProxyType(
-            {
-                **_ARITHMETIC,
-                "model.forbid_reads": (
-                    *_ARITHMETIC["model.forbid_reads"],
-                    ("L*.H*.v", "pos"),
-                    ("L*.M*", "pos"),
-                    ("readout", "pos"),
-                ),
-            }
-        ),
         # The plain search in which every lag the sequence length allows is reachable: the
         # configured patterns plus the shift group (ModelConfig.attention_patterns "shifts").
         "lags": MappingProxyType({"model.attention_patterns": ("shifts",)}),
