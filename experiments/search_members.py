@@ -19,11 +19,10 @@ import argparse
 import torch
 
 from discrete_transformer.config import SEARCH_VARIANTS, ModelConfig, TrainConfig, restart_configs
-from discrete_transformer.model.selector import SelectMode
 from discrete_transformer.model.transformer import DiscreteTransformer
 from discrete_transformer.tasks import load_source
-from discrete_transformer.training import schedules
 from discrete_transformer.training.evaluation import Split, data_spec, per_member_loss
+from discrete_transformer.training.loop import sample_batch, search_mode, straight_through_from
 
 
 def describe(model: DiscreteTransformer, member: int) -> str:
@@ -68,20 +67,11 @@ def main() -> None:
     model.train()
     opt_w = torch.optim.Adam(model.weight_parameters(), lr=train_cfg.lr)
     opt_s = torch.optim.Adam(model.selector_parameters(), lr=train_cfg.lr_selector)
-    st_start = train_cfg.attention_st_from * train_cfg.search_steps
+    st_start = straight_through_from(train_cfg)
     print(f"{args.source}: variant {args.variant}, T={spec.T}, {train_cfg.search_steps} search steps, {P} members")
     for step in range(train_cfg.search_steps):
-        tau, tau_a = schedules.member_temperatures(train_cfg, step, P)
-        idx = torch.randint(0, split.x_train.shape[0], (train_cfg.batch_size,), generator=gen)
-        xb, yb = split.x_train[idx], split.y_train[idx]
-        mode = SelectMode(
-            tau=tau,
-            per_example=train_cfg.sample_per_example,
-            generator=gen,
-            batch=xb.shape[0],
-            attention_st=torch.ones(P) if step >= st_start else None,
-            attention_hard_tau=train_cfg.tau_attn_end,
-        )
+        xb, yb = sample_batch(split, gen, train_cfg.batch_size)
+        mode, tau_a = search_mode(train_cfg, step, P, gen, xb.shape[0], st_start)
         opt_w.zero_grad(set_to_none=True)
         opt_s.zero_grad(set_to_none=True)
         loss = per_member_loss(model(xb, mode, tau_a), yb, split.var_y)

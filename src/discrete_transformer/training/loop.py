@@ -146,9 +146,33 @@ def train_restart(
     )
 
 
-def _batch(split: Split, gen: torch.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_batch(split: Split, gen: torch.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     idx = torch.randint(0, split.x_train.shape[0], (min(size, split.x_train.shape[0]),), generator=gen)
     return split.x_train[idx], split.y_train[idx]
+
+
+def straight_through_from(cfg: TrainConfig) -> float:
+    """The search step from which every member's forward pass uses hard attention, soft backward,
+    so the structure the members settle on is one that survives discretisation (docs/design.md,
+    Straight-through hard attention). A float32 product, as the members' flags compare against it."""
+    return float(torch.tensor(cfg.attention_st_from, dtype=torch.float32) * cfg.search_steps)
+
+
+def search_mode(
+    cfg: TrainConfig, step: int, population: int, gen: torch.Generator, batch: int, st_start: float
+) -> tuple[SelectMode, torch.Tensor]:
+    """The selectors' mode at search step `step` (Gumbel temperatures per member, straight-through
+    attention from `st_start`) and the attention temperatures (P,)."""
+    tau, tau_a = schedules.member_temperatures(cfg, step, population)
+    mode = SelectMode(
+        tau=tau,
+        per_example=cfg.sample_per_example,
+        generator=gen,
+        batch=batch,
+        attention_st=torch.ones(population) if step >= st_start else None,
+        attention_hard_tau=cfg.tau_attn_end,
+    )
+    return mode, tau_a
 
 
 def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, seen: Seen) -> tuple[int, int | None]:
@@ -157,25 +181,14 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, seen: Se
     P = model.population
     opt_w = torch.optim.Adam(model.weight_parameters(), lr=cfg.lr, fused=True)
     opt_s = torch.optim.Adam(model.selector_parameters(), lr=cfg.lr_selector, fused=True)
-    # From here on the search runs hard attention forward, soft backward, so the structure the
-    # members settle on is one that survives discretisation (docs/design.md, Straight-through hard
-    # attention). A float32 product, as the members' flags compare against it.
-    st_start = float(torch.tensor(cfg.attention_st_from, dtype=torch.float32) * cfg.search_steps)
+    st_start = straight_through_from(cfg)
     step = 0
     trials = Trials(cfg)
     score_fn = reinforce.ScoreFunction(cfg, P) if cfg.estimator == "reinforce" else None
     for step in range(cfg.search_steps):
-        tau, tau_a = schedules.member_temperatures(cfg, step, P)
-        xb, yb = _batch(split, gen, cfg.batch_size)
+        xb, yb = sample_batch(split, gen, cfg.batch_size)
         seen.add(xb.shape[0], P)
-        mode = SelectMode(
-            tau=tau,
-            per_example=cfg.sample_per_example,
-            generator=gen,
-            batch=xb.shape[0],
-            attention_st=torch.ones(P) if step >= st_start else None,
-            attention_hard_tau=cfg.tau_attn_end,
-        )
+        mode, tau_a = search_mode(cfg, step, P, gen, xb.shape[0], st_start)
         opt_w.zero_grad(set_to_none=True)
         opt_s.zero_grad(set_to_none=True)
         if score_fn is not None:  # REINFORCE: sampled hard choices, score-function logits
@@ -190,7 +203,7 @@ def _search(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, seen: Se
             row.update(
                 step=step,
                 phase="search",
-                tau=float(tau.median()),
+                tau=float(mode.tau.median()),
                 tau_attn=float(tau_a.median()),
                 loss=float(loss.detach().mean()),
                 loss_min=float(loss.detach().min()),
@@ -228,7 +241,7 @@ def _harden(model, cfg: TrainConfig, split: Split, gen, log, stop, tol, step0: i
             g["lr"] = cfg.lr * schedules.cosine(k, n)
         if k == n // 2:
             model.stats_frozen.fill_(True)
-        xb, yb = _batch(split, gen, cfg.harden_batch_size)
+        xb, yb = sample_batch(split, gen, cfg.harden_batch_size)
         seen.add(xb.shape[0], model.population)
         loss = per_member_loss(model(xb, HARD, cfg.tau_attn_end), yb, split.var_y)
         opt.zero_grad(set_to_none=True)
@@ -266,6 +279,9 @@ __all__ = [
     "member_score",
     "member_state",
     "per_member_loss",
+    "sample_batch",
+    "search_mode",
+    "straight_through_from",
     "subset",
     "target_levels",
     "total_sequences",
