@@ -89,6 +89,11 @@ class ModelConfig:
     # exp(gamma_v) (gamma 0 at init), so that while it is soft every candidate enters the mixture
     # at the target's scale; kept after hardening (y = g·v). docs/design.md, Readout gain.
     readout_gain: bool = False
+    # True: every output adds the data's least-squares trend along the sequence, a + b·pos (fitted
+    # on the training targets, DataSpec.trend), fixed, and the modules and the readout gain work at
+    # the scale of what is left; so a target that grows with the position (a prefix sum, a count)
+    # is not first explained by reading `pos`. docs/journal/2026-12-07-pos-trap.md, §5-6.
+    readout_trend: bool = False
     # Fixed routing patterns each head may choose, by one more selector, instead of its learned
     # scores: shift<c> (attend to i - c), "prefix" (uniform over 0..i), each its own option;
     # "shifts" adds every other shift the data's length T allows (1..T-1) as one more option, whose
@@ -132,6 +137,7 @@ class ModelConfig:
         _check(isinstance(self.attention_sum, bool), "ModelConfig.attention_sum must be a bool")
         _check(isinstance(self.attention_bos_bias, bool), "ModelConfig.attention_bos_bias must be a bool")
         _check(isinstance(self.readout_gain, bool), "ModelConfig.readout_gain must be a bool")
+        _check(isinstance(self.readout_trend, bool), "ModelConfig.readout_trend must be a bool")
         pats = (
             (self.attention_patterns,) if isinstance(self.attention_patterns, str) else tuple(self.attention_patterns)
         )
@@ -277,6 +283,9 @@ SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         ),
         # The arithmetic search with twice the steps, so its temperatures fall twice as slowly.
         "arithmetic_long": MappingProxyType({**_ARITHMETIC, "train.steps_scale": 2.0}),
+        # The arithmetic search whose outputs carry the data's trend along the sequence
+        # (ModelConfig.readout_trend), so the modules explain what the position does not.
+        "arithmetic_trend": MappingProxyType({**_ARITHMETIC, "model.readout_trend": True}),
         # The plain search in which every lag the sequence length allows is reachable: the
         # configured patterns plus the shift group (ModelConfig.attention_patterns "shifts").
         "lags": MappingProxyType({"model.attention_patterns": ("shifts",)}),
