@@ -42,7 +42,7 @@ from .graph import (
 from .heads import HeadAlt, HeadCharacteriser
 from .hypotheses import describe, make_hypothesis, with_aggregate
 from .load import RunData
-from .mlps import PLACEHOLDERS, MLPAlt, MLPCharacteriser, simple_gain
+from .mlps import GAIN_REL_TOL, PLACEHOLDERS, MLPAlt, MLPCharacteriser, simple_gain
 from .naming import expression_name, is_python, sums_a_doubled_pair
 from .record import SearchRows
 from .trace import trace
@@ -172,7 +172,11 @@ def _refit_output(o: OutputNode, v: np.ndarray, y: np.ndarray) -> OutputNode:
     if not np.isfinite(coef).all() or coef[0] == 0.0:
         return o
     g = simple_gain(float(coef[0]))
-    a, b = (simple_gain(float(coef[1])), simple_gain(float(coef[2]))) if trend else (0.0, 0.0)
+    a, b = 0.0, 0.0
+    if trend:  # a term whose largest contribution is within the gains' precision of the targets' RMS goes
+        small = GAIN_REL_TOL * float(np.sqrt(np.mean(np.square(yy[ok]))))
+        a = simple_gain(float(coef[1])) if abs(coef[1]) > small else 0.0
+        b = simple_gain(float(coef[2])) if abs(coef[2]) * max(T - 1, 1) > small else 0.0
     plain = g == 1.0 and a == 0.0 and b == 0.0
     return dataclasses.replace(o, gain=g, offset=a, slope=b, out_name="" if plain else o.out_name)
 
