@@ -39,6 +39,9 @@ class DataSpec:
     # Distinct values of an all-integer target (0 for real-valued targets): the largest period an
     # integer rule's output can show, which sets the periodic units' bank (ModelConfig.mlp_periods_from_data).
     target_levels: int = 0
+    # Per lag c = 1 .. T-1 (index c - 1), how far the pair (x[i], x[i - c]) of some input channel
+    # determines some output, 0 .. 1 (training/lag_screen.py); () = not screened.
+    lag_scores: tuple[float, ...] = ()
 
     @property
     def n_in(self) -> int:
@@ -82,6 +85,7 @@ class DiscreteTransformer(nn.Module):
                 ties=config.attention_ties,
                 patterns=named_patterns,
                 shift_group=shift_group,
+                lag_prior=tuple(config.shift_prior * v for v in data.lag_scores),
             )
             names += [f"L{layer}.H{h}" for h in range(config.n_heads)]
             mlp = MLPLayer(

@@ -48,6 +48,7 @@ def spec_to_dict(spec: DataSpec) -> dict[str, Any]:
         "target_rms": float(spec.target_rms),
         "T": int(spec.T),
         "target_levels": int(spec.target_levels),
+        "lag_scores": [float(v) for v in spec.lag_scores],
     }
 
 
@@ -59,6 +60,7 @@ def spec_from_dict(d: dict[str, Any]) -> DataSpec:
         target_rms=float(d["target_rms"]),
         T=int(d["T"]),
         target_levels=int(d.get("target_levels", 0)),  # absent from checkpoints written before it
+        lag_scores=tuple(float(v) for v in d.get("lag_scores", ())),  # likewise
     )
 
 

@@ -16,6 +16,7 @@ import torch
 from ..config import TrainConfig
 from ..model import DataSpec, DiscreteTransformer, SelectMode
 from ..verdict import solved_each
+from .lag_screen import lag_scores
 
 # The discretised model: argmax selectors and hard attention. What is evaluated and extracted.
 HARD = SelectMode(hard=True, hard_attention=True)
@@ -55,6 +56,7 @@ def data_spec(x: np.ndarray, y: np.ndarray, input_names: tuple[str, ...], output
         target_rms=float(np.sqrt(np.mean(np.square(y)))),
         T=int(x.shape[1]),
         target_levels=target_levels(y),
+        lag_scores=lag_scores(x, y),
     )
 
 
