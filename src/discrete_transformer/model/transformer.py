@@ -43,6 +43,9 @@ class DataSpec:
     # sequence, y ≈ a + b·pos, and the RMS of what is left (ModelConfig.readout_trend); () = not fitted.
     trend: tuple[tuple[float, float], ...] = ()
     trend_residual_rms: float = 0.0
+    # Per lag c = 1 .. T-1 (index c - 1), how far the pair (x[i], x[i - c]) of some input channel
+    # determines some output, 0 .. 1 (training/lag_screen.py); () = not screened.
+    lag_scores: tuple[float, ...] = ()
 
     @property
     def n_in(self) -> int:
@@ -97,6 +100,7 @@ class DiscreteTransformer(nn.Module):
                 ties=config.attention_ties,
                 patterns=named_patterns,
                 shift_group=shift_group,
+                lag_prior=tuple(config.shift_prior * v for v in data.lag_scores),
             )
             names += [f"L{layer}.H{h}" for h in range(config.n_heads)]
             mlp = MLPLayer(

@@ -16,6 +16,7 @@ import torch
 from ..config import TrainConfig
 from ..model import DataSpec, DiscreteTransformer, SelectMode
 from ..verdict import solved_each
+from .lag_screen import lag_scores
 
 # The discretised model: argmax selectors and hard attention. What is evaluated and extracted.
 HARD = SelectMode(hard=True, hard_attention=True)
@@ -69,6 +70,7 @@ def data_spec(x: np.ndarray, y: np.ndarray, input_names: tuple[str, ...], output
         target_levels=target_levels(y),
         trend=trend,
         trend_residual_rms=residual_rms,
+        lag_scores=lag_scores(x, y),
     )
 
 
