@@ -20,14 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from discrete_transformer.tasks import load_source
-
-
-def trend_coefficients(y: np.ndarray) -> np.ndarray:
-    """(2, C) least-squares [a, b] of y (n, T, C) against a + b·pos: the fit of the per-position
-    means, which is the same fit when every sequence has the same length."""
-    T = y.shape[1]
-    design = np.stack([np.ones(T), np.arange(T, dtype=float)], axis=1)  # (T, 2)
-    return np.linalg.lstsq(design, y.mean(axis=0), rcond=None)[0]
+from discrete_transformer.training.evaluation import sequence_trend
 
 
 def main() -> None:
@@ -38,7 +31,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.tasks:
         ds = load_source(name)
-        coef = trend_coefficients(ds.y_train)
+        coef = np.array(sequence_trend(np.asarray(ds.y_train, dtype=np.float64))[0]).T  # (2, C): a, b
         T = ds.y_train.shape[1]
         trend = (np.stack([np.ones(T), np.arange(T, dtype=float)], axis=1) @ coef)[None]  # (1, T, C)
         y_train, y_test = ds.y_train - trend, ds.y_test - trend

@@ -89,12 +89,22 @@ class ModelConfig:
     # exp(gamma_v) (gamma 0 at init), so that while it is soft every candidate enters the mixture
     # at the target's scale; kept after hardening (y = g·v). docs/design.md, Readout gain.
     readout_gain: bool = False
+    # True: every output adds the data's least-squares trend along the sequence, a + b·pos (fitted
+    # on the training targets, DataSpec.trend), fixed, and the modules and the readout gain work at
+    # the scale of what is left; so a target that grows with the position (a prefix sum, a count)
+    # is not first explained by reading `pos`. docs/journal/2026-12-07-pos-trap.md, §5-6.
+    readout_trend: bool = False
     # Fixed routing patterns each head may choose, by one more selector, instead of its learned
     # scores: shift<c> (attend to i - c), "prefix" (uniform over 0..i), each its own option;
     # "shifts" adds every other shift the data's length T allows (1..T-1) as one more option, whose
     # offset a second selector picks; () = none (DESIGN's head, and what configs stored before the
     # field load as). docs/design.md, Fixed routing patterns.
     attention_patterns: tuple[str, ...] = ("shift1", "shift2", "shift3", "prefix")
+    # Initial logit of lag c among a head's shift options (the shift group's offsets and the named
+    # shift patterns): shift_prior times the data's screen score of c (DataSpec.lag_scores, 1 when
+    # the current input and the one c steps back determine the target); 0 = every lag starts
+    # equal. docs/journal/2026-12-07-pos-trap.md, §7.
+    shift_prior: float = 0.0
     # (module pattern, variable pattern) pairs, fnmatch-style: the module may not read the
     # variable. Modules are `L{l}.H{h}` (roles `.q .k .v`), `L{l}.M{m}` (roles `.in0 ...`) and
     # `readout` (roles `.<output name>`); variables are input names, `pos`, `one`, `L{l}.H{h}` ...
@@ -132,6 +142,8 @@ class ModelConfig:
         _check(isinstance(self.attention_sum, bool), "ModelConfig.attention_sum must be a bool")
         _check(isinstance(self.attention_bos_bias, bool), "ModelConfig.attention_bos_bias must be a bool")
         _check(isinstance(self.readout_gain, bool), "ModelConfig.readout_gain must be a bool")
+        _check(isinstance(self.readout_trend, bool), "ModelConfig.readout_trend must be a bool")
+        _check(self.shift_prior >= 0.0, f"ModelConfig.shift_prior must be >= 0, got {self.shift_prior}")
         pats = (
             (self.attention_patterns,) if isinstance(self.attention_patterns, str) else tuple(self.attention_patterns)
         )
@@ -277,9 +289,15 @@ SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         ),
         # The arithmetic search with twice the steps, so its temperatures fall twice as slowly.
         "arithmetic_long": MappingProxyType({**_ARITHMETIC, "train.steps_scale": 2.0}),
+        # The arithmetic search whose outputs carry the data's trend along the sequence
+        # (ModelConfig.readout_trend), so the modules explain what the position does not.
+        "arithmetic_trend": MappingProxyType({**_ARITHMETIC, "model.readout_trend": True}),
         # The plain search in which every lag the sequence length allows is reachable: the
         # configured patterns plus the shift group (ModelConfig.attention_patterns "shifts").
         "lags": MappingProxyType({"model.attention_patterns": ("shifts",)}),
+        # The lags search whose shift options start from the data's lag screen: a lag whose pair
+        # (x[i], x[i - c]) determines the target starts 3 logits ahead (ModelConfig.shift_prior).
+        "lags_screened": MappingProxyType({"model.attention_patterns": ("shifts",), "model.shift_prior": 3.0}),
     }
 )
 

@@ -12,7 +12,6 @@ A *choice* maps a module key to the index of its alternative (absent: 0, the fir
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,7 @@ from .graph import (
 from .heads import HeadAlt, HeadCharacteriser
 from .hypotheses import describe, make_hypothesis, with_aggregate
 from .load import RunData
-from .mlps import PLACEHOLDERS, MLPAlt, MLPCharacteriser, simple_gain
+from .mlps import GAIN_REL_TOL, PLACEHOLDERS, MLPAlt, MLPCharacteriser, simple_gain
 from .naming import expression_name, is_python, sums_a_doubled_pair
 from .record import SearchRows
 from .trace import trace
@@ -120,49 +119,74 @@ class Builder:
         """The program of `choice`: live nodes named in dataflow order, dead code removed,
         output gains refitted."""
         chosen = self.live(choice)
-        gains = [self.output_gain(c, chosen) for c in range(len(self.graph.readout))]
-        return self.refit_gains(_Assembly(self, chosen, gains).ir())
+        affines = [self.output_affine(c, chosen) for c in range(len(self.graph.readout))]
+        return self.refit_gains(_Assembly(self, chosen, affines).ir())
 
-    def output_gain(self, channel: int, chosen: Chosen) -> float:
-        """The factor output `channel` applies to the variable it reads: the readout's learned
-        gain (ModelConfig.readout_gain) simplified, or 1 when the readout MLP was refitted to the
-        true targets (its expression then is the output)."""
+    def output_affine(self, channel: int, chosen: Chosen) -> tuple[float, float, float]:
+        """(gain, offset, slope): output `channel` is gain · v + offset + slope · pos of the
+        variable v it reads. The gain is the readout's learned one (ModelConfig.readout_gain)
+        simplified, 1 when an MLP folded it in; offset and slope are the data's trend the model
+        adds (ModelConfig.readout_trend). All plain when the readout MLP was refitted to the true
+        targets: its expression then is the output."""
         idx = self.graph.readout[channel]
         alt = chosen.get(idx, (None, None))[1]
-        if isinstance(alt, MLPAlt) and (alt.fitted_to == "targets" or self.mlps.fold(chosen[idx][0]) != 1.0):
-            return 1.0
-        return simple_gain(self.graph.gain(channel))
+        if isinstance(alt, MLPAlt) and alt.fitted_to == "targets":
+            return 1.0, 0.0, 0.0
+        a, b = self.graph.trend(channel)
+        if isinstance(alt, MLPAlt) and self.mlps.fold(chosen[idx][0]) != 1.0:
+            return 1.0, a, b
+        return simple_gain(self.graph.gain(channel)), a, b
 
     def refit_gains(self, ir: ProgramIR) -> ProgramIR:
-        """Least-squares refit of every output gain against the true training targets, with the
-        variable the *program* computes: the model learned its gain for its own, possibly
-        imprecise, value (a soft window where the program has the prefix sum), so the program's
-        value deserves its own factor, `g = <v, y> / <v, v>`, then simplified. One scalar per
-        output, fitted on training sequences; verification on the test split judges it."""
-        if all(o.gain == 1.0 for o in ir.outputs):
+        """Least-squares refit of every output's gain (and trend, where the model adds one)
+        against the true training targets, with the variable the *program* computes: the model
+        learned its gain for its own, possibly imprecise, value (a soft window where the program
+        has the prefix sum), so the program's value deserves its own factor, `g = <v, y> / <v,
+        v>` (with the trend: y ≈ g·v + a + b·pos), each coefficient then simplified. A few
+        scalars per output, fitted on training sequences; verification on the test split judges
+        them."""
+        if all(o.plain for o in ir.outputs):
             return ir
         env = trace(ir, self.rows.x)
         outs = []
         for o in ir.outputs:
             v = env.get(o.var.index)
-            if o.gain != 1.0 and v is not None:
-                v, y = np.asarray(v, dtype=np.float64).reshape(-1), self.rows.y[..., o.channel].reshape(-1)
-                ok = np.isfinite(v)
-                vv = float(np.dot(v[ok], v[ok]))
-                if vv > 0:
-                    g = simple_gain(float(np.dot(v[ok], y[ok])) / vv)
-                    if g != 0.0 and math.isfinite(g):
-                        o = dataclasses.replace(o, gain=g, out_name=o.out_name if g != 1.0 else "")
+            if not o.plain and v is not None:
+                o = _refit_output(o, np.asarray(v, dtype=np.float64), self.rows.y[..., o.channel])
             outs.append(o)
         return dataclasses.replace(ir, outputs=tuple(outs))
+
+
+def _refit_output(o: OutputNode, v: np.ndarray, y: np.ndarray) -> OutputNode:
+    """`o` with its gain (and trend, when it has one) least-squares fitted to the targets y (n,
+    T) from its variable's values v (n, T); `o` itself when the fit is degenerate."""
+    n, T = v.shape
+    trend = o.offset != 0.0 or o.slope != 0.0
+    cols = [v] + ([np.ones((n, T)), np.broadcast_to(np.arange(T, dtype=np.float64), (n, T))] if trend else [])
+    A = np.stack([c.reshape(-1) for c in cols], axis=-1)  # (n·T, 1 or 3)
+    yy = y.reshape(-1)
+    ok = np.isfinite(A).all(axis=1)
+    if not ok.any() or not np.any(A[ok, 0]):
+        return o
+    coef = np.linalg.lstsq(A[ok], yy[ok], rcond=None)[0]
+    if not np.isfinite(coef).all() or coef[0] == 0.0:
+        return o
+    g = simple_gain(float(coef[0]))
+    a, b = 0.0, 0.0
+    if trend:  # a term whose largest contribution is within the gains' precision of the targets' RMS goes
+        small = GAIN_REL_TOL * float(np.sqrt(np.mean(np.square(yy[ok]))))
+        a = simple_gain(float(coef[1])) if abs(coef[1]) > small else 0.0
+        b = simple_gain(float(coef[2])) if abs(coef[2]) * max(T - 1, 1) > small else 0.0
+    plain = g == 1.0 and a == 0.0 and b == 0.0
+    return dataclasses.replace(o, gain=g, offset=a, slope=b, out_name="" if plain else o.out_name)
 
 
 class _Assembly:
     """One :meth:`Builder.build`: the names taken so far and the variables made, in the order
     names are given (inputs, outputs' MLPs, pos/one, nodes in dataflow order, scaled outputs)."""
 
-    def __init__(self, b: Builder, chosen: Chosen, gains: list[float]) -> None:
-        self.b, self.chosen, self.gains = b, chosen, gains
+    def __init__(self, b: Builder, chosen: Chosen, affines: list[tuple[float, float, float]]) -> None:
+        self.b, self.chosen, self.affines = b, chosen, affines
         self.names = b.graph.variable_names
         self.taken = set(RESERVED_NAMES)
         self.var: dict[int, Variable] = {}
@@ -184,7 +208,7 @@ class _Assembly:
                 idx in self.chosen
                 and self.chosen[idx][0].kind == "mlp"
                 and idx not in self.out_mlp_names
-                and self.gains[c] == 1.0
+                and self.affines[c] == (1.0, 0.0, 0.0)
             ):
                 self.out_mlp_names[idx] = unique_name(sanitize(ds.output_names[c], "y"), taken)
         used = set(readout)
@@ -208,8 +232,10 @@ class _Assembly:
                 c,
                 sanitize(ds.output_names[c], "y"),
                 self.var[idx],
-                self.gains[c],
-                unique_name(sanitize(ds.output_names[c], "y"), taken) if self.gains[c] != 1.0 else "",
+                self.affines[c][0],
+                unique_name(sanitize(ds.output_names[c], "y"), taken) if self.affines[c] != (1.0, 0.0, 0.0) else "",
+                self.affines[c][1],
+                self.affines[c][2],
             )
             for c, idx in enumerate(readout)
         )

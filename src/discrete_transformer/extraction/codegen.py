@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..config import ModelConfig, TrainConfig, to_dict
-from .graph import READOUT_LINE, AttentionNode, MLPNode, ProgramIR, rename_names
+from .graph import READOUT_LINE, AttentionNode, MLPNode, OutputNode, ProgramIR, rename_names
 from .hypotheses import helper_sources, numpy_call, python_call, python_helper
 from .patterns import pattern_label
 
@@ -358,13 +358,13 @@ def render(ir: ProgramIR, verification: Sequence[str] | None = None) -> str:
             code.append((f"{n.out.name} = {python_mlp_line(n, first, names)}", evidence(n)))
 
     for o in ir.outputs:
-        if o.gain != 1.0:
-            k = loop_names(1, names | {x.result for x in ir.outputs})[0]
+        if not o.plain:
+            k, i = loop_names(2, names | {x.result for x in ir.outputs})
+            term = affine_text(o, k, i)
+            loop = f"for {i}, {k} in enumerate({o.var.name})" if o.slope else f"for {k} in {o.var.name}"
+            what = "gain" if not (o.offset or o.slope) else "gain and the trend along the sequence"
             code.append(
-                (
-                    f"{o.result} = [{o.gain!r} * {k} for {k} in {o.var.name}]",
-                    f"readout: gain {o.gain!r} (least squares against the training targets)",
-                )
+                (f"{o.result} = [{term} {loop}]", f"readout: {what} (least squares against the training targets)")
             )
 
     def ret(name: str) -> str:
@@ -401,14 +401,26 @@ def render(ir: ProgramIR, verification: Sequence[str] | None = None) -> str:
         else:
             bcode.append((f"{n.out.name} = {numpy_mlp_line(n)}", n.key))
     for o in ir.outputs:
-        if o.gain != 1.0:
-            bcode.append((f"{o.result} = {o.gain!r} * {o.var.name}", "readout gain"))
+        if not o.plain:
+            bcode.append((f"{o.result} = {affine_text(o, o.var.name, 'np.arange(X.shape[1])')}", "readout"))
     stack = ", ".join(o.result for o in ir.outputs)
     parts.append("def run_batch(X):")
     parts.append(f'    """program() on a batch: X (n, T, {len(ir.inputs)}) -> (n, T, {len(ir.outputs)})."""')
     parts += _align(bcode)
     parts.append(f"    return np.stack([{stack}], axis=-1)")
     return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def affine_text(o: OutputNode, value: str, position: str) -> str:
+    """Output `o` as an expression of its variable's value and the position:
+    gain · value + offset + slope · position, each term only where it is not trivial."""
+    text = value if o.gain == 1.0 else f"{o.gain!r} * {value}"
+    if o.offset:
+        text += f" {'-' if o.offset < 0 else '+'} {abs(o.offset)!r}"
+    if o.slope:
+        slope = abs(o.slope)
+        text += f" {'-' if o.slope < 0 else '+'} " + (position if slope == 1.0 else f"{slope!r} * {position}")
+    return text
 
 
 def used_helpers(ir: ProgramIR) -> list[str]:

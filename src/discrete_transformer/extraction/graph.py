@@ -203,9 +203,15 @@ class Graph:
     readout: tuple[int, ...]  # stream index per output channel
     # The readout's factor per output channel (ModelConfig.readout_gain; 1.0 without it).
     gains: tuple[float, ...] = ()
+    # The data's trend (a, b) per output channel that the model adds to its readout, a + b·pos
+    # (ModelConfig.readout_trend); () without it.
+    trends: tuple[tuple[float, float], ...] = ()
 
     def gain(self, channel: int) -> float:
         return self.gains[channel] if self.gains else 1.0
+
+    def trend(self, channel: int) -> tuple[float, float]:
+        return self.trends[channel] if self.trends else (0.0, 0.0)
 
     @property
     def n_base(self) -> int:
@@ -239,14 +245,16 @@ class Graph:
             else:
                 what = f"attend(q, k, v = {args}{agg})" if m.kind == "attn" else f"mlp({args})"
             lines.append(f"{m.key} = {what}")
-        lines.append(
-            "readout -> "
-            + ", ".join(
-                names[i] if self.gain(c) == 1.0 else f"{self.gain(c):.6g} * {names[i]}"
-                for c, i in enumerate(self.readout)
-            )
-        )
+        lines.append("readout -> " + ", ".join(self.readout_text(c, names[i]) for c, i in enumerate(self.readout)))
         return "\n".join(lines)
+
+    def readout_text(self, channel: int, name: str) -> str:
+        """Output `channel` over the variable `name` it reads: gain and trend, where present."""
+        text = name if self.gain(channel) == 1.0 else f"{self.gain(channel):.6g} * {name}"
+        a, b = self.trend(channel)
+        if a or b:
+            text += f" + {a:.6g} + {b:.6g} * pos"
+        return text
 
 
 def read_graph(model: Any, member: int = 0) -> Graph:
@@ -277,7 +285,11 @@ def read_graph(model: Any, member: int = 0) -> Graph:
     if getattr(model, "readout_gamma", None) is not None:
         g = model.readout_gains().detach()[member]  # (C_out, V)
         gains = tuple(float(g[c, r]) for c, r in enumerate(readout))
-    return Graph(names, n_in, tuple(sorted(modules, key=lambda m: m.out)), readout, gains)
+    trends: tuple[tuple[float, float], ...] = ()
+    if getattr(model, "trend", None) is not None:
+        t = model.trend.detach()  # (2, C_out): a, b
+        trends = tuple((float(t[0, c]), float(t[1, c])) for c in range(t.shape[1]))
+    return Graph(names, n_in, tuple(sorted(modules, key=lambda m: m.out)), readout, gains, trends)
 
 
 # ============================================================================ program IR
@@ -383,9 +395,17 @@ class OutputNode:
     name: str  # sanitised output channel name
     var: Variable
     # The readout's learned gain (ModelConfig.readout_gain), simplified: the output is
-    # gain · var, held in the program variable `out_name`. 1.0 (and out_name == var.name) otherwise.
+    # gain · var + offset + slope · pos, held in the program variable `out_name`; offset and slope
+    # are the data's trend (ModelConfig.readout_trend) refitted. Plain (out_name == "") otherwise.
     gain: float = 1.0
     out_name: str = ""
+    offset: float = 0.0
+    slope: float = 0.0
+
+    @property
+    def plain(self) -> bool:
+        """The output is its variable itself (no gain, no trend)."""
+        return self.gain == 1.0 and self.offset == 0.0 and self.slope == 0.0
 
     @property
     def result(self) -> str:
@@ -476,7 +496,15 @@ class ProgramIR:
             "inputs": [v.name for v in self.inputs],
             "nodes": nodes,
             "outputs": [
-                {"channel": o.channel, "name": o.name, "variable": o.var.name, "module": o.var.key, "gain": o.gain}
+                {
+                    "channel": o.channel,
+                    "name": o.name,
+                    "variable": o.var.name,
+                    "module": o.var.key,
+                    "gain": o.gain,
+                    "offset": o.offset,
+                    "slope": o.slope,
+                }
                 for o in self.outputs
             ],
         }

@@ -209,8 +209,10 @@ class MLPCharacteriser:
         Xs, ys = self.seen(m, uniq)
         Xg = np.unique(np.concatenate([Xs, self._grid(Xs)]), axis=0)
         yg = mlp_function(self.rec.model, m, uniq, Xg) * self.fold(m)
-        readout = any(
-            r == m.out and (simple_gain(self.graph.gain(c)) == 1.0 or self.fold(m) != 1.0)
+        readout = any(  # an output itself, so integer when the task is (not with the data's trend added)
+            r == m.out
+            and (simple_gain(self.graph.gain(c)) == 1.0 or self.fold(m) != 1.0)
+            and self.graph.trend(c) == (0.0, 0.0)
             for c, r in enumerate(self.graph.readout)
         )
         near_int = bool(np.max(np.abs(ys - np.rint(ys)), initial=0.0) <= 0.1)

@@ -92,7 +92,7 @@ def earlier_outputs(rows: SearchRows, ir: ProgramIR) -> ProgramIR | None:
     env = trace(ir, rows.x)
     outs = list(ir.outputs)
     for c, o in enumerate(outs):
-        if o.gain != 1.0:
+        if not o.plain:
             continue
         y = rows.y[..., o.channel]
         for var in (*ir.inputs, *(n.out for n in ir.nodes)):

@@ -81,6 +81,7 @@ class AttentionLayer(nn.Module):
         ties: tuple[str, ...] = ("average",),
         patterns: tuple[str, ...] = (),
         shift_group: tuple[str, ...] = (),
+        lag_prior: tuple[float, ...] = (),
     ) -> None:
         super().__init__()
         self.n_heads = n_heads
@@ -121,11 +122,30 @@ class AttentionLayer(nn.Module):
         self.patterns = self.shifts + self.others  # flat order: pattern index f = shifts, then others
         self.pattern_choice = Selector(population, (n_heads,), 1 + len(self.groups)) if self.patterns else None
         self.shift_choice = Selector(population, (n_heads,), len(self.shifts)) if len(self.shifts) > 1 else None
+        if any(lag_prior):
+            self._start_from_lag_prior(lag_prior)
         self._consts: dict[tuple, torch.Tensor] = {}  # constant tensors per length and dtype (`cached`)
         # True: a forward that records no intermediates takes :mod:`.head`'s form when it can
         # (`_fused`); False: always the composed form, the reference the tests and
         # experiments/step_time.py compare it with.
         self.fused = True
+
+    @torch.no_grad()
+    def _start_from_lag_prior(self, prior: tuple[float, ...]) -> None:
+        """Initial logits from a prior over lags (`prior[c - 1]` for shift c; ModelConfig.shift_prior):
+        each offset of the shift group starts at its lag's prior, the group among a head's patterns
+        at its best offset's, and each named shift pattern at its own."""
+
+        def at(name: str) -> float:
+            c = shift_offset(name)
+            return prior[c - 1] if c is not None and c <= len(prior) else 0.0
+
+        if self.shift_choice is not None:
+            self.shift_choice.theta += torch.tensor([at(n) for n in self.shifts], dtype=self.shift_choice.theta.dtype)
+        if self.pattern_choice is not None:
+            first = max((at(n) for n in self.shifts), default=0.0)
+            options = [0.0, *([first] if self.shifts else []), *(at(n) for n in self.others)]
+            self.pattern_choice.theta += torch.tensor(options, dtype=self.pattern_choice.theta.dtype)
 
     def fixed_patterns(self, T1: int, dtype: torch.dtype) -> torch.Tensor:
         """(F, T1, T1) the named fixed patterns (`others`; the shift group is built by

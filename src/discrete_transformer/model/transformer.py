@@ -39,6 +39,13 @@ class DataSpec:
     # Distinct values of an all-integer target (0 for real-valued targets): the largest period an
     # integer rule's output can show, which sets the periodic units' bank (ModelConfig.mlp_periods_from_data).
     target_levels: int = 0
+    # Per output channel, the least-squares trend (a, b) of the training targets along the
+    # sequence, y ≈ a + b·pos, and the RMS of what is left (ModelConfig.readout_trend); () = not fitted.
+    trend: tuple[tuple[float, float], ...] = ()
+    trend_residual_rms: float = 0.0
+    # Per lag c = 1 .. T-1 (index c - 1), how far the pair (x[i], x[i - c]) of some input channel
+    # determines some output, 0 .. 1 (training/lag_screen.py); () = not screened.
+    lag_scores: tuple[float, ...] = ()
 
     @property
     def n_in(self) -> int:
@@ -62,6 +69,17 @@ class DiscreteTransformer(nn.Module):
     def __init__(self, config: ModelConfig, data: DataSpec, population: int = 1, seed: int = 0) -> None:
         super().__init__()
         self.config, self.data, self.population = config, data, population
+        # ModelConfig.readout_trend: the modules explain what is left after the data's trend, at
+        # that remainder's scale; the trend itself is a fixed term of every output.
+        self.output_scale = data.target_rms
+        trend = None
+        if config.readout_trend:
+            if len(data.trend) != data.n_out:
+                raise ValueError("ModelConfig.readout_trend needs the data's trend (DataSpec.trend)")
+            trend = torch.tensor(data.trend, dtype=torch.float32).T.contiguous()  # (2, C_out): a, b
+            self.output_scale = max(data.trend_residual_rms, 1e-3 * data.target_rms)  # a numerical floor
+        # derived from the spec, so not saved; a buffer so that a float64 copy holds it in float64
+        self.register_buffer("trend", trend, persistent=False)
         gen = torch.Generator().manual_seed(seed)
         self.n_base = data.n_in + 2
         names = [*data.input_names, "pos", "one"]
@@ -82,6 +100,7 @@ class DiscreteTransformer(nn.Module):
                 ties=config.attention_ties,
                 patterns=named_patterns,
                 shift_group=shift_group,
+                lag_prior=tuple(config.shift_prior * v for v in data.lag_scores),
             )
             names += [f"L{layer}.H{h}" for h in range(config.n_heads)]
             mlp = MLPLayer(
@@ -91,7 +110,7 @@ class DiscreteTransformer(nn.Module):
                 len(names),
                 config.mlp_hidden,
                 config.mlp_bilinear,
-                max(data.target_rms, 1e-3),
+                max(self.output_scale, 1e-3),
                 gen,
                 allowed=masks.mlp(layer, config.n_mlps, config.mlp_arity, names),
                 periods=periods_for(config, data),
@@ -208,6 +227,8 @@ class DiscreteTransformer(nn.Module):
         if self.readout_gamma is not None:
             w = w * self.readout_gains().view(P, *([1] * (w.dim() - 3)), *self.readout_gamma.shape[1:])
         y = select(stream, w, mode.batched)  # (P, B, T1, C_out)
+        if self.trend is not None:  # + a + b·pos, fixed (ModelConfig.readout_trend)
+            y = y + self.trend[0] + self.trend[1] * base[..., self.data.n_in : self.data.n_in + 1]
         if cache is not None:
             cache["resid"] = stream
             cache["readout.w"] = w
@@ -220,7 +241,7 @@ class DiscreteTransformer(nn.Module):
         if self.readout_gamma is None:
             return torch.ones(self.population, self.data.n_out, self.n_vars)
         rms = (self.ms + 1e-12).sqrt()  # (P, V)
-        return (self.data.target_rms / rms).unsqueeze(1) * self.readout_gamma.exp()
+        return (self.output_scale / rms).unsqueeze(1) * self.readout_gamma.exp()
 
     @torch.no_grad()
     def choices(self) -> dict[str, torch.Tensor]:

@@ -48,6 +48,9 @@ def spec_to_dict(spec: DataSpec) -> dict[str, Any]:
         "target_rms": float(spec.target_rms),
         "T": int(spec.T),
         "target_levels": int(spec.target_levels),
+        "trend": [[float(a), float(b)] for a, b in spec.trend],
+        "trend_residual_rms": float(spec.trend_residual_rms),
+        "lag_scores": [float(v) for v in spec.lag_scores],
     }
 
 
@@ -59,6 +62,9 @@ def spec_from_dict(d: dict[str, Any]) -> DataSpec:
         target_rms=float(d["target_rms"]),
         T=int(d["T"]),
         target_levels=int(d.get("target_levels", 0)),  # absent from checkpoints written before it
+        trend=tuple((float(a), float(b)) for a, b in d.get("trend", ())),  # likewise
+        trend_residual_rms=float(d.get("trend_residual_rms", 0.0)),
+        lag_scores=tuple(float(v) for v in d.get("lag_scores", ())),  # likewise
     )
 
 

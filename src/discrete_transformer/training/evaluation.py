@@ -16,6 +16,7 @@ import torch
 from ..config import TrainConfig
 from ..model import DataSpec, DiscreteTransformer, SelectMode
 from ..verdict import solved_each
+from .lag_screen import lag_scores
 
 # The discretised model: argmax selectors and hard attention. What is evaluated and extracted.
 HARD = SelectMode(hard=True, hard_attention=True)
@@ -46,7 +47,19 @@ class Split:
         return Split(to(x[tr]), y_tr, to(x[val]), to(y[val]), kind, var)
 
 
+def sequence_trend(y: np.ndarray) -> tuple[tuple[tuple[float, float], ...], float]:
+    """Per output channel the least-squares (a, b) of y (n, T, C) against a + b·pos (pos = 0 ..
+    T-1), and the RMS of the remainder: the fit of the per-position means, which is the same fit
+    when every sequence has the same length."""
+    T = y.shape[1]
+    design = np.stack([np.ones(T), np.arange(T, dtype=np.float64)], axis=1)  # (T, 2)
+    coef = np.linalg.lstsq(design, y.mean(axis=0), rcond=None)[0]  # (2, C)
+    rest = y - (design @ coef)[None]
+    return tuple((float(a), float(b)) for a, b in coef.T), float(np.sqrt(np.mean(np.square(rest))))
+
+
 def data_spec(x: np.ndarray, y: np.ndarray, input_names: tuple[str, ...], output_names: tuple[str, ...]) -> DataSpec:
+    trend, residual_rms = sequence_trend(np.asarray(y, dtype=np.float64))
     rms_in = tuple(float(np.sqrt(np.mean(np.square(x[..., c])))) for c in range(x.shape[-1]))
     return DataSpec(
         input_names=tuple(input_names),
@@ -55,6 +68,9 @@ def data_spec(x: np.ndarray, y: np.ndarray, input_names: tuple[str, ...], output
         target_rms=float(np.sqrt(np.mean(np.square(y)))),
         T=int(x.shape[1]),
         target_levels=target_levels(y),
+        trend=trend,
+        trend_residual_rms=residual_rms,
+        lag_scores=lag_scores(x, y),
     )
 
 
