@@ -70,8 +70,8 @@ def test_the_shift_options_start_from_the_prior() -> None:
     T = 12
     scores = tuple(1.0 if c == 7 else 0.1 for c in range(1, T))
     spec = DataSpec(("x",), ("y",), (1.0,), 1.0, T, lag_scores=scores)
-    model_cfg, _, name = restart_configs(ModelConfig(), TrainConfig(portfolio=("lags_screened",)), 0)
-    assert name == "lags_screened" and model_cfg.shift_prior == 3.0
+    model_cfg, _, name = restart_configs(ModelConfig(), TrainConfig(portfolio=("lags",)), 0)
+    assert name == "lags" and model_cfg.shift_prior == 3.0
     attn = DiscreteTransformer(model_cfg, spec, population=2, seed=0).layers[0]["attn"]
     offsets = attn.shift_choice.theta  # (P, H, S) over shift4 .. shift11
     assert [attn.shifts[i] for i in offsets.argmax(-1).unique().tolist()] == ["shift7"]

@@ -219,7 +219,7 @@ class TrainConfig:
     # Search variants the restarts cycle through (restart i runs portfolio[i % len]); names are
     # keys of SEARCH_VARIANTS. Every task gets the same portfolio: one configuration whose
     # restarts search differently, not a per-task choice. docs/design.md, Restart portfolio.
-    portfolio: tuple[str, ...] = ("arithmetic", "lags", "arithmetic", "plain")
+    portfolio: tuple[str, ...] = ("arithmetic_trend", "lags", "arithmetic", "plain")
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"steps must be a positive integer, got {self.steps}")
@@ -292,12 +292,11 @@ SEARCH_VARIANTS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
         # The arithmetic search whose outputs carry the data's trend along the sequence
         # (ModelConfig.readout_trend), so the modules explain what the position does not.
         "arithmetic_trend": MappingProxyType({**_ARITHMETIC, "model.readout_trend": True}),
-        # The plain search in which every lag the sequence length allows is reachable: the
-        # configured patterns plus the shift group (ModelConfig.attention_patterns "shifts").
-        "lags": MappingProxyType({"model.attention_patterns": ("shifts",)}),
-        # The lags search whose shift options start from the data's lag screen: a lag whose pair
-        # (x[i], x[i - c]) determines the target starts 3 logits ahead (ModelConfig.shift_prior).
-        "lags_screened": MappingProxyType({"model.attention_patterns": ("shifts",), "model.shift_prior": 3.0}),
+        # The plain search in which every lag the sequence length allows is reachable (the
+        # configured patterns plus the shift group, ModelConfig.attention_patterns "shifts"), its
+        # shift options starting from the data's lag screen: a lag whose pair (x[i], x[i - c])
+        # determines the target starts 3 logits ahead (ModelConfig.shift_prior).
+        "lags": MappingProxyType({"model.attention_patterns": ("shifts",), "model.shift_prior": 3.0}),
     }
 )
 
