@@ -359,7 +359,7 @@ def test_under_positional_routing_the_arithmetic_variant_leaves_queries_and_keys
     from discrete_transformer.config import ModelConfig, TrainConfig, restart_configs
 
     base = ModelConfig(attention_routing="positional", forbid_reads=(("readout", "pos"),))
-    m, _, name = restart_configs(base, TrainConfig(), 0)
+    m, _, name = restart_configs(base, TrainConfig(), 2)
     assert name == "arithmetic" and m.attention_sum and m.attention_routing == "positional"
     assert m.forbid_reads == (("readout", "pos"),)  # q/k may still read pos, the one thing they route by
 
