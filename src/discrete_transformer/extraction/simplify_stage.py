@@ -189,6 +189,7 @@ class Simplifier(Session):
         readouts = self.readouts()
         live = self.builder.live(choice)
         lines = sum(alt_cost(live[m.out][1], self.kind) for m in readouts.values() if m.out in live)
+        lines += sum(output_ops(ir.outputs[c]) for c in readouts)  # a refit absorbs the output's gain and trend
         allowance = self.cost - (program_cost(ir, self.kind) - lines) - 1 - (len(readouts) - 1)
         env = trace(ir, self.rows.x)
         fits = list(fits)
