@@ -121,3 +121,26 @@ def test_the_trend_readout_is_refitted_and_the_program_verifies() -> None:
     X = ds.x_test[:50]
     np.testing.assert_allclose(p.run_batch(X), rule(X))
     assert p.run(list(X[0, :, 0])) == pytest.approx(list(rule(X[:1])[0, :, 0]))
+
+
+def test_a_readout_mlp_absorbs_the_outputs_trend_when_that_is_smaller() -> None:
+    """Bitwise_Not (y = 1 - x) trained briefly by the trend search: the model's MLP computes
+    about -x and the readout adds the data's offset. The program that first verifies reads
+    `-x` with an offset of 1 (two lines); the simplification stage refits the readout MLP to the
+    targets with the output's offset counted as operations, and one line `1 - x` remains."""
+    from conftest import tiny_model, tiny_train
+
+    from discrete_transformer.extraction.simplify_fits import program_ops
+
+    r = dtx.train(
+        "Bitwise_Not",
+        seed=0,
+        model=tiny_model(attention_patterns=()),
+        training=tiny_train(steps=300, eval_every=10, attention_st_from=1.0, portfolio=("arithmetic_trend",)),
+        progress=False,
+    )
+    p = dtx.extract(r)
+    assert p.verified, p.verification.lines()
+    body = p.source[p.source.index("def program") : p.source.index("return y")]
+    assert "1 - a" in body and "+ 1.0" not in body, body
+    assert p.ir.outputs[0].plain and program_ops(p.ir) == 3

@@ -41,6 +41,18 @@ def test_program_ops_counts_heads_and_expression_sizes() -> None:
     assert simplify_fits.program_cost(ir, "discrete") == 4
 
 
+@pytest.mark.parametrize(
+    ("gain", "offset", "slope", "extra"),
+    [(1.0, 0.0, 0.0, 0), (3.0, 0.0, 0.0, 2), (1.0, 1.0, 0.0, 2), (1.0, 0.0, -1.0, 2), (2.0, -0.5, 0.25, 8)],
+)
+def test_an_outputs_gain_and_trend_count_as_operations(gain, offset, slope, extra) -> None:
+    ir = sum_last2_ir()
+    out = dataclasses.replace(ir.outputs[0], gain=gain, offset=offset, slope=slope)
+    ir2 = dataclasses.replace(ir, outputs=(out,))
+    assert simplify_fits.output_ops(out) == extra
+    assert simplify_fits.program_ops(ir2) == 4 + extra
+
+
 def test_a_transcendental_call_costs_more_on_an_integer_task_only() -> None:
     ir = sum_last2_ir()
     mlp = ir.mlps[0]

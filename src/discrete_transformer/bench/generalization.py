@@ -310,7 +310,7 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"table, *also {longer_header(rows)}* counts verified tasks exact there too and *holds {OFF_RANGE}* "
                 "verified tasks holding off-range over those with the check. "
                 "With several seeds a task counts when any seed does. *ops*: one per routing head plus "
-                "the expression size of each MLP line, counted the same way for the task's reference program; "
+                "the expression size of each MLP line and of each output's gain and trend, counted the same way for the task's reference program; "
                 "*ratio*: program ops / reference ops, for verified programs only. *generalises*: the public "
                 "task the family generalises."
             ),

@@ -352,7 +352,7 @@ def markdown(rows: Sequence[dict[str, Any]], meta: dict[str, Any], s: dict[str, 
         "continuous tasks by MSE normalised by the target variance (solved: ≤ 1e-6). *verified*: the "
         f"extracted program reproduces the test split; {legend(rows)} "
         "With several seeds a task counts as solved when any seed is. *ops*: one per routing head plus "
-        "the expression size of each MLP line; *ref ops*: the same count for the task's reference program "
+        "the expression size of each MLP line and of each output's gain and trend; *ref ops*: the same count for the task's reference program "
         "(the simplest known; none for a data file); *ops / ref*: their ratio, for verified programs. "
         "*MIPS*, *GPT-4*: whether the task was solved in the MIPS paper, by MIPS and by GPT-4 (– when "
         "it is not one of MIPS's tasks)."

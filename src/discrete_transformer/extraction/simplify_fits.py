@@ -25,7 +25,7 @@ import sympy
 
 from ..verdict import Kind
 from .config import ExtractConfig
-from .graph import MLPNode, Module, ProgramIR, rename_names
+from .graph import MLPNode, Module, OutputNode, ProgramIR, rename_names
 from .mlps import INT_TOL, PLACEHOLDERS, MLPAlt, MLPCharacteriser
 from .naming import is_python
 from .record import SearchRows
@@ -62,8 +62,19 @@ Fit = tuple[MLPAlt, str, SRResult, tuple[int, ...]]  # the alternative, its regr
 
 def program_ops(ir: ProgramIR) -> int:
     """Operations of a program: one per routing head, the expression size of each MLP line
-    (aliases cost nothing). The bench's `program_ops`."""
-    return int(sum(n.size if isinstance(n, MLPNode) else 1 for n in ir.nodes if not n.is_alias))
+    (aliases cost nothing) and of each output's gain and trend (:func:`output_ops`). The bench's
+    `program_ops`."""
+    lines = sum(n.size if isinstance(n, MLPNode) else 1 for n in ir.nodes if not n.is_alias)
+    return int(lines + sum(output_ops(o) for o in ir.outputs))
+
+
+def output_ops(o: OutputNode) -> int:
+    """Expression size an output adds to the variable it reads, counted as an MLP line's is
+    (operators and leaves): gain · v is 2 more, + offset 2, + pos 2, + slope · pos 4. Why: an
+    output line `y = 3.0 * v + 1.5` is arithmetic the program does, and the simplification
+    stage must see that `1 - x` in one line is smaller than `-x` read with an offset of 1."""
+    slope = 0 if o.slope == 0.0 else (2 if abs(o.slope) == 1.0 else 4)
+    return 2 * (o.gain != 1.0) + 2 * (o.offset != 0.0) + slope
 
 
 def transcendentals(source: str) -> int:

@@ -12,7 +12,8 @@ sequences and still verifies (on the longer sequences and off-range inputs too i
    against the targets over what the program then computes;
 4. :meth:`~Simplifier.readout_refits` — each readout MLP regressed afresh against the targets,
    over its own inputs, the inputs composed through the MLPs feeding it, its inputs and `pos`,
-   and its inputs but one (a head it does not need goes), with a maximum size below the line's;
+   and its inputs but one (a head it does not need goes), with a maximum size below the line's
+   with the output's gain and trend (which the refit then absorbs);
 5. :meth:`~Simplifier.folds` — each line as SymPy simplifies it (constants the regression built
    from the data's integers folded: `abs(40 + (x - 69))` is `abs(x - 29)`);
 6. :meth:`~Simplifier.integer` — on a discrete task, an intermediate line with `sqrt` regressed
@@ -55,6 +56,7 @@ from .simplify_fits import (
     fit_to_outputs,
     folded,
     front_alternatives,
+    output_ops,
     program_cost,
     remapped,
     transcendentals,
@@ -187,6 +189,7 @@ class Simplifier(Session):
         readouts = self.readouts()
         live = self.builder.live(choice)
         lines = sum(alt_cost(live[m.out][1], self.kind) for m in readouts.values() if m.out in live)
+        lines += sum(output_ops(ir.outputs[c]) for c in readouts)  # a refit absorbs the output's gain and trend
         allowance = self.cost - (program_cost(ir, self.kind) - lines) - 1 - (len(readouts) - 1)
         env = trace(ir, self.rows.x)
         fits = list(fits)
@@ -209,11 +212,12 @@ class Simplifier(Session):
         """Each readout MLP regressed afresh against the targets, smaller than its line."""
         for c, m in self.readouts().items():
             cur = self.current(m)
-            if cur is None or cur.size <= MIN_REFIT_SIZE:
+            if cur is None:
                 continue
-            line = alt_cost(cur, self.kind)
-            if cur.fitted_to == "targets" and line == cur.size:  # a refit already, and integer-clean
-                continue
+            # the line and the output's own gain and trend, which a refit against the targets absorbs
+            line = alt_cost(cur, self.kind) + output_ops(self.best.ir.outputs[c])
+            if line <= MIN_REFIT_SIZE or (cur.fitted_to == "targets" and line == cur.size):
+                continue  # too small to shrink, or a refit already and integer-clean
             env = trace(self.best.ir, self.rows.x)
             for tag, inputs in self.input_sets(m, env, drop_one=True):
                 fit = self.fit_targets(env, m, c, inputs, line - (0 if tag.startswith("without") else 1), tag)
