@@ -30,11 +30,10 @@ def _extract_restart(run_dir: str, seed: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from discrete_transformer.api import TrainResult
+    from discrete_transformer.api import TrainResult, restart_model
     from discrete_transformer.api import extract as dtx_extract
     from discrete_transformer.config import ModelConfig, TrainConfig, from_dict, restart_configs
     from discrete_transformer.extraction.load import reload_dataset
-    from discrete_transformer.model import DiscreteTransformer
     from discrete_transformer.rundir import RunDir
     from discrete_transformer.training.evaluation import data_spec
     from discrete_transformer.training.resume import load_restarts
@@ -44,15 +43,10 @@ def _extract_restart(run_dir: str, seed: int) -> dict:
     ds = reload_dataset(d, cfg)
     base_seed = int(cfg["seed"])
     (r,) = load_restarts(d, [seed])
-    model_cfg, train_cfg, variant = restart_configs(
-        from_dict(ModelConfig, cfg["model"]), from_dict(TrainConfig, cfg["train"]), seed - base_seed
-    )
+    base_model, base_train = from_dict(ModelConfig, cfg["model"]), from_dict(TrainConfig, cfg["train"])
+    variant = restart_configs(base_model, base_train, seed - base_seed)[2]
     spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
-    net = DiscreteTransformer(model_cfg, spec, population=1, seed=0)
-    dtype = next(iter(v for v in r.state.values() if v.is_floating_point())).dtype
-    net = net.to(dtype)
-    net.load_state_dict(r.state)
-    net.eval()
+    net, model_cfg, train_cfg = restart_model(base_model, base_train, spec, r, base_seed)
     result = TrainResult(
         dataset=ds,
         model=net,

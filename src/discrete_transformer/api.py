@@ -202,13 +202,8 @@ def execute(plan: RunPlan, progress: bool = True, parallel: bool = True, train_f
         train_fn=train_fn,
     )
 
-    # The best restart's own configs (its portfolio variant): they rebuild its model.
-    model_cfg, train_cfg, _ = restart_configs(model_cfg, train_cfg, best.seed - seed)
-    net = DiscreteTransformer(model_cfg, spec, population=1, seed=0)
-    dtype = next(iter(v for v in best.state.values() if v.is_floating_point())).dtype
-    net = net.to(dtype)
-    net.load_state_dict(best.state)
-    net.eval()
+    net, model_cfg, train_cfg = restart_model(model_cfg, train_cfg, spec, best, seed)
+    dtype = next(net.parameters()).dtype
     x_test = torch.from_numpy(np.array(ds.x_test, dtype=np.float64)).to(dtype)  # a writable copy
     y_test = torch.from_numpy(np.array(ds.y_test, dtype=np.float64)).to(dtype)
     # nMSE normalised by the training targets' variance, as for validation.
@@ -236,6 +231,20 @@ def execute(plan: RunPlan, progress: bool = True, parallel: bool = True, train_f
         save_run_checkpoint(run_dir, net, model_cfg, train_cfg, spec, meta)
         RunDir(run_dir).write_result(_result_doc(result))
     return result
+
+
+def restart_model(
+    model_cfg: ModelConfig, train_cfg: TrainConfig, spec: DataSpec, restart: RestartResult, seed: int
+) -> tuple[DiscreteTransformer, ModelConfig, TrainConfig]:
+    """A finished restart's model (eval mode, in its state's dtype) with that restart's own configs:
+    its portfolio variant's, restart number ``restart.seed - seed`` of a run whose first seed is
+    `seed` and whose configs are `model_cfg` and `train_cfg`."""
+    model_cfg, train_cfg, _ = restart_configs(model_cfg, train_cfg, restart.seed - seed)
+    net = DiscreteTransformer(model_cfg, spec, population=1, seed=0)
+    dtype = next(iter(v for v in restart.state.values() if v.is_floating_point())).dtype
+    net = net.to(dtype)
+    net.load_state_dict(restart.state)
+    return net.eval(), model_cfg, train_cfg
 
 
 def _result_doc(r: TrainResult) -> dict[str, Any]:
@@ -391,6 +400,7 @@ __all__ = [
     "extract",
     "is_run_dir",
     "load_run",
+    "restart_model",
     "resume",
     "train",
 ]
