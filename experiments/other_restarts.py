@@ -17,6 +17,7 @@ Research code: it uses the package's public API and the package never imports it
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -30,40 +31,30 @@ def _extract_restart(run_dir: str, seed: int) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from discrete_transformer.api import TrainResult, restart_model
     from discrete_transformer.api import extract as dtx_extract
+    from discrete_transformer.api import load_run, restart_model
     from discrete_transformer.config import ModelConfig, TrainConfig, from_dict, restart_configs
-    from discrete_transformer.extraction.load import reload_dataset
     from discrete_transformer.rundir import RunDir
-    from discrete_transformer.training.evaluation import data_spec
     from discrete_transformer.training.resume import load_restarts
 
     d = Path(run_dir)
-    cfg = RunDir(d).read_config()
-    ds = reload_dataset(d, cfg)
-    base_seed = int(cfg["seed"])
-    (r,) = load_restarts(d, [seed])
+    run = load_run(d)  # the run as the bench left it: its spec, seed and source
+    cfg = RunDir(d).read_config()  # the run's own configs, before any restart's variant
     base_model, base_train = from_dict(ModelConfig, cfg["model"]), from_dict(TrainConfig, cfg["train"])
-    variant = restart_configs(base_model, base_train, seed - base_seed)[2]
-    spec = data_spec(ds.x_train, ds.y_train, ds.input_names, ds.output_names)
-    net, model_cfg, train_cfg = restart_model(base_model, base_train, spec, r, base_seed)
-    result = TrainResult(
-        dataset=ds,
+    (r,) = load_restarts(d, [seed])
+    variant = restart_configs(base_model, base_train, seed - run.seed)[2]
+    net, model_cfg, train_cfg = restart_model(base_model, base_train, run.spec, r, run.seed)
+    result = dataclasses.replace(
+        run,
         model=net,
         model_config=model_cfg,
         train_config=train_cfg,
-        spec=spec,
         best=r,
         restarts=[r],
-        test={"exact": float("nan"), "nmse": float("nan"), "n": 0},
-        seconds=0.0,
-        run_dir=d,
-        source=ds.source,
-        kind=ds.kind,
-        seed=base_seed,
+        test={"exact": float("nan"), "nmse": float("nan"), "n": 0},  # not scored here; the program is
     )
     t0 = time.perf_counter()
-    p = dtx_extract(result, dataset=ds)
+    p = dtx_extract(result)  # the data reloaded from the run's source
     return {
         "task": d.name,
         "seed": seed,
