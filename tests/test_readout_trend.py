@@ -61,39 +61,6 @@ def test_a_model_without_the_trend_option_ignores_the_fit_and_the_option_needs_i
         DiscreteTransformer(ModelConfig(readout_trend=True), DataSpec(("x",), ("y",), (1.0,), 5.0, 6))
 
 
-def test_a_trained_trend_starts_at_the_datas_fit_and_moves_per_member(tmp_path) -> None:
-    """ModelConfig.readout_trend_trained: at the start each member's trend is the data's (a, b)
-    and the output equals the fixed trend's; a member's correction moves its own output by
-    delta_a·scale + delta_b·scale/T·pos, is a trained weight, is what extraction reads, and
-    survives a checkpoint."""
-    from discrete_transformer.training.checkpoint import load_checkpoint, save_run_checkpoint
-
-    T = 6
-    spec = DataSpec(("x",), ("y",), (1.0,), 5.0, T, trend=((1.5, 0.25),), trend_residual_rms=2.0)
-    fixed = DiscreteTransformer(ModelConfig(readout_trend=True), spec, population=2, seed=0).eval()
-    cfg = ModelConfig(readout_trend=True, readout_trend_trained=True)
-    model = DiscreteTransformer(cfg, spec, population=2, seed=0).eval()
-    assert fixed.trend_delta is None and model.trend_delta is not None
-    assert any(p is model.trend_delta for p in model.weight_parameters())
-    x = torch.randn(3, T, 1)
-    start = model(x, HARD, 0.02)
-    assert torch.allclose(start, fixed(x, HARD, 0.02))
-    with torch.no_grad():
-        model.trend_delta[1] = torch.tensor([[0.5], [-3.0]])  # member 1: a += 0.5·2, b += -3·2/6
-    moved = model(x, HARD, 0.02)
-    pos = torch.arange(T, dtype=torch.float32).view(T, 1)
-    assert torch.allclose(moved[0], start[0])
-    assert torch.allclose(moved[1] - start[1], (1.0 - 1.0 * pos).expand_as(start[1]), atol=1e-5)
-    assert torch.allclose(model.trends()[1], torch.tensor([[2.5], [-0.75]]))
-    assert read_graph(model, member=1).trend(0) == pytest.approx((2.5, -0.75))
-    assert read_graph(model, member=0).trend(0) == pytest.approx((1.5, 0.25))
-    model.eval()(x, HARD, 0.02).sum().backward()
-    assert model.trend_delta.grad is not None and bool((model.trend_delta.grad != 0).all())
-    save_run_checkpoint(tmp_path, model, cfg, TrainConfig(), spec)
-    loaded = load_checkpoint(tmp_path)[0]
-    assert torch.allclose(loaded.trends(), model.trends())
-
-
 def test_the_arithmetic_trend_variant() -> None:
     m, _, name = restart_configs(ModelConfig(), TrainConfig(portfolio=("arithmetic_trend",)), 0)
     assert name == "arithmetic_trend" and m.readout_trend and m.attention_sum and m.readout_gain

@@ -94,9 +94,6 @@ class ModelConfig:
     # the scale of what is left; so a target that grows with the position (a prefix sum, a count)
     # is not first explained by reading `pos`. docs/journal/2026-12-07-pos-trap.md, §5-6.
     readout_trend: bool = False
-    # True (with readout_trend): the trend's a and b start at the data's fit and are trained per
-    # population member with the other weights, so the trend ends at the rule's, not the data's.
-    readout_trend_trained: bool = False
     # Fixed routing patterns each head may choose, by one more selector, instead of its learned
     # scores: shift<c> (attend to i - c), "prefix" (uniform over 0..i), each its own option;
     # "shifts" adds every other shift the data's length T allows (1..T-1) as one more option, whose
@@ -146,7 +143,6 @@ class ModelConfig:
         _check(isinstance(self.attention_bos_bias, bool), "ModelConfig.attention_bos_bias must be a bool")
         _check(isinstance(self.readout_gain, bool), "ModelConfig.readout_gain must be a bool")
         _check(isinstance(self.readout_trend, bool), "ModelConfig.readout_trend must be a bool")
-        _check(isinstance(self.readout_trend_trained, bool), "ModelConfig.readout_trend_trained must be a bool")
         _check(self.shift_prior >= 0.0, f"ModelConfig.shift_prior must be >= 0, got {self.shift_prior}")
         pats = (
             (self.attention_patterns,) if isinstance(self.attention_patterns, str) else tuple(self.attention_patterns)

@@ -287,7 +287,7 @@ def read_graph(model: Any, member: int = 0) -> Graph:
         gains = tuple(float(g[c, r]) for c, r in enumerate(readout))
     trends: tuple[tuple[float, float], ...] = ()
     if getattr(model, "trend", None) is not None:
-        t = model.trends().detach()[member]  # (2, C_out): a, b
+        t = model.trend.detach()  # (2, C_out): a, b
         trends = tuple((float(t[0, c]), float(t[1, c])) for c in range(t.shape[1]))
     return Graph(names, n_in, tuple(sorted(modules, key=lambda m: m.out)), readout, gains, trends)
 

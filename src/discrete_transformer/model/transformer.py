@@ -80,14 +80,6 @@ class DiscreteTransformer(nn.Module):
             self.output_scale = max(data.trend_residual_rms, 1e-3 * data.target_rms)  # a numerical floor
         # derived from the spec, so not saved; a buffer so that a float64 copy holds it in float64
         self.register_buffer("trend", trend, persistent=False)
-        # ModelConfig.readout_trend_trained: each member's own correction to the data's (a, b),
-        # zero at the start; trained like the other weights, in units of output_scale (a) and of
-        # output_scale per sequence length (b), so that one step moves the output alike at any T.
-        self.trend_delta = (
-            nn.Parameter(torch.zeros(population, 2, data.n_out))  # (P, 2, C_out)
-            if trend is not None and config.readout_trend_trained
-            else None
-        )
         gen = torch.Generator().manual_seed(seed)
         self.n_base = data.n_in + 2
         names = [*data.input_names, "pos", "one"]
@@ -235,24 +227,12 @@ class DiscreteTransformer(nn.Module):
         if self.readout_gamma is not None:
             w = w * self.readout_gains().view(P, *([1] * (w.dim() - 3)), *self.readout_gamma.shape[1:])
         y = select(stream, w, mode.batched)  # (P, B, T1, C_out)
-        if self.trend is not None:  # + a + b·pos (ModelConfig.readout_trend)
-            t = self.trends().unsqueeze(-2).unsqueeze(-2)  # (P, 2, 1, 1, C_out)
-            y = y + t[:, 0] + t[:, 1] * base[..., self.data.n_in : self.data.n_in + 1]
+        if self.trend is not None:  # + a + b·pos, fixed (ModelConfig.readout_trend)
+            y = y + self.trend[0] + self.trend[1] * base[..., self.data.n_in : self.data.n_in + 1]
         if cache is not None:
             cache["resid"] = stream
             cache["readout.w"] = w
         return y[:, :, 1:]
-
-    def trends(self) -> torch.Tensor:
-        """(P, 2, C_out) each member's trend (a, b) per output: the data's fit, plus the member's
-        trained correction under ModelConfig.readout_trend_trained."""
-        if self.trend is None:
-            raise ValueError("trends() needs ModelConfig.readout_trend")
-        t = self.trend.unsqueeze(0).expand(self.population, *self.trend.shape)
-        if self.trend_delta is None:
-            return t
-        unit = self.trend.new_tensor([self.output_scale, self.output_scale / self.data.T]).view(1, 2, 1)
-        return t + self.trend_delta * unit
 
     def readout_gains(self) -> torch.Tensor:
         """(P, C_out, V) the factor the readout applies to each variable it may read
